@@ -1,0 +1,3 @@
+module github.com/sluice-log/sluice
+
+go 1.26.8

@@ -1,0 +1,177 @@
+// Package config reads Fluentd v1 configuration files into a tree of Elements
+// and decodes Elements into typed plugin structs.
+//
+// The tree keeps every parameter and section with its file and line, and
+// remembers which of them a decoder consumed, so that after the whole graph is
+// built the engine can report each parameter nobody asked for as an error
+// (Unused). Parsing never evaluates anything but the small subset of embedded
+// Ruby that real configurations use: ENV lookups and Socket.gethostname.
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Pos is a position in a configuration file.
+type Pos struct {
+	File string
+	Line int
+}
+
+func (p Pos) String() string {
+	if p.File == "" {
+		return fmt.Sprintf("line %d", p.Line)
+	}
+	return fmt.Sprintf("%s:%d", p.File, p.Line)
+}
+
+// Error is a configuration problem at a position.
+type Error struct {
+	Pos Pos
+	Msg string
+}
+
+func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
+
+// Errorf returns an *Error at pos.
+func Errorf(pos Pos, format string, args ...any) error {
+	return &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Param is one "key value" line.
+type Param struct {
+	Key   string
+	Value string
+	Pos   Pos
+	used  bool
+}
+
+// Element is a directive or section: <Name Arg> ... </Name>. The root of a
+// file is an Element named "ROOT".
+type Element struct {
+	Name     string
+	Arg      string
+	Params   []*Param
+	Elements []*Element
+	Pos      Pos
+	used     bool
+}
+
+// Param returns the last parameter named key (Fluentd lets a later line
+// override an earlier one) and marks every parameter of that name used.
+func (e *Element) Param(key string) *Param {
+	var last *Param
+	for _, p := range e.Params {
+		if p.Key == key {
+			p.used = true
+			last = p
+		}
+	}
+	return last
+}
+
+// Get returns the value of parameter key and whether it is present.
+func (e *Element) Get(key string) (string, bool) {
+	if p := e.Param(key); p != nil {
+		return p.Value, true
+	}
+	return "", false
+}
+
+// Sections returns the child elements named name, in file order, and marks
+// them used. Their own parameters are not marked.
+func (e *Element) Sections(name string) []*Element {
+	var out []*Element
+	for _, c := range e.Elements {
+		if c.Name == name {
+			c.used = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// MarkUsed marks the element itself as consumed.
+func (e *Element) MarkUsed() { e.used = true }
+
+// MarkAllUsed marks the element, its parameters and all its descendants as
+// consumed; used for free-form sections such as <record>.
+func (e *Element) MarkAllUsed() {
+	e.used = true
+	for _, p := range e.Params {
+		p.used = true
+	}
+	for _, c := range e.Elements {
+		c.MarkAllUsed()
+	}
+}
+
+// Unused returns one error for every parameter and section below e (e
+// itself included) that no decoder consumed. Children of an unused section
+// are not reported separately.
+func (e *Element) Unused() []error {
+	var errs []error
+	var walk func(el *Element, where string)
+	walk = func(el *Element, where string) {
+		for _, p := range el.Params {
+			if !p.used {
+				errs = append(errs, Errorf(p.Pos, "unknown parameter %q in %s", p.Key, where))
+			}
+		}
+		for _, c := range el.Elements {
+			if !c.used {
+				errs = append(errs, Errorf(c.Pos, "unknown section <%s> in %s", c.Name, where))
+				continue
+			}
+			walk(c, c.describe())
+		}
+	}
+	walk(e, e.describe())
+	sort.SliceStable(errs, func(i, j int) bool {
+		a, b := errs[i].(*Error).Pos, errs[j].(*Error).Pos
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		return a.Line < b.Line
+	})
+	return errs
+}
+
+func (e *Element) describe() string {
+	if e.Arg != "" {
+		return "<" + e.Name + " " + e.Arg + ">"
+	}
+	return "<" + e.Name + ">"
+}
+
+// String renders the element back in configuration syntax with every value
+// quoted and every line's position, the form the golden tests compare.
+func (e *Element) String() string {
+	var b strings.Builder
+	e.dump(&b, 0)
+	return b.String()
+}
+
+func (e *Element) dump(b *strings.Builder, depth int) {
+	ind := strings.Repeat("  ", depth)
+	inner := ind
+	if e.Name != "ROOT" {
+		fmt.Fprintf(b, "%s%s # %d\n", ind, e.describe(), e.Pos.Line)
+		inner = ind + "  "
+	}
+	for _, p := range e.Params {
+		fmt.Fprintf(b, "%s%s %q # %d\n", inner, p.Key, p.Value, p.Pos.Line)
+	}
+	for _, c := range e.Elements {
+		if e.Name == "ROOT" {
+			c.dump(b, depth)
+		} else {
+			c.dump(b, depth+1)
+		}
+	}
+	if e.Name != "ROOT" {
+		fmt.Fprintf(b, "%s</%s>\n", ind, e.Name)
+	}
+}

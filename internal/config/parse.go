@@ -1,0 +1,482 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Options control the environment the parser sees. The zero value uses the
+// process environment and the machine's host name.
+type Options struct {
+	// Getenv looks up an environment variable for "#{ENV['X']}".
+	Getenv func(string) (string, bool)
+	// Hostname answers "#{Socket.gethostname}".
+	Hostname func() (string, error)
+	// ReadFile reads @include targets; os.ReadFile when nil.
+	ReadFile func(string) ([]byte, error)
+}
+
+func (o *Options) withDefaults() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.Getenv == nil {
+		r.Getenv = os.LookupEnv
+	}
+	if r.Hostname == nil {
+		r.Hostname = os.Hostname
+	}
+	if r.ReadFile == nil {
+		r.ReadFile = os.ReadFile
+	}
+	return r
+}
+
+// maxIncludeDepth stops @include cycles.
+const maxIncludeDepth = 16
+
+// ParseFile reads and parses the configuration file at path.
+func ParseFile(path string, opts *Options) (*Element, error) {
+	o := opts.withDefaults()
+	src, err := o.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parse(path, src, &o, 0)
+}
+
+// Parse parses src; name is used in positions and as the base for relative
+// @include paths.
+func Parse(name string, src []byte, opts *Options) (*Element, error) {
+	o := opts.withDefaults()
+	return parse(name, src, &o, 0)
+}
+
+func parse(name string, src []byte, o *Options, depth int) (*Element, error) {
+	p := &parser{src: src, line: 1, file: name, opts: o, depth: depth}
+	root := &Element{Name: "ROOT", Pos: Pos{File: name, Line: 1}, used: true}
+	if err := p.body(root, ""); err != nil {
+		return nil, err
+	}
+	return root, nil
+}
+
+type parser struct {
+	src   []byte
+	off   int
+	line  int
+	file  string
+	opts  *Options
+	depth int
+}
+
+func (p *parser) pos() Pos { return Pos{File: p.file, Line: p.line} }
+
+func (p *parser) errf(format string, args ...any) error { return Errorf(p.pos(), format, args...) }
+
+func (p *parser) eof() bool { return p.off >= len(p.src) }
+
+func (p *parser) peek() byte {
+	if p.eof() {
+		return 0
+	}
+	return p.src[p.off]
+}
+
+func (p *parser) next() byte {
+	c := p.src[p.off]
+	p.off++
+	if c == '\n' {
+		p.line++
+	}
+	return c
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v' }
+
+func (p *parser) skipSpaces() {
+	for !p.eof() && isSpace(p.peek()) {
+		p.next()
+	}
+}
+
+func (p *parser) skipLine() {
+	for !p.eof() && p.peek() != '\n' {
+		p.next()
+	}
+}
+
+// endOfLine accepts trailing spaces and a comment, then a newline or EOF.
+func (p *parser) endOfLine(what string) error {
+	p.skipSpaces()
+	switch {
+	case p.eof():
+		return nil
+	case p.peek() == '#':
+		p.skipLine()
+		return nil
+	case p.peek() == '\n':
+		p.next()
+		return nil
+	}
+	return p.errf("unexpected %q after %s", rest(p.src[p.off:]), what)
+}
+
+func rest(b []byte) string {
+	if i := strings.IndexByte(string(b), '\n'); i >= 0 {
+		b = b[:i]
+	}
+	if len(b) > 40 {
+		b = b[:40]
+	}
+	return string(b)
+}
+
+// body parses parameters and elements into e until </end> (or EOF at the
+// top level, end == "").
+func (p *parser) body(e *Element, end string) error {
+	for {
+		for !p.eof() && (isSpace(p.peek()) || p.peek() == '\n') {
+			p.next()
+		}
+		if p.eof() {
+			if end != "" {
+				return Errorf(e.Pos, "<%s> is never closed (expected </%s>)", end, end)
+			}
+			return nil
+		}
+		switch c := p.peek(); {
+		case c == '#':
+			p.skipLine()
+		case c == '<':
+			if p.off+1 < len(p.src) && p.src[p.off+1] == '/' {
+				return p.closeTag(end)
+			}
+			child, err := p.element()
+			if err != nil {
+				return err
+			}
+			e.Elements = append(e.Elements, child)
+		default:
+			if err := p.param(e); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func isNameChar(c byte) bool {
+	return c == '_' || c == '-' || c == '@' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+}
+
+func (p *parser) closeTag(end string) error {
+	pos := p.pos()
+	p.next()
+	p.next()
+	start := p.off
+	for !p.eof() && isNameChar(p.peek()) {
+		p.next()
+	}
+	name := string(p.src[start:p.off])
+	p.skipSpaces()
+	if p.peek() != '>' {
+		return p.errf("expected '>' to close </%s", name)
+	}
+	p.next()
+	if end == "" {
+		return Errorf(pos, "</%s> without an opening <%s>", name, name)
+	}
+	if name != end {
+		return Errorf(pos, "</%s> closes <%s>", name, end)
+	}
+	return p.endOfLine("</" + name + ">")
+}
+
+func (p *parser) element() (*Element, error) {
+	e := &Element{Pos: p.pos()}
+	p.next() // '<'
+	start := p.off
+	for !p.eof() && isNameChar(p.peek()) {
+		p.next()
+	}
+	e.Name = string(p.src[start:p.off])
+	if e.Name == "" {
+		return nil, p.errf("expected a section name after '<'")
+	}
+	p.skipSpaces()
+	start = p.off
+	for !p.eof() && p.peek() != '>' && p.peek() != '\n' {
+		p.next()
+	}
+	if p.peek() != '>' {
+		return nil, Errorf(e.Pos, "<%s is missing its closing '>'", e.Name)
+	}
+	arg := strings.TrimSpace(string(p.src[start:p.off]))
+	if len(arg) >= 2 && (arg[0] == '"' || arg[0] == '\'') && arg[len(arg)-1] == arg[0] {
+		arg = arg[1 : len(arg)-1]
+	}
+	e.Arg = arg
+	p.next() // '>'
+	if err := p.endOfLine("<" + e.Name + ">"); err != nil {
+		return nil, err
+	}
+	if err := p.body(e, e.Name); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (p *parser) param(e *Element) error {
+	pos := p.pos()
+	start := p.off
+	for !p.eof() && !isSpace(p.peek()) && p.peek() != '\n' {
+		p.next()
+	}
+	key := string(p.src[start:p.off])
+	if strings.ContainsAny(key, "<>") {
+		return Errorf(pos, "invalid parameter name %q", key)
+	}
+	p.skipSpaces()
+	value, err := p.value()
+	if err != nil {
+		return err
+	}
+	if key == "@include" {
+		return p.include(e, value, pos)
+	}
+	e.Params = append(e.Params, &Param{Key: key, Value: value, Pos: pos})
+	return nil
+}
+
+// value parses a parameter value starting at the current offset and consumes
+// the rest of its (last) line.
+func (p *parser) value() (string, error) {
+	switch p.peek() {
+	case '"':
+		v, err := p.doubleQuoted()
+		if err != nil {
+			return "", err
+		}
+		return v, p.endOfLine("quoted string")
+	case '\'':
+		v, err := p.singleQuoted()
+		if err != nil {
+			return "", err
+		}
+		return v, p.endOfLine("quoted string")
+	case '[', '{':
+		v, err := p.jsonish()
+		if err != nil {
+			return "", err
+		}
+		return v, p.endOfLine("JSON value")
+	}
+	// Unquoted: up to the end of the line; a '#' after white space starts a
+	// comment, a '#' inside a word does not.
+	if p.peek() == '#' {
+		p.skipLine()
+		return "", nil
+	}
+	start := p.off
+	end := p.off
+	for !p.eof() && p.peek() != '\n' {
+		c := p.next()
+		if c == '#' && p.off-1 > start && isSpace(p.src[p.off-2]) {
+			p.off--
+			p.skipLine()
+			break
+		}
+		end = p.off
+	}
+	if !p.eof() {
+		p.next()
+	}
+	return strings.TrimRight(string(p.src[start:end]), " \t\r\f\v"), nil
+}
+
+func (p *parser) doubleQuoted() (string, error) {
+	pos := p.pos()
+	p.next()
+	var b strings.Builder
+	for {
+		if p.eof() {
+			return "", Errorf(pos, "unterminated double-quoted string")
+		}
+		c := p.next()
+		switch c {
+		case '"':
+			return b.String(), nil
+		case '\\':
+			if p.eof() {
+				return "", Errorf(pos, "unterminated double-quoted string")
+			}
+			esc := p.next()
+			switch esc {
+			case 'n':
+				b.WriteByte('\n')
+			case 't':
+				b.WriteByte('\t')
+			case 'r':
+				b.WriteByte('\r')
+			case 'f':
+				b.WriteByte('\f')
+			case 'b':
+				b.WriteByte('\b')
+			case '0':
+				b.WriteByte(0)
+			default:
+				if isAlnum(esc) {
+					return "", p.errf("unexpected back-slash escape character '%c'", esc)
+				}
+				b.WriteByte(esc)
+			}
+		case '#':
+			if p.peek() == '{' {
+				code, err := p.embedded()
+				if err != nil {
+					return "", err
+				}
+				v, err := evalRuby(code, p.opts)
+				if err != nil {
+					return "", Errorf(pos, "%v", err)
+				}
+				b.WriteString(v)
+				continue
+			}
+			b.WriteByte(c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+}
+
+func isAlnum(c byte) bool {
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+}
+
+// embedded scans "{...}" after '#', with nested braces and quoted strings,
+// and returns the code between the braces.
+func (p *parser) embedded() (string, error) {
+	pos := p.pos()
+	p.next() // '{'
+	start := p.off
+	depth := 1
+	var quote byte
+	for !p.eof() {
+		c := p.next()
+		switch {
+		case quote != 0:
+			if c == '\\' && !p.eof() {
+				p.next()
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '{':
+			depth++
+		case c == '}':
+			depth--
+			if depth == 0 {
+				return string(p.src[start : p.off-1]), nil
+			}
+		}
+	}
+	return "", Errorf(pos, "unterminated #{...}")
+}
+
+func (p *parser) singleQuoted() (string, error) {
+	pos := p.pos()
+	p.next()
+	var b strings.Builder
+	for {
+		if p.eof() {
+			return "", Errorf(pos, "unterminated single-quoted string")
+		}
+		c := p.next()
+		switch {
+		case c == '\'':
+			return b.String(), nil
+		case c == '\\' && (p.peek() == '\'' || p.peek() == '\\'):
+			b.WriteByte(p.next())
+		default:
+			b.WriteByte(c)
+		}
+	}
+}
+
+// jsonish scans a JSON array or object that may span lines, balancing
+// brackets outside strings, and returns its text unchanged. The typed
+// decoder parses it.
+func (p *parser) jsonish() (string, error) {
+	pos := p.pos()
+	start := p.off
+	depth := 0
+	inString := false
+	for !p.eof() {
+		c := p.next()
+		if inString {
+			if c == '\\' && !p.eof() {
+				p.next()
+			} else if c == '"' {
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			depth++
+		case ']', '}':
+			depth--
+			if depth == 0 {
+				return string(p.src[start:p.off]), nil
+			}
+		case '\n':
+			if depth == 0 {
+				return "", Errorf(pos, "unbalanced JSON value")
+			}
+		}
+	}
+	return "", Errorf(pos, "unterminated JSON value (missing %d closing brackets)", depth)
+}
+
+func (p *parser) include(e *Element, target string, pos Pos) error {
+	if strings.Contains(target, "://") {
+		return Errorf(pos, "@include %s: only local files are supported", target)
+	}
+	if p.depth >= maxIncludeDepth {
+		return Errorf(pos, "@include nested more than %d deep (a cycle?)", maxIncludeDepth)
+	}
+	if !filepath.IsAbs(target) {
+		target = filepath.Join(filepath.Dir(p.file), target)
+	}
+	var files []string
+	if strings.ContainsAny(target, "*?[") {
+		m, err := filepath.Glob(target)
+		if err != nil {
+			return Errorf(pos, "@include %s: %v", target, err)
+		}
+		sort.Strings(m)
+		files = m
+	} else {
+		files = []string{target}
+	}
+	for _, f := range files {
+		src, err := p.opts.ReadFile(f)
+		if err != nil {
+			return Errorf(pos, "@include: %v", err)
+		}
+		sub, err := parse(f, src, p.opts, p.depth+1)
+		if err != nil {
+			return err
+		}
+		e.Params = append(e.Params, sub.Params...)
+		e.Elements = append(e.Elements, sub.Elements...)
+	}
+	return nil
+}
