@@ -1,0 +1,85 @@
+package event
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// Builder accumulates entries for a Stream. The zero value is ready to use.
+// Reset keeps the allocated buffer, so a Builder reused per call allocates
+// nothing in steady state. A Builder is not safe for concurrent use.
+type Builder struct {
+	buf []byte
+	n   int
+}
+
+// Reset empties the builder, keeping its memory.
+func (b *Builder) Reset() { b.buf, b.n = b.buf[:0], 0 }
+
+// AppendRaw appends an already-encoded entry.
+func (b *Builder) AppendRaw(entry []byte) {
+	b.buf = append(b.buf, entry...)
+	b.n++
+}
+
+// Append appends [EventTime, record]; record must be an encoded map.
+func (b *Builder) Append(t Time, record []byte) {
+	b.buf = append(b.buf, 0x92)
+	b.buf = AppendEventTime(b.buf, t)
+	b.buf = append(b.buf, record...)
+	b.n++
+}
+
+// Bytes returns the entries; they alias the builder until the next Reset.
+func (b *Builder) Bytes() []byte { return b.buf }
+
+// Len returns the number of entries.
+func (b *Builder) Len() int { return b.n }
+
+// Stream returns a Stream over the builder's entries.
+func (b *Builder) Stream(tag string) Stream { return Stream{Tag: tag, Data: b.buf, Len: b.n} }
+
+// EncodeRecord encodes a map as a msgpack record with keys in sorted order,
+// for tests and for plugins that build records from configuration.
+func EncodeRecord(m map[string]any) ([]byte, error) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := msgp.AppendMapHeader(nil, uint32(len(keys)))
+	for _, k := range keys {
+		out = msgp.AppendString(out, k)
+		var err error
+		if out, err = appendAny(out, m[k]); err != nil {
+			return nil, fmt.Errorf("key %q: %w", k, err)
+		}
+	}
+	return out, nil
+}
+
+func appendAny(dst []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case map[string]any:
+		rec, err := EncodeRecord(x)
+		return append(dst, rec...), err
+	case []any:
+		dst = msgp.AppendArrayHeader(dst, uint32(len(x)))
+		for _, item := range x {
+			var err error
+			if dst, err = appendAny(dst, item); err != nil {
+				return dst, err
+			}
+		}
+		return dst, nil
+	case float64:
+		// JSON numbers arrive as float64; keep integers integers.
+		if x == float64(int64(x)) {
+			return msgp.AppendInt64(dst, int64(x)), nil
+		}
+		return msgp.AppendFloat64(dst, x), nil
+	}
+	return msgp.AppendIntf(dst, v)
+}

@@ -1,0 +1,328 @@
+package event
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// Record is a view of a msgpack map. Lookups step over the bytes; nothing
+// is decoded until asked for.
+type Record []byte
+
+// Value is a view of one msgpack object.
+type Value []byte
+
+// Get returns the value of the top-level key.
+func (r Record) Get(key string) (Value, bool) {
+	b := []byte(r)
+	n, b, err := msgp.ReadMapHeaderBytes(b)
+	if err != nil {
+		return nil, false
+	}
+	for ; n > 0; n-- {
+		var k []byte
+		k, b, err = readKey(b)
+		if err != nil {
+			return nil, false
+		}
+		rest, err := msgp.Skip(b)
+		if err != nil {
+			return nil, false
+		}
+		if string(k) == key {
+			return Value(b[:len(b)-len(rest)]), true
+		}
+		b = rest
+	}
+	return nil, false
+}
+
+// Lookup follows a path of keys through nested maps ($.a.b is {"a","b"}).
+func (r Record) Lookup(path []string) (Value, bool) {
+	cur := r
+	var v Value
+	for i, k := range path {
+		var ok bool
+		if v, ok = cur.Get(k); !ok {
+			return nil, false
+		}
+		if i < len(path)-1 {
+			if msgp.NextType(v) != msgp.MapType {
+				return nil, false
+			}
+			cur = Record(v)
+		}
+	}
+	return v, true
+}
+
+// Each calls fn for every key and value in order until fn returns false.
+func (r Record) Each(fn func(key []byte, v Value) bool) error {
+	b := []byte(r)
+	n, b, err := msgp.ReadMapHeaderBytes(b)
+	if err != nil {
+		return err
+	}
+	for ; n > 0; n-- {
+		var k []byte
+		if k, b, err = readKey(b); err != nil {
+			return err
+		}
+		rest, err := msgp.Skip(b)
+		if err != nil {
+			return err
+		}
+		if !fn(k, Value(b[:len(b)-len(rest)])) {
+			return nil
+		}
+		b = rest
+	}
+	return nil
+}
+
+// Len returns the number of keys, or 0 for a malformed map.
+func (r Record) Len() int {
+	n, _, err := msgp.ReadMapHeaderBytes(r)
+	if err != nil {
+		return 0
+	}
+	return int(n)
+}
+
+// readKey reads a map key. Keys are str or bin in practice; other scalar
+// keys are rendered as text so that they can still be looked up.
+func readKey(b []byte) (key, rest []byte, err error) {
+	switch msgp.NextType(b) {
+	case msgp.StrType:
+		return msgp.ReadStringZC(b)
+	case msgp.BinType:
+		return msgp.ReadBytesZC(b)
+	}
+	rest, err = msgp.Skip(b)
+	if err != nil {
+		return nil, b, err
+	}
+	return Value(b[:len(b)-len(rest)]).AppendText(nil), rest, nil
+}
+
+// Type returns the msgpack type of v.
+func (v Value) Type() msgp.Type { return msgp.NextType(v) }
+
+// Bytes returns the contents of a str or bin value.
+func (v Value) Bytes() ([]byte, bool) {
+	switch msgp.NextType(v) {
+	case msgp.StrType:
+		s, _, err := msgp.ReadStringZC(v)
+		return s, err == nil
+	case msgp.BinType:
+		s, _, err := msgp.ReadBytesZC(v)
+		return s, err == nil
+	}
+	return nil, false
+}
+
+// AppendText appends v as Ruby's to_s would render it, which is what
+// Fluentd's formatters and placeholders print: strings raw, nil empty,
+// numbers and booleans as literals, maps and arrays as JSON.
+func (v Value) AppendText(dst []byte) []byte {
+	if s, ok := v.Bytes(); ok {
+		return append(dst, s...)
+	}
+	if len(v) > 0 && v[0] == 0xc0 {
+		return dst
+	}
+	out, err := v.AppendJSON(dst)
+	if err != nil {
+		return dst
+	}
+	return out
+}
+
+// String returns AppendText as a string.
+func (v Value) String() string { return string(v.AppendText(nil)) }
+
+// maxJSONDepth bounds recursion on hostile nesting (msgp.Skip has its own).
+const maxJSONDepth = 64
+
+// AppendJSON appends v encoded as JSON. Bin values are treated as strings
+// (Fluentd does the same); invalid UTF-8 becomes U+FFFD; extension values
+// other than EventTime become null.
+func (v Value) AppendJSON(dst []byte) ([]byte, error) {
+	out, _, err := appendJSON(dst, v, 0)
+	return out, err
+}
+
+// AppendJSON appends the record as a JSON object.
+func (r Record) AppendJSON(dst []byte) ([]byte, error) { return Value(r).AppendJSON(dst) }
+
+func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
+	if depth > maxJSONDepth {
+		return dst, b, msgp.ErrRecursion
+	}
+	if isExt(b) {
+		if len(b) >= 10 && b[0] == 0xd7 && b[1] == 0 {
+			t := Time(int64(binary.BigEndian.Uint32(b[2:6]))*1e9 + int64(binary.BigEndian.Uint32(b[6:10])))
+			return strconv.AppendFloat(dst, float64(t)/1e9, 'f', -1, 64), b[10:], nil
+		}
+		rest, err := msgp.Skip(b)
+		if err != nil {
+			return dst, b, err
+		}
+		return append(dst, "null"...), rest, nil
+	}
+	var err error
+	switch msgp.NextType(b) {
+	case msgp.StrType, msgp.BinType:
+		var s []byte
+		if msgp.NextType(b) == msgp.StrType {
+			s, b, err = msgp.ReadStringZC(b)
+		} else {
+			s, b, err = msgp.ReadBytesZC(b)
+		}
+		if err != nil {
+			return dst, b, err
+		}
+		return AppendJSONString(dst, s), b, nil
+	case msgp.MapType:
+		var n uint32
+		if n, b, err = msgp.ReadMapHeaderBytes(b); err != nil {
+			return dst, b, err
+		}
+		dst = append(dst, '{')
+		for i := uint32(0); i < n; i++ {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			var k []byte
+			if k, b, err = readKey(b); err != nil {
+				return dst, b, err
+			}
+			dst = AppendJSONString(dst, k)
+			dst = append(dst, ':')
+			if dst, b, err = appendJSON(dst, b, depth+1); err != nil {
+				return dst, b, err
+			}
+		}
+		return append(dst, '}'), b, nil
+	case msgp.ArrayType:
+		var n uint32
+		if n, b, err = msgp.ReadArrayHeaderBytes(b); err != nil {
+			return dst, b, err
+		}
+		dst = append(dst, '[')
+		for i := uint32(0); i < n; i++ {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, b, err = appendJSON(dst, b, depth+1); err != nil {
+				return dst, b, err
+			}
+		}
+		return append(dst, ']'), b, nil
+	case msgp.IntType:
+		var i int64
+		if i, b, err = msgp.ReadInt64Bytes(b); err != nil {
+			return dst, b, err
+		}
+		return strconv.AppendInt(dst, i, 10), b, nil
+	case msgp.UintType:
+		var u uint64
+		if u, b, err = msgp.ReadUint64Bytes(b); err != nil {
+			return dst, b, err
+		}
+		return strconv.AppendUint(dst, u, 10), b, nil
+	case msgp.Float64Type, msgp.Float32Type:
+		var f float64
+		if f, b, err = msgp.ReadFloat64Bytes(b); err != nil {
+			return dst, b, err
+		}
+		return appendFloat(dst, f), b, nil
+	case msgp.BoolType:
+		var t bool
+		if t, b, err = msgp.ReadBoolBytes(b); err != nil {
+			return dst, b, err
+		}
+		return strconv.AppendBool(dst, t), b, nil
+	case msgp.NilType:
+		return append(dst, "null"...), b[1:], nil
+	}
+	return dst, b, msgp.InvalidPrefixError(firstByte(b))
+}
+
+// isExt reports whether b starts with a msgpack extension (fixext1-16,
+// ext8/16/32). msgp.NextType maps some of these to pseudo-types.
+func isExt(b []byte) bool {
+	return len(b) > 0 && ((b[0] >= 0xd4 && b[0] <= 0xd8) || (b[0] >= 0xc7 && b[0] <= 0xc9))
+}
+
+func firstByte(b []byte) byte {
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0]
+}
+
+// appendFloat prints floats the way Ruby's to_json does: integral values
+// keep a ".0", non-finite values (not JSON) become null.
+func appendFloat(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1e16 {
+		dst = strconv.AppendFloat(dst, f, 'f', -1, 64)
+		return append(dst, ".0"...)
+	}
+	return strconv.AppendFloat(dst, f, 'g', -1, 64)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s as a quoted JSON string.
+func AppendJSONString(dst, s []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, "\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// Equal reports whether two values have identical encodings.
+func (v Value) Equal(o Value) bool { return bytes.Equal(v, o) }
