@@ -1,0 +1,238 @@
+package output
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sluice-log/sluice/internal/config"
+)
+
+// BufferConfig is Fluentd's <buffer> section with its names and defaults.
+type BufferConfig struct {
+	Type      string `conf:"@type" enum:"memory,file"`
+	Path      string `conf:"path"`
+	ChunkKeys string `conf:",arg"`
+
+	Timekey       time.Duration `conf:"timekey"`
+	TimekeyWait   time.Duration `conf:"timekey_wait"`
+	TimekeyUseUTC bool          `conf:"timekey_use_utc"`
+	TimekeyZone   string        `conf:"timekey_zone"`
+
+	ChunkLimitSize        config.Size `conf:"chunk_limit_size"`
+	ChunkLimitRecords     int         `conf:"chunk_limit_records"`
+	TotalLimitSize        config.Size `conf:"total_limit_size"`
+	QueueLimitLength      int         `conf:"queue_limit_length"`
+	QueuedChunksLimitSize int         `conf:"queued_chunks_limit_size"`
+	ChunkFullThreshold    float64     `conf:"chunk_full_threshold"`
+	Compress              string      `conf:"compress" enum:"text,gzip"`
+
+	FlushMode                string        `conf:"flush_mode" enum:"default,lazy,interval,immediate"`
+	FlushInterval            time.Duration `conf:"flush_interval"`
+	FlushThreadCount         int           `conf:"flush_thread_count"`
+	FlushThreadInterval      time.Duration `conf:"flush_thread_interval"`
+	FlushThreadBurstInterval time.Duration `conf:"flush_thread_burst_interval"`
+	DelayedCommitTimeout     time.Duration `conf:"delayed_commit_timeout"`
+	FlushAtShutdown          bool          `conf:"flush_at_shutdown"`
+	OverflowAction           string        `conf:"overflow_action" enum:"throw_exception,block,drop_oldest_chunk"`
+
+	RetryType                   string        `conf:"retry_type" enum:"exponential_backoff,periodic"`
+	RetryWait                   time.Duration `conf:"retry_wait"`
+	RetryExponentialBackoffBase float64       `conf:"retry_exponential_backoff_base"`
+	RetryMaxInterval            time.Duration `conf:"retry_max_interval"`
+	RetryRandomize              bool          `conf:"retry_randomize"`
+	RetryTimeout                time.Duration `conf:"retry_timeout"`
+	RetryMaxTimes               int           `conf:"retry_max_times"`
+	RetryForever                bool          `conf:"retry_forever"`
+	RetrySecondaryThreshold     float64       `conf:"retry_secondary_threshold"`
+	DisableChunkBackup          bool          `conf:"disable_chunk_backup"`
+}
+
+// DefaultBufferConfig returns Fluentd's defaults for a buffer of type typ
+// ("memory" or "file"). Limits and flush_at_shutdown differ by type.
+func DefaultBufferConfig(typ string) BufferConfig {
+	c := BufferConfig{
+		Type:                        typ,
+		TimekeyWait:                 600 * time.Second,
+		ChunkLimitSize:              8 << 20,
+		TotalLimitSize:              512 << 20,
+		ChunkFullThreshold:          0.95,
+		Compress:                    "text",
+		FlushMode:                   "default",
+		FlushInterval:               60 * time.Second,
+		FlushThreadCount:            1,
+		FlushThreadInterval:         time.Second,
+		FlushThreadBurstInterval:    time.Second,
+		DelayedCommitTimeout:        60 * time.Second,
+		FlushAtShutdown:             true,
+		OverflowAction:              "throw_exception",
+		RetryType:                   "exponential_backoff",
+		RetryWait:                   time.Second,
+		RetryExponentialBackoffBase: 2,
+		RetryRandomize:              true,
+		RetryTimeout:                72 * time.Hour,
+		RetryMaxTimes:               -1, // unset: bounded by retry_timeout only
+		RetrySecondaryThreshold:     0.8,
+	}
+	if typ == "file" {
+		c.ChunkLimitSize = 256 << 20
+		c.TotalLimitSize = 64 << 30
+		c.FlushAtShutdown = false
+	}
+	return c
+}
+
+// ChunkKeys is the parsed argument of <buffer>.
+type ChunkKeys struct {
+	Tag  bool
+	Time bool
+	// Names are the record keys in order, as written ("path", "$.a.b").
+	Names []string
+	// Paths are Names split for event.Record.Lookup.
+	Paths [][]string
+}
+
+// ParseChunkKeys parses "tag,time,key,$.a.b".
+func ParseChunkKeys(arg string) (ChunkKeys, error) {
+	var k ChunkKeys
+	if strings.TrimSpace(arg) == "" {
+		return k, nil
+	}
+	seen := map[string]bool{}
+	for _, raw := range strings.Split(arg, ",") {
+		name := strings.TrimSpace(raw)
+		if name == "" {
+			return k, fmt.Errorf("empty chunk key in %q", arg)
+		}
+		if seen[name] {
+			return k, fmt.Errorf("chunk key %q given twice", name)
+		}
+		seen[name] = true
+		switch name {
+		case "tag":
+			k.Tag = true
+		case "time":
+			k.Time = true
+		default:
+			path, err := RecordPath(name)
+			if err != nil {
+				return k, err
+			}
+			k.Names = append(k.Names, name)
+			k.Paths = append(k.Paths, path)
+		}
+	}
+	return k, nil
+}
+
+// RecordPath turns a record key ("log") or Fluentd record accessor
+// ("$.kubernetes.pod_name", "$['a']['b']") into a path of keys.
+func RecordPath(s string) ([]string, error) {
+	if !strings.HasPrefix(s, "$") {
+		return []string{s}, nil
+	}
+	rest := s[1:]
+	var path []string
+	for rest != "" {
+		switch {
+		case strings.HasPrefix(rest, "."):
+			rest = rest[1:]
+			end := strings.IndexAny(rest, ".[")
+			if end < 0 {
+				end = len(rest)
+			}
+			if end == 0 {
+				return nil, fmt.Errorf("record accessor %q: empty key", s)
+			}
+			path = append(path, rest[:end])
+			rest = rest[end:]
+		case strings.HasPrefix(rest, "['") || strings.HasPrefix(rest, `["`):
+			q := rest[1]
+			end := strings.Index(rest[2:], string(q)+"]")
+			if end < 0 {
+				return nil, fmt.Errorf("record accessor %q: unclosed bracket", s)
+			}
+			path = append(path, rest[2:2+end])
+			rest = rest[2+end+2:]
+		default:
+			return nil, fmt.Errorf("record accessor %q: expected '.' or ['key']", s)
+		}
+	}
+	if len(path) == 0 {
+		return nil, fmt.Errorf("record accessor %q: no keys", s)
+	}
+	return path, nil
+}
+
+func (c *BufferConfig) validate(keys ChunkKeys) error {
+	if keys.Time && c.Timekey <= 0 {
+		return fmt.Errorf("<buffer> chunk keys include time, but timekey is not set")
+	}
+	if c.Timekey > 0 && c.Timekey < time.Second {
+		return fmt.Errorf("timekey must be at least 1s")
+	}
+	if c.ChunkLimitSize <= 0 || c.TotalLimitSize <= 0 {
+		return fmt.Errorf("chunk_limit_size and total_limit_size must be positive")
+	}
+	if c.ChunkLimitSize > c.TotalLimitSize {
+		return fmt.Errorf("chunk_limit_size (%d) is larger than total_limit_size (%d)", c.ChunkLimitSize, c.TotalLimitSize)
+	}
+	if c.FlushThreadCount < 1 {
+		return fmt.Errorf("flush_thread_count must be at least 1")
+	}
+	if c.FlushThreadInterval <= 0 || c.FlushThreadBurstInterval <= 0 {
+		return fmt.Errorf("flush_thread_interval and flush_thread_burst_interval must be positive")
+	}
+	if c.RetryExponentialBackoffBase < 1 {
+		return fmt.Errorf("retry_exponential_backoff_base must be at least 1")
+	}
+	if c.Type == "file" {
+		return fmt.Errorf("<buffer> @type file is not implemented yet (issue 4); use @type memory")
+	}
+	if c.Compress == "gzip" {
+		return fmt.Errorf("<buffer> compress gzip is not implemented yet (issue 4)")
+	}
+	return nil
+}
+
+// location returns the zone timekeys and time placeholders use.
+func (c *BufferConfig) location() (*time.Location, error) {
+	switch {
+	case c.TimekeyUseUTC:
+		return time.UTC, nil
+	case c.TimekeyZone != "":
+		return parseZone(c.TimekeyZone)
+	}
+	return time.Local, nil
+}
+
+// parseZone accepts "+09:00", "+0900", "-03" and IANA names.
+func parseZone(s string) (*time.Location, error) {
+	if len(s) > 0 && (s[0] == '+' || s[0] == '-') {
+		digits := strings.ReplaceAll(s[1:], ":", "")
+		var h, m int
+		switch len(digits) {
+		case 2:
+			_, err := fmt.Sscanf(digits, "%02d", &h)
+			if err != nil {
+				return nil, fmt.Errorf("zone %q: %w", s, err)
+			}
+		case 4:
+			if _, err := fmt.Sscanf(digits, "%02d%02d", &h, &m); err != nil {
+				return nil, fmt.Errorf("zone %q: %w", s, err)
+			}
+		default:
+			return nil, fmt.Errorf("zone %q: want +HH, +HHMM or +HH:MM", s)
+		}
+		off := h*3600 + m*60
+		if s[0] == '-' {
+			off = -off
+		}
+		return time.FixedZone(s, off), nil
+	}
+	loc, err := time.LoadLocation(s)
+	if err != nil {
+		return nil, fmt.Errorf("zone %q: %w", s, err)
+	}
+	return loc, nil
+}

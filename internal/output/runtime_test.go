@@ -1,0 +1,373 @@
+package output
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/plugin"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// sink records written chunks; failures makes the next writes fail.
+type sink struct {
+	mu       sync.Mutex
+	chunks   []*buffer.Chunk
+	failures int
+	err      error
+	got      chan struct{}
+}
+
+func newSink() *sink { return &sink{got: make(chan struct{}, 1000)} }
+
+func (s *sink) Write(ctx context.Context, c *buffer.Chunk) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failures > 0 {
+		s.failures--
+		if s.err != nil {
+			return s.err
+		}
+		return errors.New("destination down")
+	}
+	cp := *c
+	cp.Data = append([]byte(nil), c.Data...)
+	s.chunks = append(s.chunks, &cp)
+	s.got <- struct{}{}
+	return nil
+}
+
+func (s *sink) records() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.chunks {
+		n += c.Records
+	}
+	return n
+}
+
+func stream(tb testing.TB, tag string, times ...int64) event.Stream {
+	tb.Helper()
+	var b event.Builder
+	for i, t := range times {
+		rec, err := event.EncodeRecord(map[string]any{"n": i, "path": []string{"a", "b"}[i%2]})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		b.Append(event.Time(t*1e9), rec)
+	}
+	return b.Stream(tag)
+}
+
+func fastConfig(keys string) BufferConfig {
+	c := DefaultBufferConfig("memory")
+	c.ChunkKeys = keys
+	c.FlushInterval = 10 * time.Millisecond
+	c.FlushThreadInterval = 5 * time.Millisecond
+	c.RetryWait = 5 * time.Millisecond
+	c.RetryRandomize = false
+	c.TimekeyUseUTC = true
+	return c
+}
+
+func startRuntime(t *testing.T, out plugin.BufferedOutput, cfg BufferConfig) *Runtime {
+	t.Helper()
+	r, err := New("test", out, cfg, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	return r
+}
+
+func stop(t *testing.T, r *Runtime) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return r.Stop(ctx)
+}
+
+func waitRecords(t *testing.T, s *sink, want int) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for s.records() < want {
+		select {
+		case <-s.got:
+		case <-deadline:
+			t.Fatalf("got %d records, want %d", s.records(), want)
+		}
+	}
+}
+
+func TestFlushIntervalAndTagKeys(t *testing.T) {
+	s := newSink()
+	r := startRuntime(t, s, fastConfig("tag"))
+	ctx := context.Background()
+	for _, tag := range []string{"a", "b", "a"} {
+		if err := r.Emit(ctx, stream(t, tag, 1, 2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitRecords(t, s, 6)
+	if left := stop(t, r); left != 0 {
+		t.Fatalf("%d left", left)
+	}
+	byTag := map[string]int{}
+	for _, c := range s.chunks {
+		byTag[c.Key.Tag] += c.Records
+		if n, err := event.Validate(c.Data); err != nil || n != c.Records {
+			t.Errorf("chunk has %d valid entries (%v), records %d", n, err, c.Records)
+		}
+	}
+	if byTag["a"] != 4 || byTag["b"] != 2 {
+		t.Errorf("records by tag %v", byTag)
+	}
+}
+
+func TestChunkLimitSplits(t *testing.T) {
+	s := newSink()
+	cfg := fastConfig("")
+	cfg.ChunkLimitRecords = 3
+	cfg.FlushInterval = time.Hour
+	r := startRuntime(t, s, cfg)
+	if err := r.Emit(context.Background(), stream(t, "x", 1, 2, 3, 4, 5, 6, 7)); err != nil {
+		t.Fatal(err)
+	}
+	waitRecords(t, s, 6) // two full chunks flush without waiting for the interval
+	stop(t, r)           // the last record flushes at shutdown
+	var sizes []int
+	for _, c := range s.chunks {
+		sizes = append(sizes, c.Records)
+	}
+	if len(sizes) != 3 || sizes[0] != 3 || sizes[1] != 3 || sizes[2] != 1 {
+		t.Errorf("chunk sizes %v, want [3 3 1]", sizes)
+	}
+}
+
+func TestTimekeyAndRecordKeys(t *testing.T) {
+	s := newSink()
+	cfg := fastConfig("path,time")
+	cfg.Timekey = time.Hour
+	cfg.TimekeyWait = 0
+	r := startRuntime(t, s, cfg)
+	// Two hours of events, two path values each: four chunks, all in the
+	// past, so lazy mode flushes them at the next tick.
+	if err := r.Emit(context.Background(), stream(t, "x", 3600, 3601, 7200, 7300)); err != nil {
+		t.Fatal(err)
+	}
+	waitRecords(t, s, 4)
+	stop(t, r)
+	var keys []string
+	for _, c := range s.chunks {
+		keys = append(keys, strings.Join(c.Key.Values(), ",")+"@"+time.Unix(c.Key.Timekey, 0).UTC().Format("15"))
+	}
+	sort.Strings(keys)
+	if strings.Join(keys, " ") != "a@01 a@02 b@01 b@02" {
+		t.Errorf("chunk keys %v", keys)
+	}
+}
+
+func TestRetryThenSuccess(t *testing.T) {
+	s := newSink()
+	s.failures = 3
+	r := startRuntime(t, s, fastConfig(""))
+	if err := r.Emit(context.Background(), stream(t, "x", 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	waitRecords(t, s, 2)
+	stop(t, r)
+	if got := r.Stats.RetryCount.Load(); got != 3 {
+		t.Errorf("retries %d, want 3", got)
+	}
+	if len(s.chunks) != 1 {
+		t.Errorf("delivered %d chunks, want exactly 1", len(s.chunks))
+	}
+}
+
+func TestPermanentErrorDropsAndCounts(t *testing.T) {
+	s := newSink()
+	s.failures = 1
+	s.err = &plugin.Permanent{Err: errors.New("bad request")}
+	r := startRuntime(t, s, fastConfig(""))
+	if err := r.Emit(context.Background(), stream(t, "x", 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Stats.DroppedRecords.Load() != 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop(t, r)
+	if r.Stats.DroppedRecords.Load() != 2 || r.Stats.RetryCount.Load() != 0 {
+		t.Errorf("dropped %d retried %d", r.Stats.DroppedRecords.Load(), r.Stats.RetryCount.Load())
+	}
+}
+
+func TestOverflowActions(t *testing.T) {
+	one := stream(t, "x", 1)
+	t.Run("throw_exception", func(t *testing.T) {
+		s := newSink()
+		s.failures = 1 << 30
+		cfg := fastConfig("")
+		cfg.TotalLimitSize = 3 * 1024
+		cfg.ChunkLimitSize = 1024
+		cfg.RetryForever = true
+		r := startRuntime(t, s, cfg)
+		var err error
+		for i := 0; i < 1000 && err == nil; i++ {
+			err = r.Emit(context.Background(), one)
+		}
+		if !errors.Is(err, plugin.ErrOverflow) {
+			t.Fatalf("want ErrOverflow, got %v", err)
+		}
+		if _, size := r.Pending(); size > 3*1024 {
+			t.Errorf("buffer holds %d bytes, limit 3072", size)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		r.Stop(ctx)
+	})
+	t.Run("block", func(t *testing.T) {
+		s := newSink()
+		s.failures = 1 << 30
+		cfg := fastConfig("")
+		cfg.TotalLimitSize = 2 * int64size(one)
+		cfg.ChunkLimitSize = cfg.TotalLimitSize
+		cfg.OverflowAction = "block"
+		cfg.RetryForever = true
+		r := startRuntime(t, s, cfg)
+		for i := 0; i < 2; i++ {
+			if err := r.Emit(context.Background(), one); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if err := r.Emit(ctx, one); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a full blocking buffer returned %v", err)
+		}
+		s.mu.Lock()
+		s.failures = 0
+		s.mu.Unlock()
+		if err := r.Emit(context.Background(), one); err != nil {
+			t.Fatalf("after the destination recovered: %v", err)
+		}
+		stop(t, r)
+		if s.records() != 3 {
+			t.Errorf("delivered %d, want 3", s.records())
+		}
+	})
+	t.Run("drop_oldest_chunk", func(t *testing.T) {
+		s := newSink()
+		s.failures = 1 << 30
+		cfg := fastConfig("")
+		cfg.TotalLimitSize = 2 * int64size(one)
+		cfg.ChunkLimitSize = int64size(one)
+		cfg.OverflowAction = "drop_oldest_chunk"
+		cfg.RetryForever = true
+		cfg.FlushInterval = time.Hour
+		r := startRuntime(t, s, cfg)
+		for i := 0; i < 5; i++ {
+			if err := r.Emit(context.Background(), one); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := r.Stats.DroppedRecords.Load(); got < 2 {
+			t.Errorf("dropped %d records, want at least 2", got)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		r.Stop(ctx)
+	})
+}
+
+func int64size(s event.Stream) config.Size { return config.Size(len(s.Data)) }
+
+func TestStopDrainsAndCountsLeftovers(t *testing.T) {
+	s := newSink()
+	cfg := fastConfig("")
+	cfg.FlushInterval = time.Hour
+	r := startRuntime(t, s, cfg)
+	if err := r.Emit(context.Background(), stream(t, "x", 1, 2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if left := stop(t, r); left != 0 || s.records() != 3 {
+		t.Fatalf("left %d delivered %d", left, s.records())
+	}
+
+	down := newSink()
+	down.failures = 1 << 30
+	cfg.RetryForever = true
+	r = startRuntime(t, down, cfg)
+	if err := r.Emit(context.Background(), stream(t, "x", 1, 2, 3)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if left := r.Stop(ctx); left != 3 {
+		t.Fatalf("left %d, want 3 when the destination is down", left)
+	}
+	if r.Stats.DroppedRecords.Load() != 3 {
+		t.Errorf("leftovers not counted as dropped")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := map[string]func(*BufferConfig){
+		"time without timekey": func(c *BufferConfig) { c.ChunkKeys = "time" },
+		"chunk over total":     func(c *BufferConfig) { c.ChunkLimitSize = c.TotalLimitSize + 1 },
+		"zero threads":         func(c *BufferConfig) { c.FlushThreadCount = 0 },
+		"duplicate chunk key":  func(c *BufferConfig) { c.ChunkKeys = "tag,tag" },
+		"bad record accessor":  func(c *BufferConfig) { c.ChunkKeys = "$.a..b" },
+		"bad zone":             func(c *BufferConfig) { c.TimekeyZone = "+9" },
+	}
+	for name, mutate := range cases {
+		t.Run(name, func(t *testing.T) {
+			c := DefaultBufferConfig("memory")
+			mutate(&c)
+			if _, err := New("x", newSink(), c, quiet); err == nil {
+				t.Error("accepted")
+			}
+		})
+	}
+}
+
+func TestTemplate(t *testing.T) {
+	keys, err := ParseChunkKeys("tag,time,path,$.kubernetes.pod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := NewTemplate("/out/${tag}/${tag[1]}/${tag[-1]}/${path}/${$.kubernetes.pod}/%Y%m%d%H", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := buffer.NewKey("app.web.access", 1362020400, []string{"cust%Y", "pod-1"})
+	if got := tmpl.Expand(k, time.UTC); got != "/out/app.web.access/web/access/cust%Y/pod-1/2013022803" {
+		t.Errorf("Expand = %q", got)
+	}
+	for _, bad := range []string{"${nope}", "${tag[x]}", "${unclosed"} {
+		if _, err := NewTemplate(bad, keys); err == nil {
+			t.Errorf("NewTemplate(%q) accepted", bad)
+		}
+	}
+	if _, err := NewTemplate("/a/%Y", ChunkKeys{Tag: true}); err == nil {
+		t.Error("time placeholder without time key accepted")
+	}
+	if _, err := NewTemplate("/a/${tag}", ChunkKeys{Time: true}); err == nil {
+		t.Error("tag placeholder without tag key accepted")
+	}
+}

@@ -1,0 +1,139 @@
+package output
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/strftime"
+)
+
+// Template is an output parameter with chunk placeholders: ${tag},
+// ${tag[N]} (negative N counts from the end), ${key} for record chunk keys,
+// and strftime directives for the chunk's timekey. Templates are checked
+// against the chunk keys when configured, so a placeholder that no chunk
+// can resolve is a configuration error, not a surprise at flush time.
+type Template struct {
+	src   string
+	parts []tmplPart
+	time  bool
+}
+
+type tmplPart struct {
+	lit    string
+	tag    bool
+	tagIdx int
+	allTag bool
+	keyIdx int // index into ChunkKeys.Names, or -1
+}
+
+// NewTemplate parses s and checks it against keys.
+func NewTemplate(s string, keys ChunkKeys) (*Template, error) {
+	t := &Template{src: s}
+	rest := s
+	for {
+		i := strings.Index(rest, "${")
+		if i < 0 {
+			t.parts = append(t.parts, tmplPart{lit: rest, keyIdx: -1})
+			break
+		}
+		t.parts = append(t.parts, tmplPart{lit: rest[:i], keyIdx: -1})
+		end := strings.IndexByte(rest[i:], '}')
+		if end < 0 {
+			return nil, fmt.Errorf("%q: unclosed ${", s)
+		}
+		name := rest[i+2 : i+end]
+		rest = rest[i+end+1:]
+		p := tmplPart{keyIdx: -1}
+		switch {
+		case name == "tag":
+			p.tag, p.allTag = true, true
+		case strings.HasPrefix(name, "tag[") && strings.HasSuffix(name, "]"):
+			n, err := strconv.Atoi(name[4 : len(name)-1])
+			if err != nil {
+				return nil, fmt.Errorf("%q: bad placeholder ${%s}", s, name)
+			}
+			p.tag, p.tagIdx = true, n
+		default:
+			for idx, k := range keys.Names {
+				if k == name {
+					p.keyIdx = idx
+				}
+			}
+			if p.keyIdx < 0 {
+				return nil, fmt.Errorf("%q: placeholder ${%s} is not a chunk key (add it to <buffer %s>)", s, name, joinKeys(keys, name))
+			}
+		}
+		if p.tag && !keys.Tag {
+			return nil, fmt.Errorf("%q: placeholder ${%s} needs tag in the chunk keys (<buffer %s>)", s, name, joinKeys(keys, "tag"))
+		}
+		t.parts = append(t.parts, p)
+	}
+	t.time = strftime.HasTimeDirective(s)
+	if t.time && !keys.Time {
+		return nil, fmt.Errorf("%q: time placeholders need time in the chunk keys and a timekey (<buffer %s>)", s, joinKeys(keys, "time"))
+	}
+	return t, nil
+}
+
+func joinKeys(k ChunkKeys, add string) string {
+	var names []string
+	if k.Tag {
+		names = append(names, "tag")
+	}
+	if k.Time {
+		names = append(names, "time")
+	}
+	names = append(names, k.Names...)
+	return strings.Join(append(names, add), ",")
+}
+
+// HasTime reports whether the template uses strftime directives.
+func (t *Template) HasTime() bool { return t.time }
+
+// String returns the source.
+func (t *Template) String() string { return t.src }
+
+// Expand resolves the template for a chunk key; loc is the timekey zone.
+func (t *Template) Expand(k buffer.Key, loc *time.Location) string {
+	var b []byte
+	var values []string
+	var parts []string
+	var at time.Time
+	if t.time {
+		at = time.Unix(k.Timekey, 0).In(loc)
+	}
+	for _, p := range t.parts {
+		switch {
+		case p.allTag:
+			b = append(b, k.Tag...)
+		case p.tag:
+			if parts == nil {
+				parts = strings.Split(k.Tag, ".")
+			}
+			i := p.tagIdx
+			if i < 0 {
+				i += len(parts)
+			}
+			if i >= 0 && i < len(parts) {
+				b = append(b, parts[i]...)
+			}
+		case p.keyIdx >= 0:
+			if values == nil {
+				values = k.Values()
+			}
+			if p.keyIdx < len(values) {
+				b = append(b, values[p.keyIdx]...)
+			}
+		case t.time:
+			// Only literal text carries directives: a '%' inside a tag
+			// or record value is data.
+			b = strftime.Append(b, p.lit, at)
+		default:
+			b = append(b, p.lit...)
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,139 @@
+// Package plugin defines the contracts between the engine and plugins, and
+// the registry plugins add themselves to from init().
+//
+// Life of a plugin: New() builds it with its defaults and no side effects;
+// the engine decodes the configuration into it (config.Decode), then calls
+// Configure (validation and sub-plugins, no I/O). `sluice check` stops there.
+// A run then calls Init (open files, bind sockets), starts inputs with Run,
+// and finally Close. Close must be safe without Init and safe twice.
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/event"
+)
+
+// Emitter accepts streams. Emit may block for backpressure and returns an
+// error when the events were not accepted (for example ErrOverflow); the
+// caller must then not acknowledge them. Emit borrows s.Data for the length
+// of the call.
+type Emitter interface {
+	Emit(ctx context.Context, s event.Stream) error
+}
+
+// EmitterFunc adapts a function to Emitter.
+type EmitterFunc func(ctx context.Context, s event.Stream) error
+
+// Emit calls f.
+func (f EmitterFunc) Emit(ctx context.Context, s event.Stream) error { return f(ctx, s) }
+
+// Input produces events. Run owns the input's whole life: it returns when
+// ctx is done, after in-flight messages are finished.
+type Input interface {
+	Run(ctx context.Context, out Emitter) error
+}
+
+// Filter transforms a stream. It returns s itself when nothing changed, or a
+// stream built in scratch, which the caller owns and resets between calls.
+// A stream with Len 0 drops everything.
+type Filter interface {
+	Filter(ctx context.Context, s event.Stream, scratch *event.Builder) (event.Stream, error)
+}
+
+// SyncOutput handles streams as they arrive, without a buffer (stdout, null,
+// copy, relabel).
+type SyncOutput interface {
+	Process(ctx context.Context, s event.Stream) error
+}
+
+// BufferedOutput writes chunks that the output runtime has buffered; it is
+// called from up to flush_thread_count goroutines at once. Return nil, a
+// Permanent error (never retried), or any other error (retried with backoff;
+// wrap in RetryAfter to suggest the delay).
+type BufferedOutput interface {
+	Write(ctx context.Context, c *buffer.Chunk) error
+}
+
+// EntryFormatter is implemented by buffered outputs that format at append
+// time (Fluentd's #format); their chunks hold the formatted bytes.
+type EntryFormatter interface {
+	FormatEntry(dst []byte, tag string, t event.Time, r event.Record) ([]byte, error)
+}
+
+// Formatter renders one event as bytes.
+type Formatter interface {
+	Format(dst []byte, tag string, t event.Time, r event.Record) ([]byte, error)
+}
+
+// Configurer validates a decoded plugin and builds its sub-plugins.
+type Configurer interface {
+	Configure(c *Context) error
+}
+
+// Initer acquires resources before events flow.
+type Initer interface {
+	Init(ctx context.Context) error
+}
+
+// Closer releases resources.
+type Closer interface {
+	Close(ctx context.Context) error
+}
+
+// Context is what Configure may use. It is only valid during Configure,
+// except for the emitters, which stay valid for the plugin's life.
+type Context struct {
+	ID       string
+	Type     string
+	Element  *config.Element
+	Logger   *slog.Logger
+	Hostname string
+	// Build constructs plugins nested in this one (formatters, <store>s).
+	Build Builder
+	// ErrorOut receives events a plugin rejects (Fluentd's @ERROR label).
+	ErrorOut Emitter
+}
+
+// Builder constructs nested plugins while the graph is being built.
+type Builder interface {
+	// Formatter builds the formatter described by a <format> section; a nil
+	// section (or one without @type) means defaultType.
+	Formatter(sec *config.Element, defaultType string) (Formatter, error)
+	// Output builds an output section such as <store> and returns the
+	// emitter that feeds it (through its buffer, if it has one).
+	Output(sec *config.Element) (Emitter, error)
+	// Label returns the emitter that routes into <label name>.
+	Label(name string) (Emitter, error)
+}
+
+// Permanent wraps an error that retrying cannot fix.
+type Permanent struct{ Err error }
+
+func (e *Permanent) Error() string { return "permanent: " + e.Err.Error() }
+func (e *Permanent) Unwrap() error { return e.Err }
+
+// RetryAfter wraps a retryable error with the delay the destination asked for.
+type RetryAfter struct {
+	Err   error
+	Delay time.Duration
+}
+
+func (e *RetryAfter) Error() string { return fmt.Sprintf("%v (retry after %s)", e.Err, e.Delay) }
+func (e *RetryAfter) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err, or an error it wraps, is Permanent.
+func IsPermanent(err error) bool {
+	var p *Permanent
+	return errors.As(err, &p)
+}
+
+// ErrOverflow is returned by Emit when a buffer is full and its
+// overflow_action is throw_exception.
+var ErrOverflow = errors.New("buffer overflow: total_limit_size reached")
