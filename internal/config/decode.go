@@ -66,6 +66,9 @@ func decodeStruct(e *Element, sv reflect.Value) error {
 		}
 		name, opts, _ := strings.Cut(tag, ",")
 		if name == "" && opts == "arg" {
+			if e.Arg == "" {
+				continue // keep the default, as Fluentd does for an empty argument
+			}
 			if err := setValue(fv, e.Arg, f, e.Pos, "argument of <"+e.Name+">"); err != nil {
 				return err
 			}

@@ -2,10 +2,11 @@ package output
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
+	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/strftime"
 )
 
 // BufferConfig is Fluentd's <buffer> section with its names and defaults.
@@ -82,89 +83,7 @@ func DefaultBufferConfig(typ string) BufferConfig {
 	return c
 }
 
-// ChunkKeys is the parsed argument of <buffer>.
-type ChunkKeys struct {
-	Tag  bool
-	Time bool
-	// Names are the record keys in order, as written ("path", "$.a.b").
-	Names []string
-	// Paths are Names split for event.Record.Lookup.
-	Paths [][]string
-}
-
-// ParseChunkKeys parses "tag,time,key,$.a.b".
-func ParseChunkKeys(arg string) (ChunkKeys, error) {
-	var k ChunkKeys
-	if strings.TrimSpace(arg) == "" {
-		return k, nil
-	}
-	seen := map[string]bool{}
-	for _, raw := range strings.Split(arg, ",") {
-		name := strings.TrimSpace(raw)
-		if name == "" {
-			return k, fmt.Errorf("empty chunk key in %q", arg)
-		}
-		if seen[name] {
-			return k, fmt.Errorf("chunk key %q given twice", name)
-		}
-		seen[name] = true
-		switch name {
-		case "tag":
-			k.Tag = true
-		case "time":
-			k.Time = true
-		default:
-			path, err := RecordPath(name)
-			if err != nil {
-				return k, err
-			}
-			k.Names = append(k.Names, name)
-			k.Paths = append(k.Paths, path)
-		}
-	}
-	return k, nil
-}
-
-// RecordPath turns a record key ("log") or Fluentd record accessor
-// ("$.kubernetes.pod_name", "$['a']['b']") into a path of keys.
-func RecordPath(s string) ([]string, error) {
-	if !strings.HasPrefix(s, "$") {
-		return []string{s}, nil
-	}
-	rest := s[1:]
-	var path []string
-	for rest != "" {
-		switch {
-		case strings.HasPrefix(rest, "."):
-			rest = rest[1:]
-			end := strings.IndexAny(rest, ".[")
-			if end < 0 {
-				end = len(rest)
-			}
-			if end == 0 {
-				return nil, fmt.Errorf("record accessor %q: empty key", s)
-			}
-			path = append(path, rest[:end])
-			rest = rest[end:]
-		case strings.HasPrefix(rest, "['") || strings.HasPrefix(rest, `["`):
-			q := rest[1]
-			end := strings.Index(rest[2:], string(q)+"]")
-			if end < 0 {
-				return nil, fmt.Errorf("record accessor %q: unclosed bracket", s)
-			}
-			path = append(path, rest[2:2+end])
-			rest = rest[2+end+2:]
-		default:
-			return nil, fmt.Errorf("record accessor %q: expected '.' or ['key']", s)
-		}
-	}
-	if len(path) == 0 {
-		return nil, fmt.Errorf("record accessor %q: no keys", s)
-	}
-	return path, nil
-}
-
-func (c *BufferConfig) validate(keys ChunkKeys) error {
+func (c *BufferConfig) validate(keys buffer.ChunkKeys) error {
 	if keys.Time && c.Timekey <= 0 {
 		return fmt.Errorf("<buffer> chunk keys include time, but timekey is not set")
 	}
@@ -201,38 +120,7 @@ func (c *BufferConfig) location() (*time.Location, error) {
 	case c.TimekeyUseUTC:
 		return time.UTC, nil
 	case c.TimekeyZone != "":
-		return parseZone(c.TimekeyZone)
+		return strftime.ParseZone(c.TimekeyZone)
 	}
 	return time.Local, nil
-}
-
-// parseZone accepts "+09:00", "+0900", "-03" and IANA names.
-func parseZone(s string) (*time.Location, error) {
-	if len(s) > 0 && (s[0] == '+' || s[0] == '-') {
-		digits := strings.ReplaceAll(s[1:], ":", "")
-		var h, m int
-		switch len(digits) {
-		case 2:
-			_, err := fmt.Sscanf(digits, "%02d", &h)
-			if err != nil {
-				return nil, fmt.Errorf("zone %q: %w", s, err)
-			}
-		case 4:
-			if _, err := fmt.Sscanf(digits, "%02d%02d", &h, &m); err != nil {
-				return nil, fmt.Errorf("zone %q: %w", s, err)
-			}
-		default:
-			return nil, fmt.Errorf("zone %q: want +HH, +HHMM or +HH:MM", s)
-		}
-		off := h*3600 + m*60
-		if s[0] == '-' {
-			off = -off
-		}
-		return time.FixedZone(s, off), nil
-	}
-	loc, err := time.LoadLocation(s)
-	if err != nil {
-		return nil, fmt.Errorf("zone %q: %w", s, err)
-	}
-	return loc, nil
 }

@@ -48,7 +48,7 @@ type Runtime struct {
 	out  plugin.BufferedOutput
 	fmtr plugin.EntryFormatter
 	cfg  BufferConfig
-	keys ChunkKeys
+	keys buffer.ChunkKeys
 	loc  *time.Location
 	log  *slog.Logger
 	now  func() time.Time
@@ -81,7 +81,7 @@ type retryState struct {
 // New validates cfg and returns a runtime for out. If out implements
 // plugin.EntryFormatter, chunks hold its formatted bytes.
 func New(id string, out plugin.BufferedOutput, cfg BufferConfig, log *slog.Logger) (*Runtime, error) {
-	keys, err := ParseChunkKeys(cfg.ChunkKeys)
+	keys, err := buffer.ParseChunkKeys(cfg.ChunkKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +104,7 @@ func New(id string, out plugin.BufferedOutput, cfg BufferConfig, log *slog.Logge
 }
 
 // Keys returns the parsed chunk keys, for plugins that check templates.
-func (r *Runtime) Keys() ChunkKeys { return r.keys }
+func (r *Runtime) Keys() buffer.ChunkKeys { return r.keys }
 
 // Location returns the zone of timekeys and time placeholders.
 func (r *Runtime) Location() *time.Location { return r.loc }

@@ -99,6 +99,10 @@ type Context struct {
 	Build Builder
 	// ErrorOut receives events a plugin rejects (Fluentd's @ERROR label).
 	ErrorOut Emitter
+	// ChunkKeys and Location describe the output's buffer, for checking
+	// placeholders; zero for unbuffered plugins.
+	ChunkKeys buffer.ChunkKeys
+	Location  *time.Location
 }
 
 // Builder constructs nested plugins while the graph is being built.

@@ -1,4 +1,4 @@
-package output
+package buffer
 
 import (
 	"fmt"
@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/strftime"
 )
 
@@ -97,7 +96,7 @@ func (t *Template) HasTime() bool { return t.time }
 func (t *Template) String() string { return t.src }
 
 // Expand resolves the template for a chunk key; loc is the timekey zone.
-func (t *Template) Expand(k buffer.Key, loc *time.Location) string {
+func (t *Template) Expand(k Key, loc *time.Location) string {
 	var b []byte
 	var values []string
 	var parts []string
