@@ -27,6 +27,14 @@ func (p Pos) String() string {
 	return fmt.Sprintf("%s:%d", p.File, p.Line)
 }
 
+// Less orders positions by file, then line.
+func (p Pos) Less(o Pos) bool {
+	if p.File != o.File {
+		return p.File < o.File
+	}
+	return p.Line < o.Line
+}
+
 // Error is a configuration problem at a position.
 type Error struct {
 	Pos Pos
@@ -129,13 +137,7 @@ func (e *Element) Unused() []error {
 		}
 	}
 	walk(e, e.describe())
-	sort.SliceStable(errs, func(i, j int) bool {
-		a, b := errs[i].(*Error).Pos, errs[j].(*Error).Pos
-		if a.File != b.File {
-			return a.File < b.File
-		}
-		return a.Line < b.Line
-	})
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].(*Error).Pos.Less(errs[j].(*Error).Pos) })
 	return errs
 }
 

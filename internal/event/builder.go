@@ -24,6 +24,12 @@ func (b *Builder) AppendRaw(entry []byte) {
 	b.n++
 }
 
+// AppendEntries appends n already-encoded entries held back to back in data.
+func (b *Builder) AppendEntries(data []byte, n int) {
+	b.buf = append(b.buf, data...)
+	b.n += n
+}
+
 // Append appends [EventTime, record]; record must be an encoded map.
 func (b *Builder) Append(t Time, record []byte) {
 	b.buf = append(b.buf, 0x92)

@@ -65,6 +65,8 @@ type Runtime struct {
 
 	wake     chan struct{} // capacity 1: there may be work for the workers
 	stopCh   chan struct{} // closed by Stop
+	stopOnce sync.Once
+	left     int // set by the first Stop
 	writeCtx context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -105,6 +107,9 @@ func New(id string, out plugin.BufferedOutput, cfg BufferConfig, log *slog.Logge
 
 // Keys returns the parsed chunk keys, for plugins that check templates.
 func (r *Runtime) Keys() buffer.ChunkKeys { return r.keys }
+
+// Timekey returns the configured timekey (0 when unset).
+func (r *Runtime) Timekey() time.Duration { return r.cfg.Timekey }
 
 // Location returns the zone of timekeys and time placeholders.
 func (r *Runtime) Location() *time.Location { return r.loc }
@@ -479,6 +484,11 @@ func (r *Runtime) Stop(ctx context.Context) int {
 	if r.cancel == nil { // never started (sluice check)
 		return 0
 	}
+	r.stopOnce.Do(func() { r.left = r.stop(ctx) })
+	return r.left
+}
+
+func (r *Runtime) stop(ctx context.Context) int {
 	r.mu.Lock()
 	r.stopping = true
 	if r.cfg.FlushAtShutdown {

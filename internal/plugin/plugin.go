@@ -103,6 +103,7 @@ type Context struct {
 	// placeholders; zero for unbuffered plugins.
 	ChunkKeys buffer.ChunkKeys
 	Location  *time.Location
+	Timekey   time.Duration
 }
 
 // Builder constructs nested plugins while the graph is being built.

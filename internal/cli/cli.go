@@ -1,0 +1,235 @@
+// Package cli is Sluice's command line:
+//
+//	sluice [run] -c FILE [--dry-run] [-v|-vv] [-q|-qq] [-o LOGFILE] [--log-format text|json]
+//	sluice check -c FILE
+//	sluice version
+//	sluice plugins
+//
+// Fluentd's flags keep their meaning, so existing unit files and container
+// commands work unchanged.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/engine"
+	"github.com/sluice-log/sluice/internal/plugin"
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
+var Version = ""
+
+// DefaultConfigPath is Fluentd's default, so a drop-in replacement finds it.
+const DefaultConfigPath = "/etc/fluent/fluent.conf"
+
+// Main runs the command and returns the exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run":
+		return run(args, stdout, stderr, false)
+	case "check":
+		return run(args, stdout, stderr, true)
+	case "version":
+		fmt.Fprintln(stdout, "sluice", version())
+		return 0
+	case "plugins":
+		listPlugins(stdout)
+		return 0
+	case "help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sluice: unknown command %q\n", cmd)
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  sluice [run] -c FILE [--dry-run] [-v|-vv] [-q|-qq] [-o LOGFILE] [--log-format text|json]
+  sluice check -c FILE     parse, validate and build the pipeline without opening anything
+  sluice version
+  sluice plugins           list plugin types and their parameters
+`)
+}
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}
+
+// counter is a repeatable boolean flag (-v -v, or -vv).
+type counter int
+
+func (c *counter) String() string   { return fmt.Sprint(int(*c)) }
+func (c *counter) Set(string) error { *c++; return nil }
+func (c *counter) IsBoolFlag() bool { return true }
+
+type options struct {
+	config    string
+	dryRun    bool
+	verbose   counter
+	quiet     counter
+	logFile   string
+	logFormat string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("sluice", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.config, "c", DefaultConfigPath, "configuration file")
+	fs.StringVar(&o.config, "config", DefaultConfigPath, "configuration file")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "check the configuration and exit")
+	fs.Var(&o.verbose, "v", "more logging (-vv for trace)")
+	fs.Var(&o.quiet, "q", "less logging (-qq for errors only)")
+	fs.StringVar(&o.logFile, "o", "", "write Sluice's own log to this file")
+	fs.StringVar(&o.logFile, "log", "", "write Sluice's own log to this file")
+	fs.StringVar(&o.logFormat, "log-format", "", "text or json (default: <system><log> format, else text)")
+	// Fluentd spells doubled levels as one flag.
+	var expanded []string
+	for _, a := range args {
+		switch a {
+		case "-vv":
+			expanded = append(expanded, "-v", "-v")
+		case "-qq":
+			expanded = append(expanded, "-q", "-q")
+		default:
+			expanded = append(expanded, a)
+		}
+	}
+	if err := fs.Parse(expanded); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return o, nil
+}
+
+func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "sluice:", err)
+		return 2
+	}
+	root, err := config.ParseFile(o.config, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	logOut := stderr
+	if o.logFile != "" {
+		f, err := os.OpenFile(o.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			fmt.Fprintln(stderr, "sluice:", err)
+			return 1
+		}
+		defer f.Close()
+		logOut = f
+	}
+	// Build once with a provisional logger to learn <system>, then build
+	// the logger it asks for. Building has no side effects, so this is safe.
+	eng, err := engine.Build(root, engine.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintln(stderr, line)
+		}
+		return 1
+	}
+	if checkOnly || o.dryRun {
+		fmt.Fprintf(stdout, "%s: configuration OK\n", o.config)
+		return 0
+	}
+	logger, err := newLogger(logOut, eng.System, o)
+	if err != nil {
+		fmt.Fprintln(stderr, "sluice:", err)
+		return 1
+	}
+	root, err = config.ParseFile(o.config, nil)
+	if err == nil {
+		eng, err = engine.Build(root, engine.Options{Logger: logger})
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if eng.System.Workers > 1 {
+		logger.Info("<system> workers is accepted and ignored: one Sluice process uses every core", "workers", eng.System.Workers)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := eng.Run(ctx); err != nil {
+		logger.Error("start failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, sys engine.System, o *options) (*slog.Logger, error) {
+	level, err := engine.ParseLevel(sys.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case o.verbose >= 2:
+		level = slog.LevelDebug - 4
+	case o.verbose == 1:
+		level = slog.LevelDebug
+	case o.quiet >= 2:
+		level = slog.LevelError
+	case o.quiet == 1:
+		level = slog.LevelWarn
+	}
+	format := sys.Log.Format
+	if o.logFormat != "" {
+		format = o.logFormat
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("unknown log format %q (text or json)", format)
+}
+
+func listPlugins(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, info := range plugin.All() {
+		names := info.Type
+		if len(info.Aliases) > 0 {
+			names += " (" + strings.Join(info.Aliases, ", ") + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", info.Kind, names, info.Summary)
+		for _, p := range plugin.Params(info) {
+			fmt.Fprintf(tw, "\t  %s\t%s\t%s\n", p.Name, p.Type, p.Default)
+		}
+	}
+	tw.Flush()
+}

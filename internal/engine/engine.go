@@ -1,0 +1,513 @@
+// Package engine builds the pipeline graph from a configuration tree and
+// runs it.
+//
+// Build decodes and validates everything and opens nothing; `sluice check`
+// stops after it. Run then starts the graph in dependency order and, when
+// its context is cancelled (SIGINT/SIGTERM), stops it in this order:
+//
+//  1. Inputs: their context is cancelled. Each Run closes its listeners,
+//     finishes the messages it is reading (acknowledging those accepted
+//     into a buffer) and returns. Events stop arriving.
+//  2. Buffered outputs: each runtime queues its staged chunks (when
+//     flush_at_shutdown is on) and keeps flushing them, with retries, until
+//     the buffer is empty or <system> shutdown_timeout has passed. What is
+//     left then is logged and counted (a memory buffer loses it; the file
+//     buffer of issue 4 keeps it for the next start).
+//  3. Close: outputs in reverse build order (copy before its stores),
+//     then filters, then inputs.
+//
+// Start is the mirror image: outputs (Init, then flush workers), filters,
+// inputs (Init binds sockets, so a busy port fails the start), then Run.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/output"
+	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/route"
+)
+
+// System is the <system> directive. Sluice accepts Fluentd's parameters;
+// those that have no meaning in one Go process are accepted and ignored.
+type System struct {
+	Workers                    int           `conf:"workers"`
+	RootDir                    string        `conf:"root_dir"`
+	LogLevel                   string        `conf:"log_level" enum:"trace,debug,info,warn,error,fatal"`
+	SuppressRepeatedStacktrace bool          `conf:"suppress_repeated_stacktrace"`
+	EmitErrorLogInterval       time.Duration `conf:"emit_error_log_interval"`
+	SuppressConfigDump         bool          `conf:"suppress_config_dump"`
+	WithoutSource              bool          `conf:"without_source"`
+	ProcessName                string        `conf:"process_name"`
+	IgnoreRepeatedLogInterval  time.Duration `conf:"ignore_repeated_log_interval"`
+	IgnoreSameLogInterval      time.Duration `conf:"ignore_same_log_interval"`
+	EnableMsgpackTimeSupport   bool          `conf:"enable_msgpack_time_support"`
+	FilePermission             string        `conf:"file_permission"`
+	DirPermission              string        `conf:"dir_permission"`
+	// ShutdownTimeout bounds the drain at stop; the default stays below
+	// the 30 s that ECS and Kubernetes wait before SIGKILL.
+	ShutdownTimeout time.Duration `conf:"shutdown_timeout"`
+	Log             LogSection    `section:"log"`
+}
+
+// LogSection is <system><log>.
+type LogSection struct {
+	Format     string `conf:"format" enum:"text,json"`
+	TimeFormat string `conf:"time_format"`
+}
+
+// DefaultShutdownTimeout is <system> shutdown_timeout's default.
+const DefaultShutdownTimeout = 25 * time.Second
+
+// Options are the engine's inputs besides the configuration.
+type Options struct {
+	Logger   *slog.Logger
+	Hostname string
+}
+
+// Engine is a built pipeline graph.
+type Engine struct {
+	System System
+
+	log      *slog.Logger
+	hostname string
+	inputs   []*node
+	filters  []*node
+	outputs  []*node // build order: nested stores come before their copy
+	labels   map[string]*pipeline
+	root     *pipeline
+	errorOut plugin.Emitter
+	ids      map[string]config.Pos
+	seq      int
+	errs     []error
+
+	// Unmatched counts events whose tag no <match> takes.
+	Unmatched atomic.Int64
+	// ErrorEvents counts events sent to @ERROR without such a label.
+	ErrorEvents atomic.Int64
+}
+
+type node struct {
+	id, typ string
+	kind    plugin.Kind
+	pos     config.Pos
+	p       any
+	runtime *output.Runtime // buffered outputs only
+	emitTo  plugin.Emitter  // inputs: the pipeline they feed
+}
+
+// Emit sends a stream into an output node, through its buffer if it has one.
+func (n *node) Emit(ctx context.Context, s event.Stream) error {
+	if n.runtime != nil {
+		return n.runtime.Emit(ctx, s)
+	}
+	return n.p.(plugin.SyncOutput).Process(ctx, s)
+}
+
+// Build constructs the graph described by root without opening anything.
+// The error lists every problem found, one per line, each with its
+// file:line.
+func Build(root *config.Element, opts Options) (*Engine, error) {
+	e := &Engine{
+		log:      opts.Logger,
+		hostname: opts.Hostname,
+		labels:   map[string]*pipeline{},
+		ids:      map[string]config.Pos{},
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if e.hostname == "" {
+		e.hostname, _ = os.Hostname()
+	}
+	e.System = System{ShutdownTimeout: DefaultShutdownTimeout, LogLevel: "info", Log: LogSection{Format: "text"}}
+	systems := root.Sections("system")
+	if len(systems) > 1 {
+		e.fail(config.Errorf(systems[1].Pos, "only one <system> is allowed"))
+	}
+	if len(systems) > 0 {
+		if err := config.Decode(systems[0], &e.System); err != nil {
+			e.fail(err)
+		}
+	}
+
+	// Labels exist before anything refers to them.
+	e.root = newPipeline("", e)
+	labelSecs := root.Sections("label")
+	for _, l := range labelSecs {
+		if len(l.Arg) < 2 || l.Arg[0] != '@' {
+			e.fail(config.Errorf(l.Pos, "<label> needs a name starting with '@', got %q", l.Arg))
+			continue
+		}
+		if _, dup := e.labels[l.Arg]; dup {
+			e.fail(config.Errorf(l.Pos, "label %s is defined twice", l.Arg))
+			continue
+		}
+		e.labels[l.Arg] = newPipeline(l.Arg, e)
+	}
+	if p, ok := e.labels["@ERROR"]; ok {
+		e.errorOut = p
+	} else {
+		e.errorOut = plugin.EmitterFunc(e.dumpErrorEvents)
+	}
+
+	e.buildRules(root, e.root)
+	for _, l := range labelSecs {
+		if p, ok := e.labels[l.Arg]; ok {
+			e.buildRules(l, p)
+		}
+	}
+	for _, src := range root.Sections("source") {
+		e.buildInput(src)
+	}
+	for _, el := range root.Elements {
+		switch el.Name {
+		case "system", "source", "filter", "match", "label":
+		case "worker":
+			e.fail(config.Errorf(el.Pos, "<worker> sections are not supported: Sluice runs one process that uses every core"))
+			el.MarkAllUsed()
+		default:
+			e.fail(config.Errorf(el.Pos, "unknown directive <%s>", el.Name))
+			el.MarkAllUsed()
+		}
+	}
+	for _, err := range root.Unused() {
+		e.fail(err)
+	}
+	if len(e.errs) > 0 {
+		sort.SliceStable(e.errs, func(i, j int) bool { return errPos(e.errs[i]).Less(errPos(e.errs[j])) })
+		return nil, errors.Join(e.errs...)
+	}
+	return e, nil
+}
+
+func errPos(err error) config.Pos {
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		return ce.Pos
+	}
+	return config.Pos{}
+}
+
+func (e *Engine) fail(err error) { e.errs = append(e.errs, err) }
+
+func (e *Engine) buildRules(parent *config.Element, p *pipeline) {
+	for _, el := range parent.Elements {
+		switch el.Name {
+		case "filter", "match":
+		case "label", "system", "source":
+			if parent.Name == "label" {
+				e.fail(config.Errorf(el.Pos, "<%s> is not allowed inside <label>", el.Name))
+				el.MarkAllUsed()
+			}
+			continue
+		default:
+			if parent.Name == "label" {
+				e.fail(config.Errorf(el.Pos, "unknown directive <%s> in <label %s>", el.Name, parent.Arg))
+				el.MarkAllUsed()
+			}
+			continue
+		}
+		el.MarkUsed()
+		pat, err := route.Compile(el.Arg)
+		if err != nil {
+			e.fail(config.Errorf(el.Pos, "<%s %s>: %v", el.Name, el.Arg, err))
+			el.MarkAllUsed()
+			continue
+		}
+		if el.Name == "filter" {
+			if n := e.newNode(plugin.KindFilter, el); n != nil {
+				e.filters = append(e.filters, n)
+				p.router.AddFilter(pat, n)
+			}
+			continue
+		}
+		if em, err := e.Output(el); err == nil {
+			p.router.AddMatch(pat, em)
+		} else if !errors.Is(err, errReported) {
+			e.fail(err)
+		}
+	}
+}
+
+func (e *Engine) buildInput(el *config.Element) {
+	var target plugin.Emitter = e.root
+	if p := el.Param("@label"); p != nil {
+		l, ok := e.labels[p.Value]
+		if !ok {
+			e.fail(config.Errorf(p.Pos, "@label %s: no such <label>", p.Value))
+		} else {
+			target = l
+		}
+	}
+	if n := e.newNode(plugin.KindInput, el); n != nil {
+		n.emitTo = target
+		e.inputs = append(e.inputs, n)
+	}
+}
+
+// errReported marks an error already added to e.errs.
+var errReported = errors.New("reported")
+
+// Output implements plugin.Builder: it builds an output from a <match> or
+// <store> element, with its buffer, and returns the emitter feeding it.
+func (e *Engine) Output(el *config.Element) (plugin.Emitter, error) {
+	n := e.newNode(plugin.KindOutput, el)
+	if n == nil {
+		return nil, errReported
+	}
+	return n, nil
+}
+
+// Label implements plugin.Builder.
+func (e *Engine) Label(name string) (plugin.Emitter, error) {
+	if p, ok := e.labels[name]; ok {
+		return p, nil
+	}
+	return nil, fmt.Errorf("no such <label %s>", name)
+}
+
+// Formatter implements plugin.Builder.
+func (e *Engine) Formatter(sec *config.Element, defaultType string) (plugin.Formatter, error) {
+	typ := defaultType
+	if sec != nil {
+		sec.MarkUsed()
+		if t, ok := sec.Get("@type"); ok {
+			typ = t
+		}
+	}
+	info, ok := plugin.Lookup(plugin.KindFormatter, typ)
+	if !ok {
+		if sec != nil {
+			sec.MarkAllUsed()
+			return nil, config.Errorf(sec.Pos, "unknown plugin type %q (formatter)", typ)
+		}
+		return nil, fmt.Errorf("unknown plugin type %q (formatter)", typ)
+	}
+	f := info.New()
+	if sec != nil {
+		if err := config.Decode(sec, f); err != nil {
+			return nil, err
+		}
+	}
+	if c, ok := f.(plugin.Configurer); ok {
+		if err := c.Configure(&plugin.Context{Type: typ, Element: sec, Logger: e.log, Hostname: e.hostname, Build: e}); err != nil {
+			if sec != nil {
+				return nil, config.Errorf(sec.Pos, "%v", err)
+			}
+			return nil, err
+		}
+	}
+	return f.(plugin.Formatter), nil
+}
+
+// BufferDefaulter is implemented by outputs whose <buffer> defaults differ
+// from Fluentd's generic ones (out_file chunks by time, one day).
+type BufferDefaulter interface {
+	BufferDefaults(*output.BufferConfig)
+}
+
+// newNode builds one plugin. It reports its own errors and returns nil on
+// failure.
+func (e *Engine) newNode(kind plugin.Kind, el *config.Element) *node {
+	el.MarkUsed()
+	typ, ok := el.Get("@type")
+	if !ok {
+		if typ, ok = el.Get("type"); ok {
+			e.log.Warn("'type' is deprecated; use '@type'", "pos", el.Pos.String())
+		}
+	}
+	if !ok || typ == "" {
+		e.fail(config.Errorf(el.Pos, "<%s %s> has no @type", el.Name, el.Arg))
+		el.MarkAllUsed()
+		return nil
+	}
+	info, ok := plugin.Lookup(kind, typ)
+	if !ok {
+		e.fail(config.Errorf(el.Pos, "unknown plugin type %q (%s)", typ, kind))
+		el.MarkAllUsed()
+		return nil
+	}
+	n := &node{typ: typ, kind: kind, pos: el.Pos, p: info.New()}
+	if p := el.Param("@id"); p != nil {
+		if prev, dup := e.ids[p.Value]; dup {
+			e.fail(config.Errorf(p.Pos, "@id %q is already used at %s", p.Value, prev))
+		}
+		e.ids[p.Value] = p.Pos
+		n.id = p.Value
+	} else {
+		n.id = fmt.Sprintf("object:%x", e.seq)
+		e.seq++
+	}
+	logger := e.log.With("plugin_id", n.id, "type", typ)
+	if p := el.Param("@log_level"); p != nil {
+		lvl, err := ParseLevel(p.Value)
+		if err != nil {
+			e.fail(config.Errorf(p.Pos, "@log_level: %v", err))
+		} else {
+			logger = slog.New(&levelHandler{min: lvl, h: logger.Handler()})
+		}
+	}
+	if err := config.Decode(el, n.p); err != nil {
+		e.fail(err)
+		el.MarkAllUsed()
+		return nil
+	}
+	ctx := &plugin.Context{ID: n.id, Type: typ, Element: el, Logger: logger, Hostname: e.hostname, Build: e, ErrorOut: e.errorOut}
+	if kind == plugin.KindOutput {
+		if err := e.attachBuffer(n, el, logger, ctx); err != nil {
+			e.fail(err)
+			el.MarkAllUsed()
+			return nil
+		}
+	}
+	if c, ok := n.p.(plugin.Configurer); ok {
+		if err := c.Configure(ctx); err != nil {
+			var ce *config.Error
+			if !errors.As(err, &ce) {
+				err = config.Errorf(el.Pos, "%s %q: %v", kind, typ, err)
+			}
+			e.fail(err)
+			el.MarkAllUsed()
+			return nil
+		}
+	}
+	if kind == plugin.KindOutput {
+		e.outputs = append(e.outputs, n)
+	}
+	return n
+}
+
+func (e *Engine) attachBuffer(n *node, el *config.Element, logger *slog.Logger, ctx *plugin.Context) error {
+	bo, buffered := n.p.(plugin.BufferedOutput)
+	_, isSync := n.p.(plugin.SyncOutput)
+	secs := el.Sections("buffer")
+	if len(secs) > 1 {
+		return config.Errorf(secs[1].Pos, "only one <buffer> is allowed")
+	}
+	if !buffered {
+		if !isSync {
+			return config.Errorf(el.Pos, "output %q is neither buffered nor synchronous", n.typ)
+		}
+		if len(secs) > 0 {
+			return config.Errorf(secs[0].Pos, "output %q does not use a <buffer>", n.typ)
+		}
+		return nil
+	}
+	if isSync && len(secs) == 0 {
+		return nil // stdout, null: unbuffered unless asked
+	}
+	typ := "memory"
+	if len(secs) > 0 {
+		if t, ok := secs[0].Get("@type"); ok {
+			typ = t
+		}
+	}
+	cfg := output.DefaultBufferConfig(typ)
+	if d, ok := n.p.(BufferDefaulter); ok {
+		d.BufferDefaults(&cfg)
+	}
+	pos := el.Pos
+	if len(secs) > 0 {
+		pos = secs[0].Pos
+		if err := config.Decode(secs[0], &cfg); err != nil {
+			return err
+		}
+	}
+	rt, err := output.New(n.id, bo, cfg, logger)
+	if err != nil {
+		return config.Errorf(pos, "<buffer>: %v", err)
+	}
+	n.runtime = rt
+	ctx.ChunkKeys = rt.Keys()
+	ctx.Location = rt.Location()
+	ctx.Timekey = rt.Timekey()
+	return nil
+}
+
+func (e *Engine) dumpErrorEvents(_ context.Context, s event.Stream) error {
+	e.ErrorEvents.Add(int64(s.Len))
+	e.log.Warn("dropping error events (no <label @ERROR>)", "tag", s.Tag, "records", s.Len)
+	return nil
+}
+
+// pipeline routes streams for the root or one label.
+type pipeline struct {
+	name   string
+	eng    *Engine
+	router *route.Router[*node, plugin.Emitter]
+
+	mu     sync.Mutex
+	warned map[string]struct{} // guarded by mu; tags already logged as unmatched
+}
+
+func newPipeline(name string, e *Engine) *pipeline {
+	return &pipeline{name: name, eng: e, router: route.NewRouter[*node, plugin.Emitter](0), warned: map[string]struct{}{}}
+}
+
+var builderPool = sync.Pool{New: func() any { return new([2]event.Builder) }}
+
+// Emit runs the filters for s.Tag and hands the result to its output. It is
+// safe for concurrent use.
+func (p *pipeline) Emit(ctx context.Context, s event.Stream) error {
+	rt := p.router.Lookup(s.Tag)
+	if !rt.Matched {
+		p.unmatched(s)
+		return nil
+	}
+	if len(rt.Filters) > 0 {
+		bufs := builderPool.Get().(*[2]event.Builder)
+		defer builderPool.Put(bufs)
+		free := 0 // the scratch builder that does not back s
+		for _, f := range rt.Filters {
+			b := &bufs[free]
+			b.Reset()
+			out, err := f.p.(plugin.Filter).Filter(ctx, s, b)
+			if err != nil {
+				f.logger(p.eng).Warn("filter failed; sending the events to @ERROR", "tag", s.Tag, "records", s.Len, "err", err)
+				return p.eng.errorOut.Emit(ctx, s)
+			}
+			if out.Len == 0 {
+				return nil
+			}
+			if !sameData(out.Data, s.Data) {
+				free = 1 - free
+			}
+			s = out
+		}
+	}
+	return rt.Output.Emit(ctx, s)
+}
+
+func sameData(a, b []byte) bool { return len(a) > 0 && len(b) > 0 && &a[0] == &b[0] }
+
+func (n *node) logger(e *Engine) *slog.Logger { return e.log.With("plugin_id", n.id, "type", n.typ) }
+
+// maxWarnedTags bounds the set of tags logged as unmatched.
+const maxWarnedTags = 1024
+
+func (p *pipeline) unmatched(s event.Stream) {
+	p.eng.Unmatched.Add(int64(s.Len))
+	p.mu.Lock()
+	_, seen := p.warned[s.Tag]
+	if !seen {
+		if len(p.warned) >= maxWarnedTags {
+			clear(p.warned)
+		}
+		p.warned[s.Tag] = struct{}{}
+	}
+	p.mu.Unlock()
+	if !seen {
+		p.eng.log.Warn("no patterns matched", "tag", s.Tag, "label", p.name)
+	}
+}

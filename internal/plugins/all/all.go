@@ -1,0 +1,11 @@
+// Package all links every built-in plugin into the binary.
+package all
+
+import (
+	_ "github.com/sluice-log/sluice/internal/formatter"         // formatters
+	_ "github.com/sluice-log/sluice/internal/plugins/core"      // null, stdout, copy, relabel
+	_ "github.com/sluice-log/sluice/internal/plugins/file"      // file output
+	_ "github.com/sluice-log/sluice/internal/plugins/forward"   // forward input
+	_ "github.com/sluice-log/sluice/internal/plugins/sample"    // sample input
+	_ "github.com/sluice-log/sluice/internal/plugins/transform" // grep, record_transformer
+)

@@ -1,0 +1,180 @@
+// Package file holds the file output.
+package file
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/output"
+	"github.com/sluice-log/sluice/internal/plugin"
+)
+
+// File writes each flushed chunk to a file whose name comes from path, as
+// Fluentd's out_file does:
+//
+//	path /var/log/app            → /var/log/app.20240101_0.log (timekey 1d)
+//	path /var/log/${tag}/%Y%m%d  → /var/log/web/20240101_0.log
+//	append true                  → no _N index: every chunk of a slice appends
+//	compress gzip                → .gz; appended chunks are gzip members
+//
+// Without append, each chunk gets the first free index, so a retried chunk
+// never overwrites another.
+type File struct {
+	Path          string          `conf:"path,required"`
+	Append        bool            `conf:"append"`
+	AddPathSuffix bool            `conf:"add_path_suffix"`
+	PathSuffix    string          `conf:"path_suffix"`
+	Compress      string          `conf:"compress" enum:"text,gzip,gz"`
+	Recompress    bool            `conf:"recompress"`
+	SymlinkPath   string          `conf:"symlink_path"`
+	Format        *config.Element `section:"format"`
+
+	tmpl *buffer.Template
+	loc  *time.Location
+	f    plugin.Formatter
+	mu   sync.Mutex // serialises index selection and writes
+}
+
+var (
+	_ plugin.BufferedOutput = (*File)(nil)
+	_ plugin.EntryFormatter = (*File)(nil)
+)
+
+func init() {
+	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "file", Summary: "write events to local files",
+		New: func() any { return &File{AddPathSuffix: true, PathSuffix: ".log", Compress: "text"} }})
+}
+
+// BufferDefaults sets out_file's defaults: chunks by time, one day each.
+// (Fluentd also defaults to a file buffer; Sluice uses memory until the
+// file buffer lands.)
+func (f *File) BufferDefaults(c *output.BufferConfig) {
+	c.ChunkKeys = "time"
+	c.Timekey = 24 * time.Hour
+}
+
+// Configure implements plugin.Configurer.
+func (f *File) Configure(c *plugin.Context) error {
+	formatter, err := c.Build.Formatter(f.Format, "out_file")
+	if err != nil {
+		return err
+	}
+	f.f = formatter
+	f.loc = c.Location
+	full := f.Path
+	if c.ChunkKeys.Time && !strings.Contains(full, "%") {
+		sep := "."
+		if strings.HasSuffix(full, "/") {
+			sep = ""
+		}
+		full += sep + timeSliceFormat(c.Timekey)
+	}
+	if f.AddPathSuffix {
+		full += f.PathSuffix
+	}
+	tmpl, err := buffer.NewTemplate(full, c.ChunkKeys)
+	if err != nil {
+		return fmt.Errorf("path: %w", err)
+	}
+	f.tmpl = tmpl
+	return nil
+}
+
+// timeSliceFormat is the slice Fluentd appends for a timekey.
+func timeSliceFormat(timekey time.Duration) string {
+	switch {
+	case timekey < time.Minute:
+		return "%Y%m%d%H%M%S"
+	case timekey < time.Hour:
+		return "%Y%m%d%H%M"
+	case timekey < 24*time.Hour:
+		return "%Y%m%d%H"
+	}
+	return "%Y%m%d"
+}
+
+// FormatEntry implements plugin.EntryFormatter.
+func (f *File) FormatEntry(dst []byte, tag string, t event.Time, r event.Record) ([]byte, error) {
+	return f.f.Format(dst, tag, t, r)
+}
+
+// Write implements plugin.BufferedOutput.
+func (f *File) Write(_ context.Context, c *buffer.Chunk) error {
+	base := f.tmpl.Expand(c.Key, f.loc)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+		return err
+	}
+	path, flags := f.target(base)
+	fh, err := os.OpenFile(path, flags, 0o644)
+	if err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%s appeared while writing; will retry with the next index", path)
+		}
+		return err
+	}
+	if err := writeData(fh, c.Data, f.gzip()); err != nil {
+		fh.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := fh.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", path, err)
+	}
+	if f.SymlinkPath != "" {
+		_ = os.Remove(f.SymlinkPath)
+		if err := os.Symlink(path, f.SymlinkPath); err != nil {
+			return &plugin.Permanent{Err: fmt.Errorf("symlink_path: %w", err)}
+		}
+	}
+	return nil
+}
+
+func (f *File) gzip() bool { return f.Compress == "gzip" || f.Compress == "gz" }
+
+// target picks the file for a chunk: with append the slice's one file;
+// otherwise the first index not taken (created exclusively).
+func (f *File) target(base string) (string, int) {
+	ext := ""
+	if f.gzip() {
+		ext = ".gz"
+	}
+	if f.Append {
+		return base + ext, os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	suffix := ""
+	if f.AddPathSuffix && strings.HasSuffix(base, f.PathSuffix) {
+		base, suffix = strings.TrimSuffix(base, f.PathSuffix), f.PathSuffix
+	}
+	for i := 0; ; i++ {
+		p := base + "_" + strconv.Itoa(i) + suffix + ext
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			return p, os.O_CREATE | os.O_WRONLY | os.O_EXCL
+		}
+	}
+}
+
+func writeData(fh *os.File, data []byte, gz bool) error {
+	if !gz {
+		_, err := fh.Write(data)
+		return err
+	}
+	zw := gzip.NewWriter(fh)
+	if _, err := zw.Write(data); err != nil {
+		return err
+	}
+	return zw.Close()
+}

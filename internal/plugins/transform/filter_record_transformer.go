@@ -1,0 +1,314 @@
+package transform
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/tinylib/msgp/msgp"
+
+	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/strftime"
+)
+
+// RecordTransformer sets fields from <record>, whose values may use
+// Fluentd's placeholders:
+//
+//	${tag} ${tag_parts[N]} ${tag_prefix[N]} ${tag_suffix[N]} ${hostname}
+//	${time} ${key} ${record["key"]} ${record["a"]["b"]}
+//
+// N may be negative (from the end). A placeholder naming a field the record
+// lacks is left as written, as Fluentd leaves it. enable_ruby is refused:
+// Sluice does not run Ruby.
+type RecordTransformer struct {
+	Record       *config.Element `section:"record"`
+	EnableRuby   bool            `conf:"enable_ruby"`
+	AutoTypecast bool            `conf:"auto_typecast"`
+	RenewRecord  bool            `conf:"renew_record"`
+	KeepKeys     []string        `conf:"keep_keys"`
+	RemoveKeys   []string        `conf:"remove_keys"`
+
+	fields   []rtField
+	skip     map[string]bool // keys not copied from the original record
+	keep     map[string]bool
+	hostname string
+	pool     sync.Pool
+}
+
+type rtField struct {
+	key   string
+	parts []rtPart
+}
+
+type partKind uint8
+
+const (
+	partLit partKind = iota
+	partTag
+	partTagParts
+	partTagPrefix
+	partTagSuffix
+	partHostname
+	partTime
+	partRecord
+)
+
+type rtPart struct {
+	kind partKind
+	lit  string // the literal, or the placeholder as written
+	idx  int
+	path []string
+}
+
+type rtScratch struct{ body, text, tagParts []byte }
+
+func init() {
+	plugin.Register(plugin.Info{Kind: plugin.KindFilter, Type: "record_transformer", Summary: "add, change or remove record fields",
+		New: func() any { return &RecordTransformer{} }})
+}
+
+// Configure implements plugin.Configurer.
+func (t *RecordTransformer) Configure(c *plugin.Context) error {
+	if t.EnableRuby {
+		return fmt.Errorf("enable_ruby is not supported: Sluice does not run Ruby; use the ${...} placeholders (tag, tag_parts[N], tag_prefix[N], tag_suffix[N], hostname, time, record fields)")
+	}
+	if len(t.KeepKeys) > 0 && !t.RenewRecord {
+		return fmt.Errorf("keep_keys works only with renew_record true")
+	}
+	t.hostname = c.Hostname
+	t.skip = map[string]bool{}
+	for _, k := range t.RemoveKeys {
+		t.skip[k] = true
+	}
+	t.keep = map[string]bool{}
+	for _, k := range t.KeepKeys {
+		t.keep[k] = true
+	}
+	if t.Record != nil {
+		t.Record.MarkAllUsed()
+		for _, p := range t.Record.Params {
+			parts, err := parseRTTemplate(p.Value)
+			if err != nil {
+				return config.Errorf(p.Pos, "%s: %v", p.Key, err)
+			}
+			t.fields = append(t.fields, rtField{key: p.Key, parts: parts})
+			t.skip[p.Key] = true
+		}
+		if len(t.Record.Elements) > 0 {
+			return config.Errorf(t.Record.Elements[0].Pos, "<record> takes only key value lines")
+		}
+	}
+	t.pool.New = func() any { return new(rtScratch) }
+	return nil
+}
+
+func parseRTTemplate(s string) ([]rtPart, error) {
+	var parts []rtPart
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			if s != "" {
+				parts = append(parts, rtPart{kind: partLit, lit: s})
+			}
+			return parts, nil
+		}
+		if i > 0 {
+			parts = append(parts, rtPart{kind: partLit, lit: s[:i]})
+		}
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return nil, fmt.Errorf("unclosed ${ in %q", s)
+		}
+		p, err := parsePlaceholder(s[i+2 : i+end])
+		if err != nil {
+			return nil, err
+		}
+		p.lit = s[i : i+end+1]
+		parts = append(parts, p)
+		s = s[i+end+1:]
+	}
+}
+
+func parsePlaceholder(name string) (rtPart, error) {
+	indexed := func(prefix string) (int, bool, error) {
+		if !strings.HasPrefix(name, prefix+"[") || !strings.HasSuffix(name, "]") {
+			return 0, false, nil
+		}
+		n, err := strconv.Atoi(name[len(prefix)+1 : len(name)-1])
+		if err != nil {
+			return 0, true, fmt.Errorf("bad index in ${%s}", name)
+		}
+		return n, true, nil
+	}
+	switch name {
+	case "tag":
+		return rtPart{kind: partTag}, nil
+	case "hostname":
+		return rtPart{kind: partHostname}, nil
+	case "time":
+		return rtPart{kind: partTime}, nil
+	}
+	for _, k := range []struct {
+		prefix string
+		kind   partKind
+	}{{"tag_parts", partTagParts}, {"tag_prefix", partTagPrefix}, {"tag_suffix", partTagSuffix}} {
+		n, ok, err := indexed(k.prefix)
+		if err != nil {
+			return rtPart{}, err
+		}
+		if ok {
+			return rtPart{kind: k.kind, idx: n}, nil
+		}
+	}
+	if strings.HasPrefix(name, "record[") {
+		path, err := parseRecordIndex(name[len("record"):])
+		if err != nil {
+			return rtPart{}, fmt.Errorf("${%s}: %w", name, err)
+		}
+		return rtPart{kind: partRecord, path: path}, nil
+	}
+	if strings.ContainsAny(name, "[]().() ") {
+		return rtPart{}, fmt.Errorf("${%s} is Ruby, which needs enable_ruby (not supported)", name)
+	}
+	return rtPart{kind: partRecord, path: []string{name}}, nil
+}
+
+// parseRecordIndex reads ["a"]['b'] into {"a","b"}.
+func parseRecordIndex(s string) ([]string, error) {
+	var path []string
+	for s != "" {
+		if len(s) < 4 || s[0] != '[' || (s[1] != '"' && s[1] != '\'') {
+			return nil, fmt.Errorf("want [\"key\"]")
+		}
+		q := s[1]
+		end := strings.IndexByte(s[2:], q)
+		if end < 0 || len(s) < end+4 || s[2+end+1] != ']' {
+			return nil, fmt.Errorf("unclosed [\"key\"]")
+		}
+		path = append(path, s[2:2+end])
+		s = s[2+end+2:]
+	}
+	return path, nil
+}
+
+// Filter implements plugin.Filter.
+func (t *RecordTransformer) Filter(_ context.Context, s event.Stream, b *event.Builder) (event.Stream, error) {
+	sc := t.pool.Get().(*rtScratch)
+	defer t.pool.Put(sc)
+	r := event.NewReader(s.Data)
+	for r.Next() {
+		e := r.Entry()
+		rec, err := t.transform(sc, s.Tag, e)
+		if err != nil {
+			return s, err
+		}
+		b.Append(e.Time, rec)
+	}
+	if err := r.Err(); err != nil {
+		return s, err
+	}
+	return b.Stream(s.Tag), nil
+}
+
+// transform builds the new record in sc.body and returns it; the slice is
+// valid until the next call.
+func (t *RecordTransformer) transform(sc *rtScratch, tag string, e *event.Entry) ([]byte, error) {
+	// The map body goes after room for the largest header (5 bytes).
+	body := append(sc.body[:0], 0, 0, 0, 0, 0)
+	var n uint32
+	err := e.Record.Each(func(k []byte, v event.Value) bool {
+		key := string(k) // map lookups with string(k) do not allocate
+		if t.RenewRecord && !t.keep[key] || t.skip[key] {
+			return true
+		}
+		body = msgp.AppendStringFromBytes(body, k)
+		body = append(body, v...)
+		n++
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range t.fields {
+		body = msgp.AppendString(body, f.key)
+		if raw, ok := t.typed(f, e.Record); ok {
+			body = append(body, raw...)
+		} else {
+			sc.text = t.render(sc.text[:0], f.parts, tag, e)
+			body = msgp.AppendStringFromBytes(body, sc.text)
+		}
+		n++
+	}
+	var hb [5]byte
+	hdr := msgp.AppendMapHeader(hb[:0], n)
+	start := 5 - len(hdr)
+	copy(body[start:], hdr)
+	sc.body = body
+	return body[start:], nil
+}
+
+// typed returns the raw value when auto_typecast keeps a lone record
+// placeholder's type.
+func (t *RecordTransformer) typed(f rtField, r event.Record) (event.Value, bool) {
+	if !t.AutoTypecast || len(f.parts) != 1 || f.parts[0].kind != partRecord {
+		return nil, false
+	}
+	return r.Lookup(f.parts[0].path)
+}
+
+func (t *RecordTransformer) render(dst []byte, parts []rtPart, tag string, e *event.Entry) []byte {
+	for _, p := range parts {
+		switch p.kind {
+		case partLit:
+			dst = append(dst, p.lit...)
+		case partTag:
+			dst = append(dst, tag...)
+		case partHostname:
+			dst = append(dst, t.hostname...)
+		case partTime:
+			dst = strftime.Append(dst, "%Y-%m-%d %H:%M:%S %z", e.Time.Std())
+		case partTagParts, partTagPrefix, partTagSuffix:
+			dst = appendTagPart(dst, tag, p)
+		case partRecord:
+			if v, ok := e.Record.Lookup(p.path); ok {
+				dst = v.AppendText(dst)
+			} else {
+				dst = append(dst, p.lit...)
+			}
+		}
+	}
+	return dst
+}
+
+func appendTagPart(dst []byte, tag string, p rtPart) []byte {
+	parts := strings.Count(tag, ".") + 1
+	i := p.idx
+	if i < 0 {
+		i += parts
+	}
+	if i < 0 || i >= parts {
+		return append(dst, p.lit...)
+	}
+	// Offsets of the i-th part without splitting the tag.
+	start, end := 0, len(tag)
+	for k, pos := 0, 0; k <= i; k++ {
+		start = pos
+		if j := strings.IndexByte(tag[pos:], '.'); j >= 0 {
+			end = pos + j
+			pos = end + 1
+		} else {
+			end = len(tag)
+		}
+	}
+	switch p.kind {
+	case partTagPrefix:
+		return append(dst, tag[:end]...)
+	case partTagSuffix:
+		return append(dst, tag[start:]...)
+	}
+	return append(dst, tag[start:end]...)
+}
