@@ -269,6 +269,10 @@ func (e *Engine) Output(el *config.Element) (plugin.Emitter, error) {
 	return n, nil
 }
 
+// Root returns the emitter for events that carry no @label, as an input
+// without @label would use.
+func (e *Engine) Root() plugin.Emitter { return e.root }
+
 // Label implements plugin.Builder.
 func (e *Engine) Label(name string) (plugin.Emitter, error) {
 	if p, ok := e.labels[name]; ok {

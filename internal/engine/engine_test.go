@@ -1,0 +1,253 @@
+package engine_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/engine"
+	"github.com/sluice-log/sluice/internal/plugintest"
+)
+
+func tagsOf(name string) []string {
+	var tags []string
+	for _, e := range plugintest.Captured(name) {
+		tags = append(tags, e.Tag)
+	}
+	sort.Strings(tags)
+	return tags
+}
+
+func TestRoutingFiltersAndLabels(t *testing.T) {
+	plugintest.Reset()
+	e := plugintest.Build(t, `
+<filter app.**>
+  @type record_transformer
+  <record>
+    seen_by root_filter
+  </record>
+</filter>
+<match app.access>
+  @type capture
+  name access
+</match>
+<filter app.**>
+  @type record_transformer
+  <record>
+    late yes
+  </record>
+</filter>
+<match app.** other.{a,b}>
+  @type capture
+  name app
+</match>
+<match relabel.**>
+  @type relabel
+  @label @side
+</match>
+<match copy.**>
+  @type copy
+  <store>
+    @type capture
+    name copy1
+  </store>
+  <store ignore_error>
+    @type capture
+    name copy2
+  </store>
+</match>
+<label @side>
+  <match **>
+    @type capture
+    name side
+  </match>
+</label>
+`)
+	stop := plugintest.Start(t, e)
+	ctx := context.Background()
+	for _, tag := range []string{"app.access", "app.error", "other.b", "relabel.x", "copy.y", "nowhere"} {
+		plugintest.Must(t, e.Root().Emit(ctx, plugintest.Stream(t, tag, map[string]any{"k": tag})))
+	}
+	stop()
+
+	access := plugintest.Captured("access")
+	if len(access) != 1 || access[0].Record["seen_by"] != "root_filter" || access[0].Record["late"] != nil {
+		t.Errorf("access got %+v: want the first filter only", access)
+	}
+	app := plugintest.Captured("app")
+	if got := tagsOf("app"); strings.Join(got, ",") != "app.error,other.b" {
+		t.Errorf("app tags %v", got)
+	}
+	for _, ev := range app {
+		if ev.Tag == "app.error" && (ev.Record["seen_by"] != "root_filter" || ev.Record["late"] != "yes") {
+			t.Errorf("app.error should pass both filters: %+v", ev.Record)
+		}
+	}
+	if got := tagsOf("side"); strings.Join(got, ",") != "relabel.x" {
+		t.Errorf("relabel went to %v", got)
+	}
+	if len(plugintest.Captured("copy1")) != 1 || len(plugintest.Captured("copy2")) != 1 {
+		t.Errorf("copy stores got %d and %d", len(plugintest.Captured("copy1")), len(plugintest.Captured("copy2")))
+	}
+	if e.Unmatched.Load() != 1 {
+		t.Errorf("unmatched = %d, want 1 (tag nowhere)", e.Unmatched.Load())
+	}
+}
+
+func TestSourceLabelAndErrorLabel(t *testing.T) {
+	plugintest.Reset()
+	e := plugintest.Build(t, `
+<source>
+  @type counter
+  @label @in
+  tag frontend-apache
+  count 3
+</source>
+<match **>
+  @type capture
+  name root
+</match>
+<label @in>
+  <filter backend*>
+    @type fail
+  </filter>
+  <match frontend*>
+    @type capture
+    name frontend
+  </match>
+  <match backend*>
+    @type capture
+    name backend
+  </match>
+</label>
+<label @ERROR>
+  <match **>
+    @type capture
+    name errors
+  </match>
+</label>
+`)
+	stop := plugintest.Start(t, e)
+	plugintest.WaitFor(t, "frontend events", func() bool { return len(plugintest.Captured("frontend")) == 3 })
+	in, err := e.Label("@in")
+	plugintest.Must(t, err)
+	plugintest.Must(t, in.Emit(context.Background(), plugintest.Stream(t, "backend-api", map[string]any{"x": 1})))
+	stop()
+	if n := len(plugintest.Captured("root")); n != 0 {
+		t.Errorf("root match got %d events from a labelled source", n)
+	}
+	if n := len(plugintest.Captured("backend")); n != 0 {
+		t.Errorf("backend got %d events past a failing filter", n)
+	}
+	if errs := plugintest.Captured("errors"); len(errs) != 1 || errs[0].Tag != "backend-api" {
+		t.Errorf("@ERROR got %+v", errs)
+	}
+}
+
+// TestShutdownOrder checks the documented order: inputs stop first, then
+// buffered outputs drain what they hold.
+func TestShutdownOrder(t *testing.T) {
+	plugintest.Reset()
+	e := plugintest.Build(t, `
+<source>
+  @type counter
+  tag t
+  count 100
+</source>
+<match t>
+  @type capture
+  name drained
+  fail 2
+  <buffer>
+    flush_interval 1h
+    retry_wait 0.01
+    retry_randomize false
+  </buffer>
+</match>
+`)
+	stop := plugintest.Start(t, e)
+	plugintest.WaitFor(t, "the input to emit", func() bool { return e.Unmatched.Load() == 0 })
+	stop()
+	if n := len(plugintest.Captured("drained")); n != 100 {
+		t.Fatalf("drained %d of 100 events at shutdown (after two failed writes)", n)
+	}
+	j := plugintest.Journal()
+	if len(j) < 2 || j[0] != "stop:t" {
+		t.Errorf("journal %v: the input must stop before the output writes", j)
+	}
+}
+
+func TestBuildErrors(t *testing.T) {
+	cases := []struct{ name, conf, want string }{
+		{"unknown type", "<match **>\n  @type nosuch\n</match>", `test.conf:1: unknown plugin type "nosuch" (output)`},
+		{"unknown parameter", "<match **>\n  @type null\n  colour red\n</match>", `test.conf:3: unknown parameter "colour" in <match **>`},
+		{"unknown buffer parameter", "<match **>\n  @type file\n  path /tmp/x\n  <buffer>\n    flush_intervl 1s\n  </buffer>\n</match>", `test.conf:5: unknown parameter "flush_intervl" in <buffer>`},
+		{"missing type", "<source>\n  tag x\n</source>", `test.conf:1: <source > has no @type`},
+		{"duplicate id", "<match a>\n  @type null\n  @id x\n</match>\n<match b>\n  @type null\n  @id x\n</match>", `test.conf:7: @id "x" is already used at test.conf:3`},
+		{"missing label", "<source>\n  @type sample\n  tag x\n  @label @nope\n</source>", `test.conf:4: @label @nope: no such <label>`},
+		{"bad pattern", "<match {a,b>\n  @type null\n</match>", `unclosed '{'`},
+		{"worker", "<worker 0>\n</worker>", `<worker> sections are not supported`},
+		{"enable_ruby", "<filter **>\n  @type record_transformer\n  enable_ruby true\n</filter>\n<match **>\n  @type null\n</match>", `enable_ruby is not supported`},
+		{"placeholder without chunk key", "<match **>\n  @type file\n  path /tmp/${tag}/x\n  <buffer time>\n    timekey 1h\n  </buffer>\n</match>", `needs tag in the chunk keys`},
+		{"time key without timekey", "<match **>\n  @type null\n  <buffer time>\n  </buffer>\n</match>", `timekey is not set`},
+		{"buffer on unbuffered output", "<match **>\n  @type relabel\n  @label @x\n  <buffer>\n  </buffer>\n</match>\n<label @x>\n</label>", `does not use a <buffer>`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := plugintest.BuildErr(tc.conf)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestCompatConfigs: the two seed configurations load; the only problems
+// are plugin types that later issues add.
+func TestCompatConfigs(t *testing.T) {
+	want := map[string][]string{
+		"k8s-s3.conf":           {`unknown plugin type "http" (input)`, `unknown plugin type "s3" (output)`},
+		"fargate-firehose.conf": {`unknown plugin type "http" (input)`, `unknown plugin type "kinesis_firehose" (output)`, `unknown plugin type "kinesis_firehose" (output)`},
+	}
+	for file, wantErrs := range want {
+		t.Run(file, func(t *testing.T) {
+			root, err := config.ParseFile(filepath.Join("testdata", file), nil)
+			if err != nil {
+				t.Fatalf("parse: %v", err)
+			}
+			_, err = engine.Build(root, engine.Options{Logger: plugintest.Quiet})
+			if err == nil {
+				t.Fatal("built without the missing plugins")
+			}
+			lines := strings.Split(err.Error(), "\n")
+			if len(lines) != len(wantErrs) {
+				t.Fatalf("got %d problems, want %d:\n%s", len(lines), len(wantErrs), err)
+			}
+			for i, line := range lines {
+				if !strings.HasSuffix(line, wantErrs[i]) {
+					t.Errorf("problem %d = %q, want suffix %q", i, line, wantErrs[i])
+				}
+			}
+		})
+	}
+}
+
+func TestCompatFixturesMatchShared(t *testing.T) {
+	for _, f := range []string{"k8s-s3.conf", "fargate-firehose.conf"} {
+		shared, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "compat", f))
+		if err != nil {
+			t.Skipf("shared/ not beside the checkout: %v", err)
+		}
+		ours, err := os.ReadFile(filepath.Join("testdata", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(shared) != string(ours) {
+			t.Errorf("testdata/%s differs from shared/compat/%s: copy it again", f, f)
+		}
+	}
+}
