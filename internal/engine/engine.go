@@ -269,6 +269,15 @@ func (e *Engine) Output(el *config.Element) (plugin.Emitter, error) {
 	return n, nil
 }
 
+// Inputs returns the input plugins, in configuration order.
+func (e *Engine) Inputs() []any {
+	out := make([]any, len(e.inputs))
+	for i, n := range e.inputs {
+		out[i] = n.p
+	}
+	return out
+}
+
 // Root returns the emitter for events that carry no @label, as an input
 // without @label would use.
 func (e *Engine) Root() plugin.Emitter { return e.root }

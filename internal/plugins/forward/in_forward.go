@@ -29,6 +29,7 @@ type Input struct {
 
 	log    *slog.Logger
 	ln     net.Listener
+	bound  atomic.Pointer[string] // the listener's address, once bound
 	conns  sync.WaitGroup
 	mu     sync.Mutex
 	active map[net.Conn]struct{} // guarded by mu
@@ -69,11 +70,10 @@ func (in *Input) Init(context.Context) error {
 	}
 	in.ln = ln
 	in.active = map[net.Conn]struct{}{}
+	addr := ln.Addr().String()
+	in.bound.Store(&addr)
 	return nil
 }
-
-// Addr returns the bound address (useful with port 0).
-func (in *Input) Addr() net.Addr { return in.ln.Addr() }
 
 // Run implements plugin.Input. On cancel it stops accepting, lets each
 // connection finish the message it is processing, then returns.

@@ -1,0 +1,127 @@
+package file_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/sluice-log/sluice/internal/plugintest"
+)
+
+func listFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out
+}
+
+// emitTwice sends two one-record streams (1362020400 = 2013-02-28 03:00
+// UTC); with chunk_limit_records 1 each is its own chunk. Stopping the
+// engine flushes them.
+func emitTwice(t *testing.T, conf string) {
+	t.Helper()
+	e := plugintest.Build(t, conf)
+	stop := plugintest.Start(t, e)
+	for i := 0; i < 2; i++ {
+		plugintest.Must(t, e.Root().Emit(context.Background(), plugintest.Stream(t, "web.access", map[string]any{"n": i})))
+	}
+	stop()
+}
+
+func TestDefaultPathGetsSliceIndexAndSuffix(t *testing.T) {
+	dir := t.TempDir()
+	emitTwice(t, `
+<match **>
+  @type file
+  path `+dir+`/app
+  <buffer time>
+    timekey 1d
+    timekey_use_utc true
+    chunk_limit_records 1
+  </buffer>
+</match>`)
+	got := listFiles(t, dir)
+	if strings.Join(got, " ") != "app.20130228_0.log app.20130228_1.log" {
+		t.Fatalf("files %v", got)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, got[0]))
+	if !strings.HasPrefix(string(data), "2013-02-28T") || !strings.Contains(string(data), "\tweb.access\t{\"n\":") {
+		t.Errorf("content %q", data)
+	}
+}
+
+func TestPlaceholdersAppendAndFormat(t *testing.T) {
+	dir := t.TempDir()
+	emitTwice(t, `
+<match **>
+  @type file
+  path `+dir+`/${tag[0]}/${tag}/%Y%m%d%H
+  append true
+  <format>
+    @type single_value
+    message_key n
+  </format>
+  <buffer tag,time>
+    timekey 1h
+    timekey_use_utc true
+    chunk_limit_records 1
+  </buffer>
+</match>`)
+	got := listFiles(t, dir)
+	if strings.Join(got, " ") != "web/web.access/2013022803.log" {
+		t.Fatalf("files %v", got)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, got[0]))
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	sort.Strings(lines)
+	if strings.Join(lines, ",") != "0,1" {
+		t.Errorf("appended content %q", data)
+	}
+}
+
+func TestGzipAppendIsReadable(t *testing.T) {
+	dir := t.TempDir()
+	emitTwice(t, `
+<match **>
+  @type file
+  path `+dir+`/out
+  append true
+  compress gzip
+  add_path_suffix false
+  <format>
+    @type json
+  </format>
+  <buffer time>
+    timekey 1d
+    timekey_use_utc true
+    chunk_limit_records 1
+  </buffer>
+</match>`)
+	got := listFiles(t, dir)
+	if strings.Join(got, " ") != "out.20130228.gz" {
+		t.Fatalf("files %v", got)
+	}
+	f, err := os.Open(filepath.Join(dir, got[0]))
+	plugintest.Must(t, err)
+	defer f.Close()
+	zr, err := gzip.NewReader(f) // reads every member of a multi-member file
+	plugintest.Must(t, err)
+	data, err := io.ReadAll(zr)
+	plugintest.Must(t, err)
+	if n := strings.Count(string(data), "{\"n\":"); n != 2 {
+		t.Errorf("decompressed %q: want 2 records", data)
+	}
+}
