@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "github.com/sluice-log/sluice/internal/plugins/all"
+)
+
+func runMain(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := Main(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCheckExample(t *testing.T) {
+	for _, args := range [][]string{
+		{"check", "-c", "../../examples/sluice.conf"},
+		{"-c", "../../examples/sluice.conf", "--dry-run"},
+		{"--config", "../../examples/sluice.conf", "--dry-run", "-vv"},
+	} {
+		code, out, errs := runMain(args...)
+		if code != 0 || !strings.Contains(out, "configuration OK") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errs)
+		}
+	}
+}
+
+func TestCheckCompatReportsOnlyMissingPlugins(t *testing.T) {
+	code, _, errs := runMain("check", "-c", "../engine/testdata/fargate-firehose.conf")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	lines := strings.Split(strings.TrimSpace(errs), "\n")
+	for _, l := range lines {
+		if !strings.Contains(l, "unknown plugin type") {
+			t.Errorf("unexpected problem: %s", l)
+		}
+	}
+	if len(lines) != 3 {
+		t.Errorf("want 3 lines (http, kinesis_firehose twice), got %q", errs)
+	}
+}
+
+func TestCheckOneLinePerProblem(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "bad.conf")
+	os.WriteFile(conf, []byte("<match **>\n  @type null\n  a 1\n  b 2\n</match>\n<source>\n  @type forward\n  port x\n</source>\n"), 0o644)
+	code, _, errs := runMain("check", "-c", conf)
+	lines := strings.Split(strings.TrimSpace(errs), "\n")
+	if code != 1 || len(lines) != 3 {
+		t.Fatalf("exit %d, problems:\n%s", code, errs)
+	}
+	for i, want := range []string{`bad.conf:3: unknown parameter "a"`, `bad.conf:4: unknown parameter "b"`, `bad.conf:8: port: invalid integer "x"`} {
+		if !strings.Contains(lines[i], want) {
+			t.Errorf("line %d = %q, want %q", i, lines[i], want)
+		}
+	}
+}
+
+func TestParseErrorAndMissingFile(t *testing.T) {
+	if code, _, errs := runMain("check", "-c", "/nonexistent.conf"); code != 1 || !strings.Contains(errs, "nonexistent.conf") {
+		t.Errorf("missing file: exit %d %q", code, errs)
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "broken.conf")
+	os.WriteFile(conf, []byte("<source>\n"), 0o644)
+	if code, _, errs := runMain("check", "-c", conf); code != 1 || !strings.Contains(errs, "broken.conf:1: <source> is never closed") {
+		t.Errorf("broken file: exit %d %q", code, errs)
+	}
+}
+
+func TestVersionPluginsUsage(t *testing.T) {
+	if code, out, _ := runMain("version"); code != 0 || !strings.HasPrefix(out, "sluice ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	code, out, _ := runMain("plugins")
+	for _, want := range []string{"input", "forward", "chunk_size_limit", "output", "file", "path", "(required)", "filter", "record_transformer", "formatter", "single_value", "sample (dummy)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("plugins output lacks %q", want)
+		}
+	}
+	if code != 0 {
+		t.Errorf("plugins exit %d", code)
+	}
+	if code, _, _ := runMain("frobnicate"); code != 2 {
+		t.Errorf("unknown command exit %d", code)
+	}
+}
