@@ -24,6 +24,15 @@ func (b *Builder) AppendRaw(entry []byte) {
 	b.n++
 }
 
+// AppendTimeRecord appends [time, record] from an already-encoded time
+// (any form ReadTime accepts) and record.
+func (b *Builder) AppendTimeRecord(rawTime, record []byte) {
+	b.buf = append(b.buf, 0x92)
+	b.buf = append(b.buf, rawTime...)
+	b.buf = append(b.buf, record...)
+	b.n++
+}
+
 // AppendEntries appends n already-encoded entries held back to back in data.
 func (b *Builder) AppendEntries(data []byte, n int) {
 	b.buf = append(b.buf, data...)

@@ -142,9 +142,13 @@ func (r *Runtime) Emit(ctx context.Context, s event.Stream) error {
 	need := int64(len(s.Data))
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for r.size+need > int64(r.cfg.TotalLimitSize) {
+	for {
+		// Stop has taken the staged chunks: a late stream would be left behind.
 		if r.stopping {
 			return fmt.Errorf("output %s is shutting down", r.id)
+		}
+		if r.size+need <= int64(r.cfg.TotalLimitSize) {
+			break
 		}
 		switch r.cfg.OverflowAction {
 		case "block":

@@ -308,6 +308,9 @@ func TestStopDrainsAndCountsLeftovers(t *testing.T) {
 	if left := stop(t, r); left != 0 || s.records() != 3 {
 		t.Fatalf("left %d delivered %d", left, s.records())
 	}
+	if err := r.Emit(context.Background(), stream(t, "x", 4)); err == nil {
+		t.Error("a stopped runtime accepted events it would never flush")
+	}
 
 	down := newSink()
 	down.failures = 1 << 30

@@ -36,6 +36,26 @@ func TestDecodeAllocs(t *testing.T) {
 	}
 }
 
+// TestDecodeMessageAllocs: message mode (fluent-logger-golang, Docker's
+// driver) builds its entry in reused memory.
+func TestDecodeMessageAllocs(t *testing.T) {
+	msg := msgp.AppendArrayHeader(nil, 4)
+	msg = msgp.AppendString(msg, "docker.app")
+	msg = event.AppendEventTime(msg, event.Now())
+	msg = append(msg, record(t, "log", "hello")...)
+	msg = append(msg, option("Y2h1bms=", "")...)
+	var d Decoder
+	var m Message
+	_ = d.Decode(msg, &m, 1)
+	if n := testing.AllocsPerRun(100, func() {
+		if err := d.Decode(msg, &m, 1); err != nil || m.Count != 1 {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("decode allocates %v times", n)
+	}
+}
+
 // BenchmarkDecodePackedForward validates every entry of a 500-event
 // PackedForward message: bytes/s of messages decoded on one core.
 func BenchmarkDecodePackedForward(b *testing.B) {

@@ -136,8 +136,7 @@ func (d *Decoder) Decode(b []byte, m *Message, now event.Time) error {
 		if t == 0 {
 			d.entry.Append(now, record)
 		} else {
-			raw := append(append([]byte{0x92}, rawTime...), record...)
-			d.entry.AppendRaw(raw)
+			d.entry.AppendTimeRecord(rawTime, record)
 		}
 		m.Entries, m.Count = d.entry.Bytes(), 1
 		option = after
