@@ -56,6 +56,44 @@ func (b *Builder) Len() int { return b.n }
 // Stream returns a Stream over the builder's entries.
 func (b *Builder) Stream(tag string) Stream { return Stream{Tag: tag, Data: b.buf, Len: b.n} }
 
+// AppendRecordFields appends rec with string fields set from kv (key,
+// value, key, value ...). A key rec already has is replaced, as Fluentd's
+// record[key] = value does.
+func AppendRecordFields(dst []byte, rec Record, kv ...string) ([]byte, error) {
+	n := uint32(len(kv) / 2)
+	err := rec.Each(func(k []byte, _ Value) bool {
+		if !hasKey(kv, k) {
+			n++
+		}
+		return true
+	})
+	if err != nil {
+		return dst, err
+	}
+	dst = msgp.AppendMapHeader(dst, n)
+	_ = rec.Each(func(k []byte, v Value) bool {
+		if !hasKey(kv, k) {
+			dst = msgp.AppendStringFromBytes(dst, k)
+			dst = append(dst, v...)
+		}
+		return true
+	})
+	for i := 0; i+1 < len(kv); i += 2 {
+		dst = msgp.AppendString(dst, kv[i])
+		dst = msgp.AppendString(dst, kv[i+1])
+	}
+	return dst, nil
+}
+
+func hasKey(kv []string, k []byte) bool {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i] == string(k) {
+			return true
+		}
+	}
+	return false
+}
+
 // EncodeRecord encodes a map as a msgpack record with keys in sorted order,
 // for tests and for plugins that build records from configuration.
 func EncodeRecord(m map[string]any) ([]byte, error) {

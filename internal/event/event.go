@@ -57,3 +57,16 @@ type Entry struct {
 	// Raw is the whole entry, ready to copy into another stream.
 	Raw []byte
 }
+
+// TimePart returns the encoded time, or Fluent Bit's [time, metadata], as
+// it stands in Raw between the entry's array header and its record.
+func (e *Entry) TimePart() []byte {
+	hdr := 1 // fixarray
+	switch e.Raw[0] {
+	case 0xdc:
+		hdr = 3
+	case 0xdd:
+		hdr = 5
+	}
+	return e.Raw[hdr : len(e.Raw)-len(e.Record)]
+}

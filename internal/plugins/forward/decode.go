@@ -1,6 +1,6 @@
-// Package forward implements Fluentd's Forward Protocol v1. This first
-// version of in_forward reads the four event modes and answers acks; the
-// handshake, TLS, heartbeat and the zero-copy path come with issue 3.
+// Package forward implements Fluentd's Forward Protocol v1: in_forward (the
+// four event modes, acks, the HELO/PING/PONG handshake, TLS, the UDP
+// heartbeat) and out_forward.
 package forward
 
 import (
@@ -10,6 +10,7 @@ import (
 	"io"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/sluice-log/sluice/internal/event"
@@ -22,6 +23,10 @@ func protoErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrProtocol, fmt.Sprintf(format, args...))
 }
 
+// ModeIgnored marks a value that is not an event message: the spec lets
+// clients send nil as a keep-alive, and servers ignore any non-array value.
+const ModeIgnored = "ignored"
+
 // Message is one decoded event message. Its slices alias the decoder's
 // input or scratch space and are valid until the next decode.
 type Message struct {
@@ -29,22 +34,37 @@ type Message struct {
 	Entries []byte // concatenated [time, record] entries
 	Count   int
 	Chunk   []byte // the "chunk" option: the client wants an ack
-	Mode    string // "message", "forward", "packed_forward" or "compressed_packed_forward"
+	Mode    string // "message", "forward", "packed_forward", "compressed_packed_forward" or ModeIgnored
+	// Invalid counts well-formed entries of the wrong shape that
+	// SkipInvalid dropped.
+	Invalid int
 }
 
 // Decoder decodes messages, reusing its scratch memory between calls.
 type Decoder struct {
-	// MaxDecompressed bounds the size of a gzip payload once inflated.
+	// MaxDecompressed bounds the size of a gzip or zstd payload once
+	// inflated.
 	MaxDecompressed int
+	// SkipInvalid drops well-formed entries of the wrong shape (a record
+	// that is not a map, a time that is not a time) instead of refusing
+	// the message: Fluentd's skip_invalid_event.
+	SkipInvalid bool
 
 	entry   event.Builder
+	valid   event.Builder
 	inflate bytes.Buffer
 	gz      *gzip.Reader
+	zs      *zstd.Decoder
+	zbuf    []byte
 }
 
 // Decode decodes the complete msgpack message b (one array) into m.
 func (d *Decoder) Decode(b []byte, m *Message, now event.Time) error {
 	*m = Message{}
+	if msgp.NextType(b) != msgp.ArrayType {
+		m.Mode = ModeIgnored
+		return nil
+	}
 	n, b, err := msgp.ReadArrayHeaderBytes(b)
 	if err != nil {
 		return protoErr("message is not an array")
@@ -74,12 +94,13 @@ func (d *Decoder) Decode(b []byte, m *Message, now event.Time) error {
 		}
 		start := b
 		for i := uint32(0); i < count; i++ {
-			if _, b, err = event.DecodeEntry(b); err != nil {
+			if b, err = msgp.Skip(b); err != nil {
 				return fmt.Errorf("%w: entry %d: %v", ErrProtocol, i, err)
 			}
 		}
-		m.Entries = start[:len(start)-len(b)]
-		m.Count = int(count)
+		if err := d.entries(start[:len(start)-len(b)], m); err != nil {
+			return err
+		}
 		option = b
 		if n != 2 && n != 3 {
 			return protoErr("forward mode wants 2 or 3 elements, got %d", n)
@@ -99,19 +120,23 @@ func (d *Decoder) Decode(b []byte, m *Message, now event.Time) error {
 			return protoErr("packed forward mode wants 2 or 3 elements, got %d", n)
 		}
 		option = b
-		compressed, err := compressedOption(option)
+		compression, err := compressedOption(option)
 		if err != nil {
 			return err
 		}
-		if compressed {
+		switch compression {
+		case "gzip":
 			m.Mode = "compressed_packed_forward"
-			if payload, err = d.gunzip(payload); err != nil {
-				return err
-			}
+			payload, err = d.gunzip(payload)
+		case "zstd":
+			m.Mode = "compressed_packed_forward"
+			payload, err = d.unzstd(payload)
 		}
-		m.Entries = payload
-		if m.Count, err = event.Validate(payload); err != nil {
-			return fmt.Errorf("%w: %v", ErrProtocol, err)
+		if err != nil {
+			return err
+		}
+		if err := d.entries(payload, m); err != nil {
+			return err
 		}
 	default: // Message: [tag, time, record, option?]
 		m.Mode = "message"
@@ -124,14 +149,19 @@ func (d *Decoder) Decode(b []byte, m *Message, now event.Time) error {
 			return fmt.Errorf("%w: %v", ErrProtocol, err)
 		}
 		rawTime := timeStart[:len(timeStart)-len(rest)]
-		if msgp.NextType(rest) != msgp.MapType {
-			return protoErr("record is not a map")
-		}
 		after, err := msgp.Skip(rest)
 		if err != nil {
 			return protoErr("bad record: %v", err)
 		}
 		record := rest[:len(rest)-len(after)]
+		if msgp.NextType(rest) != msgp.MapType {
+			if !d.SkipInvalid {
+				return protoErr("record is not a map")
+			}
+			m.Invalid = 1
+			m.Entries, m.Count = nil, 0
+			return d.options(after, m)
+		}
 		d.entry.Reset()
 		if t == 0 {
 			d.entry.Append(now, record)
@@ -141,32 +171,68 @@ func (d *Decoder) Decode(b []byte, m *Message, now event.Time) error {
 		m.Entries, m.Count = d.entry.Bytes(), 1
 		option = after
 	}
-	if len(option) > 0 {
-		if m.Chunk, err = chunkOption(option); err != nil {
-			return err
-		}
+	return d.options(option, m)
+}
+
+func (d *Decoder) options(option []byte, m *Message) error {
+	if len(option) == 0 {
+		return nil
 	}
+	var err error
+	m.Chunk, err = chunkOption(option)
+	return err
+}
+
+// entries validates a run of entries into m. With SkipInvalid, entries of
+// the wrong shape are dropped and counted; bytes that are not msgpack are
+// always an error, since nothing after them can be found.
+func (d *Decoder) entries(data []byte, m *Message) error {
+	n, err := event.Validate(data)
+	if err == nil {
+		m.Entries, m.Count = data, n
+		return nil
+	}
+	if !d.SkipInvalid {
+		return fmt.Errorf("%w: %v", ErrProtocol, err)
+	}
+	d.valid.Reset()
+	for b := data; len(b) > 0; {
+		rest, err := msgp.Skip(b)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrProtocol, err)
+		}
+		if _, _, err := event.DecodeEntry(b[:len(b)-len(rest)]); err != nil {
+			m.Invalid++
+		} else {
+			d.valid.AppendRaw(b[:len(b)-len(rest)])
+		}
+		b = rest
+	}
+	m.Entries, m.Count = d.valid.Bytes(), d.valid.Len()
 	return nil
 }
 
-// compressedOption reads option["compressed"]; "gzip" means a gzip payload,
-// and "text" (which the Node.js client sends) or absence means none.
-func compressedOption(option []byte) (bool, error) {
-	if len(option) == 0 {
-		return false, nil
+// compressedOption reads option["compressed"]: "gzip" (the spec), "zstd"
+// (Fluentd 1.19), or "text" (which the Node.js client sends), absent or
+// empty for none.
+func compressedOption(option []byte) (string, error) {
+	if len(option) == 0 || msgp.NextType(option) != msgp.MapType {
+		return "", nil
 	}
 	v, ok := event.Record(option).Get("compressed")
 	if !ok {
-		return false, nil
+		return "", nil
 	}
 	s, _ := v.Bytes()
 	switch string(s) {
 	case "gzip":
-		return true, nil
+		return "gzip", nil
+	case "zstd":
+		return "zstd", nil
 	case "text", "":
-		return false, nil
+		return "", nil
 	}
-	return false, protoErr("unsupported compression %q", s)
+	return "", protoErr("unsupported compression %q", s)
 }
 
 func chunkOption(option []byte) ([]byte, error) {
@@ -210,6 +276,37 @@ func (d *Decoder) gunzip(payload []byte) ([]byte, error) {
 		return nil, protoErr("decompressed payload exceeds %d bytes", limit)
 	}
 	return d.inflate.Bytes(), nil
+}
+
+// zstdMaxWindow bounds the memory one zstd frame may ask for.
+const zstdMaxWindow = 8 << 20
+
+func (d *Decoder) unzstd(payload []byte) ([]byte, error) {
+	if d.zs == nil {
+		zs, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow),
+			zstd.WithDecoderMaxMemory(uint64(d.MaxDecompressed)))
+		if err != nil {
+			return nil, protoErr("zstd: %v", err)
+		}
+		d.zs = zs
+	}
+	out, err := d.zs.DecodeAll(payload, d.zbuf[:0])
+	if err != nil {
+		return nil, protoErr("zstd: %v", err)
+	}
+	d.zbuf = out
+	if len(out) > d.MaxDecompressed {
+		return nil, protoErr("decompressed payload exceeds %d bytes", d.MaxDecompressed)
+	}
+	return out, nil
+}
+
+// Close releases the zstd decoder's goroutines, if one was started.
+func (d *Decoder) Close() {
+	if d.zs != nil {
+		d.zs.Close()
+		d.zs = nil
+	}
 }
 
 // AppendAck appends the ack response {"ack": chunk}.

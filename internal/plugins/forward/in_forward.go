@@ -2,43 +2,91 @@ package forward
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/tinylib/msgp/msgp"
-
 	"github.com/sluice-log/sluice/internal/config"
-	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
-// Input is in_forward: a TCP server for the Forward protocol.
+// Input is in_forward: the Forward protocol server, on TCP (or TLS) for
+// events and on UDP, same port, for heartbeats.
+//
+// Parameters keep Fluentd's names and defaults. Sluice adds:
+//
+//	max_connections            refuse connections past this many (0: no cap)
+//	idle_timeout               close connections silent this long (0: never)
+//	max_connection_age         close a connection at a message boundary, after
+//	max_connection_age_jitter  its acks, once it is this old (plus up to the
+//	                           jitter), so that clients reconnect through the
+//	                           load balancer and new instances get a share
+//	ack_dedup_size, ack_dedup_ttl   remember acknowledged chunk ids to
+//	                           accept a resent chunk without emitting it twice
+//	max_decompressed_size      bound on a gzip/zstd payload once inflated
 type Input struct {
-	Port               int         `conf:"port"`
-	Bind               string      `conf:"bind"`
-	ChunkSizeLimit     config.Size `conf:"chunk_size_limit"`
-	ChunkSizeWarnLimit config.Size `conf:"chunk_size_warn_limit"`
-	SkipInvalidEvent   bool        `conf:"skip_invalid_event"`
-	LingerTimeout      int         `conf:"linger_timeout"`
+	Port                int             `conf:"port"`
+	Bind                string          `conf:"bind"`
+	LingerTimeout       int             `conf:"linger_timeout"`
+	ResolveHostname     bool            `conf:"resolve_hostname"`
+	DenyKeepalive       bool            `conf:"deny_keepalive"`
+	SendKeepalivePacket bool            `conf:"send_keepalive_packet"`
+	ChunkSizeLimit      config.Size     `conf:"chunk_size_limit"`
+	ChunkSizeWarnLimit  config.Size     `conf:"chunk_size_warn_limit"`
+	SkipInvalidEvent    bool            `conf:"skip_invalid_event"`
+	SourceAddressKey    string          `conf:"source_address_key"`
+	SourceHostnameKey   string          `conf:"source_hostname_key"`
+	AddTagPrefix        string          `conf:"add_tag_prefix"`
+	MaxConnections      int             `conf:"max_connections"`
+	IdleTimeout         time.Duration   `conf:"idle_timeout"`
+	MaxConnectionAge    time.Duration   `conf:"max_connection_age"`
+	MaxConnectionJitter time.Duration   `conf:"max_connection_age_jitter"`
+	AckDedupSize        int             `conf:"ack_dedup_size"`
+	AckDedupTTL         time.Duration   `conf:"ack_dedup_ttl"`
+	MaxDecompressedSize config.Size     `conf:"max_decompressed_size"`
+	HandshakeTimeout    time.Duration   `conf:"handshake_timeout"`
+	Security            *config.Element `section:"security"`
+	TransportSection    *config.Element `section:"transport"`
 
-	log    *slog.Logger
-	ln     net.Listener
-	bound  atomic.Pointer[string] // the listener's address, once bound
-	conns  sync.WaitGroup
-	mu     sync.Mutex
-	active map[net.Conn]struct{} // guarded by mu
+	security  *Security
+	transport Transport
+	tlsConfig *tls.Config
+	dedup     *ackCache
+	log       *slog.Logger
+	ln        net.Listener
+	udp       net.PacketConn
+	bound     atomic.Pointer[string] // the listener's address, once bound
+	conns     sync.WaitGroup
+	mu        sync.Mutex
+	active    map[net.Conn]struct{} // guarded by mu
 
-	// Counters for this input.
-	Events         atomic.Int64
-	Messages       atomic.Int64
-	ProtocolErrors atomic.Int64
-	Refused        atomic.Int64 // messages not acknowledged because an output refused them
+	Stats InputStats
+}
+
+// InputStats are in_forward's counters.
+type InputStats struct {
+	Connections          atomic.Int64 // open now
+	ConnectionsTotal     atomic.Int64
+	ConnectionsRefused   atomic.Int64 // over max_connections
+	Events               atomic.Int64
+	Bytes                atomic.Int64 // event bytes accepted
+	Messages             atomic.Int64
+	ProtocolErrors       atomic.Int64 // connections closed for a bad or oversized message
+	InvalidEvents        atomic.Int64 // skipped by skip_invalid_event
+	AuthFailures         atomic.Int64
+	Acks                 atomic.Int64
+	DuplicatesSuppressed atomic.Int64 // resent chunks acknowledged without a second emit
+	Refused              atomic.Int64 // messages not acknowledged: an output refused them
+	AgedOut              atomic.Int64 // connections closed by max_connection_age
+	IdleClosed           atomic.Int64
+	Heartbeats           atomic.Int64
 }
 
 // defaultChunkSizeLimit bounds one message when chunk_size_limit is unset
@@ -47,7 +95,11 @@ const defaultChunkSizeLimit = 64 << 20
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: "forward", Summary: "receive events over the Forward protocol",
-		New: func() any { return &Input{Port: 24224, Bind: "0.0.0.0", ChunkSizeLimit: defaultChunkSizeLimit} }})
+		New: func() any {
+			return &Input{Port: 24224, Bind: "0.0.0.0", ChunkSizeLimit: defaultChunkSizeLimit,
+				AckDedupSize: 65536, AckDedupTTL: 10 * time.Minute, MaxDecompressedSize: defaultChunkSizeLimit,
+				HandshakeTimeout: 10 * time.Second}
+		}})
 }
 
 // Configure implements plugin.Configurer.
@@ -56,63 +108,147 @@ func (in *Input) Configure(c *plugin.Context) error {
 	if in.Port < 0 || in.Port > 65535 {
 		return fmt.Errorf("port %d out of range", in.Port)
 	}
-	if in.ChunkSizeLimit <= 0 {
-		return fmt.Errorf("chunk_size_limit must be positive")
+	if in.ChunkSizeLimit <= 0 || in.MaxDecompressedSize <= 0 {
+		return fmt.Errorf("chunk_size_limit and max_decompressed_size must be positive")
 	}
+	if in.MaxConnectionJitter > 0 && in.MaxConnectionAge <= 0 {
+		return fmt.Errorf("max_connection_age_jitter needs max_connection_age")
+	}
+	if in.Security != nil {
+		in.security = &Security{AllowAnonymousSource: true}
+		if err := config.Decode(in.Security, in.security); err != nil {
+			return err
+		}
+		if err := in.security.validate(true); err != nil {
+			return err
+		}
+	}
+	in.transport = defaultTransport()
+	if in.TransportSection != nil {
+		if err := config.Decode(in.TransportSection, &in.transport); err != nil {
+			return err
+		}
+	}
+	if err := in.transport.validate(true); err != nil {
+		return err
+	}
+	in.dedup = newAckCache(in.AckDedupSize, in.AckDedupTTL)
 	return nil
 }
 
-// Init binds the listener, so a busy port fails the start.
+// Init binds the TCP listener and the UDP heartbeat socket, so a busy port
+// fails the start, and reads the TLS certificates.
 func (in *Input) Init(context.Context) error {
-	ln, err := net.Listen("tcp", net.JoinHostPort(in.Bind, strconv.Itoa(in.Port)))
+	cfg, err := in.transport.tlsConfig(true)
 	if err != nil {
 		return err
 	}
-	in.ln = ln
+	in.tlsConfig = cfg
+	if in.security != nil {
+		if err := in.security.resolve(); err != nil {
+			return err
+		}
+	}
+	addr := net.JoinHostPort(in.Bind, strconv.Itoa(in.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	// The heartbeat socket shares the port the TCP listener got (port 0
+	// in tests picks one).
+	udpAddr := net.JoinHostPort(in.Bind, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	udp, err := net.ListenPacket("udp", udpAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("heartbeat socket: %w", err)
+	}
+	in.ln, in.udp = ln, udp
 	in.active = map[net.Conn]struct{}{}
-	addr := ln.Addr().String()
-	in.bound.Store(&addr)
+	bound := ln.Addr().String()
+	in.bound.Store(&bound)
 	return nil
 }
 
 // Run implements plugin.Input. On cancel it stops accepting, lets each
-// connection finish the message it is processing, then returns.
+// connection finish (and acknowledge) the messages it has received, then
+// returns.
 func (in *Input) Run(ctx context.Context, out plugin.Emitter) error {
+	stopped := make(chan struct{})
 	go func() {
 		<-ctx.Done()
 		in.ln.Close()
+		in.udp.Close()
 		in.mu.Lock()
 		for c := range in.active {
 			_ = c.SetReadDeadline(time.Now())
 		}
 		in.mu.Unlock()
+		close(stopped)
+	}()
+	var hb sync.WaitGroup
+	hb.Add(1)
+	go func() { defer hb.Done(); in.heartbeats() }()
+	defer func() {
+		in.conns.Wait()
+		hb.Wait()
+		<-stopped
 	}()
 	for {
-		conn, err := in.ln.Accept()
+		nc, err := in.ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
-				in.conns.Wait()
 				return nil
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			in.conns.Wait()
 			return err
 		}
-		in.mu.Lock()
-		in.active[conn] = struct{}{}
-		in.mu.Unlock()
+		if in.MaxConnections > 0 && in.Stats.Connections.Load() >= int64(in.MaxConnections) {
+			in.Stats.ConnectionsRefused.Add(1)
+			in.log.Warn("refusing connection: max_connections reached", "peer", nc.RemoteAddr().String(), "max_connections", in.MaxConnections)
+			nc.Close()
+			continue
+		}
+		in.track(nc, true)
 		in.conns.Add(1)
 		go func() {
 			defer in.conns.Done()
-			in.serve(ctx, conn, out)
-			in.mu.Lock()
-			delete(in.active, conn)
-			in.mu.Unlock()
-			conn.Close()
+			defer in.track(nc, false)
+			in.serve(ctx, nc, out)
 		}()
+	}
+}
+
+func (in *Input) track(nc net.Conn, open bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if open {
+		in.active[nc] = struct{}{}
+		in.Stats.Connections.Add(1)
+		in.Stats.ConnectionsTotal.Add(1)
+		return
+	}
+	delete(in.active, nc)
+	in.Stats.Connections.Add(-1)
+}
+
+// heartbeats answers each UDP heartbeat (one 0x00 byte) with 0x00.
+func (in *Input) heartbeats() {
+	buf := make([]byte, 64)
+	for {
+		n, addr, err := in.udp.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		if n >= 1 {
+			in.Stats.Heartbeats.Add(1)
+			_, _ = in.udp.WriteTo([]byte{0}, addr)
+		}
 	}
 }
 
@@ -121,81 +257,21 @@ func (in *Input) Close(context.Context) error {
 	if in.ln != nil {
 		in.ln.Close()
 	}
+	if in.udp != nil {
+		in.udp.Close()
+	}
 	return nil
 }
 
-const readSize = 64 << 10
-
-func (in *Input) serve(ctx context.Context, conn net.Conn, out plugin.Emitter) {
-	peer := conn.RemoteAddr().String()
-	limit := int(in.ChunkSizeLimit) + 1024 // room for the envelope
-	dec := Decoder{MaxDecompressed: limit}
-	tags := map[string]string{}
-	buf := make([]byte, 0, readSize)
-	var ack []byte
-	var m Message
-	eof := false
-	for {
-		// Handle every complete message already buffered. Re-parsing after
-		// each read is cheap: msgp.Skip jumps over bin payloads, so only the
-		// envelope is walked. (Issue 3 brings an incremental decoder.)
-		for len(buf) > 0 {
-			rest, err := msgp.Skip(buf)
-			if errors.Is(err, msgp.ErrShortBytes) {
-				break
-			}
-			if err != nil {
-				in.protocolError(peer, err)
-				return
-			}
-			msg := buf[:len(buf)-len(rest)]
-			if err := dec.Decode(msg, &m, event.Now()); err != nil {
-				in.protocolError(peer, err)
-				return
-			}
-			in.Messages.Add(1)
-			tag, ok := tags[string(m.Tag)]
-			if !ok {
-				if len(tags) >= 256 {
-					clear(tags)
-				}
-				tag = string(m.Tag)
-				tags[tag] = tag
-			}
-			if err := out.Emit(ctx, event.Stream{Tag: tag, Data: m.Entries, Len: m.Count}); err != nil {
-				in.Refused.Add(1)
-				in.log.Warn("events not accepted; not acknowledging", "peer", peer, "tag", tag, "records", m.Count, "err", err)
-			} else {
-				in.Events.Add(int64(m.Count))
-				if m.Chunk != nil {
-					ack = AppendAck(ack[:0], m.Chunk)
-					if _, err := conn.Write(ack); err != nil {
-						return
-					}
-				}
-			}
-			buf = append(buf[:0], rest...)
-		}
-		if eof {
-			return
-		}
-		if len(buf) >= limit {
-			in.protocolError(peer, fmt.Errorf("%w: message larger than chunk_size_limit (%d bytes)", ErrProtocol, int64(in.ChunkSizeLimit)))
-			return
-		}
-		if cap(buf)-len(buf) < readSize/4 {
-			grown := make([]byte, len(buf), min(2*cap(buf)+readSize, limit+readSize))
-			copy(grown, buf)
-			buf = grown
-		}
-		n, err := conn.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		// EOF, a reset or the shutdown deadline: handle what arrived, then stop.
-		eof = err != nil
+// connectionDeadline is when a connection opened now reaches
+// max_connection_age (zero when the age is unlimited).
+func (in *Input) connectionDeadline(now time.Time) time.Time {
+	if in.MaxConnectionAge <= 0 {
+		return time.Time{}
 	}
-}
-
-func (in *Input) protocolError(peer string, err error) {
-	in.ProtocolErrors.Add(1)
-	in.log.Warn("closing connection after a protocol error", "peer", peer, "err", err)
+	age := in.MaxConnectionAge
+	if in.MaxConnectionJitter > 0 {
+		age += time.Duration(rand.Int64N(int64(in.MaxConnectionJitter)))
+	}
+	return now.Add(age)
 }

@@ -1,0 +1,357 @@
+package forward
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"time"
+
+	"github.com/tinylib/msgp/msgp"
+
+	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/plugin"
+)
+
+const (
+	// minBuffer is a connection's read buffer while messages are small;
+	// it grows for a large message and shrinks back once that is handled.
+	minBuffer = 16 << 10
+	// shrinkAbove is the capacity past which an empty buffer is released.
+	shrinkAbove = 1 << 20
+	// writeTimeout bounds a write of HELO, PONG or an ack to a client
+	// that does not read.
+	writeTimeout = 10 * time.Second
+	// maxTags bounds a connection's cache of tag strings.
+	maxTags = 256
+)
+
+// conn is one client connection. Only its own goroutine touches it.
+type conn struct {
+	in       *Input
+	nc       net.Conn
+	peer     string
+	ip       net.IP
+	hostname string
+	auth     *serverAuth // non-nil until the handshake succeeds
+	started  time.Time
+	deadline time.Time // max_connection_age; zero for none
+	lastRead time.Time
+
+	dec     Decoder
+	msg     Message
+	tags    map[string]string
+	reply   []byte
+	rebuild event.Builder
+	record  []byte
+}
+
+func (in *Input) serve(ctx context.Context, nc net.Conn, out plugin.Emitter) {
+	now := time.Now()
+	c := &conn{
+		in: in, nc: nc, peer: nc.RemoteAddr().String(), started: now, lastRead: now,
+		deadline: in.connectionDeadline(now),
+		dec:      Decoder{MaxDecompressed: int(in.MaxDecompressedSize), SkipInvalid: in.SkipInvalidEvent},
+		tags:     map[string]string{},
+	}
+	defer c.dec.Close()
+	defer nc.Close()
+	if addr, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		c.ip = addr.IP
+	}
+	if tcp, ok := nc.(*net.TCPConn); ok {
+		if in.SendKeepalivePacket {
+			_ = tcp.SetKeepAlive(true)
+		}
+		if in.LingerTimeout > 0 {
+			_ = tcp.SetLinger(in.LingerTimeout)
+		}
+	}
+	if in.tlsConfig != nil {
+		tc := tls.Server(nc, in.tlsConfig)
+		_ = tc.SetDeadline(now.Add(in.HandshakeTimeout))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			in.Stats.AuthFailures.Add(1)
+			in.log.Warn("TLS handshake failed", "peer", c.peer, "err", err)
+			return
+		}
+		_ = tc.SetDeadline(time.Time{})
+		c.nc = tc
+	}
+	if in.SourceHostnameKey != "" {
+		c.hostname = lookupHostname(ctx, c.ip)
+	}
+	if in.security != nil {
+		c.auth = newServerAuth(in.security, !in.DenyKeepalive)
+		if !c.write(c.auth.appendHelo(c.reply[:0])) {
+			return
+		}
+	}
+	c.loop(ctx, out)
+}
+
+func lookupHostname(ctx context.Context, ip net.IP) string {
+	if ip == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	names, err := net.DefaultResolver.LookupAddr(ctx, ip.String())
+	if err != nil || len(names) == 0 {
+		return ip.String()
+	}
+	name := names[0]
+	if len(name) > 1 && name[len(name)-1] == '.' {
+		name = name[:len(name)-1]
+	}
+	return name
+}
+
+func (c *conn) write(b []byte) bool {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := c.nc.Write(b); err != nil {
+		c.in.log.Debug("write to client failed", "peer", c.peer, "err", err)
+		return false
+	}
+	return true
+}
+
+func (c *conn) protocolError(err error) {
+	c.in.Stats.ProtocolErrors.Add(1)
+	c.in.log.Warn("closing connection after a protocol error", "peer", c.peer, "err", err)
+}
+
+// loop reads messages until the client leaves, a limit closes the
+// connection, or shutdown. Complete messages already received are always
+// handled (and acknowledged) before the connection closes.
+func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
+	in := c.in
+	limit := int(in.ChunkSizeLimit) + 1024 // room for the envelope
+	buf := make([]byte, 0, minBuffer)
+	start := 0
+	eof := false
+	for {
+		for start < len(buf) {
+			rest, err := msgp.Skip(buf[start:])
+			if errors.Is(err, msgp.ErrShortBytes) {
+				break
+			}
+			if err != nil {
+				c.protocolError(err)
+				return
+			}
+			end := len(buf) - len(rest)
+			if end-start > limit {
+				c.protocolError(protoErr("message of %d bytes is larger than chunk_size_limit (%d bytes)", end-start, int64(in.ChunkSizeLimit)))
+				return
+			}
+			msg := buf[start:end]
+			start = end
+			if !c.handle(ctx, msg, out) {
+				return
+			}
+		}
+		if start > 0 {
+			buf = buf[:copy(buf, buf[start:])]
+			start = 0
+		}
+		if len(buf) == 0 && cap(buf) > shrinkAbove {
+			buf = make([]byte, 0, minBuffer)
+		}
+		if eof {
+			return
+		}
+		if len(buf) >= limit {
+			c.protocolError(protoErr("message larger than chunk_size_limit (%d bytes)", int64(in.ChunkSizeLimit)))
+			return
+		}
+		now := time.Now()
+		// max_connection_age closes only between messages, after their acks.
+		if len(buf) == 0 && c.auth == nil && !c.deadline.IsZero() && !now.Before(c.deadline) {
+			in.Stats.AgedOut.Add(1)
+			in.log.Debug("closing connection at max_connection_age", "peer", c.peer, "age", now.Sub(c.started).Round(time.Second).String())
+			return
+		}
+		if cap(buf)-len(buf) < minBuffer/2 {
+			grown := make([]byte, len(buf), min(max(2*cap(buf), len(buf)+minBuffer), limit+minBuffer))
+			copy(grown, buf)
+			buf = grown
+		}
+		_ = c.nc.SetReadDeadline(c.readDeadline(now, len(buf) == 0))
+		n, err := c.nc.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if n > 0 {
+			c.lastRead = time.Now()
+		}
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if ctx.Err() == nil && errors.As(err, &ne) && ne.Timeout() {
+			c.timedOut(len(buf) == 0)
+			return
+		}
+		// EOF, a reset, or shutdown (Run set a past deadline): handle what
+		// arrived completely, then stop.
+		eof = true
+	}
+}
+
+// readDeadline is the earliest of the handshake timeout, the idle timeout
+// and (between messages) the connection's max age.
+func (c *conn) readDeadline(now time.Time, between bool) time.Time {
+	var d time.Time
+	earlier := func(t time.Time) {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	if c.auth != nil {
+		earlier(c.started.Add(c.in.HandshakeTimeout))
+	}
+	if c.in.IdleTimeout > 0 {
+		earlier(c.lastRead.Add(c.in.IdleTimeout))
+	}
+	if between && c.auth == nil {
+		earlier(c.deadline)
+	}
+	return d
+}
+
+func (c *conn) timedOut(between bool) {
+	in := c.in
+	switch {
+	case c.auth != nil:
+		in.Stats.AuthFailures.Add(1)
+		in.log.Warn("closing connection: no handshake in time", "peer", c.peer, "handshake_timeout", in.HandshakeTimeout.String())
+	case between && !c.deadline.IsZero() && !time.Now().Before(c.deadline):
+		in.Stats.AgedOut.Add(1)
+		in.log.Debug("closing idle connection at max_connection_age", "peer", c.peer)
+	default:
+		in.Stats.IdleClosed.Add(1)
+		in.log.Debug("closing idle connection", "peer", c.peer, "idle_timeout", in.IdleTimeout.String())
+	}
+}
+
+// handle processes one complete message and reports whether the
+// connection stays open.
+func (c *conn) handle(ctx context.Context, msg []byte, out plugin.Emitter) bool {
+	in := c.in
+	if c.auth != nil {
+		pong, ok, reason := c.auth.check(msg, c.ip)
+		if !c.write(pong) {
+			return false
+		}
+		if !ok {
+			in.Stats.AuthFailures.Add(1)
+			in.log.Warn("client failed authentication", "peer", c.peer, "reason", reason)
+			return false
+		}
+		c.auth = nil
+		return true
+	}
+	m := &c.msg
+	if err := c.dec.Decode(msg, m, event.Now()); err != nil {
+		c.protocolError(err)
+		return false
+	}
+	if m.Mode == ModeIgnored {
+		return true
+	}
+	in.Stats.Messages.Add(1)
+	if m.Invalid > 0 {
+		in.Stats.InvalidEvents.Add(int64(m.Invalid))
+		in.log.Warn("skipped invalid events", "peer", c.peer, "tag", string(m.Tag), "events", m.Invalid)
+	}
+	if in.ChunkSizeWarnLimit > 0 && int64(len(msg)) > int64(in.ChunkSizeWarnLimit) {
+		in.log.Warn("message larger than chunk_size_warn_limit", "peer", c.peer, "tag", string(m.Tag), "bytes", len(msg))
+	}
+	tag := c.tag(m.Tag)
+	entries := m.Entries
+	if (in.SourceAddressKey != "" || in.SourceHostnameKey != "") && m.Count > 0 {
+		var err error
+		if entries, err = c.addSourceKeys(entries); err != nil {
+			c.protocolError(err)
+			return false
+		}
+	}
+	if m.Chunk != nil && in.dedup != nil {
+		switch in.dedup.begin(m.Chunk, time.Now()) {
+		case chunkDuplicate:
+			in.Stats.DuplicatesSuppressed.Add(int64(m.Count))
+			return c.ack(m.Chunk)
+		case chunkInFlight:
+			// The same chunk is being emitted on another connection; the
+			// client resends after its ack timeout and is acked then.
+			return true
+		}
+	}
+	var err error
+	if m.Count > 0 {
+		err = out.Emit(ctx, event.Stream{Tag: tag, Data: entries, Len: m.Count})
+	}
+	if m.Chunk != nil && in.dedup != nil {
+		in.dedup.finish(m.Chunk, err == nil, time.Now())
+	}
+	if err != nil {
+		in.Stats.Refused.Add(1)
+		in.log.Warn("events not accepted; not acknowledging", "peer", c.peer, "tag", tag, "records", m.Count, "err", err)
+		return true
+	}
+	in.Stats.Events.Add(int64(m.Count))
+	in.Stats.Bytes.Add(int64(len(entries)))
+	if m.Chunk != nil {
+		return c.ack(m.Chunk)
+	}
+	return true
+}
+
+func (c *conn) ack(chunk []byte) bool {
+	c.reply = AppendAck(c.reply[:0], chunk)
+	c.in.Stats.Acks.Add(1)
+	return c.write(c.reply)
+}
+
+// tag returns the message's tag as a string, interned per connection, with
+// add_tag_prefix applied.
+func (c *conn) tag(raw []byte) string {
+	if t, ok := c.tags[string(raw)]; ok {
+		return t
+	}
+	if len(c.tags) >= maxTags {
+		clear(c.tags)
+	}
+	t := string(raw)
+	if c.in.AddTagPrefix != "" {
+		t = c.in.AddTagPrefix + "." + t
+	}
+	c.tags[string(raw)] = t
+	return t
+}
+
+// addSourceKeys rebuilds the entries with source_address_key and
+// source_hostname_key added to every record.
+func (c *conn) addSourceKeys(entries []byte) ([]byte, error) {
+	var kv []string
+	if c.in.SourceAddressKey != "" {
+		addr := ""
+		if c.ip != nil {
+			addr = c.ip.String()
+		}
+		kv = append(kv, c.in.SourceAddressKey, addr)
+	}
+	if c.in.SourceHostnameKey != "" {
+		kv = append(kv, c.in.SourceHostnameKey, c.hostname)
+	}
+	c.rebuild.Reset()
+	r := event.NewReader(entries)
+	for r.Next() {
+		e := r.Entry()
+		var err error
+		if c.record, err = event.AppendRecordFields(c.record[:0], e.Record, kv...); err != nil {
+			return nil, err
+		}
+		c.rebuild.AppendTimeRecord(e.TimePart(), c.record)
+	}
+	return c.rebuild.Bytes(), r.Err()
+}

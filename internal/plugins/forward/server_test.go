@@ -1,0 +1,296 @@
+package forward_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tinylib/msgp/msgp"
+
+	"github.com/sluice-log/sluice/internal/engine"
+	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/plugins/forward"
+	"github.com/sluice-log/sluice/internal/plugintest"
+)
+
+// server starts an engine whose forward source has extra parameters and
+// whose events go to capture NAME.
+func server(t *testing.T, name, params string) (*engine.Engine, *forward.Input, string) {
+	t.Helper()
+	plugintest.Reset()
+	e := plugintest.Build(t, `
+<source>
+  @type forward
+  bind 127.0.0.1
+  port 0
+`+params+`
+</source>
+<match **>
+  @type capture
+  name `+name+`
+</match>
+`)
+	plugintest.Start(t, e)
+	var addr string
+	plugintest.WaitFor(t, "the listener", func() bool { addr = forward.BoundAddr(e); return addr != "" })
+	return e, e.Inputs()[0].(*forward.Input), addr
+}
+
+func message(t testing.TB, tag, chunk string, kv ...any) []byte {
+	m := map[string]any{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	rec, err := event.EncodeRecord(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := uint32(3)
+	if chunk != "" {
+		n = 4
+	}
+	b := msgp.AppendArrayHeader(nil, n)
+	b = msgp.AppendString(b, tag)
+	b = event.AppendEventTime(b, event.Now())
+	b = append(b, rec...)
+	if chunk != "" {
+		b = msgp.AppendMapHeader(b, 1)
+		b = msgp.AppendString(msgp.AppendString(b, "chunk"), chunk)
+	}
+	return b
+}
+
+// readObject reads one msgpack value from c.
+func readObject(t *testing.T, c net.Conn) (any, error) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var buf []byte
+	tmp := make([]byte, 4096)
+	for {
+		if len(buf) > 0 {
+			if v, _, err := msgp.ReadIntfBytes(buf); err == nil {
+				return v, nil
+			}
+		}
+		n, err := c.Read(tmp)
+		buf = append(buf, tmp[:n]...)
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+func expectAck(t *testing.T, c net.Conn, chunk string) {
+	t.Helper()
+	v, err := readObject(t, c)
+	if err != nil {
+		t.Fatalf("waiting for ack %s: %v", chunk, err)
+	}
+	if m, ok := v.(map[string]any); !ok || m["ack"] != chunk {
+		t.Fatalf("reply %#v, want ack %s", v, chunk)
+	}
+}
+
+func expectClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadAll(c); err != nil && !errors.Is(err, net.ErrClosed) && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("connection not closed: %v", err)
+	}
+}
+
+func TestDuplicateChunksAreAckedNotEmitted(t *testing.T) {
+	_, in, addr := server(t, "dedup", "")
+	c, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer c.Close()
+	msg := message(t, "app", "chunk-A", "n", 1)
+	for i := 0; i < 3; i++ {
+		c.Write(msg)
+		expectAck(t, c, "chunk-A")
+	}
+	// A resend over a new connection (the client reconnected) is caught too.
+	c2, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer c2.Close()
+	c2.Write(msg)
+	expectAck(t, c2, "chunk-A")
+	c2.Write(message(t, "app", "chunk-B", "n", 2))
+	expectAck(t, c2, "chunk-B")
+	if n := len(plugintest.Captured("dedup")); n != 2 {
+		t.Errorf("captured %d events, want 2 (chunk-A once, chunk-B once)", n)
+	}
+	if got := in.Stats.DuplicatesSuppressed.Load(); got != 3 {
+		t.Errorf("suppressed %d, want 3", got)
+	}
+}
+
+func TestMaxConnectionAgeClosesAfterAcks(t *testing.T) {
+	_, in, addr := server(t, "age", "max_connection_age 0.2\nmax_connection_age_jitter 0.05")
+	c, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer c.Close()
+	c.Write(message(t, "app", "c1", "n", 1))
+	expectAck(t, c, "c1")
+	expectClosed(t, c) // closed once old, with nothing in flight
+	if in.Stats.AgedOut.Load() != 1 || len(plugintest.Captured("age")) != 1 {
+		t.Errorf("aged out %d, captured %d", in.Stats.AgedOut.Load(), len(plugintest.Captured("age")))
+	}
+}
+
+func TestMaxConnectionsAndIdleTimeout(t *testing.T) {
+	_, in, addr := server(t, "limits", "max_connections 1\nidle_timeout 0.3")
+	first, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer first.Close()
+	plugintest.WaitFor(t, "the first connection", func() bool { return in.Stats.Connections.Load() == 1 })
+	second, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer second.Close()
+	expectClosed(t, second)
+	if in.Stats.ConnectionsRefused.Load() != 1 {
+		t.Errorf("refused %d", in.Stats.ConnectionsRefused.Load())
+	}
+	expectClosed(t, first) // idle for 0.3 s
+	if in.Stats.IdleClosed.Load() != 1 {
+		t.Errorf("idle closed %d", in.Stats.IdleClosed.Load())
+	}
+}
+
+func TestOversizedMessageClosesOnlyThatConnection(t *testing.T) {
+	_, in, addr := server(t, "big", "chunk_size_limit 1k")
+	good, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer good.Close()
+	bad, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer bad.Close()
+	bad.Write(message(t, "app", "", "blob", strings.Repeat("x", 8192)))
+	expectClosed(t, bad)
+	good.Write(message(t, "app", "ok", "n", 1))
+	expectAck(t, good, "ok")
+	if in.Stats.ProtocolErrors.Load() != 1 {
+		t.Errorf("protocol errors %d", in.Stats.ProtocolErrors.Load())
+	}
+}
+
+func TestSkipInvalidEventSourceKeysAndPrefix(t *testing.T) {
+	_, _, addr := server(t, "opts", "skip_invalid_event true\nsource_address_key src\nadd_tag_prefix fwd")
+	c, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer c.Close()
+	var b event.Builder
+	rec, _ := event.EncodeRecord(map[string]any{"k": "v", "src": "overwritten"})
+	b.Append(event.Now(), rec)
+	bad := msgp.AppendArrayHeader(nil, 2)
+	bad = msgp.AppendInt64(bad, 1)
+	bad = msgp.AppendString(bad, "not a map")
+	b.AppendRaw(bad)
+	b.Append(event.Now(), rec)
+	msg := msgp.AppendArrayHeader(nil, 3)
+	msg = msgp.AppendString(msg, "app")
+	msg = msgp.AppendBytes(msg, b.Bytes())
+	msg = msgp.AppendMapHeader(msg, 1)
+	msg = msgp.AppendString(msgp.AppendString(msg, "chunk"), "p1")
+	c.Write(msg)
+	expectAck(t, c, "p1")
+	got := plugintest.Captured("opts")
+	if len(got) != 2 {
+		t.Fatalf("captured %d, want the 2 valid events", len(got))
+	}
+	for _, ev := range got {
+		if ev.Tag != "fwd.app" || ev.Record["src"] != "127.0.0.1" || ev.Record["k"] != "v" || len(ev.Record) != 2 {
+			t.Errorf("event %+v", ev)
+		}
+	}
+}
+
+func TestUDPHeartbeat(t *testing.T) {
+	_, in, addr := server(t, "hb", "")
+	u, err := net.Dial("udp", addr)
+	plugintest.Must(t, err)
+	defer u.Close()
+	u.Write([]byte{0})
+	_ = u.SetReadDeadline(time.Now().Add(5 * time.Second))
+	reply := make([]byte, 8)
+	n, err := u.Read(reply)
+	if err != nil || n != 1 || reply[0] != 0 {
+		t.Fatalf("heartbeat reply %x, %v", reply[:n], err)
+	}
+	if in.Stats.Heartbeats.Load() != 1 {
+		t.Errorf("heartbeats %d", in.Stats.Heartbeats.Load())
+	}
+}
+
+// writeCert makes a self-signed certificate for 127.0.0.1.
+func writeCert(t *testing.T, dir string) (certPath, keyPath string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	plugintest.Must(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sluice-test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	plugintest.Must(t, err)
+	kder, err := x509.MarshalECPrivateKey(key)
+	plugintest.Must(t, err)
+	certPath, keyPath = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	plugintest.Must(t, os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	plugintest.Must(t, os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600))
+	return certPath, keyPath
+}
+
+func TestTLSWithClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir)
+	_, in, addr := server(t, "tls", `
+<transport tls>
+  cert_path `+cert+`
+  private_key_path `+key+`
+  ca_path `+cert+`
+  client_cert_auth true
+</transport>`)
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(cert)
+	pool.AppendCertsFromPEM(pem)
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	plugintest.Must(t, err)
+
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}})
+	plugintest.Must(t, err)
+	defer c.Close()
+	c.Write(message(t, "secure", "t1", "n", 1))
+	expectAck(t, c, "t1")
+
+	// Without a client certificate the handshake fails.
+	anon, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool})
+	if err == nil {
+		anon.Write(message(t, "secure", "t2", "n", 2))
+		_, err = readObject(t, anon)
+		anon.Close()
+	}
+	if err == nil {
+		t.Error("a client without a certificate was served")
+	}
+	plugintest.WaitFor(t, "the failed handshake to be counted", func() bool { return in.Stats.AuthFailures.Load() == 1 })
+	if n := len(plugintest.Captured("tls")); n != 1 {
+		t.Errorf("captured %d", n)
+	}
+}
