@@ -7,7 +7,6 @@ package integration
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,33 +18,12 @@ import (
 	"github.com/fluent/fluent-logger-golang/fluent"
 )
 
-// buildSluice compiles the binary once per test run.
-func buildSluice(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "sluice")
-	cmd := exec.Command("go", "build", "-o", bin, "../cmd/sluice")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestExampleWithFluentLoggerGolang runs the README's first command (the
 // bundled example) and sends records with fluent-logger-golang, the library
 // inside Docker's fluentd log driver, in its sync, async and ack modes.
 // Every record must land in the output directory, by content.
 func TestExampleWithFluentLoggerGolang(t *testing.T) {
-	bin := buildSluice(t)
+	bin := sluiceBinary(t)
 	dir := t.TempDir()
 	port := freePort(t)
 	conf, err := os.ReadFile("../examples/sluice.conf")
