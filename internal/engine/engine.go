@@ -278,6 +278,22 @@ func (e *Engine) Inputs() []any {
 	return out
 }
 
+// OutputInfo describes one output for metrics and tests.
+type OutputInfo struct {
+	ID, Type string
+	Plugin   any
+	Runtime  *output.Runtime // nil for unbuffered outputs
+}
+
+// Outputs returns every output, nested stores included, in build order.
+func (e *Engine) Outputs() []OutputInfo {
+	out := make([]OutputInfo, len(e.outputs))
+	for i, n := range e.outputs {
+		out[i] = OutputInfo{ID: n.id, Type: n.typ, Plugin: n.p, Runtime: n.runtime}
+	}
+	return out
+}
+
 // Root returns the emitter for events that carry no @label, as an input
 // without @label would use.
 func (e *Engine) Root() plugin.Emitter { return e.root }

@@ -1,0 +1,623 @@
+package forward
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/tinylib/msgp/msgp"
+
+	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/output"
+	"github.com/sluice-log/sluice/internal/plugin"
+)
+
+// Output is out_forward: it sends each flushed chunk to one of its
+// <server>s as a PackedForward message whose payload is the chunk's bytes,
+// written with one vectored write and never re-encoded.
+//
+// With require_ack_response the chunk id (stable across retries) goes in
+// the "chunk" option and a write counts only once the server acks it; a
+// receiving Sluice uses the id to accept a resend without emitting it
+// twice. A failed write marks its server unavailable for recover_wait and
+// the runtime's retry picks another server: that is the failover.
+type Output struct {
+	Servers                 []ServerConfig  `section:"server"`
+	RequireAckResponse      bool            `conf:"require_ack_response"`
+	AckResponseTimeout      time.Duration   `conf:"ack_response_timeout"`
+	SendTimeout             time.Duration   `conf:"send_timeout"`
+	ConnectTimeout          time.Duration   `conf:"connect_timeout"`
+	RecoverWait             time.Duration   `conf:"recover_wait"`
+	HeartbeatType           string          `conf:"heartbeat_type" enum:"transport,tcp,udp,none"`
+	HeartbeatInterval       time.Duration   `conf:"heartbeat_interval"`
+	PhiFailureDetector      bool            `conf:"phi_failure_detector"`
+	PhiThreshold            int             `conf:"phi_threshold"`
+	HardTimeout             time.Duration   `conf:"hard_timeout"`
+	ExpireDNSCache          time.Duration   `conf:"expire_dns_cache"`
+	DNSRoundRobin           bool            `conf:"dns_round_robin"`
+	IgnoreNetworkErrors     bool            `conf:"ignore_network_errors_at_startup"`
+	VerifyConnectionAtStart bool            `conf:"verify_connection_at_startup"`
+	Compress                string          `conf:"compress" enum:"text,gzip"`
+	Keepalive               bool            `conf:"keepalive"`
+	KeepaliveTimeout        time.Duration   `conf:"keepalive_timeout"`
+	TimeAsInteger           bool            `conf:"time_as_integer"`
+	TransportName           string          `conf:"transport" enum:"tcp,tls"`
+	TLSVersion              string          `conf:"tls_version" enum:"TLSv1_1,TLSv1_2,TLSv1_3"`
+	TLSCiphers              string          `conf:"tls_ciphers"`
+	TLSInsecureMode         bool            `conf:"tls_insecure_mode"`
+	TLSAllowSelfSignedCert  bool            `conf:"tls_allow_self_signed_cert"`
+	TLSVerifyHostname       bool            `conf:"tls_verify_hostname"`
+	TLSCertPath             []string        `conf:"tls_cert_path"`
+	TLSClientCertPath       string          `conf:"tls_client_cert_path"`
+	TLSClientKeyPath        string          `conf:"tls_client_private_key_path"`
+	TLSClientKeyPassphrase  string          `conf:"tls_client_private_key_passphrase"`
+	Security                *config.Element `section:"security"`
+
+	security *Security
+	tlsConf  *tls.Config
+	nodes    []*node
+	log      *slog.Logger
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	udp      net.PacketConn
+}
+
+// ServerConfig is a <server>.
+type ServerConfig struct {
+	Name      string `conf:"name"`
+	Host      string `conf:"host,required"`
+	Port      int    `conf:"port"`
+	SharedKey string `conf:"shared_key"`
+	Username  string `conf:"username"`
+	Password  string `conf:"password"`
+	Standby   bool   `conf:"standby"`
+	Weight    int    `conf:"weight"`
+}
+
+var _ plugin.BufferedOutput = (*Output)(nil)
+
+func init() {
+	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "forward", Summary: "send events to Fluentd or Sluice over the Forward protocol",
+		New: func() any {
+			return &Output{AckResponseTimeout: 190 * time.Second, SendTimeout: 60 * time.Second, RecoverWait: 10 * time.Second,
+				HeartbeatType: "transport", HeartbeatInterval: time.Second, PhiFailureDetector: true, PhiThreshold: 16,
+				HardTimeout: 60 * time.Second, Compress: "text", TransportName: "tcp", TLSVersion: "TLSv1_2", TLSVerifyHostname: true}
+		}})
+}
+
+// BufferDefaults chunks by tag: each chunk is one PackedForward message.
+func (o *Output) BufferDefaults(c *output.BufferConfig) { c.ChunkKeys = "tag" }
+
+// Configure implements plugin.Configurer.
+func (o *Output) Configure(c *plugin.Context) error {
+	o.log = c.Logger
+	if len(o.Servers) == 0 {
+		return fmt.Errorf("forward output needs at least one <server>")
+	}
+	if !c.ChunkKeys.Tag {
+		return fmt.Errorf("forward output needs tag in the <buffer> chunk keys")
+	}
+	if o.ConnectTimeout == 0 {
+		o.ConnectTimeout = o.SendTimeout
+	}
+	if o.DNSRoundRobin && o.HeartbeatType == "udp" {
+		return fmt.Errorf("heartbeat_type udp is not available with dns_round_robin")
+	}
+	if o.Security != nil {
+		o.security = &Security{}
+		if err := config.Decode(o.Security, o.security); err != nil {
+			return err
+		}
+		if err := o.security.validate(false); err != nil {
+			return err
+		}
+	}
+	for i, s := range o.Servers {
+		if s.Port == 0 {
+			s.Port = 24224
+		}
+		if s.Weight == 0 {
+			s.Weight = 60
+		}
+		if s.Weight < 0 || s.Port < 0 || s.Port > 65535 {
+			return fmt.Errorf("<server> %s: bad port or weight", s.Host)
+		}
+		if s.Name == "" {
+			s.Name = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+		}
+		if (s.SharedKey != "" || s.Username != "") && o.security == nil {
+			return fmt.Errorf("<server> %s: shared_key and username need a <security> section", s.Name)
+		}
+		o.Servers[i] = s
+		n := &node{cfg: s, addr: net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), available: true, phi: newPhi()}
+		o.nodes = append(o.nodes, n)
+	}
+	if o.TLSClientCertPath != "" && o.TLSClientKeyPath == "" {
+		return fmt.Errorf("tls_client_cert_path needs tls_client_private_key_path")
+	}
+	return nil
+}
+
+// Init reads TLS material, optionally checks every server, and starts the
+// heartbeat.
+func (o *Output) Init(ctx context.Context) error {
+	if o.TransportName == "tls" {
+		cfg := &tls.Config{MinVersion: tlsVersions[o.TLSVersion], InsecureSkipVerify: o.TLSInsecureMode}
+		if len(o.TLSCertPath) > 0 {
+			pool := x509.NewCertPool()
+			for _, p := range o.TLSCertPath {
+				pem, err := os.ReadFile(p)
+				if err != nil {
+					return fmt.Errorf("tls_cert_path: %w", err)
+				}
+				if !pool.AppendCertsFromPEM(pem) {
+					return fmt.Errorf("tls_cert_path %s: no PEM certificates", p)
+				}
+			}
+			cfg.RootCAs = pool
+		}
+		if o.TLSClientCertPath != "" {
+			cert, err := loadKeyPair(o.TLSClientCertPath, o.TLSClientKeyPath, o.TLSClientKeyPassphrase)
+			if err != nil {
+				return err
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		if !o.TLSVerifyHostname && !o.TLSInsecureMode {
+			cfg.InsecureSkipVerify = true
+			cfg.VerifyConnection = verifyChainOnly(cfg.RootCAs)
+		}
+		o.tlsConf = cfg
+	}
+	if o.VerifyConnectionAtStart {
+		for _, n := range o.nodes {
+			fc, err := o.dial(ctx, n)
+			if err != nil {
+				return fmt.Errorf("verify_connection_at_startup: %s: %w", n.cfg.Name, err)
+			}
+			fc.nc.Close()
+		}
+	}
+	o.stop = make(chan struct{})
+	switch o.HeartbeatType {
+	case "tcp", "udp":
+		if o.HeartbeatType == "udp" {
+			udp, err := net.ListenPacket("udp", ":0")
+			if err != nil {
+				return fmt.Errorf("heartbeat socket: %w", err)
+			}
+			o.udp = udp
+			o.wg.Add(1)
+			go o.udpReplies()
+		}
+		o.wg.Add(1)
+		go o.heartbeat()
+	}
+	return nil
+}
+
+// verifyChainOnly checks the server's certificate chain but not its name
+// (tls_verify_hostname false).
+func verifyChainOnly(roots *x509.CertPool) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("server sent no certificate")
+		}
+		opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
+		for _, c := range cs.PeerCertificates[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+		_, err := cs.PeerCertificates[0].Verify(opts)
+		return err
+	}
+}
+
+// Close implements plugin.Closer.
+func (o *Output) Close(context.Context) error {
+	if o.stop != nil {
+		select {
+		case <-o.stop:
+		default:
+			close(o.stop)
+		}
+	}
+	if o.udp != nil {
+		o.udp.Close()
+	}
+	o.wg.Wait()
+	for _, n := range o.nodes {
+		n.closeIdle()
+	}
+	return nil
+}
+
+// Write implements plugin.BufferedOutput.
+func (o *Output) Write(ctx context.Context, c *buffer.Chunk) error {
+	n, err := o.pick()
+	if err != nil {
+		return err
+	}
+	fc, err := n.take(o.KeepaliveTimeout)
+	if fc == nil {
+		if fc, err = o.dial(ctx, n); err != nil {
+			o.failed(n, err)
+			return fmt.Errorf("%s: %w", n.cfg.Name, err)
+		}
+	}
+	if err := o.send(fc, c); err != nil {
+		fc.nc.Close()
+		o.failed(n, err)
+		return fmt.Errorf("%s: %w", n.cfg.Name, err)
+	}
+	n.succeeded(time.Now())
+	if o.Keepalive {
+		n.put(fc)
+	} else {
+		fc.nc.Close()
+	}
+	return nil
+}
+
+// pick chooses a server by weight among the available active ones, or
+// among the available standbys when no active one is.
+func (o *Output) pick() (*node, error) {
+	now := time.Now()
+	for _, standby := range []bool{false, true} {
+		total := 0
+		for _, n := range o.nodes {
+			if n.cfg.Standby == standby && o.usable(n, now) {
+				total += n.cfg.Weight
+			}
+		}
+		if total == 0 {
+			continue
+		}
+		r := rand.IntN(total)
+		for _, n := range o.nodes {
+			if n.cfg.Standby == standby && o.usable(n, now) {
+				if r < n.cfg.Weight {
+					return n, nil
+				}
+				r -= n.cfg.Weight
+			}
+		}
+	}
+	return nil, errors.New("no nodes are available")
+}
+
+// usable reports whether n may take a chunk now. With tcp or udp
+// heartbeats, a node whose heartbeats stopped (phi above phi_threshold, or
+// silence past hard_timeout) is down; a node that is down comes back
+// recover_wait after its heartbeats resume (tcp, udp) or after the failure
+// (transport, none).
+func (o *Output) usable(n *node, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if (o.HeartbeatType == "tcp" || o.HeartbeatType == "udp") && !n.phi.last.IsZero() {
+		silent := now.Sub(n.phi.last) > o.HardTimeout
+		if silent || (o.PhiFailureDetector && n.phi.phi(now) > float64(o.PhiThreshold)) {
+			n.available = false
+			return false
+		}
+	}
+	if !n.available {
+		if now.Before(n.recoverAt) {
+			return false
+		}
+		n.available = true
+	}
+	return true
+}
+
+func (o *Output) failed(n *node, err error) {
+	n.mu.Lock()
+	wasUp := n.available
+	n.available = false
+	n.recoverAt = time.Now().Add(o.RecoverWait)
+	n.mu.Unlock()
+	n.closeIdle()
+	if wasUp {
+		o.log.Warn("detached forwarding server", "server", n.cfg.Name, "recover_wait", o.RecoverWait.String(), "err", err)
+	}
+}
+
+// dial connects, upgrades to TLS and runs the handshake when configured.
+func (o *Output) dial(ctx context.Context, n *node) (*fconn, error) {
+	addr := n.addr
+	if o.DNSRoundRobin {
+		if ips, err := net.DefaultResolver.LookupHost(ctx, n.cfg.Host); err == nil && len(ips) > 0 {
+			addr = net.JoinHostPort(ips[rand.IntN(len(ips))], strconv.Itoa(n.cfg.Port))
+		}
+	}
+	d := net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if o.tlsConf != nil {
+		cfg := o.tlsConf.Clone()
+		cfg.ServerName = n.cfg.Host
+		tc := tls.Client(nc, cfg)
+		_ = tc.SetDeadline(time.Now().Add(o.ConnectTimeout))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		_ = tc.SetDeadline(time.Time{})
+		nc = tc
+	}
+	fc := &fconn{nc: nc, created: time.Now()}
+	if o.security != nil {
+		if err := o.handshake(fc, n); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	return fc, nil
+}
+
+func (o *Output) handshake(fc *fconn, n *node) error {
+	_ = fc.nc.SetDeadline(time.Now().Add(o.ConnectTimeout))
+	defer fc.nc.SetDeadline(time.Time{})
+	msg, err := fc.readObject()
+	if err != nil {
+		return fmt.Errorf("waiting for HELO: %w", err)
+	}
+	h, err := parseHelo(msg)
+	if err != nil {
+		return err
+	}
+	key := o.security.SharedKey
+	if n.cfg.SharedKey != "" {
+		key = n.cfg.SharedKey
+	}
+	ca := clientAuth{hostname: o.security.SelfHostname, sharedKey: key, username: n.cfg.Username, password: n.cfg.Password}
+	if _, err := fc.nc.Write(ca.appendPing(h)); err != nil {
+		return err
+	}
+	if msg, err = fc.readObject(); err != nil {
+		return fmt.Errorf("waiting for PONG: %w", err)
+	}
+	return ca.checkPong(msg)
+}
+
+// send writes one chunk as [tag, bin entries, option] and, with acks,
+// waits for the server to confirm it.
+func (o *Output) send(fc *fconn, c *buffer.Chunk) error {
+	payload := c.Data
+	if o.TimeAsInteger {
+		payload = integerTimes(payload)
+	}
+	compressed := false
+	if o.Compress == "gzip" {
+		var zb bytes.Buffer
+		zw := gzip.NewWriter(&zb)
+		if _, err := zw.Write(payload); err != nil {
+			return err
+		}
+		if err := zw.Close(); err != nil {
+			return err
+		}
+		payload, compressed = zb.Bytes(), true
+	}
+	head := msgp.AppendArrayHeader(fc.head[:0], 3)
+	head = msgp.AppendString(head, c.Key.Tag)
+	head = msgp.AppendBytesHeader(head, uint32(len(payload)))
+	fc.head = head
+	nopt := uint32(1)
+	if o.RequireAckResponse {
+		nopt++
+	}
+	if compressed {
+		nopt++
+	}
+	opt := msgp.AppendMapHeader(fc.opt[:0], nopt)
+	opt = msgp.AppendInt(msgp.AppendString(opt, "size"), c.Records)
+	var chunkID string
+	if o.RequireAckResponse {
+		chunkID = base64.StdEncoding.EncodeToString(c.ID[:])
+		opt = msgp.AppendString(msgp.AppendString(opt, "chunk"), chunkID)
+	}
+	if compressed {
+		opt = msgp.AppendString(msgp.AppendString(opt, "compressed"), "gzip")
+	}
+	fc.opt = opt
+	_ = fc.nc.SetWriteDeadline(time.Now().Add(o.SendTimeout))
+	bufs := net.Buffers{head, payload, opt}
+	if _, err := bufs.WriteTo(fc.nc); err != nil {
+		return fmt.Errorf("send: %w", err)
+	}
+	if !o.RequireAckResponse || o.AckResponseTimeout == 0 {
+		return nil
+	}
+	_ = fc.nc.SetReadDeadline(time.Now().Add(o.AckResponseTimeout))
+	reply, err := fc.readObject()
+	if err != nil {
+		return fmt.Errorf("waiting for ack: %w", err)
+	}
+	v, ok := event.Record(reply).Get("ack")
+	if b, isStr := v.Bytes(); !ok || !isStr || string(b) != chunkID {
+		return fmt.Errorf("ack mismatch: sent chunk %s", chunkID)
+	}
+	return nil
+}
+
+// integerTimes rewrites entries with integer seconds for receivers that
+// predate EventTime (time_as_integer).
+func integerTimes(data []byte) []byte {
+	var b event.Builder
+	r := event.NewReader(data)
+	for r.Next() {
+		e := r.Entry()
+		b.AppendTimeRecord(msgp.AppendInt64(nil, e.Time.Unix()), e.Record)
+	}
+	return b.Bytes()
+}
+
+// fconn is a connection to a server.
+type fconn struct {
+	nc       net.Conn
+	created  time.Time
+	lastUsed time.Time
+	rbuf     []byte
+	head     []byte
+	opt      []byte
+}
+
+// readObject reads one msgpack value (a HELO, PONG or ack).
+func (fc *fconn) readObject() ([]byte, error) {
+	const maxReply = 64 << 10
+	tmp := make([]byte, 512)
+	for {
+		if len(fc.rbuf) > 0 {
+			rest, err := msgp.Skip(fc.rbuf)
+			if err == nil {
+				n := len(fc.rbuf) - len(rest)
+				obj := append([]byte(nil), fc.rbuf[:n]...)
+				fc.rbuf = append(fc.rbuf[:0], rest...)
+				return obj, nil
+			}
+			if !errors.Is(err, msgp.ErrShortBytes) {
+				return nil, protoErr("bad reply: %v", err)
+			}
+			if len(fc.rbuf) > maxReply {
+				return nil, protoErr("reply larger than %d bytes", maxReply)
+			}
+		}
+		n, err := fc.nc.Read(tmp)
+		fc.rbuf = append(fc.rbuf, tmp[:n]...)
+		if err != nil && n == 0 {
+			return nil, err
+		}
+	}
+}
+
+// node is one <server> and its health.
+type node struct {
+	cfg  ServerConfig
+	addr string
+
+	mu        sync.Mutex
+	available bool      // guarded by mu
+	recoverAt time.Time // guarded by mu
+	phi       *phiDetector
+	idle      []*fconn // guarded by mu; keepalive connections
+}
+
+func (n *node) succeeded(now time.Time) {
+	n.mu.Lock()
+	n.available = true
+	n.mu.Unlock()
+}
+
+// maxIdle bounds the keepalive connections kept per server.
+const maxIdle = 16
+
+func (n *node) take(timeout time.Duration) (*fconn, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for len(n.idle) > 0 {
+		fc := n.idle[len(n.idle)-1]
+		n.idle = n.idle[:len(n.idle)-1]
+		if timeout > 0 && time.Since(fc.lastUsed) > timeout {
+			fc.nc.Close()
+			continue
+		}
+		return fc, nil
+	}
+	return nil, nil
+}
+
+func (n *node) put(fc *fconn) {
+	fc.lastUsed = time.Now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.idle) >= maxIdle {
+		fc.nc.Close()
+		return
+	}
+	n.idle = append(n.idle, fc)
+}
+
+func (n *node) closeIdle() {
+	n.mu.Lock()
+	idle := n.idle
+	n.idle = nil
+	n.mu.Unlock()
+	for _, fc := range idle {
+		fc.nc.Close()
+	}
+}
+
+// heartbeat probes every server each heartbeat_interval: a TCP connect
+// (heartbeat_type tcp) or a 0x00 datagram answered by 0x00 (udp).
+func (o *Output) heartbeat() {
+	defer o.wg.Done()
+	t := time.NewTicker(o.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-o.stop:
+			return
+		case <-t.C:
+		}
+		for _, n := range o.nodes {
+			switch o.HeartbeatType {
+			case "tcp":
+				c, err := net.DialTimeout("tcp", n.addr, o.HeartbeatInterval)
+				if err == nil {
+					c.Close()
+					o.beat(n)
+				}
+			case "udp":
+				if addr, err := net.ResolveUDPAddr("udp", n.addr); err == nil {
+					_, _ = o.udp.WriteTo([]byte{0}, addr)
+				}
+			}
+		}
+	}
+}
+
+func (o *Output) udpReplies() {
+	defer o.wg.Done()
+	buf := make([]byte, 16)
+	for {
+		_, from, err := o.udp.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		for _, n := range o.nodes {
+			if addr, err := net.ResolveUDPAddr("udp", n.addr); err == nil && addr.String() == from.String() {
+				o.beat(n)
+			}
+		}
+	}
+}
+
+func (o *Output) beat(n *node) {
+	now := time.Now()
+	n.mu.Lock()
+	n.phi.add(now)
+	if !n.available && !n.recoverAt.After(now) {
+		// The first heartbeat after a failure starts the recovery wait.
+		n.recoverAt = now.Add(o.RecoverWait)
+	}
+	n.mu.Unlock()
+}

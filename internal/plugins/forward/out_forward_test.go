@@ -1,0 +1,197 @@
+package forward_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/sluice-log/sluice/internal/engine"
+	"github.com/sluice-log/sluice/internal/plugins/forward"
+	"github.com/sluice-log/sluice/internal/plugintest"
+)
+
+func events(t *testing.T, n int, prefix string) []map[string]any {
+	out := make([]map[string]any, n)
+	for i := range out {
+		out[i] = map[string]any{"id": fmt.Sprintf("%s-%d", prefix, i), "log": "x"}
+	}
+	return out
+}
+
+func idsOf(name string) map[string]int {
+	seen := map[string]int{}
+	for _, e := range plugintest.Captured(name) {
+		seen[e.Record["id"].(string)]++
+	}
+	return seen
+}
+
+// TestSluiceToSluiceSecure sends through out_forward to in_forward with
+// TLS, a shared key, gzip, acks and keepalive.
+func TestSluiceToSluiceSecure(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := writeCert(t, dir)
+	_, in, addr := server(t, "relay", `
+<security>
+  self_hostname receiver
+  shared_key relay-key
+</security>
+<transport tls>
+  cert_path `+cert+`
+  private_key_path `+key+`
+</transport>`)
+	host, port, _ := net.SplitHostPort(addr)
+	sender := plugintest.Build(t, `
+<match **>
+  @type forward
+  transport tls
+  tls_cert_path `+cert+`
+  require_ack_response true
+  ack_response_timeout 5
+  compress gzip
+  keepalive true
+  <security>
+    self_hostname sender
+    shared_key relay-key
+  </security>
+  <server>
+    host `+host+`
+    port `+port+`
+  </server>
+  <buffer tag>
+    flush_interval 0.05
+    retry_wait 0.05
+  </buffer>
+</match>`)
+	stop := plugintest.Start(t, sender)
+	for i := 0; i < 5; i++ {
+		plugintest.Must(t, sender.Root().Emit(context.Background(), plugintest.Stream(t, "app.relay", events(t, 100, fmt.Sprintf("b%d", i))...)))
+	}
+	plugintest.WaitFor(t, "500 events relayed", func() bool { return len(plugintest.Captured("relay")) >= 500 })
+	stop()
+	seen := idsOf("relay")
+	if len(seen) != 500 {
+		t.Errorf("%d distinct events, want 500", len(seen))
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Errorf("%s arrived %d times", id, n)
+		}
+	}
+	if in.Stats.Acks.Load() == 0 || in.Stats.ConnectionsTotal.Load() > 2 {
+		t.Errorf("acks %d, connections %d (keepalive should reuse one)", in.Stats.Acks.Load(), in.Stats.ConnectionsTotal.Load())
+	}
+}
+
+// TestFailoverToStandby: the active server is down, so chunks go to the
+// standby, and every event arrives once.
+func TestFailoverToStandby(t *testing.T) {
+	_, _, addr := server(t, "standby", "")
+	host, port, _ := net.SplitHostPort(addr)
+	dead := freeClosedPort(t)
+	sender := plugintest.Build(t, `
+<match **>
+  @type forward
+  require_ack_response true
+  ack_response_timeout 2
+  recover_wait 30
+  connect_timeout 1
+  <server>
+    name primary
+    host 127.0.0.1
+    port `+dead+`
+  </server>
+  <server>
+    name standby
+    host `+host+`
+    port `+port+`
+    standby
+  </server>
+  <buffer tag>
+    flush_interval 0.05
+    retry_wait 0.05
+    retry_randomize false
+  </buffer>
+</match>`)
+	stop := plugintest.Start(t, sender)
+	plugintest.Must(t, sender.Root().Emit(context.Background(), plugintest.Stream(t, "app.fo", events(t, 50, "fo")...)))
+	plugintest.WaitFor(t, "failover delivery", func() bool { return len(plugintest.Captured("standby")) >= 50 })
+	stop()
+	if seen := idsOf("standby"); len(seen) != 50 {
+		t.Errorf("%d distinct events at the standby, want 50", len(seen))
+	}
+}
+
+func freeClosedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	plugintest.Must(t, err)
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close()
+	return port
+}
+
+func TestAckTimeoutIsRetried(t *testing.T) {
+	// A server that reads but never acks: the write must fail, not hang.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	plugintest.Must(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				buf := make([]byte, 1<<16)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	sender := plugintest.Build(t, `
+<match **>
+  @type forward
+  require_ack_response true
+  ack_response_timeout 0.2
+  recover_wait 0
+  <server>
+    host 127.0.0.1
+    port `+port+`
+  </server>
+  <buffer tag>
+    flush_interval 0.05
+    retry_wait 0.05
+    retry_max_times 1
+  </buffer>
+</match>`)
+	plugintest.Start(t, sender)
+	plugintest.Must(t, sender.Root().Emit(context.Background(), plugintest.Stream(t, "app.noack", events(t, 1, "n")...)))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if time.Now().After(deadline) {
+			t.Fatal("the chunk was never given up after ack timeouts")
+		}
+		if d := outputDropped(sender); d == 1 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = forward.BoundAddr
+}
+
+func outputDropped(e *engine.Engine) int64 {
+	var n int64
+	for _, o := range e.Outputs() {
+		if o.Runtime != nil {
+			n += o.Runtime.Stats.DroppedRecords.Load()
+		}
+	}
+	return n
+}
