@@ -83,6 +83,14 @@ func startSluiceIn(t *testing.T, dir, conf string) *instance {
 	}
 	cmd := exec.Command(sluiceBinary(t), "-c", path)
 	cmd.Dir = dir
+	// Standard output goes straight to a file: what a stdout output wrote
+	// before a SIGKILL is still there.
+	stdout, err := os.Create(filepath.Join(dir, "stdout.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdout.Close()
+	cmd.Stdout = stdout
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,7 @@ func idsOf(name string) map[string]int {
 // TLS, a shared key, gzip, acks and keepalive.
 func TestSluiceToSluiceSecure(t *testing.T) {
 	dir := t.TempDir()
-	cert, key := writeCert(t, dir)
+	cert, key := plugintest.WriteCert(t, dir)
 	_, in, addr := server(t, "relay", `
 <security>
   self_hostname receiver
