@@ -1,0 +1,127 @@
+// Command sluice-loadgen drives a Forward-protocol server (Sluice, Fluentd,
+// Fluent Bit) with Docker-driver-shaped events and reports the rate the
+// receiver took them at, drain included.
+//
+//	sluice-loadgen send -addr 127.0.0.1:24224 -mode packed -conns 4 -batch 500 -events 10000000 [-pid PID]
+//	sluice-loadgen sink -listen 127.0.0.1:24225      a decoding Go receiver to compare against
+//	sluice-loadgen count -glob 'out/*/*.log' -run R -conns 4 -events N -tracer-every K
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/sluice-log/sluice/internal/loadgen"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: sluice-loadgen send|sink|count [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "send":
+		err = send(os.Args[2:])
+	case "sink":
+		err = sink(os.Args[2:])
+	case "count":
+		err = count(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sluice-loadgen:", err)
+		os.Exit(1)
+	}
+}
+
+func sendFlags(fs *flag.FlagSet) *loadgen.SendConfig {
+	c := &loadgen.SendConfig{}
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:24224", "server address")
+	fs.StringVar(&c.Mode, "mode", "packed", "message, forward, packed or compressed")
+	fs.IntVar(&c.Conns, "conns", 4, "connections")
+	fs.IntVar(&c.Batch, "batch", 500, "events per message (forward, packed, compressed)")
+	fs.Int64Var(&c.Events, "events", 1_000_000, "events in total")
+	fs.BoolVar(&c.Ack, "ack", false, "request an ack for every message")
+	fs.StringVar(&c.Tag, "tag", "bench.docker", "tag")
+	fs.IntVar(&c.TracerEvery, "tracer-every", 0, "one event in this many carries a unique tracer id")
+	fs.StringVar(&c.TracerRun, "run", strconv.FormatInt(time.Now().Unix(), 36), "run name, the tracer id prefix")
+	return c
+}
+
+func send(args []string) error {
+	fs := flag.NewFlagSet("send", flag.ExitOnError)
+	cfg := sendFlags(fs)
+	pid := fs.Int("pid", 0, "receiver process to report CPU and peak RSS for")
+	fs.Parse(args)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var cpu0 float64
+	var sampler *loadgen.Sampler
+	if *pid > 0 {
+		cpu0, _ = loadgen.CPUSeconds(*pid)
+		sampler = loadgen.StartSampler(*pid, 100*time.Millisecond)
+	}
+	r, err := loadgen.Send(ctx, *cfg)
+	fmt.Printf("mode=%s conns=%d batch=%d ack=%v events=%d elapsed=%.2fs rate=%.0f events/s %.1f MB/s tracers=%d run=%s\n",
+		cfg.Mode, cfg.Conns, cfg.Batch, cfg.Ack, r.Events, r.Elapsed.Seconds(), r.EventsPerSec(), r.MBPerSec(), r.Tracers, cfg.TracerRun)
+	if sampler != nil {
+		peak := sampler.Stop()
+		cpu1, _ := loadgen.CPUSeconds(*pid)
+		fmt.Printf("receiver pid=%d cpu=%.2fs (%.0f%% of one core) peak_rss=%.1f MiB\n",
+			*pid, cpu1-cpu0, 100*(cpu1-cpu0)/r.Elapsed.Seconds(), float64(peak)/(1<<20))
+	}
+	return err
+}
+
+func sink(args []string) error {
+	fs := flag.NewFlagSet("sink", flag.ExitOnError)
+	addr := fs.String("listen", "127.0.0.1:24225", "address to listen on")
+	fs.Parse(args)
+	s, err := loadgen.Listen(*addr)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	fmt.Println("decoding sink on", s.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := int64(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			n := s.Events.Load()
+			if n != last {
+				fmt.Printf("events=%d rate=%d/s\n", n, n-last)
+				last = n
+			}
+		}
+	}
+}
+
+func count(args []string) error {
+	fs := flag.NewFlagSet("count", flag.ExitOnError)
+	cfg := sendFlags(fs)
+	glob := fs.String("glob", "", "JSON-lines files written by the sink")
+	fs.Parse(args)
+	c, err := loadgen.CountTracers(*glob, loadgen.ExpectedTracers(*cfg))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("tracers expected=%d seen=%d missing=%d duplicated=%d\n", c.Expected, c.Seen, c.Missing, c.Duplicated)
+	if c.Missing > 0 || c.Duplicated > 0 {
+		os.Exit(3)
+	}
+	return nil
+}
