@@ -3,6 +3,7 @@ package forward
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"net"
 	"time"
@@ -35,15 +36,17 @@ type conn struct {
 	hostname string
 	auth     *serverAuth // non-nil until the handshake succeeds
 	started  time.Time
+	msgs     int       // messages handled so far
 	deadline time.Time // max_connection_age; zero for none
 	lastRead time.Time
 
-	dec     Decoder
-	msg     Message
-	tags    map[string]string
-	reply   []byte
-	rebuild event.Builder
-	record  []byte
+	dec      Decoder
+	msg      Message
+	jsonMode bool // acks are JSON too
+	tags     map[string]string
+	reply    []byte
+	rebuild  event.Builder
+	record   []byte
 }
 
 func (in *Input) serve(ctx context.Context, nc net.Conn, out plugin.Emitter) {
@@ -116,6 +119,11 @@ func (c *conn) write(b []byte) bool {
 	return true
 }
 
+func mustJSON(b []byte) []byte {
+	out, _ := json.Marshal(string(b))
+	return out
+}
+
 func (c *conn) protocolError(err error) {
 	c.in.Stats.ProtocolErrors.Add(1)
 	c.in.log.Warn("closing connection after a protocol error", "peer", c.peer, "err", err)
@@ -179,9 +187,14 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 		}
 		_ = c.nc.SetReadDeadline(c.readDeadline(now, len(buf) == 0))
 		n, err := c.nc.Read(buf[len(buf):cap(buf)])
+		fresh := len(buf) == 0 && c.msgs == 0 && c.auth == nil && c.in.security == nil
 		buf = buf[:len(buf)+n]
 		if n > 0 {
 			c.lastRead = time.Now()
+			if fresh && isJSONStart(buf[0]) {
+				c.jsonLoop(ctx, out, buf)
+				return
+			}
 		}
 		if err == nil {
 			continue
@@ -250,6 +263,7 @@ func (c *conn) handle(ctx context.Context, msg []byte, out plugin.Emitter) bool 
 		c.auth = nil
 		return true
 	}
+	c.msgs++
 	m := &c.msg
 	if err := c.dec.Decode(msg, m, event.Now()); err != nil {
 		c.protocolError(err)
@@ -307,7 +321,11 @@ func (c *conn) handle(ctx context.Context, msg []byte, out plugin.Emitter) bool 
 }
 
 func (c *conn) ack(chunk []byte) bool {
-	c.reply = AppendAck(c.reply[:0], chunk)
+	if c.jsonMode {
+		c.reply = append(append(append(c.reply[:0], `{"ack":`...), mustJSON(chunk)...), '}')
+	} else {
+		c.reply = AppendAck(c.reply[:0], chunk)
+	}
 	c.in.Stats.Acks.Add(1)
 	return c.write(c.reply)
 }

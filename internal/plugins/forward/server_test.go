@@ -265,3 +265,29 @@ func TestTLSWithClientCertificates(t *testing.T) {
 		t.Errorf("captured %d", n)
 	}
 }
+
+func TestJSONMode(t *testing.T) {
+	_, _, addr := server(t, "json", "")
+	c, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer c.Close()
+	c.Write([]byte(`["app.json", 1441588984, {"message": "hi", "n": 3}, {"chunk": "j1"}]` + "\n"))
+	c.Write([]byte(`["app.json", [[1441588985, {"message": "a"}], [1441588986, {"message": "b", "f": 1.5}]], {"chunk": "j2"}]`))
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got := make([]byte, 0, 64)
+	tmp := make([]byte, 64)
+	for !strings.Contains(string(got), `"j2"`) {
+		n, err := c.Read(tmp)
+		got = append(got, tmp[:n]...)
+		if err != nil {
+			t.Fatalf("acks %q: %v", got, err)
+		}
+	}
+	if string(got) != `{"ack":"j1"}{"ack":"j2"}` {
+		t.Errorf("JSON acks %q", got)
+	}
+	evs := plugintest.Captured("json")
+	if len(evs) != 3 || evs[0].Record["n"] != int64(3) || evs[0].Time != 1441588984e9 || evs[2].Record["f"] != 1.5 {
+		t.Errorf("events %+v", evs)
+	}
+}
