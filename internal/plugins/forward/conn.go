@@ -25,6 +25,9 @@ const (
 	writeTimeout = 10 * time.Second
 	// maxTags bounds a connection's cache of tag strings.
 	maxTags = 256
+	// budgetPatience is how long a connection waits for buffer space
+	// before it is closed.
+	budgetPatience = 10 * time.Second
 )
 
 // conn is one client connection. Only its own goroutine touches it.
@@ -136,6 +139,10 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 	in := c.in
 	limit := int(in.ChunkSizeLimit) + 1024 // room for the envelope
 	buf := make([]byte, 0, minBuffer)
+	// held is what this connection took from the input's budget: the
+	// capacity beyond minBuffer.
+	held := int64(0)
+	defer func() { in.budget.release(held) }()
 	start := 0
 	eof := false
 	for {
@@ -165,6 +172,8 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 		}
 		if len(buf) == 0 && cap(buf) > shrinkAbove {
 			buf = make([]byte, 0, minBuffer)
+			in.budget.release(held)
+			held = 0
 		}
 		if eof {
 			return
@@ -181,7 +190,15 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 			return
 		}
 		if cap(buf)-len(buf) < minBuffer/2 {
-			grown := make([]byte, len(buf), min(max(2*cap(buf), len(buf)+minBuffer), limit+minBuffer))
+			size := min(max(2*cap(buf), len(buf)+minBuffer), limit+minBuffer)
+			if err := in.budget.acquire(ctx, int64(size-cap(buf)), budgetPatience); err != nil {
+				if ctx.Err() == nil {
+					c.protocolError(err)
+				}
+				return
+			}
+			held += int64(size - cap(buf))
+			grown := make([]byte, len(buf), size)
 			copy(grown, buf)
 			buf = grown
 		}

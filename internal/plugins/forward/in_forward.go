@@ -31,6 +31,8 @@ import (
 //	ack_dedup_size, ack_dedup_ttl   remember acknowledged chunk ids to
 //	                           accept a resent chunk without emitting it twice
 //	max_decompressed_size      bound on a gzip/zstd payload once inflated
+//	receive_buffer_limit       bound on the bytes all connections hold in
+//	                           large messages; past it reading stops
 type Input struct {
 	Port                int             `conf:"port"`
 	Bind                string          `conf:"bind"`
@@ -52,6 +54,7 @@ type Input struct {
 	AckDedupTTL         time.Duration   `conf:"ack_dedup_ttl"`
 	MaxDecompressedSize config.Size     `conf:"max_decompressed_size"`
 	HandshakeTimeout    time.Duration   `conf:"handshake_timeout"`
+	ReceiveBufferLimit  config.Size     `conf:"receive_buffer_limit"`
 	Security            *config.Element `section:"security"`
 	TransportSection    *config.Element `section:"transport"`
 
@@ -59,6 +62,7 @@ type Input struct {
 	transport Transport
 	tlsConfig *tls.Config
 	dedup     *ackCache
+	budget    *budget
 	log       *slog.Logger
 	ln        net.Listener
 	udp       net.PacketConn
@@ -98,7 +102,7 @@ func init() {
 		New: func() any {
 			return &Input{Port: 24224, Bind: "0.0.0.0", ChunkSizeLimit: defaultChunkSizeLimit,
 				AckDedupSize: 65536, AckDedupTTL: 10 * time.Minute, MaxDecompressedSize: defaultChunkSizeLimit,
-				HandshakeTimeout: 10 * time.Second}
+				HandshakeTimeout: 10 * time.Second, ReceiveBufferLimit: 128 << 20}
 		}})
 }
 
@@ -133,6 +137,10 @@ func (in *Input) Configure(c *plugin.Context) error {
 		return err
 	}
 	in.dedup = newAckCache(in.AckDedupSize, in.AckDedupTTL)
+	if in.ReceiveBufferLimit <= 0 {
+		return fmt.Errorf("receive_buffer_limit must be positive")
+	}
+	in.budget = newBudget(int64(in.ReceiveBufferLimit))
 	return nil
 }
 
