@@ -244,18 +244,24 @@ func (in *Input) track(nc net.Conn, open bool) {
 
 // heartbeats answers each UDP heartbeat (one 0x00 byte) with 0x00.
 func (in *Input) heartbeats() {
-	buf := make([]byte, 64)
-	for {
-		n, addr, err := in.udp.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
+	readDatagrams(in.udp, func(n int, from net.Addr) {
 		if n >= 1 {
 			in.Stats.Heartbeats.Add(1)
-			_, _ = in.udp.WriteTo([]byte{0}, addr)
+			_, _ = in.udp.WriteTo([]byte{0}, from)
+		}
+	})
+}
+
+// readDatagrams calls fn for each datagram until pc is closed.
+func readDatagrams(pc net.PacketConn, fn func(n int, from net.Addr)) {
+	buf := make([]byte, 64)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		if err == nil {
+			fn(n, from)
 		}
 	}
 }

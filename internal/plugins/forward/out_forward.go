@@ -594,21 +594,13 @@ func (o *Output) heartbeat() {
 
 func (o *Output) udpReplies() {
 	defer o.wg.Done()
-	buf := make([]byte, 16)
-	for {
-		_, from, err := o.udp.ReadFrom(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			continue
-		}
+	readDatagrams(o.udp, func(_ int, from net.Addr) {
 		for _, n := range o.nodes {
 			if addr, err := net.ResolveUDPAddr("udp", n.addr); err == nil && addr.String() == from.String() {
 				o.beat(n)
 			}
 		}
-	}
+	})
 }
 
 func (o *Output) beat(n *node) {
