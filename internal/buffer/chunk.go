@@ -49,16 +49,20 @@ func (id ID) String() string { return hex.EncodeToString(id[:]) }
 
 // Chunk is a run of entries with one Key. When Formatted is false Data holds
 // msgpack entries; otherwise it holds what the output's formatter produced.
-// The output runtime owns a chunk; Write borrows it for the call.
+// The output runtime owns a chunk; Write borrows it for the call, with Data
+// loaded from the store.
 type Chunk struct {
 	ID        ID
 	Key       Key
 	Data      []byte
 	Records   int
+	Size      int64 // bytes the store holds for the chunk
 	Formatted bool
 	Created   time.Time
 	// Retries counts failed writes so far.
 	Retries int
+
+	file *fileChunk // the file store's state
 }
 
 // Entries returns a Reader over the chunk's entries; only for chunks that

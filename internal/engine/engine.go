@@ -31,6 +31,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/output"
@@ -84,12 +85,15 @@ type Engine struct {
 	inputs   []*node
 	filters  []*node
 	outputs  []*node // build order: nested stores come before their copy
-	labels   map[string]*pipeline
-	root     *pipeline
-	errorOut plugin.Emitter
-	ids      map[string]config.Pos
-	seq      int
-	errs     []error
+	// secondaries are the <secondary> outputs; they start before and
+	// close after their primaries.
+	secondaries []*node
+	labels      map[string]*pipeline
+	root        *pipeline
+	errorOut    plugin.Emitter
+	ids         map[string]config.Pos
+	seq         int
+	errs        []error
 
 	// Unmatched counts events whose tag no <match> takes.
 	Unmatched atomic.Int64
@@ -453,7 +457,17 @@ func (e *Engine) attachBuffer(n *node, el *config.Element, logger *slog.Logger, 
 			return err
 		}
 	}
-	rt, err := output.New(n.id, bo, cfg, logger)
+	var secondary plugin.BufferedOutput
+	if secs := el.Sections("secondary"); len(secs) > 0 {
+		keys, err := buffer.ParseChunkKeys(cfg.ChunkKeys)
+		if err != nil {
+			return config.Errorf(pos, "<buffer>: %v", err)
+		}
+		if secondary, err = e.secondary(secs, n, keys, logger); err != nil {
+			return err
+		}
+	}
+	rt, err := output.New(n.id, bo, cfg, output.Options{RootDir: e.System.RootDir, Secondary: secondary, Logger: logger})
 	if err != nil {
 		return config.Errorf(pos, "<buffer>: %v", err)
 	}
@@ -462,6 +476,42 @@ func (e *Engine) attachBuffer(n *node, el *config.Element, logger *slog.Logger, 
 	ctx.Location = rt.Location()
 	ctx.Timekey = rt.Timekey()
 	return nil
+}
+
+// secondary builds the output of a <secondary> section: a buffered output
+// whose Write takes the primary's chunks (usually secondary_file).
+func (e *Engine) secondary(secs []*config.Element, n *node, keys buffer.ChunkKeys, logger *slog.Logger) (plugin.BufferedOutput, error) {
+	if len(secs) > 1 {
+		return nil, config.Errorf(secs[1].Pos, "only one <secondary> is allowed")
+	}
+	sec := secs[0]
+	sec.MarkUsed()
+	typ, ok := sec.Get("@type")
+	if !ok {
+		return nil, config.Errorf(sec.Pos, "<secondary> has no @type")
+	}
+	info, ok := plugin.Lookup(plugin.KindOutput, typ)
+	if !ok {
+		sec.MarkAllUsed()
+		return nil, config.Errorf(sec.Pos, "unknown plugin type %q (output)", typ)
+	}
+	p := info.New()
+	bo, ok := p.(plugin.BufferedOutput)
+	if !ok {
+		return nil, config.Errorf(sec.Pos, "<secondary> @type %s cannot take chunks", typ)
+	}
+	if err := config.Decode(sec, p); err != nil {
+		return nil, err
+	}
+	if c, ok := p.(plugin.Configurer); ok {
+		ctx := &plugin.Context{ID: n.id + ".secondary", Type: typ, Element: sec, Logger: logger.With("secondary", typ),
+			Hostname: e.hostname, Build: e, ErrorOut: e.errorOut, ChunkKeys: keys}
+		if err := c.Configure(ctx); err != nil {
+			return nil, config.Errorf(sec.Pos, "<secondary>: %v", err)
+		}
+	}
+	e.secondaries = append(e.secondaries, &node{id: n.id + ".secondary", typ: typ, kind: plugin.KindOutput, pos: sec.Pos, p: p})
+	return bo, nil
 }
 
 func (e *Engine) dumpErrorEvents(_ context.Context, s event.Stream) error {

@@ -79,7 +79,8 @@ func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
 // start runs Init in start order and returns the nodes it initialised.
 func (e *Engine) start() ([]*node, error) {
 	var started []*node
-	order := make([]*node, 0, len(e.outputs)+len(e.filters)+len(e.inputs))
+	order := make([]*node, 0, len(e.secondaries)+len(e.outputs)+len(e.filters)+len(e.inputs))
+	order = append(order, e.secondaries...)
 	order = append(order, e.outputs...)
 	order = append(order, e.filters...)
 	order = append(order, e.inputs...)
@@ -92,7 +93,9 @@ func (e *Engine) start() ([]*node, error) {
 		}
 		started = append(started, n)
 		if n.runtime != nil {
-			n.runtime.Start()
+			if err := n.runtime.Start(); err != nil {
+				return started, fmt.Errorf("%s %q (%s, %s): buffer: %w", n.kind, n.typ, n.id, n.pos, err)
+			}
 		}
 	}
 	return started, nil

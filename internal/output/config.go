@@ -2,6 +2,7 @@ package output
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sluice-log/sluice/internal/buffer"
@@ -47,6 +48,12 @@ type BufferConfig struct {
 	RetryForever                bool          `conf:"retry_forever"`
 	RetrySecondaryThreshold     float64       `conf:"retry_secondary_threshold"`
 	DisableChunkBackup          bool          `conf:"disable_chunk_backup"`
+
+	// Sluice's file buffer: when an acknowledged append is safe on disk
+	// (see buffer.File). every_write fsyncs before the ack; interval
+	// fsyncs every fsync_interval; never leaves it to the OS.
+	Fsync         string        `conf:"fsync" enum:"every_write,interval,never"`
+	FsyncInterval time.Duration `conf:"fsync_interval"`
 }
 
 // DefaultBufferConfig returns Fluentd's defaults for a buffer of type typ
@@ -74,6 +81,8 @@ func DefaultBufferConfig(typ string) BufferConfig {
 		RetryTimeout:                72 * time.Hour,
 		RetryMaxTimes:               -1, // unset: bounded by retry_timeout only
 		RetrySecondaryThreshold:     0.8,
+		Fsync:                       "interval",
+		FsyncInterval:               time.Second,
 	}
 	if typ == "file" {
 		c.ChunkLimitSize = 256 << 20
@@ -105,11 +114,14 @@ func (c *BufferConfig) validate(keys buffer.ChunkKeys) error {
 	if c.RetryExponentialBackoffBase < 1 {
 		return fmt.Errorf("retry_exponential_backoff_base must be at least 1")
 	}
-	if c.Type == "file" {
-		return fmt.Errorf("<buffer> @type file is not implemented yet (issue 4); use @type memory")
+	if c.Type == "file" && strings.Contains(c.Path, "*") {
+		return fmt.Errorf("<buffer> path %q: a file pattern with '*' (the v0.12 buffer_path style) is not supported; give a directory", c.Path)
 	}
-	if c.Compress == "gzip" {
-		return fmt.Errorf("<buffer> compress gzip is not implemented yet (issue 4)")
+	if c.RetrySecondaryThreshold <= 0 || c.RetrySecondaryThreshold > 1 {
+		return fmt.Errorf("retry_secondary_threshold must be in (0, 1]")
+	}
+	if c.FsyncInterval <= 0 {
+		return fmt.Errorf("fsync_interval must be positive")
 	}
 	return nil
 }

@@ -1,16 +1,22 @@
 // Package output is the buffered-output runtime: it groups entries into
 // chunks by key, decides when a chunk is ready, flushes chunks from a pool of
-// workers, retries failures with backoff and drains at shutdown. Plugins only
-// implement plugin.BufferedOutput.Write; retry logic lives here, once.
+// workers, retries failures with backoff, falls back to <secondary>, and
+// drains at shutdown. Plugins only implement plugin.BufferedOutput.Write;
+// retry logic lives here, once. Chunk bytes live in a buffer.Store: memory,
+// or crash-safe files.
 //
 //	Emit ──▶ staged[key] ──(full | flush_interval | timekey+wait)──▶ queue ──▶ workers ──▶ Write
-//	                                                                   ▲            │ error
-//	                                                                   └─ backoff ──┘
+//	   │                                                                ▲            │ error
+//	   └─ store.Append (+ fsync per policy) before Emit returns          └─ backoff ──┘
+//	                                                        permanent / retries exhausted ──▶ <secondary>
+//	                                                                         or the backup directory
 //
 // Memory is bounded: staged, queued and in-flight bytes together never exceed
 // total_limit_size; past it overflow_action decides (throw_exception returns
-// plugin.ErrOverflow so the input does not acknowledge; block waits; and
-// drop_oldest_chunk drops the oldest queued chunk and counts it).
+// plugin.ErrOverflow so the input does not acknowledge; block waits, which
+// stops the input's reading; drop_oldest_chunk drops the oldest queued chunk
+// and counts it). A memory buffer holds its chunks in memory; a file buffer
+// holds at most flush_thread_count loaded chunks.
 package output
 
 import (
@@ -20,38 +26,70 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
 // Stats are the runtime's counters, named after Fluentd's output metrics.
 type Stats struct {
-	EmitCount      atomic.Int64
-	EmitRecords    atomic.Int64
-	WriteCount     atomic.Int64
-	WriteRecords   atomic.Int64
-	NumErrors      atomic.Int64
-	RetryCount     atomic.Int64
-	RollbackCount  atomic.Int64
-	OverflowCount  atomic.Int64
-	DroppedRecords atomic.Int64 // every drop, whatever the reason (also logged)
+	EmitCount       atomic.Int64
+	EmitRecords     atomic.Int64
+	WriteCount      atomic.Int64
+	WriteRecords    atomic.Int64
+	NumErrors       atomic.Int64
+	RetryCount      atomic.Int64
+	RollbackCount   atomic.Int64
+	OverflowCount   atomic.Int64
+	SecondaryWrites atomic.Int64
+	// DroppedRecords counts every record lost, whatever the reason (each
+	// drop is also logged with its reason).
+	DroppedRecords atomic.Int64
+	// BackupRecords counts records moved to the backup directory: not
+	// delivered, but kept for an operator to replay.
+	BackupRecords atomic.Int64
+	// CorruptChunks counts chunk files found damaged and moved aside.
+	CorruptChunks atomic.Int64
+	// ShutdownLeftover is what the last stop could not deliver: kept on
+	// disk by a file buffer, lost by a memory buffer.
+	ShutdownLeftover atomic.Int64
 }
+
+// Options are what the runtime needs beyond <buffer>.
+type Options struct {
+	// RootDir is <system> root_dir: the default home of file buffers and
+	// backups.
+	RootDir string
+	// Secondary receives chunks the output cannot deliver.
+	Secondary plugin.BufferedOutput
+	// Logger logs with the output's plugin_id.
+	Logger *slog.Logger
+}
+
+// DefaultBackupRoot holds backups when there is no root_dir, as Fluentd's
+// /tmp/fluent does.
+const DefaultBackupRoot = "/tmp/sluice"
 
 // Runtime buffers and flushes for one output.
 type Runtime struct {
-	id   string
-	out  plugin.BufferedOutput
-	fmtr plugin.EntryFormatter
-	cfg  BufferConfig
-	keys buffer.ChunkKeys
-	loc  *time.Location
-	log  *slog.Logger
-	now  func() time.Time
+	id        string
+	out       plugin.BufferedOutput
+	secondary plugin.BufferedOutput
+	fmtr      plugin.EntryFormatter
+	cfg       BufferConfig
+	keys      buffer.ChunkKeys
+	loc       *time.Location
+	log       *slog.Logger
+	now       func() time.Time
+	store     buffer.Store
+	backupDir string
 
 	mu       sync.Mutex
 	staged   map[buffer.Key]*buffer.Chunk // guarded by mu
@@ -81,11 +119,16 @@ type retryState struct {
 }
 
 // New validates cfg and returns a runtime for out. If out implements
-// plugin.EntryFormatter, chunks hold its formatted bytes.
-func New(id string, out plugin.BufferedOutput, cfg BufferConfig, log *slog.Logger) (*Runtime, error) {
+// plugin.EntryFormatter, chunks hold its formatted bytes. New opens
+// nothing; Start does.
+func New(id string, out plugin.BufferedOutput, cfg BufferConfig, opts Options) (*Runtime, error) {
 	keys, err := buffer.ParseChunkKeys(cfg.ChunkKeys)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.QueueLimitLength > 0 && cfg.TotalLimitSize == DefaultBufferConfig(cfg.Type).TotalLimitSize {
+		// Fluentd's deprecated spelling of total_limit_size.
+		cfg.TotalLimitSize = cfg.ChunkLimitSize * config.Size(cfg.QueueLimitLength)
 	}
 	if err := cfg.validate(keys); err != nil {
 		return nil, err
@@ -94,15 +137,51 @@ func New(id string, out plugin.BufferedOutput, cfg BufferConfig, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
 	r := &Runtime{
-		id: id, out: out, cfg: cfg, keys: keys, loc: loc, log: log, now: time.Now,
+		id: id, out: out, secondary: opts.Secondary, cfg: cfg, keys: keys, loc: loc, log: log, now: time.Now,
 		staged:  map[buffer.Key]*buffer.Chunk{},
 		spaceCh: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		stopCh:  make(chan struct{}),
 	}
 	r.fmtr, _ = out.(plugin.EntryFormatter)
+	backupRoot := opts.RootDir
+	if backupRoot == "" {
+		backupRoot = DefaultBackupRoot
+	}
+	r.backupDir = filepath.Join(backupRoot, "backup", safeName(id))
+	switch cfg.Type {
+	case "file":
+		dir := cfg.Path
+		if dir == "" {
+			if opts.RootDir == "" {
+				return nil, fmt.Errorf("<buffer> @type file needs path (or <system> root_dir)")
+			}
+			dir = filepath.Join(opts.RootDir, safeName(id), "buffer")
+		}
+		if opts.RootDir == "" {
+			r.backupDir = filepath.Join(dir, "backup")
+		}
+		r.store = &buffer.File{Dir: dir, BackupDir: r.backupDir, Policy: cfg.Fsync, Interval: cfg.FsyncInterval,
+			Gzip: cfg.Compress == "gzip", Formatted: r.fmtr != nil, Keys: keys, Log: log}
+	default:
+		r.store = &buffer.Memory{Gzip: cfg.Compress == "gzip", ChunkLimit: int64(cfg.ChunkLimitSize)}
+	}
 	return r, nil
+}
+
+func safeName(id string) string {
+	out := []byte(id)
+	for i, c := range out {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			out[i] = '_'
+		}
+	}
+	return string(out)
 }
 
 // Keys returns the parsed chunk keys, for plugins that check templates.
@@ -114,8 +193,45 @@ func (r *Runtime) Timekey() time.Duration { return r.cfg.Timekey }
 // Location returns the zone of timekeys and time placeholders.
 func (r *Runtime) Location() *time.Location { return r.loc }
 
-// Start launches the flush workers. They run until Stop.
-func (r *Runtime) Start() {
+// BackupDir is where undeliverable chunks go.
+func (r *Runtime) BackupDir() string { return r.backupDir }
+
+// Start opens the store, recovers what a previous run left, and launches
+// the flush workers. Damaged chunks are moved aside and logged; they never
+// fail the start.
+func (r *Runtime) Start() error {
+	if fs, ok := r.store.(*buffer.File); ok {
+		if err := fs.Open(); err != nil {
+			return err
+		}
+	}
+	staged, queued, problems := r.store.Recover()
+	for _, err := range problems {
+		r.Stats.CorruptChunks.Add(1)
+		r.log.Error("buffer chunk moved aside", "output", r.id, "backup_dir", r.backupDir, "err", err)
+	}
+	r.mu.Lock()
+	sort.Slice(staged, func(i, j int) bool { return staged[i].Created.Before(staged[j].Created) })
+	for _, c := range staged {
+		if old := r.staged[c.Key]; old != nil {
+			r.enqueueLocked(old)
+		}
+		r.staged[c.Key] = c
+		r.size += c.Size
+	}
+	sort.Slice(queued, func(i, j int) bool { return queued[i].Created.Before(queued[j].Created) })
+	for _, c := range queued {
+		r.queue = append(r.queue, c)
+		r.size += c.Size
+	}
+	r.mu.Unlock()
+	if n := len(staged) + len(queued); n > 0 {
+		records := 0
+		for _, c := range append(staged, queued...) {
+			records += c.Records
+		}
+		r.log.Info("resuming buffered chunks", "output", r.id, "chunks", n, "records", records)
+	}
 	r.writeCtx, r.cancel = context.WithCancel(context.Background())
 	r.wg.Add(1)
 	go r.scheduler()
@@ -123,6 +239,8 @@ func (r *Runtime) Start() {
 		r.wg.Add(1)
 		go r.worker()
 	}
+	r.signal()
+	return nil
 }
 
 func (r *Runtime) signal() {
@@ -132,13 +250,21 @@ func (r *Runtime) signal() {
 	}
 }
 
-// Emit appends the stream's entries to chunks. It returns plugin.ErrOverflow
-// when the buffer is full and overflow_action is throw_exception; nothing of
-// the stream is kept in that case.
+// Emit appends the stream's entries to chunks and returns once they are as
+// durable as the store promises. It returns plugin.ErrOverflow when the
+// buffer is full and overflow_action is throw_exception; nothing of the
+// stream is kept then.
 func (r *Runtime) Emit(ctx context.Context, s event.Stream) error {
 	if s.Len == 0 {
 		return nil
 	}
+	if err := r.emit(ctx, s); err != nil {
+		return err
+	}
+	return r.store.Durable(ctx)
+}
+
+func (r *Runtime) emit(ctx context.Context, s event.Stream) error {
 	need := int64(len(s.Data))
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -166,8 +292,7 @@ func (r *Runtime) Emit(ctx context.Context, s event.Stream) error {
 			if len(r.queue) > 0 {
 				old := r.queue[0]
 				r.queue = r.queue[1:]
-				r.size -= int64(len(old.Data))
-				r.drop(old, "drop_oldest_chunk")
+				r.discardLocked(old, "drop_oldest_chunk")
 				continue
 			}
 		}
@@ -178,9 +303,13 @@ func (r *Runtime) Emit(ctx context.Context, s event.Stream) error {
 	r.Stats.EmitRecords.Add(int64(s.Len))
 	simple := r.fmtr == nil && !r.keys.Time && len(r.keys.Names) == 0 &&
 		need <= int64(r.cfg.ChunkLimitSize) && (r.cfg.ChunkLimitRecords <= 0 || s.Len <= r.cfg.ChunkLimitRecords)
+	var err error
 	if simple {
-		r.appendLocked(r.keyFor(s.Tag, nil), s.Data, s.Len)
-	} else if err := r.appendEntriesLocked(s); err != nil {
+		err = r.appendLocked(r.keyFor(s.Tag, nil), s.Data, s.Len)
+	} else {
+		err = r.appendEntriesLocked(s)
+	}
+	if err != nil {
 		return err
 	}
 	if r.cfg.FlushMode == "immediate" {
@@ -257,34 +386,46 @@ func (r *Runtime) appendEntriesLocked(s event.Stream) error {
 				"bytes", len(data), "chunk_limit_size", int64(r.cfg.ChunkLimitSize))
 			continue
 		}
-		r.appendLocked(r.keyFor(s.Tag, e), data, 1)
+		if err := r.appendLocked(r.keyFor(s.Tag, e), data, 1); err != nil {
+			return err
+		}
 	}
 	return rd.Err()
 }
 
-func (r *Runtime) appendLocked(k buffer.Key, data []byte, n int) {
+func (r *Runtime) appendLocked(k buffer.Key, data []byte, n int) error {
 	c := r.staged[k]
-	if c != nil && (len(c.Data)+len(data) > int(r.cfg.ChunkLimitSize) ||
+	if c != nil && (c.Size+int64(len(data)) > int64(r.cfg.ChunkLimitSize) ||
 		(r.cfg.ChunkLimitRecords > 0 && c.Records+n > r.cfg.ChunkLimitRecords)) {
 		r.enqueueLocked(c)
 		c = nil
 	}
 	if c == nil {
 		c = &buffer.Chunk{ID: buffer.NewID(), Key: k, Created: r.now(), Formatted: r.fmtr != nil}
+		if err := r.store.Create(c); err != nil {
+			return err
+		}
 		r.staged[k] = c
 	}
-	c.Data = append(c.Data, data...)
-	c.Records += n
-	r.size += int64(len(data))
-	full := float64(len(c.Data)) >= float64(r.cfg.ChunkLimitSize)*r.cfg.ChunkFullThreshold ||
+	before := c.Size
+	if err := r.store.Append(c, data, n); err != nil {
+		return err
+	}
+	r.size += c.Size - before
+	full := float64(c.Size) >= float64(r.cfg.ChunkLimitSize)*r.cfg.ChunkFullThreshold ||
 		(r.cfg.ChunkLimitRecords > 0 && float64(c.Records) >= float64(r.cfg.ChunkLimitRecords)*r.cfg.ChunkFullThreshold)
 	if full {
 		r.enqueueLocked(c)
 	}
+	return nil
 }
 
 func (r *Runtime) enqueueLocked(c *buffer.Chunk) {
 	delete(r.staged, c.Key)
+	if err := r.store.Enqueue(c); err != nil {
+		// The chunk is still readable where it is; flush it anyway.
+		r.log.Error("buffer enqueue failed", "output", r.id, "chunk", c.ID.String(), "err", err)
+	}
 	r.queue = append(r.queue, c)
 	r.signal()
 }
@@ -303,6 +444,9 @@ func (r *Runtime) scheduler() {
 		now := r.now()
 		r.mu.Lock()
 		for _, c := range r.staged {
+			if r.cfg.QueuedChunksLimitSize > 0 && len(r.queue) >= r.cfg.QueuedChunksLimitSize {
+				break
+			}
 			if r.readyLocked(c, now) {
 				r.enqueueLocked(c)
 			}
@@ -337,23 +481,75 @@ func (r *Runtime) readyLocked(c *buffer.Chunk, now time.Time) bool {
 func (r *Runtime) worker() {
 	defer r.wg.Done()
 	for {
-		c := r.next()
+		c, toSecondary := r.next()
 		if c == nil {
 			return
 		}
-		err := r.out.Write(r.writeCtx, c)
-		r.finish(c, err)
+		r.flush(c, toSecondary)
 	}
 }
 
-// next waits for a chunk that may be written now. It returns nil when the
-// runtime is stopping and nothing is left, or when writes are cancelled.
-func (r *Runtime) next() *buffer.Chunk {
+// flush loads a chunk and writes it to the output (or the secondary).
+func (r *Runtime) flush(c *buffer.Chunk, toSecondary bool) {
+	data, err := r.load(c)
+	if err != nil {
+		r.mu.Lock()
+		r.inFlight--
+		r.Stats.CorruptChunks.Add(1)
+		r.log.Error("cannot read a buffered chunk; moving it aside", "output", r.id, "chunk", c.ID.String(), "err", err)
+		r.backupLocked(c, "corrupt")
+		r.mu.Unlock()
+		return
+	}
+	wc := *c
+	wc.Data = data
+	wc.Formatted = r.fmtr != nil
+	if toSecondary {
+		err = r.secondary.Write(r.writeCtx, &wc)
+		if err == nil {
+			r.Stats.SecondaryWrites.Add(1)
+			r.log.Warn("chunk written to <secondary>", "output", r.id, "chunk", c.ID.String(), "records", c.Records)
+		}
+	} else {
+		err = r.out.Write(r.writeCtx, &wc)
+	}
+	r.finish(c, err, toSecondary)
+}
+
+// load returns a chunk's data as the output expects it: a chunk stored as
+// entries is formatted now if the output formats (a Fluentd chunk
+// imported for a formatting output, say).
+func (r *Runtime) load(c *buffer.Chunk) ([]byte, error) {
+	data, err := r.store.Load(c)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case c.Formatted == (r.fmtr != nil):
+		return data, nil
+	case c.Formatted:
+		return nil, errors.New("the chunk holds formatted text, but this output takes entries")
+	}
+	var out []byte
+	rd := event.NewReader(data)
+	for rd.Next() {
+		e := rd.Entry()
+		if out, err = r.fmtr.FormatEntry(out, c.Key.Tag, e.Time, e.Record); err != nil {
+			return nil, err
+		}
+	}
+	return out, rd.Err()
+}
+
+// next waits for a chunk that may be written now, and says whether it goes
+// to the secondary. It returns nil when the runtime is stopping and nothing
+// is left, or when writes are cancelled.
+func (r *Runtime) next() (*buffer.Chunk, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for {
 		if r.writeCtx.Err() != nil {
-			return nil
+			return nil, false
 		}
 		now := r.now()
 		var wait time.Duration = -1
@@ -362,11 +558,11 @@ func (r *Runtime) next() *buffer.Chunk {
 				c := r.queue[0]
 				r.queue = r.queue[1:]
 				r.inFlight++
-				return c
+				return c, r.secondaryDueLocked(now)
 			}
 		} else if r.stopping {
 			// A chunk still in flight is retried by the worker holding it.
-			return nil
+			return nil, false
 		}
 		r.mu.Unlock()
 		if wait < 0 {
@@ -387,7 +583,20 @@ func (r *Runtime) next() *buffer.Chunk {
 	}
 }
 
-func (r *Runtime) finish(c *buffer.Chunk, err error) {
+// secondaryDueLocked reports whether retries have run long enough
+// (retry_secondary_threshold of retry_timeout or of retry_max_times) to
+// try the secondary.
+func (r *Runtime) secondaryDueLocked(now time.Time) bool {
+	if r.secondary == nil || r.retry.steps == 0 {
+		return false
+	}
+	if r.cfg.RetryMaxTimes >= 0 && float64(r.retry.steps) >= r.cfg.RetrySecondaryThreshold*float64(r.cfg.RetryMaxTimes) {
+		return true
+	}
+	return now.Sub(r.retry.start) >= time.Duration(r.cfg.RetrySecondaryThreshold*float64(r.cfg.RetryTimeout))
+}
+
+func (r *Runtime) finish(c *buffer.Chunk, err error, toSecondary bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.inFlight--
@@ -395,6 +604,10 @@ func (r *Runtime) finish(c *buffer.Chunk, err error) {
 		r.Stats.WriteCount.Add(1)
 		r.Stats.WriteRecords.Add(int64(c.Records))
 		r.retry = retryState{}
+		if cerr := r.store.Commit(c); cerr != nil {
+			r.log.Error("written chunk not removed from the buffer; it will be sent again after a restart",
+				"output", r.id, "chunk", c.ID.String(), "err", cerr)
+		}
 		r.freeLocked(c)
 		return
 	}
@@ -404,11 +617,14 @@ func (r *Runtime) finish(c *buffer.Chunk, err error) {
 		r.queue = append([]*buffer.Chunk{c}, r.queue...)
 		return
 	}
-	if plugin.IsPermanent(err) {
-		r.log.Error("dropping a chunk the destination refused permanently", "output", r.id,
+	if plugin.IsPermanent(err) && !toSecondary {
+		r.log.Error("the destination refused a chunk permanently", "output", r.id,
 			"chunk", c.ID.String(), "records", c.Records, "err", err)
-		r.freeLocked(c)
-		r.drop(c, "permanent_error")
+		if r.secondary != nil {
+			r.requeueLocked(c, 0, true)
+			return
+		}
+		r.backupLocked(c, "permanent_error")
 		return
 	}
 	now := r.now()
@@ -418,10 +634,9 @@ func (r *Runtime) finish(c *buffer.Chunk, err error) {
 	r.retry.steps++
 	c.Retries++
 	if r.giveUpLocked(now) {
-		r.log.Error("dropping a chunk after the retry limit", "output", r.id, "chunk", c.ID.String(),
+		r.log.Error("giving up on a chunk after the retry limit", "output", r.id, "chunk", c.ID.String(),
 			"records", c.Records, "retries", r.retry.steps, "err", err)
-		r.freeLocked(c)
-		r.drop(c, "retry_limit")
+		r.backupLocked(c, "retry_limit")
 		r.retry = retryState{}
 		return
 	}
@@ -430,22 +645,63 @@ func (r *Runtime) finish(c *buffer.Chunk, err error) {
 	if errors.As(err, &ra) && ra.Delay > wait {
 		wait = ra.Delay
 	}
-	r.retry.next = now.Add(wait)
 	r.Stats.RetryCount.Add(1)
 	r.Stats.RollbackCount.Add(1)
-	r.log.Warn("failed to flush the buffer", "output", r.id, "chunk", c.ID.String(),
+	where := "output"
+	if toSecondary {
+		where = "secondary"
+	}
+	r.log.Warn("failed to flush the buffer", "output", r.id, "to", where, "chunk", c.ID.String(),
 		"retry_times", r.retry.steps, "next_retry_in", wait.Round(time.Millisecond).String(), "err", err)
+	r.requeueLocked(c, wait, false)
+}
+
+// requeueLocked puts a chunk back at the head of the queue, due after wait.
+// A permanent refusal with a secondary (now) skips the wait.
+func (r *Runtime) requeueLocked(c *buffer.Chunk, wait time.Duration, now bool) {
+	if now {
+		r.retry.steps = max(r.retry.steps, 1)
+		r.retry.start = r.now().Add(-r.cfg.RetryTimeout) // makes the secondary due
+		r.retry.next = r.now()
+	} else {
+		r.retry.next = r.now().Add(wait)
+	}
 	r.queue = append([]*buffer.Chunk{c}, r.queue...)
 	r.signal()
 }
 
 func (r *Runtime) freeLocked(c *buffer.Chunk) {
-	r.size -= int64(len(c.Data))
+	r.size -= c.Size
 	close(r.spaceCh)
 	r.spaceCh = make(chan struct{})
 }
 
-func (r *Runtime) drop(c *buffer.Chunk, reason string) {
+// backupLocked moves a chunk that cannot be delivered to the backup
+// directory (Fluentd's behaviour), or drops it with disable_chunk_backup.
+func (r *Runtime) backupLocked(c *buffer.Chunk, reason string) {
+	r.freeLocked(c)
+	if r.cfg.DisableChunkBackup {
+		r.dropLocked(c, reason+" (disable_chunk_backup)")
+		return
+	}
+	if err := r.store.Backup(c, r.backupDir, reason); err != nil {
+		r.log.Error("backing up an undeliverable chunk failed", "output", r.id, "chunk", c.ID.String(), "err", err)
+		r.dropLocked(c, reason)
+		return
+	}
+	r.Stats.BackupRecords.Add(int64(c.Records))
+	r.log.Warn("undeliverable chunk moved to the backup directory", "output", r.id, "reason", reason,
+		"records", c.Records, "chunk", c.ID.String(), "backup_dir", r.backupDir)
+}
+
+// discardLocked removes a queued chunk for good (drop_oldest_chunk).
+func (r *Runtime) discardLocked(c *buffer.Chunk, reason string) {
+	r.freeLocked(c)
+	_ = r.store.Commit(c)
+	r.dropLocked(c, reason)
+}
+
+func (r *Runtime) dropLocked(c *buffer.Chunk, reason string) {
 	r.Stats.DroppedRecords.Add(int64(c.Records))
 	r.log.Warn("records dropped", "output", r.id, "reason", reason, "records", c.Records, "chunk", c.ID.String())
 }
@@ -480,10 +736,20 @@ func (r *Runtime) backoffLocked() time.Duration {
 	return time.Duration(wait)
 }
 
+// Flush queues every staged chunk now (SIGUSR1, tests).
+func (r *Runtime) Flush() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.staged {
+		r.enqueueLocked(c)
+	}
+}
+
 // Stop stops accepting new chunks and, when flush_at_shutdown is on, queues
 // every staged chunk; the workers then keep writing, with retries, until
-// the queue is empty or ctx is done. It returns how many records were left
-// undelivered, which are logged and counted as dropped.
+// the queue is empty or ctx is done. It returns how many records were left:
+// a file buffer keeps them for the next start, a memory buffer loses them
+// (logged and counted as dropped). Stop is idempotent.
 func (r *Runtime) Stop(ctx context.Context) int {
 	if r.cancel == nil { // never started (sluice check)
 		return 0
@@ -513,21 +779,31 @@ func (r *Runtime) stop(ctx context.Context) int {
 	r.cancel()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	left := 0
+	left, chunks := 0, 0
 	for _, c := range r.queue {
 		left += c.Records
+		chunks++
 	}
 	for _, c := range r.staged {
 		left += c.Records
+		chunks++
+	}
+	r.Stats.ShutdownLeftover.Store(int64(left))
+	if err := r.store.Close(); err != nil {
+		r.log.Error("closing the buffer", "output", r.id, "err", err)
 	}
 	if left > 0 {
-		r.Stats.DroppedRecords.Add(int64(left))
-		r.log.Error("records left undelivered at shutdown (memory buffer)", "output", r.id, "records", left)
+		if r.store.Persistent() {
+			r.log.Info("records kept in the file buffer for the next start", "output", r.id, "records", left, "chunks", chunks)
+		} else {
+			r.Stats.DroppedRecords.Add(int64(left))
+			r.log.Error("records left undelivered at shutdown (memory buffer)", "output", r.id, "records", left)
+		}
 	}
 	return left
 }
 
-// Pending returns the records staged, queued or in flight.
+// Pending returns the chunks and bytes staged, queued or in flight.
 func (r *Runtime) Pending() (chunks int, bytes int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -87,11 +87,13 @@ func fastConfig(keys string) BufferConfig {
 
 func startRuntime(t *testing.T, out plugin.BufferedOutput, cfg BufferConfig) *Runtime {
 	t.Helper()
-	r, err := New("test", out, cfg, quiet)
+	r, err := New("test", out, cfg, Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Start()
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
 	return r
 }
 
@@ -342,7 +344,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := DefaultBufferConfig("memory")
 			mutate(&c)
-			if _, err := New("x", newSink(), c, quiet); err == nil {
+			if _, err := New("x", newSink(), c, Options{Logger: quiet}); err == nil {
 				t.Error("accepted")
 			}
 		})

@@ -1,0 +1,626 @@
+package buffer
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/tinylib/msgp/msgp"
+)
+
+// File keeps each chunk in its own file under Dir. docs/buffer-format.md
+// draws the format: a versioned header with the chunk's key, then frames of
+// [length, records, CRC-32C, payload], one per append. A crash can tear only
+// the last frame, which recovery cuts off; a chunk whose header is damaged
+// is moved to BackupDir, never loaded, never fatal.
+//
+// Fsync policy (when an acknowledged append is safe):
+//
+//	every_write  Durable fsyncs before returning (grouped across callers):
+//	             acked data survives a machine crash. Slowest.
+//	interval     appends reach the OS at once and disk within Interval:
+//	             acked data survives a process crash; a machine crash can
+//	             lose the last Interval. The default.
+//	never        appends reach the OS at once; the OS writes them back when
+//	             it likes. Survives a process crash only.
+type File struct {
+	Dir       string
+	BackupDir string
+	Policy    string // every_write, interval, never
+	Interval  time.Duration
+	Gzip      bool
+	// Formatted is whether the output stores formatted bytes; chunks
+	// imported from Fluentd are taken to match.
+	Formatted bool
+	// Keys are the chunk keys, to map Fluentd's chunk variables.
+	Keys ChunkKeys
+	Log  *slog.Logger
+
+	mu    sync.Mutex            // guards dirty and gen
+	dirty map[*os.File]struct{} // files with writes not yet fsynced
+	gen   uint64                // count of appends
+
+	syncMu sync.Mutex // serialises fsync rounds; guards synced
+	synced uint64     // appends covered by the last fsync round
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// fileChunk is the file store's state for one chunk.
+type fileChunk struct {
+	path string
+	f    *os.File // open while staged
+	end  int64    // offset after the last complete frame
+}
+
+// Fsync policies.
+const (
+	SyncEveryWrite = "every_write"
+	SyncInterval   = "interval"
+	SyncNever      = "never"
+)
+
+var _ Store = (*File)(nil)
+
+const (
+	fileMagic      = "SLCK"
+	fileVersion    = 1
+	flagFormatted  = 1 << 0
+	flagGzip       = 1 << 1
+	frameHeaderLen = 12
+	// maxMetaLen bounds a header's metadata when reading untrusted files.
+	maxMetaLen = 1 << 20
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+var chunkName = regexp.MustCompile(`^sluice\.([bq])([0-9a-f]{32})\.chunk$`)
+
+// Open prepares the directories and starts the interval syncer.
+func (s *File) Open() error {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return fmt.Errorf("buffer path: %w", err)
+	}
+	s.dirty = map[*os.File]struct{}{}
+	s.stop = make(chan struct{})
+	if s.Policy == SyncInterval {
+		s.wg.Add(1)
+		go s.syncer()
+	}
+	return nil
+}
+
+func (s *File) syncer() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if err := s.syncRound(); err != nil && s.Log != nil {
+				s.Log.Error("buffer fsync failed", "dir", s.Dir, "err", err)
+			}
+		}
+	}
+}
+
+func (s *File) chunkPath(c *Chunk, state byte) string {
+	return filepath.Join(s.Dir, "sluice."+string(state)+c.ID.String()+".chunk")
+}
+
+func (s *File) flags() byte {
+	var f byte
+	if s.Formatted {
+		f |= flagFormatted
+	}
+	if s.Gzip {
+		f |= flagGzip
+	}
+	return f
+}
+
+// encodeHeader lays out the file header for c.
+func encodeHeader(c *Chunk, flags byte) []byte {
+	meta := msgp.AppendMapHeader(nil, 5)
+	meta = msgp.AppendBytes(msgp.AppendString(meta, "id"), c.ID[:])
+	meta = msgp.AppendString(msgp.AppendString(meta, "tag"), c.Key.Tag)
+	meta = msgp.AppendInt64(msgp.AppendString(meta, "timekey"), c.Key.Timekey)
+	values := c.Key.Values()
+	meta = msgp.AppendArrayHeader(msgp.AppendString(meta, "values"), uint32(len(values)))
+	for _, v := range values {
+		meta = msgp.AppendString(meta, v)
+	}
+	meta = msgp.AppendInt64(msgp.AppendString(meta, "created"), c.Created.UnixNano())
+	h := append([]byte(fileMagic), fileVersion, flags, 0, 0)
+	h = binary.BigEndian.AppendUint32(h, uint32(len(meta)))
+	h = append(h, meta...)
+	return binary.BigEndian.AppendUint32(h, crc32.Checksum(meta, crcTable))
+}
+
+// Create implements Store.
+func (s *File) Create(c *Chunk) error {
+	path := s.chunkPath(c, 'b')
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("buffer: %w", err)
+	}
+	h := encodeHeader(c, s.flags())
+	if _, err := f.Write(h); err != nil {
+		f.Close()
+		os.Remove(path)
+		return fmt.Errorf("buffer: %w", err)
+	}
+	c.file = &fileChunk{path: path, f: f, end: int64(len(h))}
+	c.Formatted = s.Formatted
+	return nil
+}
+
+// Append implements Store: one frame per call.
+func (s *File) Append(c *Chunk, data []byte, n int) error {
+	fc := c.file
+	if fc == nil || fc.f == nil {
+		return fmt.Errorf("buffer: chunk %s is not open for appends", c.ID)
+	}
+	payload := data
+	if s.Gzip {
+		var err error
+		if payload, err = appendGzip(nil, data); err != nil {
+			return err
+		}
+	}
+	var hdr [frameHeaderLen]byte
+	binary.BigEndian.PutUint32(hdr[0:4], uint32(len(payload)))
+	binary.BigEndian.PutUint32(hdr[4:8], uint32(n))
+	crc := crc32.Update(crc32.Checksum(hdr[4:8], crcTable), crcTable, payload)
+	binary.BigEndian.PutUint32(hdr[8:12], crc)
+	if _, err := fc.f.Write(hdr[:]); err == nil {
+		_, err = fc.f.Write(payload)
+		if err == nil {
+			fc.end += int64(frameHeaderLen + len(payload))
+			c.Size += int64(frameHeaderLen + len(payload))
+			c.Records += n
+			s.mu.Lock()
+			s.dirty[fc.f] = struct{}{}
+			s.gen++
+			s.mu.Unlock()
+			return nil
+		}
+	}
+	// A failed write (disk full) leaves no half frame behind.
+	err := fmt.Errorf("buffer: append to %s failed", fc.path)
+	if terr := fc.f.Truncate(fc.end); terr != nil {
+		err = fmt.Errorf("%w (and truncating it back failed: %v)", err, terr)
+	}
+	_, _ = fc.f.Seek(fc.end, io.SeekStart)
+	return err
+}
+
+// Durable implements Store.
+func (s *File) Durable(context.Context) error {
+	if s.Policy != SyncEveryWrite {
+		return nil
+	}
+	s.mu.Lock()
+	mine := s.gen
+	s.mu.Unlock()
+	s.syncMu.Lock()
+	covered := s.synced >= mine
+	s.syncMu.Unlock()
+	if covered {
+		return nil
+	}
+	return s.syncRound()
+}
+
+// syncRound fsyncs every dirty file. Concurrent callers take turns, and a
+// caller whose appends an earlier round covered returns at once, so one
+// fsync serves every append made before it: a group commit.
+func (s *File) syncRound() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.mu.Lock()
+	gen := s.gen
+	if s.synced >= gen {
+		s.mu.Unlock()
+		return nil
+	}
+	files := make([]*os.File, 0, len(s.dirty))
+	for f := range s.dirty {
+		files = append(files, f)
+	}
+	clear(s.dirty)
+	s.mu.Unlock()
+	var first error
+	for _, f := range files {
+		if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) && first == nil {
+			first = fmt.Errorf("buffer: fsync: %w", err)
+		}
+	}
+	if first == nil {
+		s.synced = gen
+	}
+	return first
+}
+
+func (s *File) forget(f *os.File) {
+	s.mu.Lock()
+	delete(s.dirty, f)
+	s.mu.Unlock()
+}
+
+// Enqueue implements Store: the file is synced (unless the policy is
+// never), closed and renamed from b to q.
+func (s *File) Enqueue(c *Chunk) error {
+	fc := c.file
+	if fc == nil {
+		return nil
+	}
+	if fc.f != nil {
+		if s.Policy != SyncNever {
+			if err := fc.f.Sync(); err != nil {
+				return fmt.Errorf("buffer: fsync %s: %w", fc.path, err)
+			}
+		}
+		s.forget(fc.f)
+		fc.f.Close()
+		fc.f = nil
+	}
+	q := s.chunkPath(c, 'q')
+	if fc.path != q {
+		if err := os.Rename(fc.path, q); err != nil {
+			return fmt.Errorf("buffer: %w", err)
+		}
+		fc.path = q
+	}
+	return nil
+}
+
+// Load implements Store: the frames' payloads, checked and joined.
+func (s *File) Load(c *Chunk) ([]byte, error) {
+	fc := c.file
+	if fc == nil {
+		return nil, fmt.Errorf("buffer: chunk %s has no file", c.ID)
+	}
+	raw, err := os.ReadFile(fc.path)
+	if err != nil {
+		return nil, fmt.Errorf("buffer: %w", err)
+	}
+	_, flags, off, err := parseHeader(raw)
+	if err != nil {
+		return nil, &CorruptError{Path: fc.path, Err: err}
+	}
+	out := raw[:0]
+	for pos := off; pos < len(raw); {
+		if len(raw)-pos < frameHeaderLen {
+			return nil, &CorruptError{Path: fc.path, Err: errors.New("truncated frame header")}
+		}
+		size := int(binary.BigEndian.Uint32(raw[pos : pos+4]))
+		crc := binary.BigEndian.Uint32(raw[pos+8 : pos+12])
+		start := pos + frameHeaderLen
+		if size > len(raw)-start {
+			return nil, &CorruptError{Path: fc.path, Err: errors.New("truncated frame")}
+		}
+		payload := raw[start : start+size]
+		if crc32.Update(crc32.Checksum(raw[pos+4:pos+8], crcTable), crcTable, payload) != crc {
+			return nil, &CorruptError{Path: fc.path, Err: fmt.Errorf("frame at %d fails its checksum", pos)}
+		}
+		out = append(out, payload...) // moves left, never past what is read
+		pos = start + size
+	}
+	if flags&flagGzip != 0 {
+		return gunzipAll(out)
+	}
+	return out, nil
+}
+
+// CorruptError is a chunk file that fails its checks.
+type CorruptError struct {
+	Path string
+	Err  error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("corrupt buffer chunk %s: %v", e.Path, e.Err)
+}
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Commit implements Store.
+func (s *File) Commit(c *Chunk) error {
+	fc := c.file
+	if fc == nil {
+		return nil
+	}
+	if fc.f != nil {
+		s.forget(fc.f)
+		fc.f.Close()
+		fc.f = nil
+	}
+	if err := os.Remove(fc.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("buffer: %w", err)
+	}
+	return nil
+}
+
+// Backup implements Store.
+func (s *File) Backup(c *Chunk, dir, reason string) error {
+	fc := c.file
+	if fc == nil {
+		return nil
+	}
+	if fc.f != nil {
+		s.forget(fc.f)
+		fc.f.Close()
+		fc.f = nil
+	}
+	return moveAside(fc.path, dir, reason)
+}
+
+// moveAside renames path into dir, copying when dir is on another
+// file system.
+func moveAside(path, dir, reason string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	dst := filepath.Join(dir, filepath.Base(path)+"."+reason)
+	err := os.Rename(path, dst)
+	if err == nil {
+		return nil
+	}
+	var le *os.LinkError
+	if !errors.As(err, &le) || !errors.Is(le.Err, syscall.EXDEV) {
+		return err
+	}
+	data, rerr := os.ReadFile(path)
+	if rerr != nil {
+		return rerr
+	}
+	if werr := os.WriteFile(dst, data, 0o644); werr != nil {
+		return werr
+	}
+	return os.Remove(path)
+}
+
+// Persistent implements Store.
+func (s *File) Persistent() bool { return true }
+
+// Close implements Store: syncs what is dirty and stops the syncer. Staged
+// chunks stay on disk and are recovered at the next start.
+func (s *File) Close() error {
+	if s.stop != nil {
+		select {
+		case <-s.stop:
+		default:
+			close(s.stop)
+		}
+		s.wg.Wait()
+	}
+	if s.Policy != SyncNever {
+		return s.syncRound()
+	}
+	return nil
+}
+
+// parseHeader checks a chunk file's header and returns its metadata, flags
+// and the offset of the first frame.
+func parseHeader(b []byte) (meta []byte, flags byte, off int, err error) {
+	if len(b) < 12 || string(b[:4]) != fileMagic {
+		return nil, 0, 0, errors.New("not a Sluice chunk (bad magic)")
+	}
+	if b[4] != fileVersion {
+		return nil, 0, 0, fmt.Errorf("unknown chunk format version %d", b[4])
+	}
+	flags = b[5]
+	n := int(binary.BigEndian.Uint32(b[8:12]))
+	if n > maxMetaLen || len(b) < 12+n+4 {
+		return nil, 0, 0, errors.New("truncated header")
+	}
+	meta = b[12 : 12+n]
+	if crc32.Checksum(meta, crcTable) != binary.BigEndian.Uint32(b[12+n:16+n]) {
+		return nil, 0, 0, errors.New("header fails its checksum")
+	}
+	return meta, flags, 16 + n, nil
+}
+
+// decodeMeta rebuilds a chunk's identity from its header metadata.
+func decodeMeta(meta []byte, c *Chunk) error {
+	n, b, err := msgp.ReadMapHeaderBytes(meta)
+	if err != nil {
+		return err
+	}
+	var tag string
+	var timekey int64
+	var values []string
+	for ; n > 0; n-- {
+		var key []byte
+		if key, b, err = msgp.ReadMapKeyZC(b); err != nil {
+			return err
+		}
+		switch string(key) {
+		case "id":
+			var id []byte
+			if id, b, err = msgp.ReadBytesZC(b); err == nil && len(id) == len(c.ID) {
+				copy(c.ID[:], id)
+			}
+		case "tag":
+			tag, b, err = msgp.ReadStringBytes(b)
+		case "timekey":
+			timekey, b, err = msgp.ReadInt64Bytes(b)
+		case "values":
+			var m uint32
+			if m, b, err = msgp.ReadArrayHeaderBytes(b); err == nil {
+				for ; m > 0 && err == nil; m-- {
+					var v string
+					v, b, err = msgp.ReadStringBytes(b)
+					values = append(values, v)
+				}
+			}
+		case "created":
+			var ns int64
+			if ns, b, err = msgp.ReadInt64Bytes(b); err == nil {
+				c.Created = time.Unix(0, ns)
+			}
+		default:
+			b, err = msgp.Skip(b)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	c.Key = NewKey(tag, timekey, values)
+	return nil
+}
+
+// Recover implements Store.
+func (s *File) Recover() (staged, queued []*Chunk, problems []error) {
+	entries, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return nil, nil, []error{fmt.Errorf("buffer: %w", err)}
+	}
+	for _, e := range entries {
+		m := chunkName.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		path := filepath.Join(s.Dir, e.Name())
+		c, err := s.recoverFile(path, m[1] == "b")
+		if err != nil {
+			problems = append(problems, err)
+			if merr := moveAside(path, s.BackupDir, "corrupt"); merr != nil {
+				problems = append(problems, fmt.Errorf("buffer: moving %s aside: %w", path, merr))
+			}
+			continue
+		}
+		if c == nil {
+			continue // empty: removed
+		}
+		if m[1] == "b" {
+			staged = append(staged, c)
+		} else {
+			queued = append(queued, c)
+		}
+	}
+	imported, iproblems := s.importFluentd()
+	problems = append(problems, iproblems...)
+	queued = append(queued, imported...)
+	return staged, queued, problems
+}
+
+// recoverFile reads one chunk file, cutting off a torn last frame. It
+// returns nil for a chunk with no records (and removes the file).
+func (s *File) recoverFile(path string, staged bool) (*Chunk, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("buffer: %w", err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			f.Close()
+		}
+	}()
+	r := bufio.NewReaderSize(f, 64<<10)
+	head := make([]byte, 12)
+	if _, err := io.ReadFull(r, head); err != nil {
+		return nil, &CorruptError{Path: path, Err: errors.New("shorter than a header")}
+	}
+	n := int(binary.BigEndian.Uint32(head[8:12]))
+	if string(head[:4]) != fileMagic || n > maxMetaLen {
+		return nil, &CorruptError{Path: path, Err: errors.New("bad header")}
+	}
+	rest := make([]byte, n+4)
+	if _, err := io.ReadFull(r, rest); err != nil {
+		return nil, &CorruptError{Path: path, Err: errors.New("truncated header")}
+	}
+	meta, flags, off, err := parseHeader(append(head, rest...))
+	if err != nil {
+		return nil, &CorruptError{Path: path, Err: err}
+	}
+	c := &Chunk{Formatted: flags&flagFormatted != 0}
+	if err := decodeMeta(meta, c); err != nil {
+		return nil, &CorruptError{Path: path, Err: fmt.Errorf("metadata: %w", err)}
+	}
+	end := int64(off)
+	var fh [frameHeaderLen]byte
+	torn := false
+	for {
+		if _, err := io.ReadFull(r, fh[:]); err != nil {
+			torn = !errors.Is(err, io.EOF)
+			break
+		}
+		size := int64(binary.BigEndian.Uint32(fh[0:4]))
+		h := crc32.New(crcTable)
+		h.Write(fh[4:8])
+		if copied, err := io.CopyN(h, r, size); err != nil || copied != size {
+			torn = true
+			break
+		}
+		if h.Sum32() != binary.BigEndian.Uint32(fh[8:12]) {
+			torn = true
+			break
+		}
+		end += frameHeaderLen + size
+		c.Records += int(binary.BigEndian.Uint32(fh[4:8]))
+		c.Size += frameHeaderLen + size
+	}
+	if torn {
+		if err := f.Truncate(end); err != nil {
+			return nil, fmt.Errorf("buffer: truncating the torn tail of %s: %w", path, err)
+		}
+		if s.Log != nil {
+			s.Log.Warn("cut a torn write off a buffer chunk", "path", path, "kept_bytes", end, "records", c.Records)
+		}
+	}
+	if c.Records == 0 {
+		f.Close()
+		os.Remove(path)
+		return nil, nil
+	}
+	fc := &fileChunk{path: path, end: end}
+	if staged {
+		if _, err := f.Seek(end, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("buffer: %w", err)
+		}
+		fc.f = f
+		keep = true
+	}
+	c.file = fc
+	return c, nil
+}
+
+// ChunkFile returns the path of a chunk's file, for tests and logs.
+func ChunkFile(c *Chunk) string {
+	if c.file == nil {
+		return ""
+	}
+	return c.file.path
+}
+
+// idFromHex parses a 32-digit hex chunk id.
+func idFromHex(s string) (ID, bool) {
+	var id ID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, false
+	}
+	copy(id[:], b)
+	return id, true
+}
+
+// hasPrefixFold is used to skip our own files among Fluentd's.
+func isSluiceChunk(name string) bool { return strings.HasPrefix(name, "sluice.") }

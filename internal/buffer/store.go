@@ -1,0 +1,164 @@
+package buffer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// Store keeps the contents of chunks. The output runtime decides which
+// chunks exist and in what state; the store only keeps bytes. Calls that
+// change a chunk happen under the runtime's lock, one at a time per chunk;
+// Durable and Load are called without it.
+type Store interface {
+	// Create prepares storage for a new staged chunk.
+	Create(c *Chunk) error
+	// Append adds n records held in data to a staged chunk.
+	Append(c *Chunk, data []byte, n int) error
+	// Durable returns once every Append made before the call is as safe as
+	// the store promises (see the file store's fsync policy).
+	Durable(ctx context.Context) error
+	// Enqueue closes a chunk for appends.
+	Enqueue(c *Chunk) error
+	// Load returns the chunk's contents, decompressed, for a write.
+	Load(c *Chunk) ([]byte, error)
+	// Commit forgets a chunk that was written.
+	Commit(c *Chunk) error
+	// Backup moves a chunk that cannot be delivered into dir, so that an
+	// operator can replay it; the file name carries reason.
+	Backup(c *Chunk, dir, reason string) error
+	// Recover returns the chunks a previous run left, and one error for
+	// each chunk it could not read (those were moved aside). It never
+	// fails the start because of what it found.
+	Recover() (staged, queued []*Chunk, problems []error)
+	// Persistent reports whether chunks survive a restart.
+	Persistent() bool
+	// Close releases open files; chunks stay where they are.
+	Close() error
+}
+
+// Memory keeps chunks in memory: fast, and lost with the process.
+type Memory struct {
+	// Gzip compresses each append (<buffer> compress gzip).
+	Gzip bool
+	// ChunkLimit caps how far a chunk's memory grows ahead of its data.
+	ChunkLimit int64
+}
+
+var _ Store = (*Memory)(nil)
+
+// Create implements Store.
+func (m *Memory) Create(*Chunk) error { return nil }
+
+// Append implements Store.
+func (m *Memory) Append(c *Chunk, data []byte, n int) error {
+	before := len(c.Data)
+	if m.Gzip {
+		var err error
+		if c.Data, err = appendGzip(c.Data, data); err != nil {
+			return err
+		}
+	} else {
+		c.Data = m.grow(c.Data, len(data))
+		c.Data = append(c.Data, data...)
+	}
+	c.Size += int64(len(c.Data) - before)
+	c.Records += n
+	return nil
+}
+
+// grow makes room for n more bytes by doubling, up to ChunkLimit, so that
+// filling a chunk copies it about twice in all (append alone grows large
+// slices by a quarter at a time and copies them many times).
+func (m *Memory) grow(b []byte, n int) []byte {
+	if cap(b)-len(b) >= n {
+		return b
+	}
+	size := max(2*cap(b), len(b)+n, 64<<10)
+	if m.ChunkLimit > 0 && int64(size) > m.ChunkLimit {
+		size = max(int(m.ChunkLimit), len(b)+n)
+	}
+	grown := make([]byte, len(b), size)
+	copy(grown, b)
+	return grown
+}
+
+// Durable implements Store: memory is as durable as it gets.
+func (m *Memory) Durable(context.Context) error { return nil }
+
+// Enqueue implements Store.
+func (m *Memory) Enqueue(*Chunk) error { return nil }
+
+// Load implements Store.
+func (m *Memory) Load(c *Chunk) ([]byte, error) {
+	if m.Gzip {
+		return gunzipAll(c.Data)
+	}
+	return c.Data, nil
+}
+
+// Commit implements Store.
+func (m *Memory) Commit(c *Chunk) error {
+	c.Data = nil
+	return nil
+}
+
+// Backup implements Store: the chunk's bytes are written to a file.
+func (m *Memory) Backup(c *Chunk, dir, reason string) error {
+	data, err := m.Load(c)
+	if err != nil {
+		data = c.Data
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	name := filepath.Join(dir, c.ID.String()+"."+reason+".log")
+	if err := os.WriteFile(name, data, 0o644); err != nil {
+		return err
+	}
+	c.Data = nil
+	return nil
+}
+
+// Recover implements Store: a memory buffer starts empty.
+func (m *Memory) Recover() ([]*Chunk, []*Chunk, []error) { return nil, nil, nil }
+
+// Persistent implements Store.
+func (m *Memory) Persistent() bool { return false }
+
+// Close implements Store.
+func (m *Memory) Close() error { return nil }
+
+// appendGzip appends data to dst as one gzip member; members concatenate.
+func appendGzip(dst, data []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
+	zw := gzip.NewWriter(buf)
+	if _, err := zw.Write(data); err != nil {
+		return dst, err
+	}
+	if err := zw.Close(); err != nil {
+		return dst, err
+	}
+	return buf.Bytes(), nil
+}
+
+// gunzipAll decompresses concatenated gzip members.
+func gunzipAll(data []byte) ([]byte, error) {
+	if len(data) == 0 {
+		return nil, nil
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("buffer: gzip: %w", err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, fmt.Errorf("buffer: gzip: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,161 @@
+package output
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sluice-log/sluice/internal/plugin"
+)
+
+func fileConfig(t *testing.T, dir string) BufferConfig {
+	c := DefaultBufferConfig("file")
+	c.Path = dir
+	c.FlushInterval = 10 * time.Millisecond
+	c.FlushThreadInterval = 5 * time.Millisecond
+	c.RetryWait = 5 * time.Millisecond
+	c.RetryRandomize = false
+	c.Fsync = "every_write"
+	return c
+}
+
+// TestFileBufferSurvivesRestart: the destination is down, the process
+// stops; a new runtime on the same directory delivers everything.
+func TestFileBufferSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	down := newSink()
+	down.failures = 1 << 30
+	cfg := fileConfig(t, dir)
+	cfg.RetryForever = true
+	r := startRuntime(t, down, cfg)
+	for i := 0; i < 3; i++ {
+		if err := r.Emit(context.Background(), stream(t, "x", 1, 2, 3)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if left := r.Stop(ctx); left != 9 {
+		t.Fatalf("left %d, want 9 kept on disk", left)
+	}
+	if r.Stats.DroppedRecords.Load() != 0 {
+		t.Errorf("a file buffer counted %d records as dropped at shutdown", r.Stats.DroppedRecords.Load())
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "sluice.*.chunk"))
+	if len(files) == 0 {
+		t.Fatal("no chunk files on disk")
+	}
+
+	up := newSink()
+	r2 := startRuntime(t, up, fileConfig(t, dir))
+	waitRecords(t, up, 9)
+	stop(t, r2)
+	if left, _ := filepath.Glob(filepath.Join(dir, "sluice.*.chunk")); len(left) != 0 {
+		t.Errorf("delivered chunks still on disk: %v", left)
+	}
+}
+
+func TestPermanentErrorGoesToBackup(t *testing.T) {
+	root := t.TempDir()
+	s := newSink()
+	s.failures = 1
+	s.err = &plugin.Permanent{Err: errors.New("400 bad request")}
+	cfg := fastConfig("")
+	r, err := New("out.perm", s, cfg, Options{Logger: quiet, RootDir: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Emit(context.Background(), stream(t, "x", 1, 2)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return r.Stats.BackupRecords.Load() == 2 })
+	stop(t, r)
+	backups, _ := filepath.Glob(filepath.Join(root, "backup", "out.perm", "*.permanent_error.log"))
+	if len(backups) != 1 || r.Stats.RetryCount.Load() != 0 || r.Stats.DroppedRecords.Load() != 0 {
+		t.Errorf("backups %v, retries %d, dropped %d", backups, r.Stats.RetryCount.Load(), r.Stats.DroppedRecords.Load())
+	}
+}
+
+func TestDisableChunkBackupDropsAndCounts(t *testing.T) {
+	s := newSink()
+	s.failures = 1
+	s.err = &plugin.Permanent{Err: errors.New("no")}
+	cfg := fastConfig("")
+	cfg.DisableChunkBackup = true
+	r := startRuntime(t, s, cfg)
+	r.Emit(context.Background(), stream(t, "x", 1))
+	waitFor(t, func() bool { return r.Stats.DroppedRecords.Load() == 1 })
+	stop(t, r)
+}
+
+func TestSecondaryAfterThreshold(t *testing.T) {
+	primary, second := newSink(), newSink()
+	primary.failures = 1 << 30
+	cfg := fastConfig("")
+	cfg.RetryMaxTimes = 4
+	cfg.RetrySecondaryThreshold = 0.5 // after 2 failed retries
+	r, err := New("out.sec", primary, cfg, Options{Logger: quiet, Secondary: second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	r.Emit(context.Background(), stream(t, "x", 1, 2, 3))
+	waitRecords(t, second, 3)
+	stop(t, r)
+	if r.Stats.SecondaryWrites.Load() != 1 || r.Stats.RetryCount.Load() < 2 {
+		t.Errorf("secondary writes %d after %d retries", r.Stats.SecondaryWrites.Load(), r.Stats.RetryCount.Load())
+	}
+}
+
+func TestPermanentErrorGoesToSecondaryAtOnce(t *testing.T) {
+	primary, second := newSink(), newSink()
+	primary.failures = 1 << 30
+	primary.err = &plugin.Permanent{Err: errors.New("access denied")}
+	r, err := New("out.sec2", primary, fastConfig(""), Options{Logger: quiet, Secondary: second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Start()
+	r.Emit(context.Background(), stream(t, "x", 1))
+	waitRecords(t, second, 1)
+	stop(t, r)
+	if r.Stats.RetryCount.Load() != 0 {
+		t.Errorf("a permanent error was retried %d times before the secondary", r.Stats.RetryCount.Load())
+	}
+}
+
+func TestFileBufferNeedsPath(t *testing.T) {
+	cfg := DefaultBufferConfig("file")
+	if _, err := New("x", newSink(), cfg, Options{Logger: quiet}); err == nil {
+		t.Error("a file buffer without path or root_dir was accepted")
+	}
+	root := t.TempDir()
+	r, err := New("my.out", newSink(), cfg, Options{Logger: quiet, RootDir: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer stop(t, r)
+	if _, err := os.Stat(filepath.Join(root, "my.out", "buffer")); err != nil {
+		t.Errorf("root_dir buffer directory: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
