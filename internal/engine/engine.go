@@ -11,8 +11,8 @@
 //  2. Buffered outputs: each runtime queues its staged chunks (when
 //     flush_at_shutdown is on) and keeps flushing them, with retries, until
 //     the buffer is empty or <system> shutdown_timeout has passed. What is
-//     left then is logged and counted (a memory buffer loses it; the file
-//     buffer of issue 4 keeps it for the next start).
+//     left then is logged and counted (a memory buffer loses it; a file
+//     buffer keeps it for the next start).
 //  3. Close: outputs in reverse build order (copy before its stores),
 //     then filters, then inputs.
 //
