@@ -62,10 +62,15 @@ type File struct {
 
 // fileChunk is the file store's state for one chunk.
 type fileChunk struct {
-	path string
-	f    *os.File // open while staged
-	end  int64    // offset after the last complete frame
+	path  string
+	f     *os.File // open while staged
+	end   int64    // offset after the last complete frame
+	frame []byte   // reused to write a small frame in one call
 }
+
+// smallFrame is the payload size below which a frame is written with one
+// call instead of two.
+const smallFrame = 64 << 10
 
 // Fsync policies.
 const (
@@ -157,6 +162,12 @@ func encodeHeader(c *Chunk, flags byte) []byte {
 func (s *File) Create(c *Chunk) error {
 	path := s.chunkPath(c, 'b')
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+	if errors.Is(err, os.ErrNotExist) {
+		// The directory went away (an operator cleaned up): make it again.
+		if err = os.MkdirAll(s.Dir, 0o755); err == nil {
+			f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("buffer: %w", err)
 	}
@@ -189,21 +200,26 @@ func (s *File) Append(c *Chunk, data []byte, n int) error {
 	binary.BigEndian.PutUint32(hdr[4:8], uint32(n))
 	crc := crc32.Update(crc32.Checksum(hdr[4:8], crcTable), crcTable, payload)
 	binary.BigEndian.PutUint32(hdr[8:12], crc)
-	if _, err := fc.f.Write(hdr[:]); err == nil {
+	var err error
+	if len(payload) <= smallFrame {
+		// One write for a small frame: a syscall costs more than the copy.
+		fc.frame = append(append(fc.frame[:0], hdr[:]...), payload...)
+		_, err = fc.f.Write(fc.frame)
+	} else if _, err = fc.f.Write(hdr[:]); err == nil {
 		_, err = fc.f.Write(payload)
-		if err == nil {
-			fc.end += int64(frameHeaderLen + len(payload))
-			c.Size += int64(frameHeaderLen + len(payload))
-			c.Records += n
-			s.mu.Lock()
-			s.dirty[fc.f] = struct{}{}
-			s.gen++
-			s.mu.Unlock()
-			return nil
-		}
+	}
+	if err == nil {
+		fc.end += int64(frameHeaderLen + len(payload))
+		c.Size += int64(frameHeaderLen + len(payload))
+		c.Records += n
+		s.mu.Lock()
+		s.dirty[fc.f] = struct{}{}
+		s.gen++
+		s.mu.Unlock()
+		return nil
 	}
 	// A failed write (disk full) leaves no half frame behind.
-	err := fmt.Errorf("buffer: append to %s failed", fc.path)
+	err = fmt.Errorf("buffer: append to %s failed: %w", fc.path, err)
 	if terr := fc.f.Truncate(fc.end); terr != nil {
 		err = fmt.Errorf("%w (and truncating it back failed: %v)", err, terr)
 	}

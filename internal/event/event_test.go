@@ -1,10 +1,13 @@
 package event
 
 import (
+	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tinylib/msgp/msgp"
 )
@@ -208,4 +211,39 @@ func FuzzDecodeEntries(f *testing.F) {
 			_ = e.Record.Each(func([]byte, Value) bool { return true })
 		}
 	})
+}
+
+// TestAppendJSONStringProperty checks the eight-bytes-at-a-time path: any
+// byte string comes out as JSON that decodes to the string with each
+// invalid UTF-8 byte replaced by U+FFFD.
+func TestAppendJSONStringProperty(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	alphabet := []byte("abcXYZ09 \"\\\n\t\x00\x1f\x7f<>&é€\xff\xc3")
+	for n := 0; n < 5000; n++ {
+		s := make([]byte, rng.IntN(40))
+		for i := range s {
+			if rng.IntN(3) == 0 {
+				s[i] = byte(rng.IntN(256))
+			} else {
+				s[i] = alphabet[rng.IntN(len(alphabet))]
+			}
+		}
+		var want strings.Builder
+		for b := s; len(b) > 0; {
+			r, size := utf8.DecodeRune(b)
+			if r == utf8.RuneError && size == 1 {
+				want.WriteRune(utf8.RuneError)
+			} else {
+				want.Write(b[:size])
+			}
+			b = b[size:]
+		}
+		var got string
+		if err := json.Unmarshal(AppendJSONString(nil, s), &got); err != nil {
+			t.Fatalf("%q: not JSON: %v (%s)", s, err, AppendJSONString(nil, s))
+		}
+		if got != want.String() {
+			t.Fatalf("%q: decoded %q, want %q", s, got, want.String())
+		}
+	}
 }

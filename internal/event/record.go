@@ -287,6 +287,11 @@ func AppendJSONString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Eight plain ASCII bytes at a time: the common case of log text.
+		if i+8 <= len(s) && plain8(binary.LittleEndian.Uint64(s[i:])) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -322,6 +327,22 @@ func AppendJSONString(dst, s []byte) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// plain8 reports whether none of the eight bytes in w needs care in a JSON
+// string: no control byte, quote, backslash or non-ASCII byte.
+func plain8(w uint64) bool {
+	hasZero := func(x uint64) uint64 { return (x - lsb) & ^x & msb }
+	bad := w & msb                   // non-ASCII
+	bad |= (w - 0x20*lsb) & ^w & msb // a byte below 0x20
+	bad |= hasZero(w ^ ('"' * lsb))
+	bad |= hasZero(w ^ ('\\' * lsb))
+	return bad == 0
 }
 
 // Equal reports whether two values have identical encodings.

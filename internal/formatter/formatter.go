@@ -25,6 +25,11 @@ type TimeOptions struct {
 	Timezone   string `conf:"timezone"`
 
 	loc *time.Location
+	// One rendering per second, for layouts without sub-seconds (the
+	// common case): consecutive events mostly share their second.
+	cacheable bool
+	cachedSec int64
+	cached    []byte
 }
 
 func defaultTimeOptions(layout string) TimeOptions {
@@ -44,6 +49,8 @@ func (o *TimeOptions) configure() error {
 	default:
 		o.loc = time.Local
 	}
+	o.cacheable = o.TimeType == "string" && !strftime.SubSecond(o.TimeFormat)
+	o.cachedSec = -1 << 63
 	return nil
 }
 
@@ -61,7 +68,14 @@ func (o *TimeOptions) appendTime(dst []byte, t event.Time) []byte {
 	if loc == nil {
 		loc = time.Local
 	}
-	return strftime.Append(dst, o.TimeFormat, t.Std().In(loc))
+	if !o.cacheable {
+		return strftime.Append(dst, o.TimeFormat, t.Std().In(loc))
+	}
+	if sec := t.Unix(); sec != o.cachedSec {
+		o.cached = strftime.Append(o.cached[:0], o.TimeFormat, t.Std().In(loc))
+		o.cachedSec = sec
+	}
+	return append(dst, o.cached...)
 }
 
 // Newline is Fluentd's newline parameter.

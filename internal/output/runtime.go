@@ -100,6 +100,9 @@ type Runtime struct {
 	stopping bool                         // guarded by mu
 	spaceCh  chan struct{}                // guarded by mu; closed when space frees
 	scratch  []byte                       // guarded by mu; formatting buffer
+	run      []byte                       // guarded by mu; entries of one key, gathered for one append
+	tkStart  int64                        // guarded by mu; the last timekey window, [tkStart, tkEnd)
+	tkEnd    int64
 
 	wake     chan struct{} // capacity 1: there may be work for the workers
 	stopCh   chan struct{} // closed by Stop
@@ -345,16 +348,21 @@ func (r *Runtime) keyFor(tag string, e *event.Entry) buffer.Key {
 }
 
 // timekey aligns t to the start of its window in the configured zone, as
-// Fluentd does.
+// Fluentd does. Consecutive events mostly share a window, which is cached.
 func (r *Runtime) timekey(t event.Time) int64 {
 	sec := t.Unix()
+	if sec >= r.tkStart && sec < r.tkEnd {
+		return r.tkStart
+	}
 	size := int64(r.cfg.Timekey / time.Second)
+	defer func() { r.tkEnd = r.tkStart + size }()
 	var off int64
 	if r.loc != time.UTC {
 		_, o := time.Unix(sec, 0).In(r.loc).Zone()
 		off = int64(o)
 	}
-	return sec - floorMod(sec+off, size)
+	r.tkStart = sec - floorMod(sec+off, size)
+	return r.tkStart
 }
 
 func floorMod(a, b int64) int64 {
@@ -365,7 +373,21 @@ func floorMod(a, b int64) int64 {
 	return m
 }
 
+// appendEntriesLocked appends entry by entry (formatting each, or keying
+// each by time or record), but hands the store runs of consecutive entries
+// that share a key: one append, one frame, for the run.
 func (r *Runtime) appendEntriesLocked(s event.Stream) error {
+	run := r.run[:0]
+	runN := 0
+	var runKey buffer.Key
+	flush := func() error {
+		if runN == 0 {
+			return nil
+		}
+		err := r.appendLocked(runKey, run, runN)
+		run, runN = run[:0], 0
+		return err
+	}
 	rd := event.NewReader(s.Data)
 	for rd.Next() {
 		e := rd.Entry()
@@ -386,9 +408,22 @@ func (r *Runtime) appendEntriesLocked(s event.Stream) error {
 				"bytes", len(data), "chunk_limit_size", int64(r.cfg.ChunkLimitSize))
 			continue
 		}
-		if err := r.appendLocked(r.keyFor(s.Tag, e), data, 1); err != nil {
-			return err
+		k := r.keyFor(s.Tag, e)
+		if runN > 0 && (k != runKey || int64(len(run)+len(data)) > int64(r.cfg.ChunkLimitSize) ||
+			(r.cfg.ChunkLimitRecords > 0 && runN >= r.cfg.ChunkLimitRecords)) {
+			if err := flush(); err != nil {
+				r.run = run
+				return err
+			}
 		}
+		runKey = k
+		run = append(run, data...)
+		runN++
+	}
+	err := flush()
+	r.run = run
+	if err != nil {
+		return err
 	}
 	return rd.Err()
 }

@@ -67,7 +67,9 @@ type EntryFormatter interface {
 	FormatEntry(dst []byte, tag string, t event.Time, r event.Record) ([]byte, error)
 }
 
-// Formatter renders one event as bytes.
+// Formatter renders one event as bytes. A formatter may keep state (a
+// cached time rendering) and is not safe for concurrent use: its owner
+// serialises calls.
 type Formatter interface {
 	Format(dst []byte, tag string, t event.Time, r event.Record) ([]byte, error)
 }

@@ -45,7 +45,8 @@ func Append(dst []byte, layout string, t time.Time) []byte {
 func Format(layout string, t time.Time) string { return string(Append(nil, layout, t)) }
 
 func pad(dst []byte, v, width int, fill byte) []byte {
-	s := strconv.Itoa(v)
+	var buf [20]byte
+	s := strconv.AppendInt(buf[:0], int64(v), 10)
 	for n := len(s); n < width; n++ {
 		dst = append(dst, fill)
 	}
@@ -158,6 +159,25 @@ func appendDirective(dst []byte, d byte, t time.Time) []byte {
 		return append(dst, '%')
 	}
 	return append(dst, '%', d)
+}
+
+// SubSecond reports whether layout prints anything finer than seconds
+// (%L, %N, %3N ...), so that callers may cache one rendering per second.
+func SubSecond(layout string) bool {
+	for i := 0; i+1 < len(layout); i++ {
+		if layout[i] != '%' {
+			continue
+		}
+		d := layout[i+1]
+		if d == '%' {
+			i++
+			continue
+		}
+		if d == 'L' || d == 'N' || (d >= '1' && d <= '9') {
+			return true
+		}
+	}
+	return false
 }
 
 // HasTimeDirective reports whether layout contains a directive that varies

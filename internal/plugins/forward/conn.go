@@ -46,6 +46,11 @@ type conn struct {
 	dec      Decoder
 	msg      Message
 	jsonMode bool // acks are JSON too
+	// batch gathers consecutive Message-mode messages that want no ack
+	// and share a tag, so that a client sending one event per message
+	// (Docker's driver) costs one emit per read, not one per event.
+	batch    event.Builder
+	batchTag string
 	tags     map[string]string
 	reply    []byte
 	rebuild  event.Builder
@@ -163,9 +168,11 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 			msg := buf[start:end]
 			start = end
 			if !c.handle(ctx, msg, out) {
+				c.flushBatch(ctx, out)
 				return
 			}
 		}
+		c.flushBatch(ctx, out)
 		if start > 0 {
 			buf = buf[:copy(buf, buf[start:])]
 			start = 0
@@ -298,6 +305,15 @@ func (c *conn) handle(ctx context.Context, msg []byte, out plugin.Emitter) bool 
 		in.log.Warn("message larger than chunk_size_warn_limit", "peer", c.peer, "tag", string(m.Tag), "bytes", len(msg))
 	}
 	tag := c.tag(m.Tag)
+	if m.Mode == "message" && m.Chunk == nil && m.Count == 1 {
+		if c.batch.Len() > 0 && (tag != c.batchTag || c.batch.Len() >= maxBatchEvents || len(c.batch.Bytes()) >= maxBatchBytes) {
+			c.flushBatch(ctx, out)
+		}
+		c.batchTag = tag
+		c.batch.AppendEntries(m.Entries, 1)
+		return true
+	}
+	c.flushBatch(ctx, out) // keep the connection's order
 	entries := m.Entries
 	if (in.SourceAddressKey != "" || in.SourceHostnameKey != "") && m.Count > 0 {
 		var err error
@@ -335,6 +351,38 @@ func (c *conn) handle(ctx context.Context, msg []byte, out plugin.Emitter) bool 
 		return c.ack(m.Chunk)
 	}
 	return true
+}
+
+// Bounds of a batch of Message-mode events.
+const (
+	maxBatchEvents = 1000
+	maxBatchBytes  = 1 << 20
+)
+
+// flushBatch emits the gathered Message-mode events. They asked for no ack,
+// so a refusal is logged and counted only.
+func (c *conn) flushBatch(ctx context.Context, out plugin.Emitter) {
+	n := c.batch.Len()
+	if n == 0 {
+		return
+	}
+	entries := c.batch.Bytes()
+	defer c.batch.Reset()
+	in := c.in
+	if in.SourceAddressKey != "" || in.SourceHostnameKey != "" {
+		var err error
+		if entries, err = c.addSourceKeys(entries); err != nil {
+			c.protocolError(err)
+			return
+		}
+	}
+	if err := out.Emit(ctx, event.Stream{Tag: c.batchTag, Data: entries, Len: n}); err != nil {
+		in.Stats.Refused.Add(1)
+		in.log.Warn("events not accepted (the client asked for no ack)", "peer", c.peer, "tag", c.batchTag, "records", n, "err", err)
+		return
+	}
+	in.Stats.Events.Add(int64(n))
+	in.Stats.Bytes.Add(int64(len(entries)))
 }
 
 func (c *conn) ack(chunk []byte) bool {

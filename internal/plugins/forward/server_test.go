@@ -291,3 +291,46 @@ func TestJSONMode(t *testing.T) {
 		t.Errorf("events %+v", evs)
 	}
 }
+
+// TestMessageBatchingKeepsOrder: Message-mode events without acks are
+// emitted in batches, but never out of order with the connection's other
+// messages.
+func TestMessageBatchingKeepsOrder(t *testing.T) {
+	_, in, addr := server(t, "order", "")
+	c, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer c.Close()
+	var all []byte
+	n := 0
+	for i := 0; i < 3; i++ {
+		all = append(all, message(t, "app", "", "n", n)...)
+		n++
+	}
+	var b event.Builder
+	for i := 0; i < 2; i++ {
+		rec, _ := event.EncodeRecord(map[string]any{"n": n})
+		b.Append(event.Now(), rec)
+		n++
+	}
+	fwd := msgp.AppendArrayHeader(nil, 3)
+	fwd = msgp.AppendString(fwd, "app")
+	fwd = msgp.AppendBytes(fwd, b.Bytes())
+	fwd = msgp.AppendMapHeader(fwd, 1)
+	fwd = msgp.AppendString(msgp.AppendString(fwd, "chunk"), "mid")
+	all = append(all, fwd...)
+	for i := 0; i < 3; i++ {
+		all = append(all, message(t, "other", "", "n", n)...)
+		n++
+	}
+	c.Write(all) // one write: the server sees all of it in one read
+	expectAck(t, c, "mid")
+	plugintest.WaitFor(t, "all events", func() bool { return len(plugintest.Captured("order")) == n })
+	for i, ev := range plugintest.Captured("order") {
+		if ev.Record["n"] != int64(i) {
+			t.Fatalf("event %d has n=%v: order broken", i, ev.Record["n"])
+		}
+	}
+	if in.Stats.Events.Load() != int64(n) {
+		t.Errorf("events counted %d, want %d", in.Stats.Events.Load(), n)
+	}
+}
