@@ -312,6 +312,33 @@ func (e *Engine) Label(name string) (plugin.Emitter, error) {
 
 // Formatter implements plugin.Builder.
 func (e *Engine) Formatter(sec *config.Element, defaultType string) (plugin.Formatter, error) {
+	p, err := e.subPlugin(plugin.KindFormatter, sec, defaultType)
+	if err != nil {
+		return nil, err
+	}
+	f, ok := p.(plugin.Formatter)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a formatter", p)
+	}
+	return f, nil
+}
+
+// Parser implements plugin.Builder.
+func (e *Engine) Parser(sec *config.Element, defaultType string) (plugin.Parser, error) {
+	p, err := e.subPlugin(plugin.KindParser, sec, defaultType)
+	if err != nil {
+		return nil, err
+	}
+	pp, ok := p.(plugin.Parser)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a parser", p)
+	}
+	return pp, nil
+}
+
+// subPlugin builds a <format> or <parse> plugin: its @type (or
+// defaultType), decoded and configured.
+func (e *Engine) subPlugin(kind plugin.Kind, sec *config.Element, defaultType string) (any, error) {
 	typ := defaultType
 	if sec != nil {
 		sec.MarkUsed()
@@ -319,29 +346,30 @@ func (e *Engine) Formatter(sec *config.Element, defaultType string) (plugin.Form
 			typ = t
 		}
 	}
-	info, ok := plugin.Lookup(plugin.KindFormatter, typ)
+	info, ok := plugin.Lookup(kind, typ)
 	if !ok {
 		if sec != nil {
 			sec.MarkAllUsed()
-			return nil, config.Errorf(sec.Pos, "unknown plugin type %q (formatter)", typ)
+			return nil, config.Errorf(sec.Pos, "unknown plugin type %q (%s)", typ, kind)
 		}
-		return nil, fmt.Errorf("unknown plugin type %q (formatter)", typ)
+		return nil, fmt.Errorf("unknown plugin type %q (%s)", typ, kind)
 	}
-	f := info.New()
+	p := info.New()
 	if sec != nil {
-		if err := config.Decode(sec, f); err != nil {
+		if err := config.Decode(sec, p); err != nil {
 			return nil, err
 		}
 	}
-	if c, ok := f.(plugin.Configurer); ok {
+	if c, ok := p.(plugin.Configurer); ok {
 		if err := c.Configure(&plugin.Context{Type: typ, Element: sec, Logger: e.log, Hostname: e.hostname, Build: e}); err != nil {
-			if sec != nil {
-				return nil, config.Errorf(sec.Pos, "%v", err)
+			var ce *config.Error
+			if sec != nil && !errors.As(err, &ce) {
+				return nil, config.Errorf(sec.Pos, "%s %q: %v", kind, typ, err)
 			}
 			return nil, err
 		}
 	}
-	return f.(plugin.Formatter), nil
+	return p, nil
 }
 
 // BufferDefaulter is implemented by outputs whose <buffer> defaults differ

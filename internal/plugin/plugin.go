@@ -74,6 +74,14 @@ type Formatter interface {
 	Format(dst []byte, tag string, t event.Time, r event.Record) ([]byte, error)
 }
 
+// Parser turns text into events: it calls emit once per record (an
+// encoded msgpack map) with the record's time, or 0 when the text carried
+// none (the caller then uses the current time). A parser is not safe for
+// concurrent use.
+type Parser interface {
+	Parse(text []byte, emit func(t event.Time, record []byte) error) error
+}
+
 // Configurer validates a decoded plugin and builds its sub-plugins.
 type Configurer interface {
 	Configure(c *Context) error
@@ -113,6 +121,8 @@ type Builder interface {
 	// Formatter builds the formatter described by a <format> section; a nil
 	// section (or one without @type) means defaultType.
 	Formatter(sec *config.Element, defaultType string) (Formatter, error)
+	// Parser builds the parser described by a <parse> section, likewise.
+	Parser(sec *config.Element, defaultType string) (Parser, error)
 	// Output builds an output section such as <store> and returns the
 	// emitter that feeds it (through its buffer, if it has one).
 	Output(sec *config.Element) (Emitter, error)

@@ -20,6 +20,7 @@ const (
 	KindFilter    Kind = "filter"
 	KindOutput    Kind = "output"
 	KindFormatter Kind = "formatter"
+	KindParser    Kind = "parser"
 )
 
 // Info describes a plugin type.

@@ -6,10 +6,10 @@ import (
 	"context"
 	"fmt"
 	"regexp"
-	"strings"
 
 	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/parser"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
@@ -47,7 +47,7 @@ func (g *Grep) Configure(*plugin.Context) error {
 			if err != nil {
 				return nil, err
 			}
-			re, err := CompileRubyRegexp(r.Pattern)
+			re, err := parser.CompileRuby(r.Pattern)
 			if err != nil {
 				return nil, fmt.Errorf("pattern for %s: %w", r.Key, err)
 			}
@@ -61,40 +61,6 @@ func (g *Grep) Configure(*plugin.Context) error {
 	}
 	g.drop, err = build(g.Excludes)
 	return err
-}
-
-// CompileRubyRegexp accepts "/re/flags" (flags i, m, x as in Ruby) or a bare
-// expression. Ruby's /m lets '.' match newlines, which is Go's (?s).
-func CompileRubyRegexp(s string) (*regexp.Regexp, error) {
-	expr := s
-	if len(s) >= 2 && s[0] == '/' {
-		end := strings.LastIndexByte(s, '/')
-		if end > 0 {
-			flags := s[end+1:]
-			expr = s[1:end]
-			var goFlags string
-			for _, f := range flags {
-				switch f {
-				case 'i':
-					goFlags += "i"
-				case 'm':
-					goFlags += "s"
-				case 'x':
-					return nil, fmt.Errorf("the x (extended) flag is not supported")
-				default:
-					return nil, fmt.Errorf("unknown regular expression flag %q", f)
-				}
-			}
-			if goFlags != "" {
-				expr = "(?" + goFlags + ")" + expr
-			}
-		}
-	}
-	re, err := regexp.Compile(expr)
-	if err != nil {
-		return nil, fmt.Errorf("%w (Go's RE2 syntax: no lookaround, no backreferences)", err)
-	}
-	return re, nil
 }
 
 func (g *Grep) pass(r event.Record, scratch []byte) ([]byte, bool) {
