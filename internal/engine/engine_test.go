@@ -210,8 +210,8 @@ func TestBuildErrors(t *testing.T) {
 // are plugin types that later issues add.
 func TestCompatConfigs(t *testing.T) {
 	want := map[string][]string{
-		"k8s-s3.conf":           {`unknown plugin type "http" (input)`, `unknown plugin type "s3" (output)`},
-		"fargate-firehose.conf": {`unknown plugin type "http" (input)`, `unknown plugin type "kinesis_firehose" (output)`, `unknown plugin type "kinesis_firehose" (output)`},
+		"k8s-s3.conf":           {`unknown plugin type "s3" (output)`},
+		"fargate-firehose.conf": {`unknown plugin type "kinesis_firehose" (output)`, `unknown plugin type "kinesis_firehose" (output)`},
 	}
 	for file, wantErrs := range want {
 		t.Run(file, func(t *testing.T) {

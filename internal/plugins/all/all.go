@@ -5,7 +5,8 @@ import (
 	_ "github.com/sluice-log/sluice/internal/formatter"         // formatters
 	_ "github.com/sluice-log/sluice/internal/plugins/core"      // null, stdout, copy, relabel
 	_ "github.com/sluice-log/sluice/internal/plugins/file"      // file output
-	_ "github.com/sluice-log/sluice/internal/plugins/forward"   // forward input
+	_ "github.com/sluice-log/sluice/internal/plugins/forward"   // forward input and output
+	_ "github.com/sluice-log/sluice/internal/plugins/httpio"    // http input
 	_ "github.com/sluice-log/sluice/internal/plugins/sample"    // sample input
 	_ "github.com/sluice-log/sluice/internal/plugins/transform" // grep, record_transformer
 )

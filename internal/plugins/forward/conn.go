@@ -147,7 +147,7 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 	// held is what this connection took from the input's budget: the
 	// capacity beyond minBuffer.
 	held := int64(0)
-	defer func() { in.budget.release(held) }()
+	defer func() { in.budget.Release(held) }()
 	start := 0
 	eof := false
 	for {
@@ -179,7 +179,7 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 		}
 		if len(buf) == 0 && cap(buf) > shrinkAbove {
 			buf = make([]byte, 0, minBuffer)
-			in.budget.release(held)
+			in.budget.Release(held)
 			held = 0
 		}
 		if eof {
@@ -198,7 +198,7 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 		}
 		if cap(buf)-len(buf) < minBuffer/2 {
 			size := min(max(2*cap(buf), len(buf)+minBuffer), limit+minBuffer)
-			if err := in.budget.acquire(ctx, int64(size-cap(buf)), budgetPatience); err != nil {
+			if err := in.budget.Acquire(ctx, int64(size-cap(buf)), budgetPatience); err != nil {
 				if ctx.Err() == nil {
 					c.protocolError(err)
 				}

@@ -13,8 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-log/sluice/internal/budget"
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/transport"
 )
 
 // Input is in_forward: the Forward protocol server, on TCP (or TLS) for
@@ -59,10 +61,10 @@ type Input struct {
 	TransportSection    *config.Element `section:"transport"`
 
 	security  *Security
-	transport Transport
+	transport transport.Transport
 	tlsConfig *tls.Config
 	dedup     *ackCache
-	budget    *budget
+	budget    *budget.Bytes
 	log       *slog.Logger
 	ln        net.Listener
 	udp       net.PacketConn
@@ -127,27 +129,27 @@ func (in *Input) Configure(c *plugin.Context) error {
 			return err
 		}
 	}
-	in.transport = defaultTransport()
+	in.transport = transport.Default()
 	if in.TransportSection != nil {
 		if err := config.Decode(in.TransportSection, &in.transport); err != nil {
 			return err
 		}
 	}
-	if err := in.transport.validate(true); err != nil {
+	if err := in.transport.Validate(true); err != nil {
 		return err
 	}
 	in.dedup = newAckCache(in.AckDedupSize, in.AckDedupTTL)
 	if in.ReceiveBufferLimit <= 0 {
 		return fmt.Errorf("receive_buffer_limit must be positive")
 	}
-	in.budget = newBudget(int64(in.ReceiveBufferLimit))
+	in.budget = budget.New(int64(in.ReceiveBufferLimit))
 	return nil
 }
 
 // Init binds the TCP listener and the UDP heartbeat socket, so a busy port
 // fails the start, and reads the TLS certificates.
 func (in *Input) Init(context.Context) error {
-	cfg, err := in.transport.tlsConfig(true)
+	cfg, err := in.transport.Config(true)
 	if err != nil {
 		return err
 	}

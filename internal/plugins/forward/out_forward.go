@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/output"
 	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/transport"
 )
 
 // Output is out_forward: it sends each flushed chunk to one of its
@@ -156,7 +157,7 @@ func (o *Output) Configure(c *plugin.Context) error {
 // heartbeat.
 func (o *Output) Init(ctx context.Context) error {
 	if o.TransportName == "tls" {
-		cfg := &tls.Config{MinVersion: tlsVersions[o.TLSVersion], InsecureSkipVerify: o.TLSInsecureMode}
+		cfg := &tls.Config{MinVersion: transport.Versions[o.TLSVersion], InsecureSkipVerify: o.TLSInsecureMode}
 		if len(o.TLSCertPath) > 0 {
 			pool := x509.NewCertPool()
 			for _, p := range o.TLSCertPath {
@@ -171,7 +172,7 @@ func (o *Output) Init(ctx context.Context) error {
 			cfg.RootCAs = pool
 		}
 		if o.TLSClientCertPath != "" {
-			cert, err := loadKeyPair(o.TLSClientCertPath, o.TLSClientKeyPath, o.TLSClientKeyPassphrase)
+			cert, err := transport.LoadKeyPair(o.TLSClientCertPath, o.TLSClientKeyPath, o.TLSClientKeyPassphrase)
 			if err != nil {
 				return err
 			}

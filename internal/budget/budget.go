@@ -1,4 +1,5 @@
-package forward
+// Package budget bounds the memory that many connections together may hold.
+package budget
 
 import (
 	"context"
@@ -7,15 +8,15 @@ import (
 	"time"
 )
 
-// errBudgetWait reports a connection that waited too long for buffer space.
-var errBudgetWait = errors.New("receive_buffer_limit: no buffer space for this connection's message")
+// ErrWait reports a connection that waited too long for buffer space.
+var ErrWait = errors.New("no buffer space for this connection within its patience")
 
-// budget bounds the memory all connections of an input spend on messages
+// Bytes bounds the memory all connections of an input spend on messages
 // larger than their base buffer. A connection that would pass the bound
 // stops reading (TCP backpressure) until another frees space; one that
 // waits longer than its patience is closed, so that connections holding
 // halves of messages cannot wait on each other for ever.
-type budget struct {
+type Bytes struct {
 	limit int64
 
 	mu    sync.Mutex
@@ -23,9 +24,11 @@ type budget struct {
 	freed chan struct{} // guarded by mu; closed when space is released
 }
 
-func newBudget(limit int64) *budget { return &budget{limit: limit, freed: make(chan struct{})} }
+// New returns a budget of limit bytes.
+func New(limit int64) *Bytes { return &Bytes{limit: limit, freed: make(chan struct{})} }
 
-func (b *budget) acquire(ctx context.Context, n int64, patience time.Duration) error {
+// Acquire takes n bytes, waiting up to patience for them.
+func (b *Bytes) Acquire(ctx context.Context, n int64, patience time.Duration) error {
 	var timeout <-chan time.Time
 	for {
 		b.mu.Lock()
@@ -45,14 +48,15 @@ func (b *budget) acquire(ctx context.Context, n int64, patience time.Duration) e
 		select {
 		case <-ch:
 		case <-timeout:
-			return errBudgetWait
+			return ErrWait
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
 
-func (b *budget) release(n int64) {
+// Release gives n bytes back.
+func (b *Bytes) Release(n int64) {
 	if n <= 0 {
 		return
 	}
@@ -64,7 +68,7 @@ func (b *budget) release(n int64) {
 }
 
 // Used returns the bytes held now.
-func (b *budget) Used() int64 {
+func (b *Bytes) Used() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used

@@ -1,4 +1,6 @@
-package forward
+// Package transport reads the <transport> section (tcp or tls) that network
+// inputs and outputs share, and builds their TLS configuration.
+package transport
 
 import (
 	"crypto/tls"
@@ -23,11 +25,14 @@ type Transport struct {
 	Insecure             bool   `conf:"insecure"`
 }
 
-func defaultTransport() Transport { return Transport{Protocol: "tcp", Version: "TLSv1_2"} }
+// Default is <transport tcp>.
+func Default() Transport { return Transport{Protocol: "tcp", Version: "TLSv1_2"} }
 
-var tlsVersions = map[string]uint16{"TLSv1_1": tls.VersionTLS11, "TLSv1_2": tls.VersionTLS12, "TLSv1_3": tls.VersionTLS13}
+// Versions maps Fluentd's TLS version names to Go's.
+var Versions = map[string]uint16{"TLSv1_1": tls.VersionTLS11, "TLSv1_2": tls.VersionTLS12, "TLSv1_3": tls.VersionTLS13}
 
-func (t *Transport) validate(server bool) error {
+// Validate checks the section; server says which side uses it.
+func (t *Transport) Validate(server bool) error {
 	switch t.Protocol {
 	case "tcp":
 		return nil
@@ -44,22 +49,22 @@ func (t *Transport) validate(server bool) error {
 	return nil
 }
 
-// tlsConfig reads the certificates; it is called at Init, not at check.
+// Config reads the certificates; it is called at Init, not at check.
 // Cipher names follow OpenSSL and are not mapped: Go's defaults are used
 // (the min and max versions are honoured).
-func (t *Transport) tlsConfig(server bool) (*tls.Config, error) {
+func (t *Transport) Config(server bool) (*tls.Config, error) {
 	if t.Protocol != "tls" {
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: tlsVersions[t.Version]}
+	cfg := &tls.Config{MinVersion: Versions[t.Version]}
 	if t.MinVersion != "" {
-		cfg.MinVersion = tlsVersions[t.MinVersion]
+		cfg.MinVersion = Versions[t.MinVersion]
 	}
 	if t.MaxVersion != "" {
-		cfg.MaxVersion = tlsVersions[t.MaxVersion]
+		cfg.MaxVersion = Versions[t.MaxVersion]
 	}
 	if t.CertPath != "" {
-		cert, err := loadKeyPair(t.CertPath, t.PrivateKeyPath, t.PrivateKeyPassphrase)
+		cert, err := LoadKeyPair(t.CertPath, t.PrivateKeyPath, t.PrivateKeyPassphrase)
 		if err != nil {
 			return nil, err
 		}
@@ -89,7 +94,9 @@ func (t *Transport) tlsConfig(server bool) (*tls.Config, error) {
 	return cfg, nil
 }
 
-func loadKeyPair(certPath, keyPath, passphrase string) (tls.Certificate, error) {
+// LoadKeyPair reads a PEM certificate and key; passphrase decrypts a key in
+// legacy PEM encryption.
+func LoadKeyPair(certPath, keyPath, passphrase string) (tls.Certificate, error) {
 	certPEM, err := os.ReadFile(certPath)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("cert_path: %w", err)
