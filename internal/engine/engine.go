@@ -94,6 +94,7 @@ type Engine struct {
 	ids         map[string]config.Pos
 	seq         int
 	errs        []error
+	current     *pipeline // the label being built, for Context.Reemit
 
 	// Unmatched counts events whose tag no <match> takes.
 	Unmatched atomic.Int64
@@ -206,6 +207,8 @@ func errPos(err error) config.Pos {
 func (e *Engine) fail(err error) { e.errs = append(e.errs, err) }
 
 func (e *Engine) buildRules(parent *config.Element, p *pipeline) {
+	e.current = p
+	defer func() { e.current = nil }()
 	for _, el := range parent.Elements {
 		switch el.Name {
 		case "filter", "match":
@@ -425,6 +428,9 @@ func (e *Engine) newNode(kind plugin.Kind, el *config.Element) *node {
 		return nil
 	}
 	ctx := &plugin.Context{ID: n.id, Type: typ, Element: el, Logger: logger, Hostname: e.hostname, Build: e, ErrorOut: e.errorOut}
+	if e.current != nil {
+		ctx.Reemit = e.current
+	}
 	if kind == plugin.KindOutput {
 		if err := e.attachBuffer(n, el, logger, ctx); err != nil {
 			e.fail(err)

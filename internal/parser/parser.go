@@ -266,6 +266,9 @@ func leadingInt(s string) int64 {
 	return n
 }
 
+// SetEstimateCurrentEvent implements plugin.CurrentTimeEstimator.
+func (c *Common) SetEstimateCurrentEvent(on bool) { c.EstimateCurrentEvent = on }
+
 // eventTime applies estimate_current_event to a time a parser found (0:
 // none found).
 func (c *Common) eventTime(t event.Time) event.Time {

@@ -82,6 +82,13 @@ type Parser interface {
 	Parse(text []byte, emit func(t event.Time, record []byte) error) error
 }
 
+// CurrentTimeEstimator is implemented by parsers whose
+// estimate_current_event a user of the parser may turn off: the parser
+// filter keeps a record's own time when the text has none.
+type CurrentTimeEstimator interface {
+	SetEstimateCurrentEvent(bool)
+}
+
 // Configurer validates a decoded plugin and builds its sub-plugins.
 type Configurer interface {
 	Configure(c *Context) error
@@ -109,6 +116,9 @@ type Context struct {
 	Build Builder
 	// ErrorOut receives events a plugin rejects (Fluentd's @ERROR label).
 	ErrorOut Emitter
+	// Reemit routes events into the label the plugin is defined in
+	// (rewrite_tag_filter emits under new tags there).
+	Reemit Emitter
 	// ChunkKeys and Location describe the output's buffer, for checking
 	// placeholders; zero for unbuffered plugins.
 	ChunkKeys buffer.ChunkKeys

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -395,4 +397,34 @@ func FuzzHTTPBodies(f *testing.F) {
 			t.Fatalf("status %d for %q", resp.StatusCode, body)
 		}
 	})
+}
+
+func TestHTTPS(t *testing.T) {
+	cert, key := plugintest.WriteCert(t, t.TempDir())
+	plugintest.Reset()
+	e := plugintest.Build(t, source("<transport tls>\n  cert_path "+cert+"\n  private_key_path "+key+"\n</transport>")+captureAll)
+	plugintest.Start(t, e)
+	in := e.Inputs()[0].(*httpio.Input)
+	var addr string
+	plugintest.WaitFor(t, "the listener", func() bool { addr = in.BoundAddr(); return addr != "" })
+	pem, _ := os.ReadFile(cert)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	var resp *http.Response
+	plugintest.WaitFor(t, "an HTTPS answer", func() bool {
+		var err error
+		resp, err = client.Post("https://"+addr+"/secure.tag", "application/json", strings.NewReader(`{"k":"tls"}`))
+		return err == nil
+	})
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(plugintest.Captured("http")) != 1 {
+		t.Errorf("status %d, captured %d", resp.StatusCode, len(plugintest.Captured("http")))
+	}
+	if plain, err := http.Post("http://"+addr+"/secure.tag", "application/json", strings.NewReader(`{}`)); err == nil {
+		plain.Body.Close()
+		if plain.StatusCode == 200 {
+			t.Error("plain HTTP was served on the TLS port")
+		}
+	}
 }

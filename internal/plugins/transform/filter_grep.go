@@ -14,11 +14,28 @@ import (
 )
 
 // Grep keeps a record when every <regexp> matches its field and no
-// <exclude> does.
+// <exclude> does. <and> and <or> group rules: a record passes an <and> of
+// regexps when all match and an <or> of regexps when one does; it is
+// dropped by an <and> of excludes when all match and by an <or> of
+// excludes when one does. A missing field matches nothing.
 type Grep struct {
+	Regexps  []GrepRule  `section:"regexp"`
+	Excludes []GrepRule  `section:"exclude"`
+	And      []GrepGroup `section:"and"`
+	Or       []GrepGroup `section:"or"`
+
+	keep, drop []grepMatcher
+	groups     []grepGroup
+}
+
+// GrepGroup is an <and> or <or> of rules.
+type GrepGroup struct {
 	Regexps  []GrepRule `section:"regexp"`
 	Excludes []GrepRule `section:"exclude"`
+}
 
+type grepGroup struct {
+	all        bool // <and>
 	keep, drop []grepMatcher
 }
 
@@ -59,8 +76,67 @@ func (g *Grep) Configure(*plugin.Context) error {
 	if g.keep, err = build(g.Regexps); err != nil {
 		return err
 	}
-	g.drop, err = build(g.Excludes)
-	return err
+	if g.drop, err = build(g.Excludes); err != nil {
+		return err
+	}
+	for _, set := range []struct {
+		groups []GrepGroup
+		all    bool
+	}{{g.And, true}, {g.Or, false}} {
+		for _, grp := range set.groups {
+			gg := grepGroup{all: set.all}
+			if gg.keep, err = build(grp.Regexps); err != nil {
+				return err
+			}
+			if gg.drop, err = build(grp.Excludes); err != nil {
+				return err
+			}
+			if len(gg.keep) == 0 && len(gg.drop) == 0 {
+				return fmt.Errorf("an <and> or <or> needs <regexp> or <exclude> rules")
+			}
+			g.groups = append(g.groups, gg)
+		}
+	}
+	return nil
+}
+
+// matches reports whether m's pattern matches the record's field.
+func (m grepMatcher) matches(r event.Record, scratch []byte) ([]byte, bool) {
+	v, ok := r.Lookup(m.path)
+	if !ok {
+		return scratch, false
+	}
+	scratch = v.AppendText(scratch[:0])
+	return scratch, m.re.Match(scratch)
+}
+
+// passGroup applies one <and> or <or>.
+func (gg grepGroup) pass(r event.Record, scratch []byte) ([]byte, bool) {
+	count := func(ms []grepMatcher) (int, []byte) {
+		n := 0
+		for _, m := range ms {
+			var hit bool
+			if scratch, hit = m.matches(r, scratch); hit {
+				n++
+			}
+		}
+		return n, scratch
+	}
+	if len(gg.keep) > 0 {
+		var n int
+		n, scratch = count(gg.keep)
+		if (gg.all && n < len(gg.keep)) || (!gg.all && n == 0) {
+			return scratch, false
+		}
+	}
+	if len(gg.drop) > 0 {
+		var n int
+		n, scratch = count(gg.drop)
+		if (gg.all && n == len(gg.drop)) || (!gg.all && n > 0) {
+			return scratch, false
+		}
+	}
+	return scratch, true
 }
 
 func (g *Grep) pass(r event.Record, scratch []byte) ([]byte, bool) {
@@ -81,6 +157,12 @@ func (g *Grep) pass(r event.Record, scratch []byte) ([]byte, bool) {
 		}
 		scratch = v.AppendText(scratch[:0])
 		if m.re.Match(scratch) {
+			return scratch, false
+		}
+	}
+	for _, gg := range g.groups {
+		var ok bool
+		if scratch, ok = gg.pass(r, scratch); !ok {
 			return scratch, false
 		}
 	}

@@ -2,6 +2,7 @@ package transform_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/sluice-log/sluice/internal/plugintest"
@@ -134,5 +135,173 @@ func TestRecordTransformerAllocs(t *testing.T) {
 	_ = root.Emit(ctx, s)
 	if n := testing.AllocsPerRun(200, func() { _ = root.Emit(ctx, s) }); n > 0 {
 		t.Errorf("a filtered emit allocates %v times", n)
+	}
+}
+
+// The <and>/<or> examples of Fluentd's grep documentation.
+func TestGrepAndOr(t *testing.T) {
+	plugintest.Reset()
+	e := plugintest.Build(t, `
+<filter and.**>
+  @type grep
+  <and>
+    <regexp>
+      key price
+      pattern /[1-9]\d*/
+    </regexp>
+    <regexp>
+      key item_name
+      pattern /^book_/
+    </regexp>
+  </and>
+</filter>
+<filter or.**>
+  @type grep
+  <or>
+    <exclude>
+      key status_code
+      pattern /^5\d\d$/
+    </exclude>
+    <exclude>
+      key url
+      pattern /\.css$/
+    </exclude>
+  </or>
+</filter>
+<match **>
+  @type capture
+  name andor
+</match>`)
+	plugintest.Start(t, e)
+	ctx := context.Background()
+	plugintest.Must(t, e.Root().Emit(ctx, plugintest.Stream(t, "and.x",
+		map[string]any{"price": "12", "item_name": "book_a"},
+		map[string]any{"price": "12", "item_name": "pen"},
+		map[string]any{"price": "0", "item_name": "book_b"},
+	)))
+	plugintest.Must(t, e.Root().Emit(ctx, plugintest.Stream(t, "or.x",
+		map[string]any{"status_code": "200", "url": "/index.html"},
+		map[string]any{"status_code": "503", "url": "/index.html"},
+		map[string]any{"status_code": "200", "url": "/site.css"},
+	)))
+	got := plugintest.Captured("andor")
+	if len(got) != 2 || got[0].Record["item_name"] != "book_a" || got[1].Record["url"] != "/index.html" || got[1].Record["status_code"] != "200" {
+		t.Errorf("kept %+v", got)
+	}
+}
+
+func TestParserFilter(t *testing.T) {
+	plugintest.Reset()
+	e := plugintest.Build(t, `
+<filter plain.**>
+  @type parser
+  key_name log
+  <parse>
+    @type regexp
+    expression /^(?<host>[^ ]*) (?<code>\d+)$/
+    types code:integer
+  </parse>
+</filter>
+<filter keep.**>
+  @type parser
+  key_name log
+  reserve_data true
+  remove_key_name_field true
+  inject_key_prefix p_
+  <parse>
+    @type json
+  </parse>
+</filter>
+<filter hash.**>
+  @type parser
+  key_name log
+  hash_value_field parsed
+  emit_invalid_record_to_error false
+  <parse>
+    @type json
+  </parse>
+</filter>
+<match **>
+  @type capture
+  name parsed
+</match>
+<label @ERROR>
+  <match **>
+    @type capture
+    name parse_errors
+  </match>
+</label>`)
+	plugintest.Start(t, e)
+	ctx := context.Background()
+	plugintest.Must(t, e.Root().Emit(ctx, plugintest.Stream(t, "plain.x", map[string]any{"log": "web1 200", "other": 1}, map[string]any{"log": "garbage"})))
+	plugintest.Must(t, e.Root().Emit(ctx, plugintest.Stream(t, "keep.x", map[string]any{"log": `{"a":"b","time":1362020400}`, "src": "k8s"})))
+	plugintest.Must(t, e.Root().Emit(ctx, plugintest.Stream(t, "hash.x", map[string]any{"log": `{"a":"b"}`}, map[string]any{"log": "not json"})))
+	got := plugintest.Captured("parsed")
+	if len(got) != 3 {
+		t.Fatalf("parsed %+v", got)
+	}
+	if got[0].Record["host"] != "web1" || got[0].Record["code"] != int64(200) || len(got[0].Record) != 2 {
+		t.Errorf("plain: %+v", got[0].Record)
+	}
+	if got[1].Record["p_a"] != "b" || got[1].Record["src"] != "k8s" || got[1].Record["log"] != nil || got[1].Time != 1362020400e9 {
+		t.Errorf("reserve_data: %+v at %v", got[1].Record, got[1].Time)
+	}
+	if m, ok := got[2].Record["parsed"].(map[string]any); !ok || m["a"] != "b" {
+		t.Errorf("hash_value_field: %+v", got[2].Record)
+	}
+	errs := plugintest.Captured("parse_errors")
+	if len(errs) != 1 || errs[0].Record["log"] != "garbage" {
+		t.Errorf("@ERROR got %+v (the hash.x failure is dropped: emit_invalid_record_to_error false)", errs)
+	}
+}
+
+// The example of fluent-plugin-rewrite-tag-filter's README, shortened.
+func TestRewriteTagFilter(t *testing.T) {
+	plugintest.Reset()
+	e := plugintest.Build(t, `
+<match apache.access>
+  @type rewrite_tag_filter
+  capitalize_regex_backreference true
+  <rule>
+    key     status
+    pattern /^(5\d\d)$/
+    tag     error.$1.${tag}
+  </rule>
+  <rule>
+    key     agent
+    pattern /Googlebot/
+    tag     bot.__TAG_PARTS[0]__
+  </rule>
+  <rule>
+    key     domain
+    pattern /^example\.com$/
+    tag     other.site
+    invert  true
+  </rule>
+  <rule>
+    key     path
+    pattern /^\/(\w+)/
+    tag     site.$1
+  </rule>
+</match>
+<match **>
+  @type capture
+  name rewritten
+</match>`)
+	plugintest.Start(t, e)
+	plugintest.Must(t, e.Root().Emit(context.Background(), plugintest.Stream(t, "apache.access",
+		map[string]any{"status": "503", "domain": "example.com", "path": "/a"},
+		map[string]any{"status": "200", "agent": "Googlebot/2.1", "domain": "example.com", "path": "/a"},
+		map[string]any{"status": "200", "domain": "other.org", "path": "/a"},
+		map[string]any{"status": "200", "domain": "example.com", "path": "/shop/cart"},
+		map[string]any{"status": "200", "domain": "example.com", "path": "-"},
+	)))
+	var tags []string
+	for _, ev := range plugintest.Captured("rewritten") {
+		tags = append(tags, ev.Tag)
+	}
+	want := "error.503.apache.access bot.apache other.site site.Shop"
+	if got := strings.Join(tags, " "); got != want {
+		t.Errorf("tags %q, want %q", got, want)
 	}
 }

@@ -1,0 +1,210 @@
+package transform
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/parser"
+	"github.com/sluice-log/sluice/internal/plugin"
+)
+
+// RewriteTagFilter is fluent-plugin-rewrite-tag-filter: an output that
+// gives each record a new tag by the first <rule> whose pattern matches
+// (or, with invert, does not match) a field, and routes it again in the
+// same label. A record no rule takes is dropped, as the plugin does.
+//
+// The tag may use $1..$9 (groups of the pattern), ${tag}, __TAG__,
+// ${tag_parts[N]}, __TAG_PARTS[N]__, ${hostname} and __HOSTNAME__.
+type RewriteTagFilter struct {
+	Rules                        []RewriteRule `section:"rule"`
+	CapitalizeRegexBackreference bool          `conf:"capitalize_regex_backreference"`
+	RemoveTagPrefix              string        `conf:"remove_tag_prefix"`
+	RemoveTagRegexp              string        `conf:"remove_tag_regexp"`
+	HostnameCommand              string        `conf:"hostname_command"`
+	EmitMode                     string        `conf:"emit_mode" enum:"batch,record"`
+
+	rules     []rewriteRule
+	removeRE  *regexp.Regexp
+	hostname  string
+	reemit    plugin.Emitter
+	log       *slog.Logger
+	pool      sync.Pool
+	Unmatched atomic.Int64 // records no rule took, dropped
+}
+
+// RewriteRule is one <rule>.
+type RewriteRule struct {
+	Key     string `conf:"key,required"`
+	Pattern string `conf:"pattern,required"`
+	Tag     string `conf:"tag,required"`
+	Invert  bool   `conf:"invert"`
+}
+
+type rewriteRule struct {
+	path   []string
+	re     *regexp.Regexp
+	tag    string
+	invert bool
+}
+
+var backref = regexp.MustCompile(`\$([1-9])|\$\{tag\}|__TAG__|\$\{tag_parts\[(-?\d+)\]\}|__TAG_PARTS\[(-?\d+)\]__|\$\{hostname\}|__HOSTNAME__`)
+
+func init() {
+	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "rewrite_tag_filter", Summary: "give records new tags by rules and route them again",
+		New: func() any { return &RewriteTagFilter{EmitMode: "batch"} }})
+}
+
+// Configure implements plugin.Configurer.
+func (f *RewriteTagFilter) Configure(c *plugin.Context) error {
+	if len(f.Rules) == 0 {
+		return fmt.Errorf("rewrite_tag_filter needs at least one <rule>")
+	}
+	if c.Reemit == nil {
+		return fmt.Errorf("rewrite_tag_filter cannot route from here")
+	}
+	f.reemit, f.log, f.hostname = c.Reemit, c.Logger, c.Hostname
+	if f.HostnameCommand != "" {
+		f.log.Warn("hostname_command is not run; the machine's host name is used", "hostname_command", f.HostnameCommand)
+	}
+	for _, r := range f.Rules {
+		path, err := buffer.RecordPath(r.Key)
+		if err != nil {
+			return err
+		}
+		re, err := parser.CompileRuby(r.Pattern)
+		if err != nil {
+			return fmt.Errorf("<rule> %s: %w", r.Key, err)
+		}
+		f.rules = append(f.rules, rewriteRule{path: path, re: re, tag: r.Tag, invert: r.Invert})
+	}
+	if f.RemoveTagRegexp != "" {
+		re, err := parser.CompileRuby(f.RemoveTagRegexp)
+		if err != nil {
+			return fmt.Errorf("remove_tag_regexp: %w", err)
+		}
+		f.removeRE = re
+	}
+	f.pool.New = func() any { return &rewriteScratch{groups: map[string]*event.Builder{}} }
+	return nil
+}
+
+type rewriteScratch struct {
+	groups map[string]*event.Builder
+	order  []string
+	text   []byte
+}
+
+// Process implements plugin.SyncOutput.
+func (f *RewriteTagFilter) Process(ctx context.Context, s event.Stream) error {
+	sc := f.pool.Get().(*rewriteScratch)
+	defer f.pool.Put(sc)
+	for _, b := range sc.groups {
+		b.Reset()
+	}
+	sc.order = sc.order[:0]
+	r := event.NewReader(s.Data)
+	for r.Next() {
+		e := r.Entry()
+		tag, ok := f.newTag(sc, s.Tag, e.Record)
+		if !ok {
+			f.Unmatched.Add(1)
+			continue
+		}
+		if tag == s.Tag {
+			f.log.Warn("a rule gives the same tag again; dropping the record to avoid a loop", "tag", tag)
+			continue
+		}
+		if f.EmitMode == "record" {
+			var one event.Builder
+			one.AppendRaw(e.Raw)
+			if err := f.reemit.Emit(ctx, one.Stream(tag)); err != nil {
+				return err
+			}
+			continue
+		}
+		b := sc.groups[tag]
+		if b == nil {
+			if len(sc.groups) > 1024 { // tags come from records: bound the scratch
+				clear(sc.groups)
+			}
+			b = &event.Builder{}
+			sc.groups[tag] = b
+		}
+		if b.Len() == 0 {
+			sc.order = append(sc.order, tag)
+		}
+		b.AppendRaw(e.Raw)
+	}
+	for _, tag := range sc.order {
+		if err := f.reemit.Emit(ctx, sc.groups[tag].Stream(tag)); err != nil {
+			return err
+		}
+	}
+	return r.Err()
+}
+
+func (f *RewriteTagFilter) newTag(sc *rewriteScratch, tag string, rec event.Record) (string, bool) {
+	for _, rule := range f.rules {
+		v, ok := rec.Lookup(rule.path)
+		sc.text = sc.text[:0]
+		if ok {
+			sc.text = v.AppendText(sc.text)
+		}
+		m := rule.re.FindSubmatch(sc.text)
+		if (m != nil) == rule.invert || (!ok && !rule.invert) {
+			continue
+		}
+		return f.render(rule.tag, f.trimTag(tag), m), true
+	}
+	return "", false
+}
+
+func (f *RewriteTagFilter) trimTag(tag string) string {
+	if f.RemoveTagPrefix != "" {
+		tag = strings.TrimPrefix(strings.TrimPrefix(tag, f.RemoveTagPrefix), ".")
+	}
+	if f.removeRE != nil {
+		tag = f.removeRE.ReplaceAllString(tag, "")
+	}
+	return tag
+}
+
+func (f *RewriteTagFilter) render(tmpl, tag string, m [][]byte) string {
+	return backref.ReplaceAllStringFunc(tmpl, func(ph string) string {
+		switch {
+		case ph == "${tag}" || ph == "__TAG__":
+			return tag
+		case ph == "${hostname}" || ph == "__HOSTNAME__":
+			return f.hostname
+		case ph[0] == '$' && len(ph) == 2:
+			i := int(ph[1] - '0')
+			if i < len(m) {
+				s := string(m[i])
+				if f.CapitalizeRegexBackreference && s != "" {
+					s = strings.ToUpper(s[:1]) + s[1:]
+				}
+				return s
+			}
+			return ""
+		}
+		sub := backref.FindStringSubmatch(ph)
+		idx := sub[2] + sub[3]
+		n, _ := strconv.Atoi(idx)
+		parts := strings.Split(tag, ".")
+		if n < 0 {
+			n += len(parts)
+		}
+		if n >= 0 && n < len(parts) {
+			return parts[n]
+		}
+		return ""
+	})
+}
