@@ -61,6 +61,12 @@ type Chunk struct {
 	Created   time.Time
 	// Retries counts failed writes so far.
 	Retries int
+	// Meta is what an output decided about the chunk and must keep across
+	// retries and restarts (the S3 object key). Set it with SaveMeta.
+	Meta map[string]string
+	// SaveMeta records Meta[key] = value durably; the runtime provides it
+	// to Write. Nil outside Write.
+	SaveMeta func(key, value string) error
 
 	file *fileChunk // the file store's state
 }

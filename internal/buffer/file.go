@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -356,12 +357,82 @@ func (e *CorruptError) Error() string {
 }
 func (e *CorruptError) Unwrap() error { return e.Err }
 
+// metaPath is where a chunk's Meta lives: by id, so that it stays put
+// when the chunk file is renamed from b to q.
+func (s *File) metaPath(id ID) string { return filepath.Join(s.Dir, "sluice."+id.String()+".meta") }
+
+// SaveMeta implements Store: the map, as msgpack, written to a temporary
+// file, synced and renamed into place, so it is whole or absent.
+func (s *File) SaveMeta(c *Chunk) error {
+	keys := make([]string, 0, len(c.Meta))
+	for k := range c.Meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	b := msgp.AppendMapHeader(nil, uint32(len(keys)))
+	for _, k := range keys {
+		b = msgp.AppendString(msgp.AppendString(b, k), c.Meta[k])
+	}
+	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+	path := s.metaPath(c.ID)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("buffer: %w", err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return fmt.Errorf("buffer: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("buffer: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("buffer: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("buffer: %w", err)
+	}
+	return nil
+}
+
+// loadMeta reads a chunk's Meta, if it has any; a damaged file is ignored
+// (the output decides afresh).
+func (s *File) loadMeta(c *Chunk) {
+	b, err := os.ReadFile(s.metaPath(c.ID))
+	if err != nil || len(b) < 4 {
+		return
+	}
+	body := b[:len(b)-4]
+	if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(b[len(b)-4:]) {
+		return
+	}
+	n, rest, err := msgp.ReadMapHeaderBytes(body)
+	if err != nil {
+		return
+	}
+	meta := make(map[string]string, n)
+	for ; n > 0; n-- {
+		var k, v string
+		if k, rest, err = msgp.ReadStringBytes(rest); err != nil {
+			return
+		}
+		if v, rest, err = msgp.ReadStringBytes(rest); err != nil {
+			return
+		}
+		meta[k] = v
+	}
+	c.Meta = meta
+}
+
 // Commit implements Store.
 func (s *File) Commit(c *Chunk) error {
 	fc := c.file
 	if fc == nil {
 		return nil
 	}
+	os.Remove(s.metaPath(c.ID))
 	if fc.f != nil {
 		s.forget(fc.f)
 		fc.f.Close()
@@ -384,6 +455,7 @@ func (s *File) Backup(c *Chunk, dir, reason string) error {
 		fc.f.Close()
 		fc.f = nil
 	}
+	os.Remove(s.metaPath(c.ID))
 	return moveAside(fc.path, dir, reason)
 }
 
@@ -525,6 +597,7 @@ func (s *File) Recover() (staged, queued []*Chunk, problems []error) {
 		if c == nil {
 			continue // empty: removed
 		}
+		s.loadMeta(c)
 		if m[1] == "b" {
 			staged = append(staged, c)
 		} else {

@@ -526,3 +526,24 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+func TestChunkMetaSurvivesRestartAndEnqueue(t *testing.T) {
+	s := newFileStore(t, SyncEveryWrite)
+	c := newChunk("t")
+	s.Create(c)
+	s.Append(c, entries(t, 1, "t"), 1)
+	c.Meta = map[string]string{"s3_key": "logs/host_2026112113_0.gz"}
+	if err := s.SaveMeta(c); err != nil {
+		t.Fatal(err)
+	}
+	s.Enqueue(c) // renames the chunk; the meta is keyed by id
+	r := reopen(t, s)
+	_, queued, _ := r.Recover()
+	if len(queued) != 1 || queued[0].Meta["s3_key"] != "logs/host_2026112113_0.gz" {
+		t.Fatalf("recovered %+v", queued)
+	}
+	r.Commit(queued[0])
+	if m, _ := filepath.Glob(filepath.Join(s.Dir, "*.meta")); len(m) != 0 {
+		t.Errorf("meta left after commit: %v", m)
+	}
+}

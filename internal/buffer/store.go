@@ -29,6 +29,8 @@ type Store interface {
 	Load(c *Chunk) ([]byte, error)
 	// Commit forgets a chunk that was written.
 	Commit(c *Chunk) error
+	// SaveMeta stores c.Meta so that Recover returns it with the chunk.
+	SaveMeta(c *Chunk) error
 	// Backup moves a chunk that cannot be delivered into dir, so that an
 	// operator can replay it; the file name carries reason.
 	Backup(c *Chunk, dir, reason string) error
@@ -101,6 +103,10 @@ func (m *Memory) Load(c *Chunk) ([]byte, error) {
 	}
 	return c.Data, nil
 }
+
+// SaveMeta implements Store: nothing to keep, memory chunks do not outlive
+// the process.
+func (m *Memory) SaveMeta(*Chunk) error { return nil }
 
 // Commit implements Store.
 func (m *Memory) Commit(c *Chunk) error {

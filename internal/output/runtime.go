@@ -539,6 +539,14 @@ func (r *Runtime) flush(c *buffer.Chunk, toSecondary bool) {
 	wc := *c
 	wc.Data = data
 	wc.Formatted = r.fmtr != nil
+	wc.SaveMeta = func(key, value string) error {
+		if c.Meta == nil {
+			c.Meta = map[string]string{}
+		}
+		c.Meta[key] = value
+		wc.Meta = c.Meta
+		return r.store.SaveMeta(c)
+	}
 	if toSecondary {
 		err = r.secondary.Write(r.writeCtx, &wc)
 		if err == nil {
