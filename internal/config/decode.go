@@ -122,6 +122,18 @@ func decodeSection(e *Element, name string, fv reflect.Value) error {
 			out = reflect.Append(out, item)
 		}
 		fv.Set(out)
+	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
+		// An optional section: nil when absent.
+		if len(secs) > 1 {
+			return Errorf(secs[1].Pos, "only one <%s> is allowed in %s", name, e.describe())
+		}
+		if len(secs) == 1 {
+			v := reflect.New(t.Elem())
+			if err := decodeStruct(secs[0], v.Elem()); err != nil {
+				return err
+			}
+			fv.Set(v)
+		}
 	case t.Kind() == reflect.Struct:
 		if len(secs) > 1 {
 			return Errorf(secs[1].Pos, "only one <%s> is allowed in %s", name, e.describe())

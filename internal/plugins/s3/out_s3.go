@@ -1,0 +1,694 @@
+// Package s3 holds the S3 output.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go"
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+
+	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/output"
+	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/strftime"
+)
+
+// S3 writes each flushed chunk as one object, with fluent-plugin-s3's
+// parameters. Unlike that plugin, an object's key is decided once per chunk
+// and kept with it (in the buffer), so a retry, or an upload cut short by a
+// crash, writes the same object again instead of a new one; %{index} comes
+// from a counter per key prefix, seeded by listing the prefix once, not from
+// a HEAD request per object, so two chunks never race for one index.
+// Keys of different instances differ by host name (#{Socket.gethostname}
+// or %{hostname} in s3_object_key_format).
+type S3 struct {
+	AWSKeyID                string            `conf:"aws_key_id"`
+	AWSSecKey               string            `conf:"aws_sec_key"`
+	S3Bucket                string            `conf:"s3_bucket,required"`
+	S3Region                string            `conf:"s3_region"`
+	S3Endpoint              string            `conf:"s3_endpoint"`
+	ForcePathStyle          string            `conf:"force_path_style"`
+	Path                    string            `conf:"path"`
+	S3ObjectKeyFormat       string            `conf:"s3_object_key_format"`
+	TimeSliceFormat         string            `conf:"time_slice_format"`
+	IndexFormat             string            `conf:"index_format"`
+	HexRandomLength         int               `conf:"hex_random_length"`
+	StoreAs                 string            `conf:"store_as" enum:"gzip,gzip_command,json,text,txt,zstd"`
+	CheckObject             bool              `conf:"check_object"`
+	CheckBucket             bool              `conf:"check_bucket"`
+	CheckApikeyOnStart      bool              `conf:"check_apikey_on_start"`
+	AutoCreateBucket        bool              `conf:"auto_create_bucket"`
+	StorageClass            string            `conf:"storage_class"`
+	ACL                     string            `conf:"acl"`
+	UseServerSideEncryption string            `conf:"use_server_side_encryption"`
+	SSEKMSKeyID             string            `conf:"ssekms_key_id"`
+	ComputeChecksums        bool              `conf:"compute_checksums"`
+	ProxyURI                string            `conf:"proxy_uri"`
+	SSLVerifyPeer           bool              `conf:"ssl_verify_peer"`
+	Utc                     bool              `conf:"utc"`
+	Localtime               bool              `conf:"localtime"`
+	UploadPartSize          config.Size       `conf:"upload_part_size"`
+	UploadConcurrency       int               `conf:"upload_concurrency"`
+	Metadata                []MetadataEntry   `section:"s3_metadata"`
+	AssumeRole              *AssumeRole       `section:"assume_role_credentials"`
+	WebIdentity             *WebIdentity      `section:"web_identity_credentials"`
+	InstanceProfile         *InstanceProfile  `section:"instance_profile_credentials"`
+	SharedCredentials       *SharedCredential `section:"shared_credentials"`
+	Format                  *config.Element   `section:"format"`
+
+	f         plugin.Formatter
+	keys      buffer.ChunkKeys
+	loc       *time.Location
+	pathTmpl  *buffer.Template
+	keyParts  []keyPart
+	hostname  string
+	client    s3API
+	uploader  *manager.Uploader
+	log       *slog.Logger
+	pathStyle bool
+
+	mu      sync.Mutex     // guards indexes
+	indexes map[string]int // next %{index} per key prefix
+}
+
+// MetadataEntry is one <s3_metadata> key/value.
+type MetadataEntry struct {
+	Key   string `conf:"key,required"`
+	Value string `conf:"value,required"`
+}
+
+// AssumeRole is <assume_role_credentials>.
+type AssumeRole struct {
+	RoleARN         string        `conf:"role_arn,required"`
+	RoleSessionName string        `conf:"role_session_name,required"`
+	DurationSeconds time.Duration `conf:"duration_seconds"`
+	ExternalID      string        `conf:"external_id"`
+	Policy          string        `conf:"policy"`
+	STSRegion       string        `conf:"sts_region"`
+	STSEndpointURL  string        `conf:"sts_endpoint_url"`
+}
+
+// WebIdentity is <web_identity_credentials> (EKS service accounts).
+type WebIdentity struct {
+	RoleARN              string `conf:"role_arn,required"`
+	RoleSessionName      string `conf:"role_session_name,required"`
+	WebIdentityTokenFile string `conf:"web_identity_token_file,required"`
+	Policy               string `conf:"policy"`
+	DurationSeconds      int    `conf:"duration_seconds"`
+	STSRegion            string `conf:"sts_region"`
+}
+
+// InstanceProfile is <instance_profile_credentials>.
+type InstanceProfile struct {
+	Retries    int    `conf:"retries"`
+	IPAddress  string `conf:"ip_address"`
+	Port       int    `conf:"port"`
+	HTTPOpenTO string `conf:"http_open_timeout"`
+	HTTPReadTO string `conf:"http_read_timeout"`
+}
+
+// SharedCredential is <shared_credentials>.
+type SharedCredential struct {
+	Path        string `conf:"path"`
+	ProfileName string `conf:"profile_name"`
+}
+
+// s3API is the part of the S3 client the output uses; tests give a fake
+// for error shapes a real server cannot produce.
+type s3API interface {
+	manager.UploadAPIClient
+	HeadBucket(context.Context, *s3.HeadBucketInput, ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
+	CreateBucket(context.Context, *s3.CreateBucketInput, ...func(*s3.Options)) (*s3.CreateBucketOutput, error)
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+}
+
+var (
+	_ plugin.BufferedOutput = (*S3)(nil)
+	_ plugin.EntryFormatter = (*S3)(nil)
+)
+
+func init() {
+	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "s3", Summary: "write chunks as objects to Amazon S3 or an S3-compatible store",
+		New: func() any {
+			return &S3{S3ObjectKeyFormat: "%{path}%{time_slice}_%{index}.%{file_extension}", TimeSliceFormat: "%Y%m%d%H",
+				IndexFormat: "%d", HexRandomLength: 4, StoreAs: "gzip", CheckObject: true, CheckBucket: true,
+				AutoCreateBucket: true, StorageClass: "STANDARD", ComputeChecksums: true, SSLVerifyPeer: true,
+				Localtime: true, UploadPartSize: 8 << 20, UploadConcurrency: 4}
+		}})
+}
+
+// BufferDefaults: fluent-plugin-s3 chunks by time, one hour.
+func (s *S3) BufferDefaults(c *output.BufferConfig) {
+	c.ChunkKeys = "time"
+	c.Timekey = time.Hour
+}
+
+// keyPart is a literal run of s3_object_key_format (with ${...} and
+// strftime) or one %{name} token.
+type keyPart struct {
+	tmpl  *buffer.Template
+	token string
+}
+
+var tokenRE = regexp.MustCompile(`%\{[a-z_]+\}`)
+
+// Configure implements plugin.Configurer.
+func (s *S3) Configure(c *plugin.Context) error {
+	s.log, s.keys, s.hostname = c.Logger, c.ChunkKeys, c.Hostname
+	s.loc = c.Location
+	if s.loc == nil {
+		s.loc = time.Local
+		if s.Utc || !s.Localtime {
+			s.loc = time.UTC
+		}
+	}
+	f, err := c.Build.Formatter(s.Format, "out_file")
+	if err != nil {
+		return err
+	}
+	s.f = f
+	if s.pathTmpl, err = buffer.NewTemplate(s.Path, s.keys); err != nil {
+		return fmt.Errorf("path: %w", err)
+	}
+	format := s.S3ObjectKeyFormat
+	rest := format
+	for {
+		loc := tokenRE.FindStringIndex(rest)
+		lit := rest
+		if loc != nil {
+			lit = rest[:loc[0]]
+		}
+		if lit != "" {
+			t, err := buffer.NewTemplate(lit, s.keys)
+			if err != nil {
+				return fmt.Errorf("s3_object_key_format: %w", err)
+			}
+			s.keyParts = append(s.keyParts, keyPart{tmpl: t})
+		}
+		if loc == nil {
+			break
+		}
+		tok := rest[loc[0]+2 : loc[1]-1]
+		switch tok {
+		case "path", "time_slice", "index", "file_extension", "hex_random", "uuid_flush", "hostname":
+		default:
+			return fmt.Errorf("s3_object_key_format: unknown placeholder %%{%s}", tok)
+		}
+		s.keyParts = append(s.keyParts, keyPart{token: tok})
+		rest = rest[loc[1]:]
+	}
+	if err := s.checkUnique(); err != nil {
+		return err
+	}
+	if s.UploadPartSize < config.Size(manager.MinUploadPartSize) {
+		return fmt.Errorf("upload_part_size must be at least %d", manager.MinUploadPartSize)
+	}
+	if s.UploadConcurrency < 1 {
+		return fmt.Errorf("upload_concurrency must be at least 1")
+	}
+	if s.ForcePathStyle != "" {
+		if _, err := config.ParseBool(s.ForcePathStyle); err != nil {
+			return fmt.Errorf("force_path_style: %w", err)
+		}
+	}
+	s.indexes = map[string]int{}
+	return nil
+}
+
+// checkUnique refuses a key format under which chunks would overwrite
+// each other.
+func (s *S3) checkUnique() error {
+	f := s.S3ObjectKeyFormat
+	if strings.Contains(f, "%{index}") || strings.Contains(f, "%{hex_random}") || strings.Contains(f, "%{uuid_flush}") {
+		return nil
+	}
+	return fmt.Errorf("s3_object_key_format %q must hold %%{index}, %%{hex_random} or %%{uuid_flush}, or objects overwrite each other", f)
+}
+
+// FormatEntry implements plugin.EntryFormatter.
+func (s *S3) FormatEntry(dst []byte, tag string, t event.Time, r event.Record) ([]byte, error) {
+	return s.f.Format(dst, tag, t, r)
+}
+
+// Init builds the client (the SDK's default credential chain unless a
+// credentials section says otherwise) and checks the bucket.
+func (s *S3) Init(ctx context.Context) error {
+	client, err := s.newClient(ctx)
+	if err != nil {
+		return err
+	}
+	s.client = client
+	s.uploader = manager.NewUploader(client, func(u *manager.Uploader) {
+		u.PartSize = int64(s.UploadPartSize)
+		u.Concurrency = s.UploadConcurrency
+	})
+	if !s.CheckBucket {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, err = s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.S3Bucket)})
+	if err == nil {
+		return nil
+	}
+	if !isNotFound(err) {
+		return fmt.Errorf("checking bucket %s: %w", s.S3Bucket, describe(err))
+	}
+	if !s.AutoCreateBucket {
+		return fmt.Errorf("bucket %s does not exist (auto_create_bucket is off)", s.S3Bucket)
+	}
+	in := &s3.CreateBucketInput{Bucket: aws.String(s.S3Bucket)}
+	if s.region() != "us-east-1" {
+		in.CreateBucketConfiguration = &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraint(s.region())}
+	}
+	if _, err := s.client.CreateBucket(ctx, in); err != nil {
+		var owned *types.BucketAlreadyOwnedByYou
+		if !errors.As(err, &owned) {
+			return fmt.Errorf("creating bucket %s: %w", s.S3Bucket, describe(err))
+		}
+	}
+	s.log.Info("created bucket", "bucket", s.S3Bucket)
+	return nil
+}
+
+func (s *S3) region() string {
+	if s.S3Region != "" {
+		return s.S3Region
+	}
+	if r := os.Getenv("AWS_REGION"); r != "" {
+		return r
+	}
+	return "us-east-1"
+}
+
+func (s *S3) newClient(ctx context.Context) (*s3.Client, error) {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(s.region())}
+	if s.AWSKeyID != "" {
+		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(s.AWSKeyID, s.AWSSecKey, "")))
+	}
+	if sc := s.SharedCredentials; sc != nil {
+		if sc.Path != "" {
+			opts = append(opts, awsconfig.WithSharedCredentialsFiles([]string{sc.Path}))
+		}
+		if sc.ProfileName != "" {
+			opts = append(opts, awsconfig.WithSharedConfigProfile(sc.ProfileName))
+		}
+	}
+	httpClient := awshttp.NewBuildableClient()
+	if s.ProxyURI != "" {
+		proxy, err := url.Parse(s.ProxyURI)
+		if err != nil {
+			return nil, fmt.Errorf("proxy_uri: %w", err)
+		}
+		httpClient = httpClient.WithTransportOptions(func(t *http.Transport) { t.Proxy = http.ProxyURL(proxy) })
+	}
+	if !s.SSLVerifyPeer {
+		httpClient = httpClient.WithTransportOptions(func(t *http.Transport) {
+			if t.TLSClientConfig != nil {
+				t.TLSClientConfig.InsecureSkipVerify = true
+			}
+		})
+	}
+	opts = append(opts, awsconfig.WithHTTPClient(httpClient))
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	switch {
+	case s.AssumeRole != nil:
+		ar := s.AssumeRole
+		stsCfg := cfg.Copy()
+		if ar.STSRegion != "" {
+			stsCfg.Region = ar.STSRegion
+		}
+		stsClient := sts.NewFromConfig(stsCfg, func(o *sts.Options) {
+			if ar.STSEndpointURL != "" {
+				o.BaseEndpoint = aws.String(ar.STSEndpointURL)
+			}
+		})
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, ar.RoleARN, func(o *stscreds.AssumeRoleOptions) {
+			o.RoleSessionName = ar.RoleSessionName
+			if ar.ExternalID != "" {
+				o.ExternalID = aws.String(ar.ExternalID)
+			}
+			if ar.Policy != "" {
+				o.Policy = aws.String(ar.Policy)
+			}
+			if ar.DurationSeconds > 0 {
+				o.Duration = ar.DurationSeconds
+			}
+		}))
+	case s.WebIdentity != nil:
+		wi := s.WebIdentity
+		stsCfg := cfg.Copy()
+		if wi.STSRegion != "" {
+			stsCfg.Region = wi.STSRegion
+		}
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewWebIdentityRoleProvider(sts.NewFromConfig(stsCfg), wi.RoleARN,
+			stscreds.IdentityTokenFile(wi.WebIdentityTokenFile), func(o *stscreds.WebIdentityRoleOptions) {
+				o.RoleSessionName = wi.RoleSessionName
+				if wi.Policy != "" {
+					o.Policy = aws.String(wi.Policy)
+				}
+				if wi.DurationSeconds > 0 {
+					o.Duration = time.Duration(wi.DurationSeconds) * time.Second
+				}
+			}))
+	case s.InstanceProfile != nil:
+		cfg.Credentials = aws.NewCredentialsCache(ec2rolecreds.New())
+	}
+	endpoint := s.S3Endpoint
+	if endpoint == "" {
+		endpoint = os.Getenv("AWS_ENDPOINT_URL_S3")
+	}
+	if endpoint == "" {
+		endpoint = os.Getenv("AWS_ENDPOINT_URL")
+	}
+	s.pathStyle = pathStyleFor(s.ForcePathStyle, endpoint)
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if s.S3Endpoint != "" {
+			o.BaseEndpoint = aws.String(s.S3Endpoint)
+		}
+		o.UsePathStyle = s.pathStyle
+		if !s.ComputeChecksums {
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		}
+	}), nil
+}
+
+// pathStyleFor: force_path_style when given; otherwise path style for an
+// endpoint at an IP address or localhost, where bucket subdomains cannot
+// resolve (MinIO and other local stores).
+func pathStyleFor(force, endpoint string) bool {
+	if force != "" {
+		b, _ := config.ParseBool(force)
+		return b
+	}
+	if endpoint == "" {
+		return false
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	host := u.Hostname()
+	return host == "localhost" || net.ParseIP(host) != nil
+}
+
+// Write implements plugin.BufferedOutput.
+func (s *S3) Write(ctx context.Context, c *buffer.Chunk) error {
+	key := c.Meta["s3_key"]
+	if key == "" {
+		var err error
+		if key, err = s.objectKey(ctx, c); err != nil {
+			return err
+		}
+		if c.SaveMeta != nil {
+			if err := c.SaveMeta("s3_key", key); err != nil {
+				return fmt.Errorf("keeping the object key with the chunk: %w", err)
+			}
+		}
+	}
+	body, wait := s.compress(c.Data)
+	in := &s3.PutObjectInput{
+		Bucket:       aws.String(s.S3Bucket),
+		Key:          aws.String(key),
+		Body:         body,
+		ContentType:  aws.String(s.contentType()),
+		StorageClass: types.StorageClass(s.StorageClass),
+	}
+	if s.ACL != "" {
+		in.ACL = types.ObjectCannedACL(s.ACL)
+	}
+	if s.UseServerSideEncryption != "" {
+		in.ServerSideEncryption = types.ServerSideEncryption(s.UseServerSideEncryption)
+	}
+	if s.SSEKMSKeyID != "" {
+		in.SSEKMSKeyId = aws.String(s.SSEKMSKeyID)
+	}
+	if len(s.Metadata) > 0 {
+		in.Metadata = map[string]string{}
+		for _, m := range s.Metadata {
+			in.Metadata[m.Key] = m.Value
+		}
+	}
+	_, err := s.uploader.Upload(ctx, in)
+	if cerr := wait(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return classify(fmt.Errorf("uploading s3://%s/%s: %w", s.S3Bucket, key, describe(err)))
+	}
+	return nil
+}
+
+// objectKey builds the key: path and the literal parts of the format with
+// their placeholders, then the %{...} tokens, %{index} last.
+func (s *S3) objectKey(ctx context.Context, c *buffer.Chunk) (string, error) {
+	path := s.pathTmpl.Expand(c.Key, s.loc)
+	sliceTime := time.Now().In(s.loc)
+	if s.keys.Time {
+		sliceTime = time.Unix(c.Key.Timekey, 0).In(s.loc)
+	}
+	var b strings.Builder
+	indexAt := -1
+	for _, p := range s.keyParts {
+		if p.tmpl != nil {
+			b.WriteString(p.tmpl.Expand(c.Key, s.loc))
+			continue
+		}
+		switch p.token {
+		case "path":
+			b.WriteString(path)
+		case "time_slice":
+			b.WriteString(strftime.Format(s.TimeSliceFormat, sliceTime))
+		case "file_extension":
+			b.WriteString(s.extension())
+		case "hex_random":
+			b.WriteString(hexRandom(c.ID, s.HexRandomLength))
+		case "uuid_flush":
+			b.WriteString(uuidFrom(c.ID))
+		case "hostname":
+			b.WriteString(s.hostname)
+		case "index":
+			indexAt = b.Len()
+			b.WriteString("\x00")
+		}
+	}
+	key := b.String()
+	if indexAt < 0 {
+		return key, nil
+	}
+	prefix, suffix := key[:indexAt], key[indexAt+1:]
+	n, err := s.nextIndex(ctx, prefix)
+	if err != nil {
+		return "", err
+	}
+	return prefix + fmt.Sprintf(s.IndexFormat, n) + suffix, nil
+}
+
+// maxPrefixes bounds the remembered index counters (one per key prefix,
+// which changes each time slice).
+const maxPrefixes = 4096
+
+// nextIndex returns the next free index under prefix. The first time a
+// prefix is seen (since start) its objects are listed to continue after
+// the highest index; later indexes come from the counter.
+func (s *S3) nextIndex(ctx context.Context, prefix string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.indexes[prefix]
+	if !ok {
+		if s.CheckObject {
+			highest, err := s.highestIndex(ctx, prefix)
+			if err != nil {
+				return 0, classify(fmt.Errorf("listing s3://%s/%s: %w", s.S3Bucket, prefix, describe(err)))
+			}
+			n = highest + 1
+		}
+		if len(s.indexes) >= maxPrefixes {
+			clear(s.indexes)
+		}
+	}
+	s.indexes[prefix] = n + 1
+	return n, nil
+}
+
+func (s *S3) highestIndex(ctx context.Context, prefix string) (int, error) {
+	highest := -1
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.S3Bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return 0, err
+		}
+		for _, o := range page.Contents {
+			rest := strings.TrimPrefix(aws.ToString(o.Key), prefix)
+			end := 0
+			for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+				end++
+			}
+			if n, err := strconv.Atoi(rest[:end]); err == nil && n > highest {
+				highest = n
+			}
+		}
+	}
+	return highest, nil
+}
+
+func (s *S3) extension() string {
+	switch s.StoreAs {
+	case "gzip", "gzip_command":
+		return "gz"
+	case "json":
+		return "json"
+	case "zstd":
+		return "zst"
+	}
+	return "txt"
+}
+
+func (s *S3) contentType() string {
+	switch s.StoreAs {
+	case "gzip", "gzip_command":
+		return "application/x-gzip"
+	case "json":
+		return "application/json"
+	case "zstd":
+		return "application/x-zstd"
+	}
+	return "text/plain"
+}
+
+// gzipBlock is pgzip's block size: each block is compressed on its own
+// core, and about two blocks per core are in memory at once.
+const gzipBlock = 1 << 20
+
+// compress streams data through the store_as compression; wait reports
+// the compressor's error once the body has been read.
+func (s *S3) compress(data []byte) (io.Reader, func() error) {
+	switch s.StoreAs {
+	case "gzip", "gzip_command":
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			zw, err := pgzip.NewWriterLevel(pw, pgzip.DefaultCompression)
+			if err == nil {
+				err = zw.SetConcurrency(gzipBlock, 2*runtime.GOMAXPROCS(0))
+			}
+			if err == nil {
+				_, err = zw.Write(data)
+			}
+			if err == nil {
+				err = zw.Close()
+			}
+			pw.CloseWithError(err)
+			done <- err
+		}()
+		return pr, func() error { pr.Close(); return <-done }
+	case "zstd":
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			zw, err := zstd.NewWriter(pw, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+			if err == nil {
+				if _, err = zw.Write(data); err == nil {
+					err = zw.Close()
+				}
+			}
+			pw.CloseWithError(err)
+			done <- err
+		}()
+		return pr, func() error { pr.Close(); return <-done }
+	}
+	return bytes.NewReader(data), func() error { return nil }
+}
+
+// hexRandom is %{hex_random}: derived from the chunk id, so a retried
+// chunk keeps its key.
+func hexRandom(id buffer.ID, n int) string {
+	h := hex.EncodeToString(id[:])
+	if n <= 0 || n > len(h) {
+		n = len(h)
+	}
+	return h[len(h)-n:]
+}
+
+// uuidFrom formats the chunk id as a UUID (%{uuid_flush}), stable across
+// retries.
+func uuidFrom(id buffer.ID) string {
+	b := id
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func isNotFound(err error) bool {
+	var nf *types.NotFound
+	var nsb *types.NoSuchBucket
+	var re *awshttp.ResponseError
+	return errors.As(err, &nf) || errors.As(err, &nsb) || (errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound)
+}
+
+// describe adds what an operator needs to act on the common failures.
+func describe(err error) error {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return err
+	}
+	switch api.ErrorCode() {
+	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken":
+		return fmt.Errorf("%w (check the credentials and the bucket policy: the request was refused)", err)
+	case "NoSuchBucket":
+		return fmt.Errorf("%w (the bucket does not exist: create it, or set auto_create_bucket)", err)
+	}
+	return err
+}
+
+// classify marks throttling with a longer retry hint. Every S3 failure is
+// retried: access and missing buckets get fixed by operators within the
+// retry window, and a permanent error would send the data to <secondary>.
+func classify(err error) error {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests":
+			return &plugin.RetryAfter{Err: err, Delay: 5 * time.Second}
+		}
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() == http.StatusServiceUnavailable {
+		return &plugin.RetryAfter{Err: err, Delay: 5 * time.Second}
+	}
+	return err
+}

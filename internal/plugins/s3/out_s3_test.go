@@ -1,0 +1,223 @@
+package s3
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/plugin"
+)
+
+// fakeS3 is an in-memory bucket for error shapes a real server does not
+// produce on demand. The integration tests use a real S3 server.
+type fakeS3 struct {
+	mu      sync.Mutex
+	objects map[string][]byte
+	fail    []error // returned by the next PutObject calls
+	puts    []string
+}
+
+func (f *fakeS3) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	data, _ := io.ReadAll(in.Body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.puts = append(f.puts, aws.ToString(in.Key))
+	if len(f.fail) > 0 {
+		err := f.fail[0]
+		f.fail = f.fail[1:]
+		return nil, err
+	}
+	f.objects[aws.ToString(in.Key)] = data
+	return &s3.PutObjectOutput{}, nil
+}
+
+func (f *fakeS3) UploadPart(context.Context, *s3.UploadPartInput, ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
+	return nil, errors.New("not used")
+}
+func (f *fakeS3) CreateMultipartUpload(context.Context, *s3.CreateMultipartUploadInput, ...func(*s3.Options)) (*s3.CreateMultipartUploadOutput, error) {
+	return nil, errors.New("not used")
+}
+func (f *fakeS3) CompleteMultipartUpload(context.Context, *s3.CompleteMultipartUploadInput, ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
+	return nil, errors.New("not used")
+}
+func (f *fakeS3) AbortMultipartUpload(context.Context, *s3.AbortMultipartUploadInput, ...func(*s3.Options)) (*s3.AbortMultipartUploadOutput, error) {
+	return nil, errors.New("not used")
+}
+func (f *fakeS3) HeadBucket(context.Context, *s3.HeadBucketInput, ...func(*s3.Options)) (*s3.HeadBucketOutput, error) {
+	return &s3.HeadBucketOutput{}, nil
+}
+func (f *fakeS3) CreateBucket(context.Context, *s3.CreateBucketInput, ...func(*s3.Options)) (*s3.CreateBucketOutput, error) {
+	return &s3.CreateBucketOutput{}, nil
+}
+func (f *fakeS3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := &s3.ListObjectsV2Output{}
+	for k := range f.objects {
+		if strings.HasPrefix(k, aws.ToString(in.Prefix)) {
+			out.Contents = append(out.Contents, types.Object{Key: aws.String(k)})
+		}
+	}
+	return out, nil
+}
+
+func newTestS3(t *testing.T, format string, fake *fakeS3) *S3 {
+	t.Helper()
+	s := &S3{S3Bucket: "b", S3ObjectKeyFormat: format, TimeSliceFormat: "%Y%m%d%H", IndexFormat: "%d", HexRandomLength: 4,
+		StoreAs: "gzip", CheckObject: true, StorageClass: "STANDARD", UploadPartSize: 8 << 20, UploadConcurrency: 2,
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), hostname: "host-a", loc: time.UTC, indexes: map[string]int{}}
+	keys, _ := buffer.ParseChunkKeys("path,time")
+	s.keys = keys
+	var err error
+	if s.pathTmpl, err = buffer.NewTemplate("${path}", keys); err != nil {
+		t.Fatal(err)
+	}
+	rest := format
+	for {
+		loc := tokenRE.FindStringIndex(rest)
+		lit := rest
+		if loc != nil {
+			lit = rest[:loc[0]]
+		}
+		if lit != "" {
+			tm, err := buffer.NewTemplate(lit, keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.keyParts = append(s.keyParts, keyPart{tmpl: tm})
+		}
+		if loc == nil {
+			break
+		}
+		s.keyParts = append(s.keyParts, keyPart{token: rest[loc[0]+2 : loc[1]-1]})
+		rest = rest[loc[1]:]
+	}
+	s.client = fake
+	s.uploader = manager.NewUploader(fake, func(u *manager.Uploader) { u.PartSize = 8 << 20 })
+	return s
+}
+
+func chunk(path string, hour int64, data string) *buffer.Chunk {
+	c := &buffer.Chunk{ID: buffer.NewID(), Key: buffer.NewKey("", 1700000000+hour*3600, []string{path}), Data: []byte(data), Records: 1}
+	c.SaveMeta = func(k, v string) error {
+		if c.Meta == nil {
+			c.Meta = map[string]string{}
+		}
+		c.Meta[k] = v
+		return nil
+	}
+	return c
+}
+
+func gunzip(t *testing.T, b []byte) string {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := io.ReadAll(zr)
+	return string(out)
+}
+
+func TestKeysIndexesAndRetries(t *testing.T) {
+	fake := &fakeS3{objects: map[string][]byte{
+		"cust-1/host-a_2023111422_0.gz": nil, // left by an earlier run
+		"cust-1/host-a_2023111422_1.gz": nil,
+	}}
+	s := newTestS3(t, "%{path}/host-a_%{time_slice}_%{index}.%{file_extension}", fake)
+	ctx := context.Background()
+
+	a := chunk("cust-1", 0, "line a\n")
+	if err := s.Write(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Meta["s3_key"] != "cust-1/host-a_2023111422_2.gz" {
+		t.Fatalf("first key %q: must continue after the listed objects", a.Meta["s3_key"])
+	}
+	// A retried chunk writes the same object again.
+	fake.fail = []error{&smithy.GenericAPIError{Code: "InternalError", Message: "try again"}}
+	b := chunk("cust-1", 0, "line b\n")
+	if err := s.Write(ctx, b); err == nil {
+		t.Fatal("the injected failure was not reported")
+	}
+	if err := s.Write(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if got := fake.puts[len(fake.puts)-2:]; got[0] != got[1] || got[0] != "cust-1/host-a_2023111422_3.gz" {
+		t.Errorf("retry wrote %v: want the same key twice", got)
+	}
+	if gunzip(t, fake.objects["cust-1/host-a_2023111422_3.gz"]) != "line b\n" {
+		t.Error("object content")
+	}
+	// Another path, another hour: their own counters.
+	other := chunk("cust-2", 1, "x\n")
+	s.Write(ctx, other)
+	if other.Meta["s3_key"] != "cust-2/host-a_2023111423_0.gz" {
+		t.Errorf("key %q", other.Meta["s3_key"])
+	}
+}
+
+func TestThrottlingHintsALongerRetry(t *testing.T) {
+	fake := &fakeS3{objects: map[string][]byte{}}
+	fake.fail = []error{&smithy.GenericAPIError{Code: "SlowDown", Message: "reduce your request rate"}}
+	s := newTestS3(t, "%{path}/%{index}", fake)
+	err := s.Write(context.Background(), chunk("p", 0, "x"))
+	var ra *plugin.RetryAfter
+	if !errors.As(err, &ra) || ra.Delay < time.Second {
+		t.Errorf("SlowDown gave %v", err)
+	}
+	if plugin.IsPermanent(err) {
+		t.Error("throttling must not be permanent")
+	}
+	fake.fail = []error{&smithy.GenericAPIError{Code: "AccessDenied", Message: "denied"}}
+	err = s.Write(context.Background(), chunk("p", 0, "x"))
+	if err == nil || !strings.Contains(err.Error(), "check the credentials") {
+		t.Errorf("AccessDenied gave %v", err)
+	}
+}
+
+func TestStableRandomPlaceholders(t *testing.T) {
+	fake := &fakeS3{objects: map[string][]byte{}}
+	s := newTestS3(t, "%{path}/%{hex_random}-%{uuid_flush}.%{file_extension}", fake)
+	c := chunk("p", 0, "x")
+	k1, _ := s.objectKey(context.Background(), c)
+	k2, _ := s.objectKey(context.Background(), c)
+	if k1 != k2 || !strings.HasPrefix(k1, "p/") || len(k1) < 40 {
+		t.Errorf("keys %q and %q: derived from the chunk id, they must not change", k1, k2)
+	}
+}
+
+func TestPathStyle(t *testing.T) {
+	for _, tc := range []struct {
+		force, endpoint string
+		want            bool
+	}{
+		{"", "", false}, {"", "http://127.0.0.1:9000", true}, {"", "http://localhost:9000", true},
+		{"", "https://s3.eu-west-1.amazonaws.com", false}, {"true", "https://s3.example.com", true}, {"false", "http://127.0.0.1:9000", false},
+	} {
+		if got := pathStyleFor(tc.force, tc.endpoint); got != tc.want {
+			t.Errorf("force %q endpoint %q: %v", tc.force, tc.endpoint, got)
+		}
+	}
+}
+
+func TestKeyFormatNeedsUniqueness(t *testing.T) {
+	s := &S3{S3ObjectKeyFormat: "%{path}/fixed.gz"}
+	err := s.checkUnique()
+	if err == nil {
+		t.Error("a key format without %{index}, %{hex_random} or %{uuid_flush} was accepted")
+	}
+}
