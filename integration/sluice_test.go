@@ -45,7 +45,7 @@ func sluiceBinary(t *testing.T) string {
 	return binPath
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -74,7 +74,8 @@ func startSluice(t *testing.T, conf string) *instance {
 	return startSluiceIn(t, dir, conf)
 }
 
-func startSluiceIn(t *testing.T, dir, conf string) *instance {
+// startSluiceIn runs sluice in dir; env adds to the process environment.
+func startSluiceIn(t *testing.T, dir, conf string, env ...string) *instance {
 	t.Helper()
 	conf = strings.ReplaceAll(conf, "{{DIR}}", dir)
 	path := filepath.Join(dir, "sluice.conf")
@@ -83,6 +84,7 @@ func startSluiceIn(t *testing.T, dir, conf string) *instance {
 	}
 	cmd := exec.Command(sluiceBinary(t), "-c", path)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	// Standard output goes straight to a file: what a stdout output wrote
 	// before a SIGKILL is still there.
 	stdout, err := os.Create(filepath.Join(dir, "stdout.log"))

@@ -1,0 +1,272 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+func readAll(t *testing.T, r io.ReadCloser) []byte {
+	t.Helper()
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func gunzipLines(t *testing.T, b []byte) []string {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("not gzip: %v", err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+}
+
+// seed002Conf is shared/compat/k8s-s3.conf as written, but for the http
+// port and the buffer directory, which a test cannot take from the machine.
+func seed002Conf(t *testing.T, port int, bufferDir string) string {
+	t.Helper()
+	raw, err := os.ReadFile("../internal/engine/testdata/k8s-s3.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(raw)
+	for old, repl := range map[string]string{
+		"port 8888":               fmt.Sprintf("port %d\n  bind 127.0.0.1", port),
+		"path /var/log/fluent/s3": "path " + bufferDir,
+	} {
+		if !strings.Contains(conf, old) {
+			t.Fatalf("the seed configuration no longer has %q", old)
+		}
+		conf = strings.Replace(conf, old, repl, 1)
+	}
+	return conf
+}
+
+func startSluiceEnv(t *testing.T, dir, conf string, env []string) *instance {
+	t.Helper()
+	return startSluiceIn(t, dir, conf, env...)
+}
+
+func postBody(t *testing.T, base string, at time.Time, body string) {
+	t.Helper()
+	resp, err := http.Post(fmt.Sprintf("%s/app.events?time=%d", base, at.Unix()), "application/x-www-form-urlencoded", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST %q: %d", body, resp.StatusCode)
+	}
+}
+
+// TestSeed002EndToEnd runs seed 002's configuration against a real S3
+// server: bodies for two shard paths over two hours become gzip objects
+// <path>/<hostname>_<YYYYMMDDHH>_<index>.gz holding exactly the contents
+// posted, none missing, none twice.
+func TestSeed002EndToEnd(t *testing.T) {
+	srv := startS3Server(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	in := startSluiceEnv(t, dir, seed002Conf(t, port, filepath.Join(dir, "buffer")), srv.Env(""))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	// Two past hours, so that the lazy (timekey) flush is due at once.
+	hours := []time.Time{time.Now().Add(-3 * time.Hour).Truncate(time.Hour), time.Now().Add(-2 * time.Hour).Truncate(time.Hour)}
+	want := map[string][]string{}
+	for h, hour := range hours {
+		for _, shard := range []string{"customer-17/events", "customer-42/clicks"} {
+			for i := 0; i < 50; i++ {
+				content := fmt.Sprintf("payload %s hour %d line %d {\"k\":%d}", shard, h, i, i)
+				postBody(t, base, hour.Add(time.Duration(i)*time.Second), shard+" "+content)
+				prefix := fmt.Sprintf("%s/%s_%s_", shard, hostname(t), hour.Local().Format("2006010215"))
+				want[prefix] = append(want[prefix], content)
+			}
+		}
+	}
+	keyRE := regexp.MustCompile(`^(.+/[^/]+_\d{10}_)(\d+)\.gz$`)
+	deadline := time.Now().Add(60 * time.Second)
+	var got map[string][]string
+	for {
+		got = map[string][]string{}
+		for key, data := range srv.objects(t, "the-output-bucket") {
+			m := keyRE.FindStringSubmatch(key)
+			if m == nil {
+				t.Fatalf("object key %q is not <path>/<hostname>_<YYYYMMDDHH>_<index>.gz", key)
+			}
+			got[m[1]] = append(got[m[1]], gunzipLines(t, data)...)
+		}
+		if len(got) == len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	in.Stop()
+	for prefix, lines := range want {
+		sort.Strings(lines)
+		g := got[prefix]
+		sort.Strings(g)
+		if strings.Join(g, "\n") != strings.Join(lines, "\n") {
+			t.Errorf("objects under %s hold %d lines, want exactly the %d posted", prefix, len(g), len(lines))
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("object prefixes %v, want %d", keys(got), len(want))
+	}
+}
+
+func keys(m map[string][]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func hostname(t *testing.T) string {
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// holdingProxy forwards to the S3 server; once armed, it lets the first
+// object PUT through to the server but holds its response, so that the
+// test can kill Sluice after the upload and before the chunk is committed.
+type holdingProxy struct {
+	mu      sync.Mutex
+	armed   bool
+	held    chan string // the key whose response is held
+	release chan struct{}
+}
+
+func (p *holdingProxy) handler(target string) http.Handler {
+	u, _ := url.Parse(target)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &bufferedResponse{header: http.Header{}, code: 200}
+		rp.ServeHTTP(rec, r)
+		p.mu.Lock()
+		hold := p.armed && r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, ".gz")
+		if hold {
+			p.armed = false
+		}
+		p.mu.Unlock()
+		if hold {
+			p.held <- r.URL.Path
+			<-p.release // the client is killed meanwhile
+			return
+		}
+		for k, v := range rec.header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.code)
+		w.Write(rec.body.Bytes())
+	})
+}
+
+type bufferedResponse struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+func (b *bufferedResponse) WriteHeader(code int)        { b.code = code }
+
+// TestKillBetweenUploadAndCommit: Sluice is SIGKILLed after the server has
+// stored an object but before the chunk was committed; after a restart the
+// chunk is uploaded again to the same key, so there is one object, not two.
+func TestKillBetweenUploadAndCommit(t *testing.T) {
+	srv := startS3Server(t)
+	proxy := &holdingProxy{armed: true, held: make(chan string, 1), release: make(chan struct{})}
+	pport := freePort(t)
+	ps := &http.Server{Addr: fmt.Sprintf("127.0.0.1:%d", pport), Handler: proxy.handler(srv.Endpoint)}
+	go ps.ListenAndServe()
+	defer ps.Close()
+	defer close(proxy.release)
+
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := seed002Conf(t, port, filepath.Join(dir, "buffer"))
+	first := startSluiceEnv(t, dir, conf, srv.Env(fmt.Sprintf("http://127.0.0.1:%d", pport)))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	hour := time.Now().Add(-3 * time.Hour).Truncate(time.Hour)
+	for i := 0; i < 20; i++ {
+		postBody(t, base, hour, fmt.Sprintf("customer-1/crash line %d", i))
+	}
+	var heldPath string
+	select {
+	case heldPath = <-proxy.held:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("no upload reached the server\n%s", first.Logs())
+	}
+	first.Kill() // the object is stored; the chunk is not committed
+	before := srv.objects(t, "the-output-bucket")
+	if len(before) != 1 {
+		t.Fatalf("%d objects after the first upload, want 1", len(before))
+	}
+
+	second := startSluiceEnv(t, dir, conf, srv.Env(""))
+	// The recovered chunks are written at once; wait for all 20 lines.
+	lines := map[string]int{}
+	var after map[string][]byte
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		after = srv.objects(t, "the-output-bucket")
+		lines = map[string]int{}
+		for _, data := range after {
+			for _, l := range gunzipLines(t, data) {
+				lines[l]++
+			}
+		}
+		if len(lines) >= 20 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	second.Stop()
+	heldKey := ""
+	for k := range before {
+		heldKey = k
+	}
+	if !strings.HasSuffix(heldPath, heldKey) {
+		t.Fatalf("the stored object %s is not the held upload %s", heldKey, heldPath)
+	}
+	if _, ok := after[heldKey]; !ok {
+		t.Errorf("the held object %s is gone", heldKey)
+	}
+	for l, n := range lines {
+		if n != 1 {
+			t.Errorf("line %q is stored %d times: the retry must reuse the key, not add an object", l, n)
+		}
+	}
+	if len(lines) != 20 {
+		t.Errorf("%d distinct lines stored, want the 20 posted", len(lines))
+	}
+}
