@@ -22,18 +22,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 
+	"github.com/sluice-log/sluice/internal/awsauth"
 	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
@@ -51,39 +47,36 @@ import (
 // Keys of different instances differ by host name (#{Socket.gethostname}
 // or %{hostname} in s3_object_key_format).
 type S3 struct {
-	AWSKeyID                string            `conf:"aws_key_id"`
-	AWSSecKey               string            `conf:"aws_sec_key"`
-	S3Bucket                string            `conf:"s3_bucket,required"`
-	S3Region                string            `conf:"s3_region"`
-	S3Endpoint              string            `conf:"s3_endpoint"`
-	ForcePathStyle          string            `conf:"force_path_style"`
-	Path                    string            `conf:"path"`
-	S3ObjectKeyFormat       string            `conf:"s3_object_key_format"`
-	TimeSliceFormat         string            `conf:"time_slice_format"`
-	IndexFormat             string            `conf:"index_format"`
-	HexRandomLength         int               `conf:"hex_random_length"`
-	StoreAs                 string            `conf:"store_as" enum:"gzip,gzip_command,json,text,txt,zstd"`
-	CheckObject             bool              `conf:"check_object"`
-	CheckBucket             bool              `conf:"check_bucket"`
-	CheckApikeyOnStart      bool              `conf:"check_apikey_on_start"`
-	AutoCreateBucket        bool              `conf:"auto_create_bucket"`
-	StorageClass            string            `conf:"storage_class"`
-	ACL                     string            `conf:"acl"`
-	UseServerSideEncryption string            `conf:"use_server_side_encryption"`
-	SSEKMSKeyID             string            `conf:"ssekms_key_id"`
-	ComputeChecksums        bool              `conf:"compute_checksums"`
-	ProxyURI                string            `conf:"proxy_uri"`
-	SSLVerifyPeer           bool              `conf:"ssl_verify_peer"`
-	Utc                     bool              `conf:"utc"`
-	Localtime               bool              `conf:"localtime"`
-	UploadPartSize          config.Size       `conf:"upload_part_size"`
-	UploadConcurrency       int               `conf:"upload_concurrency"`
-	Metadata                []MetadataEntry   `section:"s3_metadata"`
-	AssumeRole              *AssumeRole       `section:"assume_role_credentials"`
-	WebIdentity             *WebIdentity      `section:"web_identity_credentials"`
-	InstanceProfile         *InstanceProfile  `section:"instance_profile_credentials"`
-	SharedCredentials       *SharedCredential `section:"shared_credentials"`
-	Format                  *config.Element   `section:"format"`
+	AWSKeyID                string          `conf:"aws_key_id"`
+	AWSSecKey               string          `conf:"aws_sec_key"`
+	S3Bucket                string          `conf:"s3_bucket,required"`
+	S3Region                string          `conf:"s3_region"`
+	S3Endpoint              string          `conf:"s3_endpoint"`
+	ForcePathStyle          string          `conf:"force_path_style"`
+	Path                    string          `conf:"path"`
+	S3ObjectKeyFormat       string          `conf:"s3_object_key_format"`
+	TimeSliceFormat         string          `conf:"time_slice_format"`
+	IndexFormat             string          `conf:"index_format"`
+	HexRandomLength         int             `conf:"hex_random_length"`
+	StoreAs                 string          `conf:"store_as" enum:"gzip,gzip_command,json,text,txt,zstd"`
+	CheckObject             bool            `conf:"check_object"`
+	CheckBucket             bool            `conf:"check_bucket"`
+	CheckApikeyOnStart      bool            `conf:"check_apikey_on_start"`
+	AutoCreateBucket        bool            `conf:"auto_create_bucket"`
+	StorageClass            string          `conf:"storage_class"`
+	ACL                     string          `conf:"acl"`
+	UseServerSideEncryption string          `conf:"use_server_side_encryption"`
+	SSEKMSKeyID             string          `conf:"ssekms_key_id"`
+	ComputeChecksums        bool            `conf:"compute_checksums"`
+	ProxyURI                string          `conf:"proxy_uri"`
+	SSLVerifyPeer           bool            `conf:"ssl_verify_peer"`
+	Utc                     bool            `conf:"utc"`
+	Localtime               bool            `conf:"localtime"`
+	UploadPartSize          config.Size     `conf:"upload_part_size"`
+	UploadConcurrency       int             `conf:"upload_concurrency"`
+	Metadata                []MetadataEntry `section:"s3_metadata"`
+	Format                  *config.Element `section:"format"`
+	awsauth.Options
 
 	f         plugin.Formatter
 	keys      buffer.ChunkKeys
@@ -104,42 +97,6 @@ type S3 struct {
 type MetadataEntry struct {
 	Key   string `conf:"key,required"`
 	Value string `conf:"value,required"`
-}
-
-// AssumeRole is <assume_role_credentials>.
-type AssumeRole struct {
-	RoleARN         string        `conf:"role_arn,required"`
-	RoleSessionName string        `conf:"role_session_name,required"`
-	DurationSeconds time.Duration `conf:"duration_seconds"`
-	ExternalID      string        `conf:"external_id"`
-	Policy          string        `conf:"policy"`
-	STSRegion       string        `conf:"sts_region"`
-	STSEndpointURL  string        `conf:"sts_endpoint_url"`
-}
-
-// WebIdentity is <web_identity_credentials> (EKS service accounts).
-type WebIdentity struct {
-	RoleARN              string `conf:"role_arn,required"`
-	RoleSessionName      string `conf:"role_session_name,required"`
-	WebIdentityTokenFile string `conf:"web_identity_token_file,required"`
-	Policy               string `conf:"policy"`
-	DurationSeconds      int    `conf:"duration_seconds"`
-	STSRegion            string `conf:"sts_region"`
-}
-
-// InstanceProfile is <instance_profile_credentials>.
-type InstanceProfile struct {
-	Retries    int    `conf:"retries"`
-	IPAddress  string `conf:"ip_address"`
-	Port       int    `conf:"port"`
-	HTTPOpenTO string `conf:"http_open_timeout"`
-	HTTPReadTO string `conf:"http_read_timeout"`
-}
-
-// SharedCredential is <shared_credentials>.
-type SharedCredential struct {
-	Path        string `conf:"path"`
-	ProfileName string `conf:"profile_name"`
 }
 
 // s3API is the part of the S3 client the output uses; tests give a fake
@@ -311,80 +268,9 @@ func (s *S3) region() string {
 }
 
 func (s *S3) newClient(ctx context.Context) (*s3.Client, error) {
-	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(s.region())}
-	if s.AWSKeyID != "" {
-		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(s.AWSKeyID, s.AWSSecKey, "")))
-	}
-	if sc := s.SharedCredentials; sc != nil {
-		if sc.Path != "" {
-			opts = append(opts, awsconfig.WithSharedCredentialsFiles([]string{sc.Path}))
-		}
-		if sc.ProfileName != "" {
-			opts = append(opts, awsconfig.WithSharedConfigProfile(sc.ProfileName))
-		}
-	}
-	httpClient := awshttp.NewBuildableClient()
-	if s.ProxyURI != "" {
-		proxy, err := url.Parse(s.ProxyURI)
-		if err != nil {
-			return nil, fmt.Errorf("proxy_uri: %w", err)
-		}
-		httpClient = httpClient.WithTransportOptions(func(t *http.Transport) { t.Proxy = http.ProxyURL(proxy) })
-	}
-	if !s.SSLVerifyPeer {
-		httpClient = httpClient.WithTransportOptions(func(t *http.Transport) {
-			if t.TLSClientConfig != nil {
-				t.TLSClientConfig.InsecureSkipVerify = true
-			}
-		})
-	}
-	opts = append(opts, awsconfig.WithHTTPClient(httpClient))
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsauth.Load(ctx, s.region(), awsauth.Static{KeyID: s.AWSKeyID, Secret: s.AWSSecKey}, s.Options, s.ProxyURI, s.SSLVerifyPeer)
 	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
-	}
-	switch {
-	case s.AssumeRole != nil:
-		ar := s.AssumeRole
-		stsCfg := cfg.Copy()
-		if ar.STSRegion != "" {
-			stsCfg.Region = ar.STSRegion
-		}
-		stsClient := sts.NewFromConfig(stsCfg, func(o *sts.Options) {
-			if ar.STSEndpointURL != "" {
-				o.BaseEndpoint = aws.String(ar.STSEndpointURL)
-			}
-		})
-		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, ar.RoleARN, func(o *stscreds.AssumeRoleOptions) {
-			o.RoleSessionName = ar.RoleSessionName
-			if ar.ExternalID != "" {
-				o.ExternalID = aws.String(ar.ExternalID)
-			}
-			if ar.Policy != "" {
-				o.Policy = aws.String(ar.Policy)
-			}
-			if ar.DurationSeconds > 0 {
-				o.Duration = ar.DurationSeconds
-			}
-		}))
-	case s.WebIdentity != nil:
-		wi := s.WebIdentity
-		stsCfg := cfg.Copy()
-		if wi.STSRegion != "" {
-			stsCfg.Region = wi.STSRegion
-		}
-		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewWebIdentityRoleProvider(sts.NewFromConfig(stsCfg), wi.RoleARN,
-			stscreds.IdentityTokenFile(wi.WebIdentityTokenFile), func(o *stscreds.WebIdentityRoleOptions) {
-				o.RoleSessionName = wi.RoleSessionName
-				if wi.Policy != "" {
-					o.Policy = aws.String(wi.Policy)
-				}
-				if wi.DurationSeconds > 0 {
-					o.Duration = time.Duration(wi.DurationSeconds) * time.Second
-				}
-			}))
-	case s.InstanceProfile != nil:
-		cfg.Credentials = aws.NewCredentialsCache(ec2rolecreds.New())
+		return nil, err
 	}
 	endpoint := s.S3Endpoint
 	if endpoint == "" {

@@ -1,0 +1,152 @@
+// Package awsauth builds AWS SDK configurations from the credential
+// parameters and sections that fluent-plugin-s3 and aws-fluent-plugin-kinesis
+// share. Without any of them, the SDK's default chain applies: environment,
+// shared files, web identity (EKS), the ECS task role, the EC2 instance role.
+package awsauth
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// Options are the credential settings of a plugin. Embed it in a plugin
+// struct: its fields decode from the plugin's section.
+type Options struct {
+	AssumeRole        *AssumeRole       `section:"assume_role_credentials"`
+	WebIdentity       *WebIdentity      `section:"web_identity_credentials"`
+	InstanceProfile   *InstanceProfile  `section:"instance_profile_credentials"`
+	SharedCredentials *SharedCredential `section:"shared_credentials"`
+}
+
+// AssumeRole is <assume_role_credentials>.
+type AssumeRole struct {
+	RoleARN         string        `conf:"role_arn,required"`
+	RoleSessionName string        `conf:"role_session_name,required"`
+	DurationSeconds time.Duration `conf:"duration_seconds"`
+	ExternalID      string        `conf:"external_id"`
+	Policy          string        `conf:"policy"`
+	STSRegion       string        `conf:"sts_region"`
+	STSEndpointURL  string        `conf:"sts_endpoint_url"`
+}
+
+// WebIdentity is <web_identity_credentials> (EKS service accounts).
+type WebIdentity struct {
+	RoleARN              string `conf:"role_arn,required"`
+	RoleSessionName      string `conf:"role_session_name,required"`
+	WebIdentityTokenFile string `conf:"web_identity_token_file,required"`
+	Policy               string `conf:"policy"`
+	DurationSeconds      int    `conf:"duration_seconds"`
+	STSRegion            string `conf:"sts_region"`
+}
+
+// InstanceProfile is <instance_profile_credentials>.
+type InstanceProfile struct {
+	Retries    int    `conf:"retries"`
+	IPAddress  string `conf:"ip_address"`
+	Port       int    `conf:"port"`
+	HTTPOpenTO string `conf:"http_open_timeout"`
+	HTTPReadTO string `conf:"http_read_timeout"`
+}
+
+// SharedCredential is <shared_credentials>.
+type SharedCredential struct {
+	Path        string `conf:"path"`
+	ProfileName string `conf:"profile_name"`
+}
+
+// Static are keys given as parameters.
+type Static struct {
+	KeyID, Secret, SessionToken string
+}
+
+// Load returns an SDK configuration for region with the chosen
+// credentials, an optional proxy and TLS verification setting.
+func Load(ctx context.Context, region string, static Static, o Options, proxyURI string, verifyPeer bool) (aws.Config, error) {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region)}
+	if static.KeyID != "" {
+		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(static.KeyID, static.Secret, static.SessionToken)))
+	}
+	if sc := o.SharedCredentials; sc != nil {
+		if sc.Path != "" {
+			opts = append(opts, awsconfig.WithSharedCredentialsFiles([]string{sc.Path}))
+		}
+		if sc.ProfileName != "" {
+			opts = append(opts, awsconfig.WithSharedConfigProfile(sc.ProfileName))
+		}
+	}
+	httpClient := awshttp.NewBuildableClient()
+	if proxyURI != "" {
+		proxy, err := url.Parse(proxyURI)
+		if err != nil {
+			return aws.Config{}, fmt.Errorf("proxy: %w", err)
+		}
+		httpClient = httpClient.WithTransportOptions(func(t *http.Transport) { t.Proxy = http.ProxyURL(proxy) })
+	}
+	if !verifyPeer {
+		httpClient = httpClient.WithTransportOptions(func(t *http.Transport) {
+			if t.TLSClientConfig != nil {
+				t.TLSClientConfig.InsecureSkipVerify = true
+			}
+		})
+	}
+	opts = append(opts, awsconfig.WithHTTPClient(httpClient))
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
+	}
+	switch {
+	case o.AssumeRole != nil:
+		ar := o.AssumeRole
+		stsCfg := cfg.Copy()
+		if ar.STSRegion != "" {
+			stsCfg.Region = ar.STSRegion
+		}
+		stsClient := sts.NewFromConfig(stsCfg, func(so *sts.Options) {
+			if ar.STSEndpointURL != "" {
+				so.BaseEndpoint = aws.String(ar.STSEndpointURL)
+			}
+		})
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(stsClient, ar.RoleARN, func(ao *stscreds.AssumeRoleOptions) {
+			ao.RoleSessionName = ar.RoleSessionName
+			if ar.ExternalID != "" {
+				ao.ExternalID = aws.String(ar.ExternalID)
+			}
+			if ar.Policy != "" {
+				ao.Policy = aws.String(ar.Policy)
+			}
+			if ar.DurationSeconds > 0 {
+				ao.Duration = ar.DurationSeconds
+			}
+		}))
+	case o.WebIdentity != nil:
+		wi := o.WebIdentity
+		stsCfg := cfg.Copy()
+		if wi.STSRegion != "" {
+			stsCfg.Region = wi.STSRegion
+		}
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewWebIdentityRoleProvider(sts.NewFromConfig(stsCfg), wi.RoleARN,
+			stscreds.IdentityTokenFile(wi.WebIdentityTokenFile), func(wo *stscreds.WebIdentityRoleOptions) {
+				wo.RoleSessionName = wi.RoleSessionName
+				if wi.Policy != "" {
+					wo.Policy = aws.String(wi.Policy)
+				}
+				if wi.DurationSeconds > 0 {
+					wo.Duration = time.Duration(wi.DurationSeconds) * time.Second
+				}
+			}))
+	case o.InstanceProfile != nil:
+		cfg.Credentials = aws.NewCredentialsCache(ec2rolecreds.New())
+	}
+	return cfg, nil
+}
