@@ -206,37 +206,16 @@ func TestBuildErrors(t *testing.T) {
 	}
 }
 
-// TestCompatConfigs: the two seed configurations load; the only problems
-// are plugin types that later issues add.
+// TestCompatConfigs: both seed configurations build as written.
 func TestCompatConfigs(t *testing.T) {
-	want := map[string][]string{
-		"k8s-s3.conf":           nil, // builds as written
-		"fargate-firehose.conf": {`unknown plugin type "kinesis_firehose" (output)`, `unknown plugin type "kinesis_firehose" (output)`},
-	}
-	for file, wantErrs := range want {
+	for _, file := range []string{"k8s-s3.conf", "fargate-firehose.conf"} {
 		t.Run(file, func(t *testing.T) {
 			root, err := config.ParseFile(filepath.Join("testdata", file), nil)
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}
-			_, err = engine.Build(root, engine.Options{Logger: plugintest.Quiet})
-			if len(wantErrs) == 0 {
-				if err != nil {
-					t.Fatalf("does not build: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("built without the missing plugins")
-			}
-			lines := strings.Split(err.Error(), "\n")
-			if len(lines) != len(wantErrs) {
-				t.Fatalf("got %d problems, want %d:\n%s", len(lines), len(wantErrs), err)
-			}
-			for i, line := range lines {
-				if !strings.HasSuffix(line, wantErrs[i]) {
-					t.Errorf("problem %d = %q, want suffix %q", i, line, wantErrs[i])
-				}
+			if _, err = engine.Build(root, engine.Options{Logger: plugintest.Quiet}); err != nil {
+				t.Fatalf("does not build: %v", err)
 			}
 		})
 	}

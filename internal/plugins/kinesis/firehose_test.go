@@ -1,0 +1,239 @@
+package kinesis_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/firehosefake"
+	"github.com/sluice-log/sluice/internal/plugintest"
+)
+
+// These tests run the kinesis_firehose output, with the AWS SDK's own
+// client, against firehosefake: an HTTP endpoint that implements
+// PutRecordBatch as AWS documents it (JSON 1.1, limits, error shapes).
+// Amazon publishes no Firehose server one could run locally.
+
+func startFake(t *testing.T, streams ...string) (*firehosefake.Server, string) {
+	t.Helper()
+	fake := firehosefake.New()
+	for _, s := range streams {
+		fake.CreateStream(s)
+	}
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	return fake, srv.URL
+}
+
+// firehoseConf routes app.** to a kinesis_firehose output with extra
+// parameters, and <label @ERROR> to the capture output "errors".
+func firehoseConf(endpoint, extra string) string {
+	return fmt.Sprintf(`
+<match app.**>
+  @type kinesis_firehose
+  @id firehose
+  region us-west-2
+  endpoint %s
+  aws_key_id AKIDTEST
+  aws_sec_key secret
+  delivery_stream_name stream-${tag[1]}
+  %s
+  <buffer tag>
+    flush_interval 0.05
+    flush_thread_interval 0.01
+    retry_wait 0.05
+    retry_max_interval 0.2
+    retry_forever true
+  </buffer>
+</match>
+<label @ERROR>
+  <match **>
+    @type capture
+    name errors
+  </match>
+</label>
+`, endpoint, extra)
+}
+
+func emitIDs(t *testing.T, emit func(event.Stream), tag string, from, n, batch int) {
+	t.Helper()
+	for i := from; i < from+n; i += batch {
+		var recs []map[string]any
+		for j := i; j < i+batch && j < from+n; j++ {
+			recs = append(recs, map[string]any{"id": j, "log": strings.Repeat("x", 100)})
+		}
+		emit(plugintest.Stream(t, tag, recs...))
+	}
+}
+
+// idsIn decodes the newline-delimited JSON events in records and counts
+// each id.
+func idsIn(t *testing.T, records [][]byte) map[int]int {
+	t.Helper()
+	seen := map[int]int{}
+	for _, rec := range records {
+		for _, line := range strings.Split(strings.TrimSuffix(string(rec), "\n"), "\n") {
+			var v struct{ ID int }
+			if err := json.Unmarshal([]byte(line), &v); err != nil {
+				t.Fatalf("record line %q: %v", line, err)
+			}
+			seen[v.ID]++
+		}
+	}
+	return seen
+}
+
+func checkExactlyOnce(t *testing.T, seen map[int]int, n int) {
+	t.Helper()
+	for id := 0; id < n; id++ {
+		if seen[id] != 1 {
+			t.Errorf("id %d arrived %d times, want exactly once", id, seen[id])
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct ids arrived, want %d", len(seen), n)
+	}
+}
+
+func runEngine(t *testing.T, conf string) (emit func(event.Stream), stop func()) {
+	t.Helper()
+	e := plugintest.Build(t, conf)
+	stop = plugintest.Start(t, e)
+	emit = func(s event.Stream) { plugintest.Must(t, e.Root().Emit(context.Background(), s)) }
+	return emit, stop
+}
+
+// With 30% of records failing for a while, every record arrives exactly
+// once: only failed records are resent, within the call's retries and
+// across the buffer's retries of the chunk.
+func TestFirehosePartialFailuresExactlyOnce(t *testing.T) {
+	for _, retries := range []int{0, 8} {
+		t.Run(fmt.Sprintf("retries_on_batch_request=%d", retries), func(t *testing.T) {
+			fake, url := startFake(t, "stream-a")
+			fake.FailRecords(0.3)
+			emit, stop := runEngine(t, firehoseConf(url, fmt.Sprintf("retries_on_batch_request %d", retries)))
+			const n = 3000
+			emitIDs(t, emit, "app.a", 0, n, 100)
+			plugintest.WaitFor(t, "failures", func() bool { return fake.CallCount() > 5 })
+			fake.FailRecords(0)
+			plugintest.WaitFor(t, "every record", func() bool { return len(fake.Records("stream-a")) >= n })
+			stop()
+			checkExactlyOnce(t, idsIn(t, fake.Records("stream-a")), n)
+		})
+	}
+}
+
+// A whole call refused with ServiceUnavailableException (throttling) is
+// retried; nothing is lost or doubled.
+func TestFirehoseThrottledCallsRetried(t *testing.T) {
+	fake, url := startFake(t, "stream-a")
+	fake.Throttle(4)
+	emit, stop := runEngine(t, firehoseConf(url, ""))
+	emitIDs(t, emit, "app.a", 0, 200, 50)
+	plugintest.WaitFor(t, "every record", func() bool { return len(fake.Records("stream-a")) >= 200 })
+	stop()
+	checkExactlyOnce(t, idsIn(t, fake.Records("stream-a")), 200)
+	if fake.CallCount() < 5 {
+		t.Errorf("%d calls: the throttled calls were not made", fake.CallCount())
+	}
+}
+
+// A chunk of more records, and more bytes, than one call may carry is
+// split within the limits (the fake refuses a call over them), and the
+// stream name's placeholder is expanded per chunk.
+func TestFirehoseSplitsWithinCallLimits(t *testing.T) {
+	fake, url := startFake(t, "stream-a", "stream-b")
+	emit, stop := runEngine(t, firehoseConf(url, ""))
+	// 1,200 small records: three calls by count.
+	emitIDs(t, emit, "app.a", 0, 1200, 1200)
+	// 60 records of 100 KB: over 4 MiB, so split by size.
+	var big []map[string]any
+	for i := 0; i < 60; i++ {
+		big = append(big, map[string]any{"id": i, "log": strings.Repeat("y", 100_000)})
+	}
+	emit(plugintest.Stream(t, "app.b", big...))
+	plugintest.WaitFor(t, "every record", func() bool {
+		return len(fake.Records("stream-a")) >= 1200 && len(fake.Records("stream-b")) >= 60
+	})
+	stop()
+	checkExactlyOnce(t, idsIn(t, fake.Records("stream-a")), 1200)
+	checkExactlyOnce(t, idsIn(t, fake.Records("stream-b")), 60)
+	if calls := fake.CallCount(); calls < 3+2 {
+		t.Errorf("%d calls, want at least 5 (3 by count, 2 by size)", calls)
+	}
+}
+
+// A record over 1,000 KiB goes to <label @ERROR>, whole, and the rest of
+// its chunk is delivered.
+func TestFirehoseOversizedRecordToErrorLabel(t *testing.T) {
+	plugintest.Reset()
+	fake, url := startFake(t, "stream-a")
+	emit, stop := runEngine(t, firehoseConf(url, ""))
+	emit(plugintest.Stream(t, "app.a",
+		map[string]any{"id": 0, "log": "small"},
+		map[string]any{"id": 1, "log": strings.Repeat("z", 1_100_000)},
+		map[string]any{"id": 2, "log": "small"}))
+	plugintest.WaitFor(t, "delivery", func() bool {
+		return len(fake.Records("stream-a")) >= 2 && len(plugintest.Captured("errors")) >= 1
+	})
+	stop()
+	seen := idsIn(t, fake.Records("stream-a"))
+	if len(seen) != 2 || seen[0] != 1 || seen[2] != 1 {
+		t.Errorf("stream got ids %v, want 0 and 2 once", seen)
+	}
+	errs := plugintest.Captured("errors")
+	if len(errs) != 1 || errs[0].Tag != "app.a" || len(errs[0].Record["log"].(string)) != 1_100_000 {
+		t.Errorf("@ERROR got %d events, want the oversized one whole", len(errs))
+	}
+}
+
+// pack_records joins events into records up to the per-record limit,
+// each event on its own line.
+func TestFirehosePackRecords(t *testing.T) {
+	fake, url := startFake(t, "stream-a")
+	emit, stop := runEngine(t, firehoseConf(url, "pack_records true"))
+	// 3,000 events of ~120 bytes: about 360 KB, one record.
+	emitIDs(t, emit, "app.a", 0, 3000, 3000)
+	plugintest.WaitFor(t, "every record", func() bool { return len(idsIn(t, fake.Records("stream-a"))) >= 3000 })
+	stop()
+	recs := fake.Records("stream-a")
+	checkExactlyOnce(t, idsIn(t, recs), 3000)
+	if len(recs) != 1 {
+		t.Errorf("%d records, want the 3,000 events packed into 1", len(recs))
+	}
+	for _, r := range recs {
+		if len(r) > firehosefake.MaxRecordBytes {
+			t.Errorf("packed record of %d bytes exceeds the limit", len(r))
+		}
+	}
+}
+
+// append_new_line false and data_key: the field's value as the record.
+func TestFirehoseDataKey(t *testing.T) {
+	fake, url := startFake(t, "stream-a")
+	emit, stop := runEngine(t, firehoseConf(url, "data_key log\nappend_new_line false"))
+	emit(plugintest.Stream(t, "app.a", map[string]any{"log": "raw line one"}, map[string]any{"log": "raw line two"}))
+	plugintest.WaitFor(t, "records", func() bool { return len(fake.Records("stream-a")) >= 2 })
+	stop()
+	recs := fake.Records("stream-a")
+	if string(recs[0]) != "raw line one" || string(recs[1]) != "raw line two" {
+		t.Errorf("records %q", recs)
+	}
+}
+
+func TestFirehoseConfigErrors(t *testing.T) {
+	for _, tc := range []struct{ extra, want string }{
+		{"batch_request_max_count 501", "batch_request_max_count must be between 1 and 500"},
+		{"batch_request_max_size 5m", "batch_request_max_size must be between 1 and 4194304"},
+		{"pack_records true\nappend_new_line false", "pack_records needs append_new_line"},
+	} {
+		_, err := plugintest.BuildErr(firehoseConf("http://127.0.0.1:1", tc.extra))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.extra, err, tc.want)
+		}
+	}
+}

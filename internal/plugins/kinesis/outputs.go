@@ -1,0 +1,389 @@
+package kinesis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/firehose"
+	fhtypes "github.com/aws/aws-sdk-go-v2/service/firehose/types"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	kstypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/sluice-log/sluice/internal/awsauth"
+	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/plugin"
+)
+
+// The services' documented limits.
+const (
+	firehoseMaxCount  = 500
+	firehoseMaxBytes  = 4 << 20
+	firehoseMaxRecord = 1000 << 10
+	streamsMaxCount   = 500
+	streamsMaxBytes   = 5 << 20
+	streamsMaxRecord  = 1 << 20
+)
+
+// Shared holds the parameters both outputs share.
+type Shared struct {
+	Region                string          `conf:"region"`
+	Endpoint              string          `conf:"endpoint"`
+	AWSKeyID              string          `conf:"aws_key_id"`
+	AWSSecKey             string          `conf:"aws_sec_key"`
+	AWSSesToken           string          `conf:"aws_ses_token"`
+	HTTPProxy             string          `conf:"http_proxy"`
+	SSLVerifyPeer         bool            `conf:"ssl_verify_peer"`
+	AppendNewLine         bool            `conf:"append_new_line"`
+	DataKey               string          `conf:"data_key"`
+	LogTruncateMaxSize    int             `conf:"log_truncate_max_size"`
+	BatchRequestMaxCount  int             `conf:"batch_request_max_count"`
+	BatchRequestMaxSize   config.Size     `conf:"batch_request_max_size"`
+	RetriesOnBatchRequest int             `conf:"retries_on_batch_request"`
+	ResetBackoffIfSuccess bool            `conf:"reset_backoff_if_success"`
+	Format                *config.Element `section:"format"`
+	awsauth.Options
+
+	f        plugin.Formatter
+	dataPath []string
+	errorOut plugin.Emitter
+	log      *slog.Logger
+	id       string
+	sender   sender
+	scratch  []byte
+
+	Stats Stats
+}
+
+func defaultShared(maxCount int, maxBytes int64) Shared {
+	return Shared{SSLVerifyPeer: true, AppendNewLine: true, BatchRequestMaxCount: maxCount,
+		BatchRequestMaxSize: config.Size(maxBytes), RetriesOnBatchRequest: 8, ResetBackoffIfSuccess: true}
+}
+
+func (c *Shared) configure(ctx *plugin.Context, maxCount int, maxBytes int64) error {
+	c.log, c.id, c.errorOut = ctx.Logger, ctx.ID, ctx.ErrorOut
+	f, err := ctx.Build.Formatter(c.Format, "json")
+	if err != nil {
+		return err
+	}
+	c.f = f
+	if c.DataKey != "" {
+		if c.dataPath, err = buffer.RecordPath(c.DataKey); err != nil {
+			return err
+		}
+	}
+	if c.BatchRequestMaxCount < 1 || c.BatchRequestMaxCount > maxCount {
+		return fmt.Errorf("batch_request_max_count must be between 1 and %d", maxCount)
+	}
+	if c.BatchRequestMaxSize < 1 || int64(c.BatchRequestMaxSize) > maxBytes {
+		return fmt.Errorf("batch_request_max_size must be between 1 and %d", maxBytes)
+	}
+	if c.RetriesOnBatchRequest < 0 {
+		return fmt.Errorf("retries_on_batch_request must not be negative")
+	}
+	c.sender = sender{maxCount: c.BatchRequestMaxCount, maxBytes: int(c.BatchRequestMaxSize), retries: c.RetriesOnBatchRequest,
+		resetBackoff: c.ResetBackoffIfSuccess, log: c.log, id: c.id, stats: &c.Stats, backoffBase: 300 * time.Millisecond}
+	return nil
+}
+
+func (c *Shared) region() string {
+	if c.Region != "" {
+		return c.Region
+	}
+	if r := os.Getenv("AWS_REGION"); r != "" {
+		return r
+	}
+	return "us-east-1"
+}
+
+func (c *Shared) awsConfig(ctx context.Context) (aws.Config, error) {
+	return awsauth.Load(ctx, c.region(), awsauth.Static{KeyID: c.AWSKeyID, Secret: c.AWSSecKey, SessionToken: c.AWSSesToken},
+		c.Options, c.HTTPProxy, c.SSLVerifyPeer)
+}
+
+// data renders one entry as a record's data: the data_key field as it is,
+// or the formatter's output, with a newline when append_new_line is on.
+func (c *Shared) data(dst []byte, tag string, e *event.Entry) ([]byte, error) {
+	if c.dataPath != nil {
+		v, ok := e.Record.Lookup(c.dataPath)
+		if !ok {
+			return dst, fmt.Errorf("no field %q", c.DataKey)
+		}
+		dst = v.AppendText(dst)
+	} else {
+		var err error
+		if dst, err = c.f.Format(dst, tag, e.Time, e.Record); err != nil {
+			return dst, err
+		}
+		for len(dst) > 0 && dst[len(dst)-1] == '\n' {
+			dst = dst[:len(dst)-1]
+		}
+	}
+	if c.AppendNewLine {
+		dst = append(dst, '\n')
+	}
+	return dst, nil
+}
+
+// build turns a chunk's undelivered entries into records. An entry too big
+// for one record goes to <label @ERROR> (splitting a JSON line would give
+// the destination two broken halves), is counted, and is marked delivered
+// so that it is not sent there twice.
+func (c *Shared) build(ctx context.Context, ch *buffer.Chunk, done *doneSet, maxRecord int, pack bool,
+	key func(*event.Entry) string) ([]record, error) {
+	var recs []record
+	var oversized event.Builder
+	r := event.NewReader(ch.Data)
+	for i := 0; r.Next(); i++ {
+		if done.has(i) {
+			continue
+		}
+		e := r.Entry()
+		var err error
+		c.scratch, err = c.data(c.scratch[:0], ch.Key.Tag, e)
+		if err != nil {
+			oversized.AppendRaw(e.Raw)
+			done.add(i)
+			c.log.Warn("record has no data; sent to @ERROR", "output", c.id, "err", err)
+			continue
+		}
+		k := ""
+		if key != nil {
+			k = key(e)
+		}
+		if len(c.scratch)+len(k) > maxRecord {
+			c.Stats.Oversized.Add(1)
+			oversized.AppendRaw(e.Raw)
+			done.add(i)
+			c.log.Warn("record larger than the service's per-record limit; sent to @ERROR", "output", c.id,
+				"bytes", len(c.scratch), "limit", maxRecord)
+			continue
+		}
+		if pack && len(recs) > 0 {
+			last := &recs[len(recs)-1]
+			if len(last.data)+len(c.scratch) <= maxRecord {
+				last.data = append(last.data, c.scratch...)
+				last.entries = append(last.entries, i)
+				continue
+			}
+		}
+		recs = append(recs, record{data: append([]byte(nil), c.scratch...), key: k, entries: []int{i}})
+	}
+	if oversized.Len() > 0 {
+		if err := c.errorOut.Emit(ctx, oversized.Stream(ch.Key.Tag)); err != nil {
+			return nil, err
+		}
+		if err := done.save(ch); err != nil {
+			return nil, err
+		}
+	}
+	return recs, r.Err()
+}
+
+// Firehose is the kinesis_firehose output.
+type Firehose struct {
+	DeliveryStreamName string `conf:"delivery_stream_name,required"`
+	// PackRecords joins newline-delimited events into records of up to the
+	// per-record limit: Firehose bills each record rounded up to 5 KB.
+	PackRecords bool `conf:"pack_records"`
+	Shared
+
+	stream *buffer.Template
+	loc    *time.Location
+	client firehoseAPI
+}
+
+// firehoseAPI is the part of the Firehose client the output uses.
+type firehoseAPI interface {
+	PutRecordBatch(context.Context, *firehose.PutRecordBatchInput, ...func(*firehose.Options)) (*firehose.PutRecordBatchOutput, error)
+}
+
+// Streams is the kinesis_streams output.
+type Streams struct {
+	StreamName   string `conf:"stream_name,required"`
+	PartitionKey string `conf:"partition_key"`
+	Shared
+
+	stream  *buffer.Template
+	keyPath []string
+	loc     *time.Location
+	client  streamsAPI
+}
+
+type streamsAPI interface {
+	PutRecords(context.Context, *kinesis.PutRecordsInput, ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+}
+
+var (
+	_ plugin.BufferedOutput = (*Firehose)(nil)
+	_ plugin.BufferedOutput = (*Streams)(nil)
+)
+
+func init() {
+	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "kinesis_firehose", Summary: "send records to Amazon Kinesis Data Firehose",
+		New: func() any { return &Firehose{Shared: defaultShared(firehoseMaxCount, firehoseMaxBytes)} }})
+	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "kinesis_streams", Summary: "send records to Amazon Kinesis Data Streams",
+		New: func() any { return &Streams{Shared: defaultShared(streamsMaxCount, streamsMaxBytes)} }})
+}
+
+// Configure implements plugin.Configurer.
+func (f *Firehose) Configure(c *plugin.Context) error {
+	if err := f.configure(c, firehoseMaxCount, firehoseMaxBytes); err != nil {
+		return err
+	}
+	if f.PackRecords && !f.AppendNewLine {
+		return fmt.Errorf("pack_records needs append_new_line: the newlines keep packed events apart")
+	}
+	var err error
+	if f.stream, err = buffer.NewTemplate(f.DeliveryStreamName, c.ChunkKeys); err != nil {
+		return fmt.Errorf("delivery_stream_name: %w", err)
+	}
+	f.loc = c.Location
+	f.sender.put = f.put
+	f.sender.sizeOf = func(r record) int { return len(r.data) }
+	return nil
+}
+
+// Init builds the client; the endpoint is `endpoint` or the SDK's
+// AWS_ENDPOINT_URL_FIREHOSE.
+func (f *Firehose) Init(ctx context.Context) error {
+	cfg, err := f.awsConfig(ctx)
+	if err != nil {
+		return err
+	}
+	f.client = firehose.NewFromConfig(cfg, func(o *firehose.Options) {
+		if f.Endpoint != "" {
+			o.BaseEndpoint = aws.String(f.Endpoint)
+		}
+	})
+	return nil
+}
+
+// Write implements plugin.BufferedOutput.
+func (f *Firehose) Write(ctx context.Context, c *buffer.Chunk) error {
+	done := loadDone(c)
+	recs, err := f.build(ctx, c, &done, firehoseMaxRecord, f.PackRecords, nil)
+	if err != nil {
+		return err
+	}
+	return f.sender.send(ctx, c, f.stream.Expand(c.Key, zone(f.loc)), recs, &done)
+}
+
+func (f *Firehose) put(ctx context.Context, stream string, recs []record) ([]string, error) {
+	in := &firehose.PutRecordBatchInput{DeliveryStreamName: aws.String(stream), Records: make([]fhtypes.Record, len(recs))}
+	for i, r := range recs {
+		in.Records[i] = fhtypes.Record{Data: r.data}
+	}
+	out, err := f.client.PutRecordBatch(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	codes := make([]string, len(recs))
+	for i, rr := range out.RequestResponses {
+		if i < len(codes) && rr.ErrorCode != nil {
+			codes[i] = aws.ToString(rr.ErrorCode)
+		}
+	}
+	if len(out.RequestResponses) != len(recs) {
+		return nil, fmt.Errorf("PutRecordBatch answered %d results for %d records", len(out.RequestResponses), len(recs))
+	}
+	return codes, nil
+}
+
+// Configure implements plugin.Configurer.
+func (s *Streams) Configure(c *plugin.Context) error {
+	if err := s.configure(c, streamsMaxCount, streamsMaxBytes); err != nil {
+		return err
+	}
+	var err error
+	if s.stream, err = buffer.NewTemplate(s.StreamName, c.ChunkKeys); err != nil {
+		return fmt.Errorf("stream_name: %w", err)
+	}
+	if s.PartitionKey != "" {
+		if s.keyPath, err = buffer.RecordPath(s.PartitionKey); err != nil {
+			return err
+		}
+	}
+	s.loc = c.Location
+	s.sender.put = s.put
+	s.sender.sizeOf = func(r record) int { return len(r.data) + len(r.key) }
+	return nil
+}
+
+// Init builds the client; the endpoint is `endpoint` or the SDK's
+// AWS_ENDPOINT_URL_KINESIS.
+func (s *Streams) Init(ctx context.Context) error {
+	cfg, err := s.awsConfig(ctx)
+	if err != nil {
+		return err
+	}
+	s.client = kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
+		if s.Endpoint != "" {
+			o.BaseEndpoint = aws.String(s.Endpoint)
+		}
+	})
+	return nil
+}
+
+// Write implements plugin.BufferedOutput.
+func (s *Streams) Write(ctx context.Context, c *buffer.Chunk) error {
+	done := loadDone(c)
+	recs, err := s.build(ctx, c, &done, streamsMaxRecord, false, s.partitionKey)
+	if err != nil {
+		return err
+	}
+	return s.sender.send(ctx, c, s.stream.Expand(c.Key, zone(s.loc)), recs, &done)
+}
+
+// partitionKey is the partition_key field, or a random key (an even
+// spread over shards) when it is unset or the record lacks it.
+func (s *Streams) partitionKey(e *event.Entry) string {
+	if s.keyPath != nil {
+		if v, ok := e.Record.Lookup(s.keyPath); ok {
+			if k := v.String(); k != "" {
+				if len(k) > 256 {
+					k = k[:256]
+				}
+				return k
+			}
+		}
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (s *Streams) put(ctx context.Context, stream string, recs []record) ([]string, error) {
+	in := &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: make([]kstypes.PutRecordsRequestEntry, len(recs))}
+	for i, r := range recs {
+		in.Records[i] = kstypes.PutRecordsRequestEntry{Data: r.data, PartitionKey: aws.String(r.key)}
+	}
+	out, err := s.client.PutRecords(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if len(out.Records) != len(recs) {
+		return nil, fmt.Errorf("PutRecords answered %d results for %d records", len(out.Records), len(recs))
+	}
+	codes := make([]string, len(recs))
+	for i, rr := range out.Records {
+		if rr.ErrorCode != nil {
+			codes[i] = aws.ToString(rr.ErrorCode)
+		}
+	}
+	return codes, nil
+}
+
+func zone(loc *time.Location) *time.Location {
+	if loc == nil {
+		return time.Local
+	}
+	return loc
+}

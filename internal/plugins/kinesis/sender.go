@@ -1,0 +1,214 @@
+// Package kinesis holds the kinesis_firehose and kinesis_streams outputs,
+// with aws-fluent-plugin-kinesis's parameters. Both retry exactly the
+// records a batch call reports as failed, never resend a record that
+// succeeded (the set of delivered records is kept with the chunk, across
+// the buffer's retries and restarts), and never drop a record silently.
+package kinesis
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/smithy-go"
+
+	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/plugin"
+)
+
+// record is one record to put: its data, partition key (streams), and the
+// entries of the chunk it carries (several when packed).
+type record struct {
+	data    []byte
+	key     string
+	entries []int
+}
+
+// putFunc sends one batch and returns, per record, "" for success or the
+// error code the service gave; err is a failure of the whole call.
+type putFunc func(ctx context.Context, stream string, recs []record) ([]string, error)
+
+// Stats are the outputs' counters.
+type Stats struct {
+	Records      atomic.Int64 // delivered
+	Bytes        atomic.Int64
+	Calls        atomic.Int64
+	RetriedCalls atomic.Int64 // batch calls made again for failed records
+	Retried      atomic.Int64 // records sent again
+	Oversized    atomic.Int64 // records over the per-record limit, sent to @ERROR
+}
+
+// sender batches records within the service's limits and retries failed
+// records with exponential backoff and jitter.
+type sender struct {
+	maxCount     int
+	maxBytes     int
+	retries      int
+	resetBackoff bool
+	put          putFunc
+	log          *slog.Logger
+	id           string
+	stats        *Stats
+	// backoffBase is the first retry's wait; it doubles per retry.
+	backoffBase time.Duration
+	// sizeOf is what a record counts towards the call limit.
+	sizeOf func(record) int
+}
+
+const metaDone = "kinesis_done"
+
+// doneSet is the set of a chunk's entries already delivered.
+type doneSet []byte
+
+func loadDone(c *buffer.Chunk) doneSet {
+	if s := c.Meta[metaDone]; s != "" {
+		if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+			return b
+		}
+	}
+	return nil
+}
+
+func (d doneSet) has(i int) bool { return i/8 < len(d) && d[i/8]&(1<<(i%8)) != 0 }
+
+func (d *doneSet) add(i int) {
+	for len(*d) <= i/8 {
+		*d = append(*d, 0)
+	}
+	(*d)[i/8] |= 1 << (i % 8)
+}
+
+// save keeps the set with the chunk, so that a retry of the chunk (now or
+// after a restart) skips what was delivered.
+func (d doneSet) save(c *buffer.Chunk) error {
+	if c.SaveMeta == nil {
+		return nil
+	}
+	return c.SaveMeta(metaDone, base64.StdEncoding.EncodeToString(d))
+}
+
+// send delivers recs in batches. When a batch's retries run out it returns
+// an error: the buffer retries the chunk later, and only what is still
+// undelivered goes again.
+func (s *sender) send(ctx context.Context, c *buffer.Chunk, stream string, recs []record, done *doneSet) error {
+	for len(recs) > 0 {
+		n, size := 0, 0
+		for n < len(recs) && n < s.maxCount {
+			sz := s.sizeOf(recs[n])
+			if n > 0 && size+sz > s.maxBytes {
+				break
+			}
+			size += sz
+			n++
+		}
+		if err := s.batch(ctx, c, stream, recs[:n], done); err != nil {
+			return err
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
+
+func (s *sender) batch(ctx context.Context, c *buffer.Chunk, stream string, recs []record, done *doneSet) error {
+	pending := recs
+	attempt := 0
+	for {
+		s.stats.Calls.Add(1)
+		codes, err := s.put(ctx, stream, pending)
+		var failed []record
+		var lastCode string
+		if err != nil {
+			if permanent(err) {
+				return &plugin.Permanent{Err: err}
+			}
+			failed, lastCode = pending, errorCode(err)
+		} else {
+			delivered := 0
+			for i, code := range codes {
+				if code == "" {
+					delivered++
+					s.stats.Records.Add(int64(len(pending[i].entries)))
+					s.stats.Bytes.Add(int64(len(pending[i].data)))
+					for _, e := range pending[i].entries {
+						done.add(e)
+					}
+					continue
+				}
+				failed = append(failed, pending[i])
+				lastCode = code
+			}
+			if delivered > 0 {
+				if serr := done.save(c); serr != nil {
+					return fmt.Errorf("keeping the delivered records with the chunk: %w", serr)
+				}
+				if s.resetBackoff {
+					attempt = 0
+				}
+			}
+		}
+		if len(failed) == 0 {
+			return nil
+		}
+		if attempt >= s.retries {
+			if err == nil {
+				err = fmt.Errorf("%d records failed (%s)", len(failed), lastCode)
+			}
+			return fmt.Errorf("%s: retries on the batch request exhausted, %d records left for the buffer to retry: %w", stream, len(failed), err)
+		}
+		attempt++
+		wait := s.wait(attempt)
+		s.stats.RetriedCalls.Add(1)
+		s.stats.Retried.Add(int64(len(failed)))
+		// The words of aws-fluent-plugin-kinesis, which operators search for.
+		s.log.Warn(fmt.Sprintf("Retrying to request batch. Retry count: %d, Retry records: %d, Wait seconds %.2f",
+			attempt, len(failed), wait.Seconds()), "output", s.id, "stream", stream, "error_code", lastCode)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		pending = failed
+	}
+}
+
+// wait is base * 2^(attempt-1), spread by full jitter between half and
+// the whole, capped at 5 seconds.
+func (s *sender) wait(attempt int) time.Duration {
+	d := s.backoffBase << (attempt - 1)
+	if d > 5*time.Second || d <= 0 {
+		d = 5 * time.Second
+	}
+	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+}
+
+func errorCode(err error) string {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode()
+	}
+	return "RequestError"
+}
+
+// permanent: a request the service will refuse however often it comes.
+// Throttling, server errors, a missing stream or refused credentials are
+// retried (an operator may fix the last two in time).
+func permanent(err error) bool {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		switch api.ErrorCode() {
+		case "InvalidArgumentException", "ValidationException", "SerializationException", "InvalidKMSResourceException":
+			return true
+		}
+	}
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusRequestEntityTooLarge
+}
