@@ -9,6 +9,7 @@
 package firehosefake
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -41,12 +42,18 @@ type Server struct {
 	throttleNext int
 
 	Calls int // PutRecordBatch calls, guarded by mu
+
+	// countOnly keeps counts, not data, for benchmarks. guarded by mu.
+	countOnly bool
 }
 
 // Stream is what a delivery stream received.
 type Stream struct {
 	Name    string
 	Records [][]byte // in arrival order, decoded
+	Count   int      // records received
+	Bytes   int64    // their decoded size
+	Lines   int      // newlines in them: events, for newline-delimited records
 }
 
 // New returns a server with no streams.
@@ -74,6 +81,24 @@ func (s *Server) Throttle(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.throttleNext = n
+}
+
+// CountOnly makes the server count records without keeping them, so that
+// a benchmark's memory stays flat.
+func (s *Server) CountOnly() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.countOnly = true
+}
+
+// Received returns the counts of what stream received.
+func (s *Server) Received(stream string) (records, lines int, size int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.streams[stream]; st != nil {
+		return st.Count, st.Lines, st.Bytes
+	}
+	return 0, 0, 0
 }
 
 // Records returns a copy of what stream received.
@@ -199,7 +224,12 @@ func (s *Server) putRecordBatch(w http.ResponseWriter, r *http.Request) {
 			}
 			continue
 		}
-		st.Records = append(st.Records, rec.Data)
+		st.Count++
+		st.Bytes += int64(len(rec.Data))
+		st.Lines += bytes.Count(rec.Data, []byte{'\n'})
+		if !s.countOnly {
+			st.Records = append(st.Records, rec.Data)
+		}
 		out.RequestResponses[i] = recordResult{RecordId: base64.StdEncoding.EncodeToString([]byte(requestID()))}
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")

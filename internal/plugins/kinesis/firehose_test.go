@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/firehosefake"
@@ -45,6 +46,7 @@ func firehoseConf(endpoint, extra string) string {
   <buffer tag>
     flush_interval 0.05
     flush_thread_interval 0.01
+    flush_thread_count 4
     retry_wait 0.05
     retry_max_interval 0.2
     retry_forever true
@@ -115,7 +117,10 @@ func TestFirehosePartialFailuresExactlyOnce(t *testing.T) {
 		t.Run(fmt.Sprintf("retries_on_batch_request=%d", retries), func(t *testing.T) {
 			fake, url := startFake(t, "stream-a")
 			fake.FailRecords(0.3)
-			emit, stop := runEngine(t, firehoseConf(url, fmt.Sprintf("retries_on_batch_request %d", retries)))
+			// Small chunks, so that the flush threads write several at once.
+			conf := strings.Replace(firehoseConf(url, fmt.Sprintf("retries_on_batch_request %d", retries)),
+				"flush_thread_count 4", "flush_thread_count 4\n    chunk_limit_size 64k", 1)
+			emit, stop := runEngine(t, conf)
 			const n = 3000
 			emitIDs(t, emit, "app.a", 0, n, 100)
 			plugintest.WaitFor(t, "failures", func() bool { return fake.CallCount() > 5 })
@@ -235,5 +240,68 @@ func TestFirehoseConfigErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want %q", tc.extra, err, tc.want)
 		}
+	}
+}
+
+// BenchmarkFirehoseDelivery measures events per second delivered into
+// the endpoint through the engine: memory buffer with the seed's
+// settings, JSON format, HTTP over loopback. The endpoint runs in the same
+// process, so with -cpu 1 the figure is per core for both sides together:
+// a lower bound for Sluice's own cost. One op is one event.
+//
+//	go test -run '^$' -bench FirehoseDelivery -cpu 1,2 ./internal/plugins/kinesis
+func BenchmarkFirehoseDelivery(b *testing.B) {
+	for _, pack := range []bool{false, true} {
+		b.Run(fmt.Sprintf("pack_records=%v", pack), func(b *testing.B) {
+			fake := firehosefake.New()
+			fake.CreateStream("stream-a")
+			fake.CountOnly()
+			srv := httptest.NewServer(fake)
+			defer srv.Close()
+			e := plugintest.Build(b, fmt.Sprintf(`
+<match app.**>
+  @type kinesis_firehose
+  region us-west-2
+  endpoint %s
+  aws_key_id AKIDTEST
+  aws_sec_key secret
+  delivery_stream_name stream-a
+  pack_records %v
+  <buffer>
+    flush_interval 1
+    chunk_limit_size 1m
+    flush_thread_interval 0.1
+    flush_thread_count 15
+    total_limit_size 2GB
+  </buffer>
+</match>`, srv.URL, pack))
+			stop := plugintest.Start(b, e)
+			var recs []map[string]any
+			for i := 0; i < 1000; i++ {
+				recs = append(recs, map[string]any{"container_id": strings.Repeat("3b9c4f1e", 8), "container_name": "/frontend",
+					"source": "stdout", "log": fmt.Sprintf(`10.0.0.1 - - [21/Nov/2026:10:00:00 +0000] "GET /item/%d HTTP/1.1" 200 512`, i)})
+			}
+			s := plugintest.Stream(b, "app.a", recs...)
+			b.ResetTimer()
+			emitted := 0
+			for emitted < b.N {
+				if err := e.Root().Emit(context.Background(), s); err != nil {
+					b.Fatal(err)
+				}
+				emitted += len(recs)
+			}
+			for {
+				if _, lines, _ := fake.Received("stream-a"); lines >= emitted {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			b.StopTimer()
+			records, _, size := fake.Received("stream-a")
+			b.ReportMetric(float64(emitted)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(float64(size)/1e6/b.Elapsed().Seconds(), "MB/s")
+			stop()
+		})
 	}
 }

@@ -57,7 +57,6 @@ type Shared struct {
 	log      *slog.Logger
 	id       string
 	sender   sender
-	scratch  []byte
 
 	Stats Stats
 }
@@ -140,6 +139,8 @@ func (c *Shared) build(ctx context.Context, ch *buffer.Chunk, done *doneSet, max
 	key func(*event.Entry) string) ([]record, error) {
 	var recs []record
 	var oversized event.Builder
+	// Local: flush threads run Write concurrently.
+	var scratch []byte
 	r := event.NewReader(ch.Data)
 	for i := 0; r.Next(); i++ {
 		if done.has(i) {
@@ -147,7 +148,7 @@ func (c *Shared) build(ctx context.Context, ch *buffer.Chunk, done *doneSet, max
 		}
 		e := r.Entry()
 		var err error
-		c.scratch, err = c.data(c.scratch[:0], ch.Key.Tag, e)
+		scratch, err = c.data(scratch[:0], ch.Key.Tag, e)
 		if err != nil {
 			oversized.AppendRaw(e.Raw)
 			done.add(i)
@@ -158,23 +159,23 @@ func (c *Shared) build(ctx context.Context, ch *buffer.Chunk, done *doneSet, max
 		if key != nil {
 			k = key(e)
 		}
-		if len(c.scratch)+len(k) > maxRecord {
+		if len(scratch)+len(k) > maxRecord {
 			c.Stats.Oversized.Add(1)
 			oversized.AppendRaw(e.Raw)
 			done.add(i)
 			c.log.Warn("record larger than the service's per-record limit; sent to @ERROR", "output", c.id,
-				"bytes", len(c.scratch), "limit", maxRecord)
+				"bytes", len(scratch), "limit", maxRecord)
 			continue
 		}
 		if pack && len(recs) > 0 {
 			last := &recs[len(recs)-1]
-			if len(last.data)+len(c.scratch) <= maxRecord {
-				last.data = append(last.data, c.scratch...)
+			if len(last.data)+len(scratch) <= maxRecord {
+				last.data = append(last.data, scratch...)
 				last.entries = append(last.entries, i)
 				continue
 			}
 		}
-		recs = append(recs, record{data: append([]byte(nil), c.scratch...), key: k, entries: []int{i}})
+		recs = append(recs, record{data: append([]byte(nil), scratch...), key: k, entries: []int{i}})
 	}
 	if oversized.Len() > 0 {
 		if err := c.errorOut.Emit(ctx, oversized.Stream(ch.Key.Tag)); err != nil {
