@@ -286,4 +286,3 @@ func TestKinesisStreamsKinesalite(t *testing.T) {
 		t.Errorf("%d distinct random partition keys for %d records without the field", len(randomKeys), n/2)
 	}
 }
-
