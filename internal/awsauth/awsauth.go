@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -68,6 +69,18 @@ type SharedCredential struct {
 // Static are keys given as parameters.
 type Static struct {
 	KeyID, Secret, SessionToken string
+}
+
+// Region is the configured region, else AWS_REGION, else us-east-1 (the
+// plugins' default).
+func Region(configured string) string {
+	if configured != "" {
+		return configured
+	}
+	if r := os.Getenv("AWS_REGION"); r != "" {
+		return r
+	}
+	return "us-east-1"
 }
 
 // Load returns an SDK configuration for region with the chosen

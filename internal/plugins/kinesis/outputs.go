@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -92,18 +91,8 @@ func (c *Shared) configure(ctx *plugin.Context, maxCount int, maxBytes int64) er
 	return nil
 }
 
-func (c *Shared) region() string {
-	if c.Region != "" {
-		return c.Region
-	}
-	if r := os.Getenv("AWS_REGION"); r != "" {
-		return r
-	}
-	return "us-east-1"
-}
-
 func (c *Shared) awsConfig(ctx context.Context) (aws.Config, error) {
-	return awsauth.Load(ctx, c.region(), awsauth.Static{KeyID: c.AWSKeyID, Secret: c.AWSSecKey, SessionToken: c.AWSSesToken},
+	return awsauth.Load(ctx, awsauth.Region(c.Region), awsauth.Static{KeyID: c.AWSKeyID, Secret: c.AWSSecKey, SessionToken: c.AWSSesToken},
 		c.Options, c.HTTPProxy, c.SSLVerifyPeer)
 }
 
@@ -129,6 +118,17 @@ func (c *Shared) data(dst []byte, tag string, e *event.Entry) ([]byte, error) {
 		dst = append(dst, '\n')
 	}
 	return dst, nil
+}
+
+// write sends a chunk's undelivered entries to stream.
+func (c *Shared) write(ctx context.Context, ch *buffer.Chunk, stream string, maxRecord int, pack bool,
+	key func(*event.Entry) string) error {
+	done := loadDone(ch)
+	recs, err := c.build(ctx, ch, &done, maxRecord, pack, key)
+	if err != nil {
+		return err
+	}
+	return c.sender.send(ctx, ch, stream, recs, &done)
 }
 
 // build turns a chunk's undelivered entries into records. An entry too big
@@ -269,12 +269,7 @@ func (f *Firehose) Init(ctx context.Context) error {
 
 // Write implements plugin.BufferedOutput.
 func (f *Firehose) Write(ctx context.Context, c *buffer.Chunk) error {
-	done := loadDone(c)
-	recs, err := f.build(ctx, c, &done, firehoseMaxRecord, f.PackRecords, nil)
-	if err != nil {
-		return err
-	}
-	return f.sender.send(ctx, c, f.stream.Expand(c.Key, zone(f.loc)), recs, &done)
+	return f.write(ctx, c, f.stream.Expand(c.Key, zone(f.loc)), firehoseMaxRecord, f.PackRecords, nil)
 }
 
 func (f *Firehose) put(ctx context.Context, stream string, recs []record) ([]string, error) {
@@ -335,12 +330,7 @@ func (s *Streams) Init(ctx context.Context) error {
 
 // Write implements plugin.BufferedOutput.
 func (s *Streams) Write(ctx context.Context, c *buffer.Chunk) error {
-	done := loadDone(c)
-	recs, err := s.build(ctx, c, &done, streamsMaxRecord, false, s.partitionKey)
-	if err != nil {
-		return err
-	}
-	return s.sender.send(ctx, c, s.stream.Expand(c.Key, zone(s.loc)), recs, &done)
+	return s.write(ctx, c, s.stream.Expand(c.Key, zone(s.loc)), streamsMaxRecord, false, s.partitionKey)
 }
 
 // partitionKey is the partition_key field, or a random key (an even

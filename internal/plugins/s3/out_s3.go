@@ -244,8 +244,8 @@ func (s *S3) Init(ctx context.Context) error {
 		return fmt.Errorf("bucket %s does not exist (auto_create_bucket is off)", s.S3Bucket)
 	}
 	in := &s3.CreateBucketInput{Bucket: aws.String(s.S3Bucket)}
-	if s.region() != "us-east-1" {
-		in.CreateBucketConfiguration = &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraint(s.region())}
+	if awsauth.Region(s.S3Region) != "us-east-1" {
+		in.CreateBucketConfiguration = &types.CreateBucketConfiguration{LocationConstraint: types.BucketLocationConstraint(awsauth.Region(s.S3Region))}
 	}
 	if _, err := s.client.CreateBucket(ctx, in); err != nil {
 		var owned *types.BucketAlreadyOwnedByYou
@@ -257,18 +257,8 @@ func (s *S3) Init(ctx context.Context) error {
 	return nil
 }
 
-func (s *S3) region() string {
-	if s.S3Region != "" {
-		return s.S3Region
-	}
-	if r := os.Getenv("AWS_REGION"); r != "" {
-		return r
-	}
-	return "us-east-1"
-}
-
 func (s *S3) newClient(ctx context.Context) (*s3.Client, error) {
-	cfg, err := awsauth.Load(ctx, s.region(), awsauth.Static{KeyID: s.AWSKeyID, Secret: s.AWSSecKey}, s.Options, s.ProxyURI, s.SSLVerifyPeer)
+	cfg, err := awsauth.Load(ctx, awsauth.Region(s.S3Region), awsauth.Static{KeyID: s.AWSKeyID, Secret: s.AWSSecKey}, s.Options, s.ProxyURI, s.SSLVerifyPeer)
 	if err != nil {
 		return nil, err
 	}
