@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -303,5 +306,39 @@ func BenchmarkFirehoseDelivery(b *testing.B) {
 			b.ReportMetric(float64(size)/1e6/b.Elapsed().Seconds(), "MB/s")
 			stop()
 		})
+	}
+}
+
+// http_proxy sends the calls through the proxy.
+func TestFirehoseHTTPProxy(t *testing.T) {
+	fake, url := startFake(t, "stream-a")
+	var proxied atomic.Int64
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A forward proxy receives the absolute URL of the endpoint.
+		if !strings.HasPrefix(r.RequestURI, url) {
+			http.Error(w, "not a proxy request: "+r.RequestURI, http.StatusBadRequest)
+			return
+		}
+		proxied.Add(1)
+		r.RequestURI = ""
+		resp, err := http.DefaultTransport.RoundTrip(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		for k, v := range resp.Header {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	}))
+	defer proxy.Close()
+	emit, stop := runEngine(t, firehoseConf(url, "http_proxy "+proxy.URL))
+	emitIDs(t, emit, "app.a", 0, 10, 10)
+	plugintest.WaitFor(t, "records", func() bool { return len(fake.Records("stream-a")) >= 10 })
+	stop()
+	if proxied.Load() == 0 {
+		t.Error("no call went through http_proxy")
 	}
 }
