@@ -1,0 +1,135 @@
+package awsauth
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeSTS answers AssumeRole and AssumeRoleWithWebIdentity in the AWS
+// Query protocol's documented shape (form-encoded POST, XML answer). STS
+// has no local server; this is its wire API, and the SDK's own client and
+// credential providers talk to it.
+type fakeSTS struct {
+	mu    sync.Mutex
+	forms []map[string]string
+	auth  []string
+}
+
+func (f *fakeSTS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	form := map[string]string{}
+	for k := range r.PostForm {
+		form[k] = r.PostForm.Get(k)
+	}
+	f.mu.Lock()
+	f.forms = append(f.forms, form)
+	f.auth = append(f.auth, r.Header.Get("Authorization"))
+	f.mu.Unlock()
+	action := form["Action"]
+	if action != "AssumeRole" && action != "AssumeRoleWithWebIdentity" {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code><Message>%s</Message></Error><RequestId>1</RequestId></ErrorResponse>`, action)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	fmt.Fprintf(w, `<%[1]sResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <%[1]sResult>
+    <Credentials>
+      <AccessKeyId>ASIA%[2]s</AccessKeyId>
+      <SecretAccessKey>temporary-secret</SecretAccessKey>
+      <SessionToken>token-for-%[3]s</SessionToken>
+      <Expiration>%[4]s</Expiration>
+    </Credentials>
+    <AssumedRoleUser>
+      <Arn>arn:aws:sts::123456789012:assumed-role/sluice/%[3]s</Arn>
+      <AssumedRoleId>AROATEST:%[3]s</AssumedRoleId>
+    </AssumedRoleUser>
+  </%[1]sResult>
+  <ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata>
+</%[1]sResponse>`, action, strings.ToUpper(action), form["RoleSessionName"], time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+}
+
+func TestAssumeRoleCredentials(t *testing.T) {
+	sts := &fakeSTS{}
+	srv := httptest.NewServer(sts)
+	defer srv.Close()
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDBASE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "base-secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	cfg, err := Load(context.Background(), "us-west-2", Static{}, Options{AssumeRole: &AssumeRole{
+		RoleARN: "arn:aws:iam::123456789012:role/sluice", RoleSessionName: "sluice-agg", ExternalID: "ext-1",
+		DurationSeconds: 900 * time.Second, STSEndpointURL: srv.URL}}, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := cfg.Credentials.Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if creds.AccessKeyID != "ASIAASSUMEROLE" || creds.SessionToken != "token-for-sluice-agg" {
+		t.Errorf("credentials %+v, want the role's", creds)
+	}
+	form := sts.forms[0]
+	for k, want := range map[string]string{"RoleArn": "arn:aws:iam::123456789012:role/sluice", "RoleSessionName": "sluice-agg",
+		"ExternalId": "ext-1", "DurationSeconds": "900"} {
+		if form[k] != want {
+			t.Errorf("AssumeRole %s = %q, want %q", k, form[k], want)
+		}
+	}
+	if !strings.Contains(sts.auth[0], "Credential=AKIDBASE/") {
+		t.Errorf("AssumeRole was not signed with the base credentials: %q", sts.auth[0])
+	}
+}
+
+func TestWebIdentityCredentials(t *testing.T) {
+	sts := &fakeSTS{}
+	srv := httptest.NewServer(sts)
+	defer srv.Close()
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("eyJ.service-account.token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ENDPOINT_URL_STS", srv.URL)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	cfg, err := Load(context.Background(), "us-west-2", Static{}, Options{WebIdentity: &WebIdentity{
+		RoleARN: "arn:aws:iam::123456789012:role/eks-sluice", RoleSessionName: "pod-1", WebIdentityTokenFile: token}}, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := cfg.Credentials.Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if creds.AccessKeyID != "ASIAASSUMEROLEWITHWEBIDENTITY" || creds.SessionToken != "token-for-pod-1" {
+		t.Errorf("credentials %+v, want the role's", creds)
+	}
+	if got := sts.forms[0]["WebIdentityToken"]; got != "eyJ.service-account.token" {
+		t.Errorf("WebIdentityToken %q, want the file's content", got)
+	}
+}
+
+func TestStaticCredentialsAndRegion(t *testing.T) {
+	t.Setenv("AWS_REGION", "eu-west-1")
+	if Region("") != "eu-west-1" || Region("us-west-2") != "us-west-2" {
+		t.Error("region fallback")
+	}
+	cfg, err := Load(context.Background(), "us-west-2", Static{KeyID: "AKIDSTATIC", Secret: "s"}, Options{}, "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := cfg.Credentials.Retrieve(context.Background())
+	if err != nil || creds.AccessKeyID != "AKIDSTATIC" {
+		t.Errorf("credentials %+v, %v", creds, err)
+	}
+}
