@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"sort"
 	"sync"
@@ -34,6 +35,7 @@ import (
 	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/metrics"
 	"github.com/sluice-log/sluice/internal/output"
 	"github.com/sluice-log/sluice/internal/plugin"
 	"github.com/sluice-log/sluice/internal/route"
@@ -100,6 +102,29 @@ type Engine struct {
 	Unmatched atomic.Int64
 	// ErrorEvents counts events sent to @ERROR without such a label.
 	ErrorEvents atomic.Int64
+
+	metrics http.Handler
+}
+
+// MetricOutputs implements metrics.Source: the buffered outputs.
+func (e *Engine) MetricOutputs() []metrics.Output {
+	var out []metrics.Output
+	for _, n := range e.outputs {
+		if n.runtime != nil {
+			out = append(out, metrics.Output{ID: n.id, Type: n.typ, Stats: &n.runtime.Stats, Status: n.runtime.Status})
+		}
+	}
+	return out
+}
+
+// MetricCounters implements metrics.Source.
+func (e *Engine) MetricCounters() []metrics.Counter {
+	return []metrics.Counter{
+		{Name: "sluice_unmatched_events_total", Help: "Events whose tag no <match> takes (dropped, as in Fluentd).",
+			Value: func() float64 { return float64(e.Unmatched.Load()) }},
+		{Name: "sluice_error_events_dropped_total", Help: "Events sent to @ERROR with no <label @ERROR> to take them.",
+			Value: func() float64 { return float64(e.ErrorEvents.Load()) }},
+	}
 }
 
 type node struct {
@@ -129,6 +154,7 @@ func Build(root *config.Element, opts Options) (*Engine, error) {
 		labels:   map[string]*pipeline{},
 		ids:      map[string]config.Pos{},
 	}
+	e.metrics = metrics.Handler(e)
 	if e.log == nil {
 		e.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -427,7 +453,8 @@ func (e *Engine) newNode(kind plugin.Kind, el *config.Element) *node {
 		el.MarkAllUsed()
 		return nil
 	}
-	ctx := &plugin.Context{ID: n.id, Type: typ, Element: el, Logger: logger, Hostname: e.hostname, Build: e, ErrorOut: e.errorOut}
+	ctx := &plugin.Context{ID: n.id, Type: typ, Element: el, Logger: logger, Hostname: e.hostname, Build: e, ErrorOut: e.errorOut,
+		Metrics: e.metrics}
 	if e.current != nil {
 		ctx.Reemit = e.current
 	}

@@ -60,7 +60,16 @@ type Stats struct {
 	// ShutdownLeftover is what the last stop could not deliver: kept on
 	// disk by a file buffer, lost by a memory buffer.
 	ShutdownLeftover atomic.Int64
+	// FlushTimeMillis is the time spent in writes, FlushCount their
+	// number, SlowFlushes those over SlowFlushThreshold.
+	FlushTimeMillis atomic.Int64
+	FlushCount      atomic.Int64
+	SlowFlushes     atomic.Int64
 }
+
+// SlowFlushThreshold is Fluentd's default slow_flush_log_threshold: a
+// write that takes longer is logged and counted.
+const SlowFlushThreshold = 20 * time.Second
 
 // Options are what the runtime needs beyond <buffer>.
 type Options struct {
@@ -547,6 +556,17 @@ func (r *Runtime) flush(c *buffer.Chunk, toSecondary bool) {
 		wc.Meta = c.Meta
 		return r.store.SaveMeta(c)
 	}
+	began := r.now()
+	defer func() {
+		took := r.now().Sub(began)
+		r.Stats.FlushTimeMillis.Add(took.Milliseconds())
+		r.Stats.FlushCount.Add(1)
+		if took > SlowFlushThreshold {
+			r.Stats.SlowFlushes.Add(1)
+			r.log.Warn("buffer flush took longer than slow_flush_log_threshold", "output", r.id,
+				"elapsed", took.String(), "threshold", SlowFlushThreshold.String(), "chunk", c.ID.String())
+		}
+	}()
 	if toSecondary {
 		err = r.secondary.Write(r.writeCtx, &wc)
 		if err == nil {
@@ -844,6 +864,37 @@ func (r *Runtime) stop(ctx context.Context) int {
 		}
 	}
 	return left
+}
+
+// Status is the buffer's state, as fluent-plugin-prometheus reports it.
+type Status struct {
+	StageLength, QueueLength int   // chunks
+	StageBytes, QueueBytes   int64 // queued includes chunks being written
+	TotalBytes               int64
+	// AvailableSpaceRatio is the percentage of total_limit_size free.
+	AvailableSpaceRatio float64
+	// RetryWait is the seconds until the next retry, 0 when not retrying.
+	RetryWait float64
+}
+
+// Status returns the buffer's state now.
+func (r *Runtime) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := Status{StageLength: len(r.staged), QueueLength: len(r.queue), TotalBytes: r.size}
+	for _, c := range r.staged {
+		st.StageBytes += c.Size
+	}
+	st.QueueBytes = r.size - st.StageBytes
+	if limit := float64(r.cfg.TotalLimitSize); limit > 0 {
+		st.AvailableSpaceRatio = 100 * (1 - float64(r.size)/limit)
+	}
+	if r.retry.steps > 0 {
+		if w := r.retry.next.Sub(r.now()).Seconds(); w > 0 {
+			st.RetryWait = w
+		}
+	}
+	return st
 }
 
 // Pending returns the chunks and bytes staged, queued or in flight.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/sluice-log/sluice/internal/buffer"
@@ -124,6 +125,9 @@ type Context struct {
 	ChunkKeys buffer.ChunkKeys
 	Location  *time.Location
 	Timekey   time.Duration
+	// Metrics serves the engine's metrics in Prometheus's text format,
+	// for the sources that expose them.
+	Metrics http.Handler
 }
 
 // Builder constructs nested plugins while the graph is being built.

@@ -1,0 +1,121 @@
+// Package prometheus holds the sources of fluent-plugin-prometheus:
+// `prometheus` serves the metrics over HTTP, and `prometheus_monitor` and
+// `prometheus_output_monitor` are accepted so that configurations written
+// for Fluentd load unchanged. Sluice always keeps the counters those two
+// would collect, so they have nothing to do.
+package prometheus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/plugin"
+)
+
+// Server is the `prometheus` source.
+type Server struct {
+	Bind        string `conf:"bind"`
+	Port        int    `conf:"port"`
+	MetricsPath string `conf:"metrics_path"`
+	// AggregatedMetricsPath serves the same metrics: Sluice has one process,
+	// not Fluentd's workers to aggregate.
+	AggregatedMetricsPath string          `conf:"aggregated_metrics_path"`
+	Labels                *config.Element `section:"labels"`
+
+	handler http.Handler
+	log     *slog.Logger
+	ln      net.Listener
+}
+
+// Monitor is `prometheus_monitor` and `prometheus_output_monitor`.
+type Monitor struct {
+	Interval time.Duration   `conf:"interval"`
+	GaugeAll bool            `conf:"gauge_all"`
+	Labels   *config.Element `section:"labels"`
+}
+
+func init() {
+	plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: "prometheus", Summary: "serve metrics for Prometheus",
+		New: func() any {
+			return &Server{Bind: "0.0.0.0", Port: 24231, MetricsPath: "/metrics", AggregatedMetricsPath: "/aggregated_metrics"}
+		}})
+	for _, typ := range []string{"prometheus_monitor", "prometheus_output_monitor"} {
+		plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: typ,
+			Summary: "accepted for fluent-plugin-prometheus configurations; the metrics are always kept",
+			New:     func() any { return &Monitor{Interval: 5 * time.Second, GaugeAll: true} }})
+	}
+}
+
+// Configure implements plugin.Configurer.
+func (s *Server) Configure(c *plugin.Context) error {
+	if s.Port < 0 || s.Port > 65535 {
+		return fmt.Errorf("port %d out of range", s.Port)
+	}
+	if c.Metrics == nil {
+		return errors.New("no metrics to serve")
+	}
+	s.handler, s.log = c.Metrics, c.Logger
+	markLabels(s.Labels)
+	return nil
+}
+
+// Configure implements plugin.Configurer.
+func (m *Monitor) Configure(*plugin.Context) error {
+	markLabels(m.Labels)
+	return nil
+}
+
+// markLabels accepts a <labels> section. Its extra labels are not added to
+// the series yet: a dashboard that filters on one must drop that filter.
+func markLabels(l *config.Element) {
+	if l != nil {
+		l.MarkAllUsed()
+	}
+}
+
+// Init binds the listener, so that a busy port fails the start.
+func (s *Server) Init(context.Context) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort(s.Bind, strconv.Itoa(s.Port)))
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr is the bound address (for tests that ask for port 0).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run implements plugin.Input: it serves until ctx ends.
+func (s *Server) Run(ctx context.Context, _ plugin.Emitter) error {
+	mux := http.NewServeMux()
+	mux.Handle(s.MetricsPath, s.handler)
+	if s.AggregatedMetricsPath != "" && s.AggregatedMetricsPath != s.MetricsPath {
+		mux.Handle(s.AggregatedMetricsPath, s.handler)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	s.log.Info("serving metrics", "addr", s.ln.Addr().String(), "path", s.MetricsPath)
+	if err := srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Run implements plugin.Input: nothing to collect, so it waits.
+func (*Monitor) Run(ctx context.Context, _ plugin.Emitter) error {
+	<-ctx.Done()
+	return nil
+}

@@ -1,0 +1,149 @@
+package prometheus_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"testing"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sluice-log/sluice/internal/plugintest"
+)
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fams
+}
+
+// value returns the sample of family name whose labels include want.
+func value(t *testing.T, fams map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	t.Helper()
+	f := fams[name]
+	if f == nil {
+		t.Fatalf("no series %s", name)
+	}
+next:
+	for _, m := range f.Metric {
+		have := map[string]string{}
+		for _, l := range m.Label {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		}
+	}
+	t.Fatalf("no %s with labels %v", name, want)
+	return 0
+}
+
+// Known traffic through a buffered output whose first two writes fail
+// shows up under fluent-plugin-prometheus's names and labels.
+func TestOutputMetricsUnderFluentdNames(t *testing.T) {
+	plugintest.Reset()
+	port := freePort(t)
+	e := plugintest.Build(t, fmt.Sprintf(`
+<source>
+  @type prometheus
+  bind 127.0.0.1
+  port %d
+</source>
+<source>
+  @type prometheus_output_monitor
+  interval 10
+  <labels>
+    hostname ${hostname}
+  </labels>
+</source>
+<source>
+  @type prometheus_monitor
+</source>
+<match app.**>
+  @type capture
+  @id out_capture
+  name metrics
+  fail 2
+  <buffer>
+    flush_mode immediate
+    retry_wait 0.01
+    chunk_limit_size 256k
+    total_limit_size 1m
+  </buffer>
+</match>`, port))
+	plugintest.Start(t, e)
+	for i := 0; i < 3; i++ {
+		plugintest.Must(t, e.Root().Emit(context.Background(), plugintest.Stream(t, "app.x",
+			map[string]any{"n": 1}, map[string]any{"n": 2}, map[string]any{"n": 3}, map[string]any{"n": 4})))
+	}
+	e.Root().Emit(context.Background(), plugintest.Stream(t, "nowhere", map[string]any{"n": 1}))
+	plugintest.WaitFor(t, "delivery", func() bool { return len(plugintest.Captured("metrics")) >= 12 })
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	var fams map[string]*dto.MetricFamily
+	labels := map[string]string{"plugin_id": "out_capture", "type": "capture"}
+	plugintest.WaitFor(t, "queue drained", func() bool {
+		fams = scrape(t, url)
+		return value(t, fams, "fluentd_output_status_buffer_queue_length", labels) == 0 &&
+			value(t, fams, "fluentd_output_status_buffer_total_bytes", labels) == 0
+	})
+	for name, want := range map[string]float64{
+		"fluentd_output_status_emit_count":                   3,
+		"fluentd_output_status_emit_records":                 12,
+		"fluentd_output_status_num_errors":                   2,
+		"fluentd_output_status_retry_count":                  2,
+		"fluentd_output_status_buffer_available_space_ratio": 100,
+		"fluentd_output_status_buffer_stage_length":          0,
+		"sluice_output_written_records_total":                12,
+		"sluice_output_dropped_records_total":                0,
+	} {
+		if got := value(t, fams, name, labels); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if got := value(t, fams, "fluentd_output_status_write_count", labels); got < 1 {
+		t.Errorf("write_count %v, want at least 1", got)
+	}
+	if got := value(t, fams, "sluice_unmatched_events_total", nil); got != 1 {
+		t.Errorf("sluice_unmatched_events_total %v, want 1", got)
+	}
+	if fams["go_goroutines"] == nil || fams["process_resident_memory_bytes"] == nil {
+		t.Error("no Go runtime or process series")
+	}
+	// Fluentd's aggregated path serves the same.
+	if f := scrape(t, fmt.Sprintf("http://127.0.0.1:%d/aggregated_metrics", port)); f["fluentd_output_status_emit_records"] == nil {
+		t.Error("aggregated_metrics has no output series")
+	}
+}
