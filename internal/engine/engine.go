@@ -104,6 +104,41 @@ type Engine struct {
 	ErrorEvents atomic.Int64
 
 	metrics http.Handler
+	state   atomic.Int32 // stateStarting, stateRunning, stateStopping, stateStopped
+}
+
+const (
+	stateStarting int32 = iota
+	stateRunning
+	stateStopping
+	stateStopped
+)
+
+// Live implements plugin.Health.
+func (e *Engine) Live() error {
+	if e.state.Load() == stateStopped {
+		return errors.New("stopped")
+	}
+	return nil
+}
+
+// Ready implements plugin.Health.
+func (e *Engine) Ready(highWater float64) error {
+	switch e.state.Load() {
+	case stateStarting:
+		return errors.New("starting")
+	case stateStopping, stateStopped:
+		return errors.New("shutting down")
+	}
+	for _, n := range e.outputs {
+		if n.runtime == nil {
+			continue
+		}
+		if fill := 1 - n.runtime.Status().AvailableSpaceRatio/100; fill > highWater {
+			return fmt.Errorf("output %s: buffer %.0f%% full (high-water mark %.0f%%)", n.id, 100*fill, 100*highWater)
+		}
+	}
+	return nil
 }
 
 // MetricOutputs implements metrics.Source: the buffered outputs.
@@ -454,7 +489,7 @@ func (e *Engine) newNode(kind plugin.Kind, el *config.Element) *node {
 		return nil
 	}
 	ctx := &plugin.Context{ID: n.id, Type: typ, Element: el, Logger: logger, Hostname: e.hostname, Build: e, ErrorOut: e.errorOut,
-		Metrics: e.metrics}
+		Metrics: e.metrics, Health: e}
 	if e.current != nil {
 		ctx.Reemit = e.current
 	}

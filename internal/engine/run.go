@@ -34,8 +34,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 		}(n)
 	}
+	e.state.Store(stateRunning)
 	e.log.Info("sluice started", "inputs", len(e.inputs), "filters", len(e.filters), "outputs", len(e.outputs))
 	<-ctx.Done()
+	e.state.Store(stateStopping)
 
 	e.log.Info("shutting down", "timeout", e.System.ShutdownTimeout.String())
 	deadline, cancel := context.WithTimeout(context.Background(), e.System.ShutdownTimeout)
@@ -63,6 +65,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	e.closeAll(started)
+	e.state.Store(stateStopped)
 	e.log.Info("sluice stopped", "undelivered_records", left, "unmatched_records", e.Unmatched.Load())
 	return nil
 }

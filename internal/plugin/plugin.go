@@ -126,8 +126,21 @@ type Context struct {
 	Location  *time.Location
 	Timekey   time.Duration
 	// Metrics serves the engine's metrics in Prometheus's text format,
-	// for the sources that expose them.
+	// and Health answers liveness and readiness, for the sources that
+	// expose them.
 	Metrics http.Handler
+	Health  Health
+}
+
+// Health is the engine's state for liveness and readiness probes.
+type Health interface {
+	// Live fails when the engine has stopped.
+	Live() error
+	// Ready fails while starting or shutting down, and while any output's
+	// buffer holds more than highWater (0 to 1) of its total_limit_size,
+	// so that a load balancer sends new connections elsewhere before the
+	// buffer overflows.
+	Ready(highWater float64) error
 }
 
 // Builder constructs nested plugins while the graph is being built.

@@ -28,7 +28,13 @@ type Server struct {
 	// not Fluentd's workers to aggregate.
 	AggregatedMetricsPath string          `conf:"aggregated_metrics_path"`
 	Labels                *config.Element `section:"labels"`
+	// Sluice's probes, on the same listener.
+	HealthPath string `conf:"health_path"`
+	ReadyPath  string `conf:"ready_path"`
+	// ReadyHighWater is the buffer fill (0 to 1) above which /readyz fails.
+	ReadyHighWater float64 `conf:"ready_buffer_high_water"`
 
+	health  plugin.Health
 	handler http.Handler
 	log     *slog.Logger
 	ln      net.Listener
@@ -44,7 +50,8 @@ type Monitor struct {
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: "prometheus", Summary: "serve metrics for Prometheus",
 		New: func() any {
-			return &Server{Bind: "0.0.0.0", Port: 24231, MetricsPath: "/metrics", AggregatedMetricsPath: "/aggregated_metrics"}
+			return &Server{Bind: "0.0.0.0", Port: 24231, MetricsPath: "/metrics", AggregatedMetricsPath: "/aggregated_metrics",
+				HealthPath: "/healthz", ReadyPath: "/readyz", ReadyHighWater: 0.8}
 		}})
 	for _, typ := range []string{"prometheus_monitor", "prometheus_output_monitor"} {
 		plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: typ,
@@ -61,7 +68,10 @@ func (s *Server) Configure(c *plugin.Context) error {
 	if c.Metrics == nil {
 		return errors.New("no metrics to serve")
 	}
-	s.handler, s.log = c.Metrics, c.Logger
+	if s.ReadyHighWater <= 0 || s.ReadyHighWater > 1 {
+		return fmt.Errorf("ready_buffer_high_water must be above 0 and at most 1")
+	}
+	s.handler, s.log, s.health = c.Metrics, c.Logger, c.Health
 	markLabels(s.Labels)
 	return nil
 }
@@ -100,6 +110,10 @@ func (s *Server) Run(ctx context.Context, _ plugin.Emitter) error {
 	if s.AggregatedMetricsPath != "" && s.AggregatedMetricsPath != s.MetricsPath {
 		mux.Handle(s.AggregatedMetricsPath, s.handler)
 	}
+	if s.health != nil {
+		mux.Handle(s.HealthPath, probe(s.health.Live))
+		mux.Handle(s.ReadyPath, probe(func() error { return s.health.Ready(s.ReadyHighWater) }))
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -118,4 +132,18 @@ func (s *Server) Run(ctx context.Context, _ plugin.Emitter) error {
 func (*Monitor) Run(ctx context.Context, _ plugin.Emitter) error {
 	<-ctx.Done()
 	return nil
+}
+
+// probe answers 200 "ok" when check passes, else 503 with the reason.
+func probe(check func() error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		if err := check(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, err)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
 }

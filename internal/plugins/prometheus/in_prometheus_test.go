@@ -3,8 +3,10 @@ package prometheus_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/common/expfmt"
@@ -146,4 +148,64 @@ func TestOutputMetricsUnderFluentdNames(t *testing.T) {
 	if f := scrape(t, fmt.Sprintf("http://127.0.0.1:%d/aggregated_metrics", port)); f["fluentd_output_status_emit_records"] == nil {
 		t.Error("aggregated_metrics has no output series")
 	}
+}
+
+func status(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// With the output held down, /readyz turns unready once the buffer passes
+// the high-water mark, and ready again when the output drains it;
+// /healthz stays ok throughout.
+func TestReadinessFollowsBufferFill(t *testing.T) {
+	plugintest.Reset()
+	port := freePort(t)
+	e := plugintest.Build(t, fmt.Sprintf(`
+<source>
+  @type prometheus
+  bind 127.0.0.1
+  port %d
+  ready_buffer_high_water 0.5
+</source>
+<match app.**>
+  @type capture
+  @id held
+  name held
+  fail 10
+  <buffer>
+    flush_mode interval
+    flush_interval 0.05
+    chunk_limit_size 8k
+    total_limit_size 64k
+    retry_type periodic
+    retry_wait 0.3
+    retry_forever true
+  </buffer>
+</match>`, port))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	plugintest.Start(t, e)
+	plugintest.WaitFor(t, "ready", func() bool { code, _ := status(t, base+"/readyz"); return code == 200 })
+	var recs []map[string]any
+	for i := 0; i < 40; i++ {
+		recs = append(recs, map[string]any{"i": i, "pad": strings.Repeat("p", 1000)})
+	}
+	for _, r := range recs {
+		plugintest.Must(t, e.Root().Emit(context.Background(), plugintest.Stream(t, "app.x", r)))
+	}
+	code, body := status(t, base+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "output held: buffer") {
+		t.Fatalf("/readyz with the buffer over half full: %d %q", code, body)
+	}
+	if code, _ := status(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz %d while the output is down", code)
+	}
+	plugintest.WaitFor(t, "drained", func() bool { return len(plugintest.Captured("held")) == 40 })
+	plugintest.WaitFor(t, "ready again", func() bool { code, _ := status(t, base+"/readyz"); return code == 200 })
 }
