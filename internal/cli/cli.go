@@ -16,12 +16,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/engine"
@@ -51,6 +53,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "plugins":
 		listPlugins(stdout)
 		return 0
+	case "probe":
+		return probe(args, stdout, stderr)
 	case "help":
 		usage(stdout)
 		return 0
@@ -66,6 +70,8 @@ func usage(w io.Writer) {
   sluice check -c FILE     parse, validate and build the pipeline without opening anything
   sluice version
   sluice plugins           list plugin types and their parameters
+  sluice probe URL         GET URL (e.g. http://127.0.0.1:24231/healthz): exit 0 on 200, else 1,
+                           for container health checks in images without curl
 `)
 }
 
@@ -232,4 +238,25 @@ func listPlugins(w io.Writer) {
 		}
 	}
 	tw.Flush()
+}
+
+// probe is a health check for images with no shell or curl.
+func probe(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: sluice probe URL")
+		return 2
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(args[0])
+	if err != nil {
+		fmt.Fprintln(stderr, "probe:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	fmt.Fprintf(stdout, "%d %s\n", resp.StatusCode, strings.TrimSpace(string(body)))
+	if resp.StatusCode != http.StatusOK {
+		return 1
+	}
+	return 0
 }

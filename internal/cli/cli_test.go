@@ -2,6 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,5 +84,25 @@ func TestVersionPluginsUsage(t *testing.T) {
 	}
 	if code, _, _ := runMain("frobnicate"); code != 2 {
 		t.Errorf("unknown command exit %d", code)
+	}
+}
+
+func TestProbe(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			http.Error(w, "output x: buffer 91% full", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}))
+	defer srv.Close()
+	if code, out, _ := runMain("probe", srv.URL+"/healthz"); code != 0 || !strings.Contains(out, "200 ok") {
+		t.Errorf("healthy: exit %d, %q", code, out)
+	}
+	if code, out, _ := runMain("probe", srv.URL+"/readyz"); code != 1 || !strings.Contains(out, "503 output x") {
+		t.Errorf("unready: exit %d, %q", code, out)
+	}
+	if code, _, _ := runMain("probe", "http://127.0.0.1:1/healthz"); code != 1 {
+		t.Errorf("nothing listening: exit %d", code)
 	}
 }
