@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,4 +122,32 @@ func TestPrometheusScrapesOutputMetrics(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
+}
+
+// TestSIGUSR1Flushes: with an hour-long flush interval, SIGUSR1 writes the
+// buffered events out at once.
+func TestSIGUSR1Flushes(t *testing.T) {
+	port := freePort(t)
+	conf := strings.Replace(fileSinkConf(port, ""), "flush_interval 0.5", "flush_interval 1h", 1)
+	in := startSluice(t, conf)
+	defer in.Stop()
+	logger, err := fluent.New(fluent.Config{FluentHost: "127.0.0.1", FluentPort: port, RequestAck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ids("usr1", 50)
+	for _, id := range want {
+		if err := logger.Post("usr1.test", map[string]string{"id": id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logger.Close()
+	time.Sleep(500 * time.Millisecond)
+	if m, _ := filepath.Glob(filepath.Join(in.Dir, "out", "usr1.test", "*.log")); len(m) != 0 {
+		t.Fatalf("flushed before SIGUSR1: %v", m)
+	}
+	if err := in.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	requireAllOnce(t, in, "usr1.test", want)
 }

@@ -189,6 +189,21 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGUSR1 flushes every buffer now, as in Fluentd.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		for {
+			select {
+			case <-usr1:
+				logger.Info("SIGUSR1: flushing every buffer")
+				eng.Flush()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	if err := eng.Run(ctx); err != nil {
 		logger.Error("start failed", "err", err)
 		return 1

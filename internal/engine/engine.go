@@ -141,6 +141,16 @@ func (e *Engine) Ready(highWater float64) error {
 	return nil
 }
 
+// Flush queues every staged chunk of every buffered output for writing
+// now (SIGUSR1).
+func (e *Engine) Flush() {
+	for _, n := range append(append([]*node(nil), e.outputs...), e.secondaries...) {
+		if n.runtime != nil {
+			n.runtime.Flush()
+		}
+	}
+}
+
 // MetricOutputs implements metrics.Source: the buffered outputs.
 func (e *Engine) MetricOutputs() []metrics.Output {
 	var out []metrics.Output
