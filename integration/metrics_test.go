@@ -108,6 +108,9 @@ func TestPrometheusScrapesOutputMetrics(t *testing.T) {
 		`sum(sluice_output_written_records_total{job="sluice",type="file"})`: n,
 		`sum(fluentd_output_status_buffer_queue_length{job="sluice"})`:       0,
 		`sum(sluice_output_dropped_records_total{job="sluice"})`:             0,
+		`sum(sluice_input_events_total{job="sluice",type="forward"})`:        n,
+		`sum(sluice_input_acks_total{job="sluice",type="forward"})`:          n,
+		`sum(sluice_input_connections{job="sluice",type="forward"})`:         0,
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for query, w := range want {

@@ -162,6 +162,20 @@ func (e *Engine) MetricOutputs() []metrics.Output {
 	return out
 }
 
+// MetricPlugins implements metrics.Source: the plugins with counters of
+// their own.
+func (e *Engine) MetricPlugins() []metrics.Plugin {
+	var out []metrics.Plugin
+	for kind, nodes := range map[string][]*node{"input": e.inputs, "output": e.outputs} {
+		for _, n := range nodes {
+			if m, ok := n.p.(plugin.Measured); ok {
+				out = append(out, metrics.Plugin{Kind: kind, ID: n.id, Type: n.typ, Measure: m.Measure})
+			}
+		}
+	}
+	return out
+}
+
 // MetricCounters implements metrics.Source.
 func (e *Engine) MetricCounters() []metrics.Counter {
 	return []metrics.Counter{

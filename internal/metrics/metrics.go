@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/sluice-log/sluice/internal/output"
+	"github.com/sluice-log/sluice/internal/plugin"
 )
 
 // Output is one buffered output as metrics see it.
@@ -29,10 +30,17 @@ type Counter struct {
 	Value      func() float64
 }
 
+// Plugin is a plugin with counters of its own (plugin.Measured).
+type Plugin struct {
+	Kind, ID, Type string // Kind: "input" or "output"
+	Measure        func(plugin.Report)
+}
+
 // Source lists what to report; it is called on every scrape, so a reload
 // that changes the outputs is seen at once.
 type Source interface {
 	MetricOutputs() []Output
+	MetricPlugins() []Plugin
 	MetricCounters() []Counter
 }
 
@@ -117,6 +125,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(sluiceCorrupt, s.CorruptChunks.Load(), o)
 		gauge(sluiceLeftover, float64(s.ShutdownLeftover.Load()), o)
 		counter(sluiceWritten, s.WriteRecords.Load(), o)
+	}
+	// A family needs one help text; plugins of different types may word
+	// the same counter differently, so the first wording is kept.
+	helps := map[string]string{}
+	for _, p := range c.src.MetricPlugins() {
+		p.Measure(func(name, help string, v int64, isGauge bool) {
+			name = "sluice_" + p.Kind + "_" + name
+			if h, ok := helps[name]; ok {
+				help = h
+			} else {
+				helps[name] = help
+			}
+			typ := prometheus.CounterValue
+			if isGauge {
+				typ = prometheus.GaugeValue
+			}
+			ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(name, help, outputLabels, nil), typ, float64(v), p.ID, p.Type)
+		})
 	}
 	for _, k := range c.src.MetricCounters() {
 		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(k.Name, k.Help, nil, nil), prometheus.CounterValue, k.Value())

@@ -132,6 +132,16 @@ type Context struct {
 	Health  Health
 }
 
+// Measured is a plugin with counters of its own. The metrics endpoint
+// reports each as sluice_input_NAME or sluice_output_NAME, with plugin_id
+// and type labels, reading them at scrape time.
+type Measured interface {
+	Measure(report Report)
+}
+
+// Report receives one counter (gauge: it can go down).
+type Report func(name, help string, value int64, gauge bool)
+
 // Health is the engine's state for liveness and readiness probes.
 type Health interface {
 	// Live fails when the engine has stopped.

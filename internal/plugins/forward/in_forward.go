@@ -95,6 +95,26 @@ type InputStats struct {
 	Heartbeats           atomic.Int64
 }
 
+// Measure implements plugin.Measured.
+func (in *Input) Measure(report plugin.Report) {
+	s := &in.Stats
+	report("connections", "Connections open now.", s.Connections.Load(), true)
+	report("connections_total", "Connections accepted.", s.ConnectionsTotal.Load(), false)
+	report("connections_refused_total", "Connections refused over max_connections.", s.ConnectionsRefused.Load(), false)
+	report("connections_aged_out_total", "Connections closed by max_connection_age.", s.AgedOut.Load(), false)
+	report("connections_idle_closed_total", "Connections closed for idleness.", s.IdleClosed.Load(), false)
+	report("events_total", "Events accepted.", s.Events.Load(), false)
+	report("bytes_total", "Event bytes accepted.", s.Bytes.Load(), false)
+	report("messages_total", "Forward protocol messages accepted.", s.Messages.Load(), false)
+	report("decode_errors_total", "Connections closed for a malformed or oversized message.", s.ProtocolErrors.Load(), false)
+	report("invalid_events_total", "Events skipped by skip_invalid_event.", s.InvalidEvents.Load(), false)
+	report("auth_failures_total", "Handshakes refused.", s.AuthFailures.Load(), false)
+	report("acks_total", "Chunks acknowledged.", s.Acks.Load(), false)
+	report("duplicates_suppressed_total", "Resent chunks acknowledged without a second emit.", s.DuplicatesSuppressed.Load(), false)
+	report("refused_total", "Messages not acknowledged because an output refused them.", s.Refused.Load(), false)
+	report("heartbeats_total", "UDP heartbeats answered.", s.Heartbeats.Load(), false)
+}
+
 // defaultChunkSizeLimit bounds one message when chunk_size_limit is unset
 // (Fluentd has no bound; Sluice keeps memory bounded).
 const defaultChunkSizeLimit = 64 << 20

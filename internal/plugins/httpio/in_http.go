@@ -95,6 +95,19 @@ type Stats struct {
 	Overloaded  atomic.Int64 // connections refused past max_connections
 }
 
+// Measure implements plugin.Measured.
+func (in *Input) Measure(report plugin.Report) {
+	s := &in.Stats
+	report("http_requests_total", "Requests received.", s.Requests.Load(), false)
+	report("events_total", "Events accepted.", s.Events.Load(), false)
+	report("decode_errors_total", "Requests refused as malformed (HTTP 400).", s.BadRequests.Load(), false)
+	report("http_too_large_total", "Requests over body_size_limit (HTTP 413).", s.TooLarge.Load(), false)
+	report("refused_total", "Requests refused because a buffer was full (HTTP 503).", s.Refused.Load(), false)
+	report("http_forbidden_total", "Requests from addresses not allowed (HTTP 403).", s.Forbidden.Load(), false)
+	report("connections", "Connections open now.", s.Connections.Load(), true)
+	report("connections_refused_total", "Connections refused over max_connections.", s.Overloaded.Load(), false)
+}
+
 type parserSet struct {
 	custom, json, msgpack plugin.Parser
 	stream                event.Builder

@@ -120,6 +120,17 @@ func (c *Shared) data(dst []byte, tag string, e *event.Entry) ([]byte, error) {
 	return dst, nil
 }
 
+// Measure implements plugin.Measured.
+func (c *Shared) Measure(report plugin.Report) {
+	s := &c.Stats
+	report("kinesis_records_total", "Events delivered.", s.Records.Load(), false)
+	report("kinesis_bytes_total", "Record bytes delivered.", s.Bytes.Load(), false)
+	report("kinesis_calls_total", "Batch calls made.", s.Calls.Load(), false)
+	report("kinesis_retried_calls_total", "Batch calls made again for failed records.", s.RetriedCalls.Load(), false)
+	report("kinesis_retried_records_total", "Records sent again after a failure.", s.Retried.Load(), false)
+	report("kinesis_oversized_records_total", "Records over the per-record limit, sent to @ERROR.", s.Oversized.Load(), false)
+}
+
 // write sends a chunk's undelivered entries to stream.
 func (c *Shared) write(ctx context.Context, ch *buffer.Chunk, stream string, maxRecord int, pack bool,
 	key func(*event.Entry) string) error {

@@ -107,13 +107,14 @@ func TestOutputMetricsUnderFluentdNames(t *testing.T) {
   </buffer>
 </match>`, port))
 	plugintest.Start(t, e)
+	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	plugintest.WaitFor(t, "the metrics listener", func() bool { code, _ := status(t, url); return code == 200 })
 	for i := 0; i < 3; i++ {
 		plugintest.Must(t, e.Root().Emit(context.Background(), plugintest.Stream(t, "app.x",
 			map[string]any{"n": 1}, map[string]any{"n": 2}, map[string]any{"n": 3}, map[string]any{"n": 4})))
 	}
 	e.Root().Emit(context.Background(), plugintest.Stream(t, "nowhere", map[string]any{"n": 1}))
 	plugintest.WaitFor(t, "delivery", func() bool { return len(plugintest.Captured("metrics")) >= 12 })
-	url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	var fams map[string]*dto.MetricFamily
 	labels := map[string]string{"plugin_id": "out_capture", "type": "capture"}
 	plugintest.WaitFor(t, "queue drained", func() bool {
@@ -150,11 +151,12 @@ func TestOutputMetricsUnderFluentdNames(t *testing.T) {
 	}
 }
 
+// status returns the answer to a GET; code 0 while nothing listens yet.
 func status(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
-		t.Fatal(err)
+		return 0, err.Error()
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
