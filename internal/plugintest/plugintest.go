@@ -181,13 +181,26 @@ func BuildErr(conf string) (*engine.Engine, error) {
 	return engine.Build(root, engine.Options{Logger: Quiet, Hostname: "test-host"})
 }
 
-// Start runs e in the background and returns a function that stops it and
-// waits for the shutdown to finish.
+// Start runs e in the background, waits until it has started (outputs
+// open, inputs running: emitting earlier would race with the buffers'
+// opening, which the engine's own start order never does), and returns a
+// function that stops it and waits for the shutdown to finish.
 func Start(tb testing.TB, e *engine.Engine) (stop func()) {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
+	for deadline := time.Now().Add(10 * time.Second); e.Ready(1) != nil; {
+		select {
+		case err := <-done:
+			cancel()
+			tb.Fatalf("engine stopped while starting: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("engine not started after 10s: %v", e.Ready(1))
+		}
+	}
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
