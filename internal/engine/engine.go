@@ -103,8 +103,9 @@ type Engine struct {
 	// ErrorEvents counts events sent to @ERROR without such a label.
 	ErrorEvents atomic.Int64
 
-	metrics http.Handler
-	state   atomic.Int32 // stateStarting, stateRunning, stateStopping, stateStopped
+	metrics    http.Handler
+	pluginsAPI http.Handler
+	state      atomic.Int32 // stateStarting, stateRunning, stateStopping, stateStopped
 }
 
 const (
@@ -176,6 +177,30 @@ func (e *Engine) MetricPlugins() []metrics.Plugin {
 	return out
 }
 
+// MonitorPlugins implements metrics.Source: every input, filter and
+// output, in configuration order, for monitor_agent.
+func (e *Engine) MonitorPlugins() []metrics.PluginInfo {
+	var out []metrics.PluginInfo
+	for _, group := range []struct {
+		category string
+		nodes    []*node
+	}{{"input", e.inputs}, {"filter", e.filters}, {"output", e.outputs}} {
+		for _, n := range group.nodes {
+			pi := metrics.PluginInfo{ID: n.id, Category: group.category, Type: n.typ, Config: map[string]string{}}
+			if n.el != nil {
+				for _, p := range n.el.Params {
+					pi.Config[p.Key] = p.Value
+				}
+			}
+			if n.runtime != nil {
+				pi.Output = &metrics.Output{ID: n.id, Type: n.typ, Stats: &n.runtime.Stats, Status: n.runtime.Status}
+			}
+			out = append(out, pi)
+		}
+	}
+	return out
+}
+
 // MetricCounters implements metrics.Source.
 func (e *Engine) MetricCounters() []metrics.Counter {
 	return []metrics.Counter{
@@ -191,6 +216,7 @@ type node struct {
 	kind    plugin.Kind
 	pos     config.Pos
 	p       any
+	el      *config.Element // the plugin's section, for monitor_agent's config
 	runtime *output.Runtime // buffered outputs only
 	emitTo  plugin.Emitter  // inputs: the pipeline they feed
 }
@@ -214,6 +240,7 @@ func Build(root *config.Element, opts Options) (*Engine, error) {
 		ids:      map[string]config.Pos{},
 	}
 	e.metrics = metrics.Handler(e)
+	e.pluginsAPI = metrics.PluginsAPI(e)
 	if e.log == nil {
 		e.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
@@ -487,7 +514,7 @@ func (e *Engine) newNode(kind plugin.Kind, el *config.Element) *node {
 		el.MarkAllUsed()
 		return nil
 	}
-	n := &node{typ: typ, kind: kind, pos: el.Pos, p: info.New()}
+	n := &node{typ: typ, kind: kind, pos: el.Pos, p: info.New(), el: el}
 	if p := el.Param("@id"); p != nil {
 		if prev, dup := e.ids[p.Value]; dup {
 			e.fail(config.Errorf(p.Pos, "@id %q is already used at %s", p.Value, prev))
@@ -513,7 +540,7 @@ func (e *Engine) newNode(kind plugin.Kind, el *config.Element) *node {
 		return nil
 	}
 	ctx := &plugin.Context{ID: n.id, Type: typ, Element: el, Logger: logger, Hostname: e.hostname, Build: e, ErrorOut: e.errorOut,
-		Metrics: e.metrics, Health: e}
+		Metrics: e.metrics, Health: e, PluginsAPI: e.pluginsAPI}
 	if e.current != nil {
 		ctx.Reemit = e.current
 	}

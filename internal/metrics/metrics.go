@@ -39,6 +39,7 @@ type Plugin struct {
 // Source lists what to report; it is called on every scrape, so a reload
 // that changes the outputs is seen at once.
 type Source interface {
+	MonitorPlugins() []PluginInfo
 	MetricOutputs() []Output
 	MetricPlugins() []Plugin
 	MetricCounters() []Counter

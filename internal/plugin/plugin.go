@@ -130,6 +130,8 @@ type Context struct {
 	// expose them.
 	Metrics http.Handler
 	Health  Health
+	// PluginsAPI serves monitor_agent's /api/plugins.json and /api/plugins.
+	PluginsAPI http.Handler
 }
 
 // Measured is a plugin with counters of its own. The metrics endpoint

@@ -1,8 +1,9 @@
-// Package prometheus holds the sources of fluent-plugin-prometheus:
-// `prometheus` serves the metrics over HTTP, and `prometheus_monitor` and
-// `prometheus_output_monitor` are accepted so that configurations written
-// for Fluentd load unchanged. Sluice always keeps the counters those two
-// would collect, so they have nothing to do.
+// Package prometheus holds the sources that show Sluice's state over HTTP:
+// fluent-plugin-prometheus's `prometheus` (metrics and Sluice's health
+// probes), with `prometheus_monitor` and `prometheus_output_monitor`
+// accepted so that configurations written for Fluentd load unchanged
+// (Sluice always keeps the counters those two would collect), and
+// Fluentd's `monitor_agent`.
 package prometheus
 
 import (
@@ -62,9 +63,6 @@ func init() {
 
 // Configure implements plugin.Configurer.
 func (s *Server) Configure(c *plugin.Context) error {
-	if s.Port < 0 || s.Port > 65535 {
-		return fmt.Errorf("port %d out of range", s.Port)
-	}
 	if c.Metrics == nil {
 		return errors.New("no metrics to serve")
 	}
@@ -92,7 +90,7 @@ func markLabels(l *config.Element) {
 
 // Init binds the listener, so that a busy port fails the start.
 func (s *Server) Init(context.Context) error {
-	ln, err := net.Listen("tcp", net.JoinHostPort(s.Bind, strconv.Itoa(s.Port)))
+	ln, err := listen(s.Bind, s.Port)
 	if err != nil {
 		return err
 	}
@@ -114,18 +112,31 @@ func (s *Server) Run(ctx context.Context, _ plugin.Emitter) error {
 		mux.Handle(s.HealthPath, probe(s.health.Live))
 		mux.Handle(s.ReadyPath, probe(func() error { return s.health.Ready(s.ReadyHighWater) }))
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.log.Info("serving metrics", "addr", s.ln.Addr().String(), "path", s.MetricsPath)
+	return serve(ctx, s.ln, mux)
+}
+
+// serve serves h on ln until ctx ends, then shuts down within 5 seconds.
+func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(shutdown)
 	}()
-	s.log.Info("serving metrics", "addr", s.ln.Addr().String(), "path", s.MetricsPath)
-	if err := srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// listen binds bind:port.
+func listen(bind string, port int) (net.Listener, error) {
+	if port < 0 || port > 65535 {
+		return nil, fmt.Errorf("port %d out of range", port)
+	}
+	return net.Listen("tcp", net.JoinHostPort(bind, strconv.Itoa(port)))
 }
 
 // Run implements plugin.Input: nothing to collect, so it waits.

@@ -2,6 +2,7 @@ package prometheus_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -210,4 +211,94 @@ func TestReadinessFollowsBufferFill(t *testing.T) {
 	}
 	plugintest.WaitFor(t, "drained", func() bool { return len(plugintest.Captured("held")) == 40 })
 	plugintest.WaitFor(t, "ready again", func() bool { code, _ := status(t, base+"/readyz"); return code == 200 })
+}
+
+// monitor_agent lists every plugin with Fluentd's field names, buffer
+// counters for buffered outputs, and secrets masked.
+func TestMonitorAgentPluginsJSON(t *testing.T) {
+	plugintest.Reset()
+	port := freePort(t)
+	e := plugintest.Build(t, fmt.Sprintf(`
+<source>
+  @type monitor_agent
+  bind 127.0.0.1
+  port %d
+</source>
+<filter app.**>
+  @type grep
+  @id only_x
+  <regexp>
+    key k
+    pattern /x/
+  </regexp>
+</filter>
+<match app.**>
+  @type capture
+  @id out_capture
+  name monitored
+  <buffer>
+    flush_mode immediate
+  </buffer>
+</match>
+<match secret.**>
+  @type kinesis_firehose
+  @id out_firehose
+  region us-east-1
+  endpoint http://127.0.0.1:1
+  aws_key_id AKIDTEST
+  aws_sec_key s3cr3t
+  delivery_stream_name s
+  <buffer>
+    flush_interval 1h
+  </buffer>
+</match>`, port))
+	plugintest.Start(t, e)
+	plugintest.Must(t, e.Root().Emit(context.Background(), plugintest.Stream(t, "app.a", map[string]any{"k": "x"}, map[string]any{"k": "y"})))
+	plugintest.WaitFor(t, "delivery", func() bool { return len(plugintest.Captured("monitored")) == 1 })
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	var got struct {
+		Plugins []map[string]any `json:"plugins"`
+	}
+	plugintest.WaitFor(t, "write counted", func() bool {
+		resp, err := http.Get(base + "/api/plugins.json")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		got.Plugins = nil
+		json.NewDecoder(resp.Body).Decode(&got)
+		for _, p := range got.Plugins {
+			if p["plugin_id"] == "out_capture" && p["write_count"] == float64(1) {
+				return true
+			}
+		}
+		return false
+	})
+	byID := map[string]map[string]any{}
+	for _, p := range got.Plugins {
+		byID[p["plugin_id"].(string)] = p
+	}
+	out := byID["out_capture"]
+	if out["plugin_category"] != "output" || out["type"] != "capture" || out["output_plugin"] != true ||
+		out["emit_records"] != float64(1) || out["buffer_queue_length"] != float64(0) || out["retry_count"] != float64(0) {
+		t.Errorf("out_capture: %v", out)
+	}
+	if f := byID["only_x"]; f == nil || f["plugin_category"] != "filter" || f["output_plugin"] != false || f["retry_count"] != nil {
+		t.Errorf("only_x: %v", f)
+	}
+	if len(got.Plugins) != 4 {
+		t.Errorf("%d plugins, want 4 (monitor_agent, grep, capture, kinesis_firehose)", len(got.Plugins))
+	}
+	resp, err := http.Get(base + "/api/plugins.json")
+	plugintest.Must(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), "s3cr3t") || !strings.Contains(string(body), `"aws_key_id":"AKIDTEST"`) ||
+		!strings.Contains(string(body), `"aws_sec_key":"xxxxxx"`) {
+		t.Errorf("configuration not shown with the secret masked: %s", body)
+	}
+	code, text := status(t, base+"/api/plugins")
+	if code != 200 || !strings.Contains(text, "plugin_id:out_capture") || !strings.Contains(text, "\ttype:capture") {
+		t.Errorf("/api/plugins: %d %q", code, text)
+	}
 }
