@@ -5,11 +5,13 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -76,6 +78,8 @@ func promQuery(base, query string) (float64, bool) {
 // fluent-plugin-prometheus series with the values the traffic implies.
 func TestPrometheusScrapesOutputMetrics(t *testing.T) {
 	port, metricsPort := freePort(t), freePort(t)
+	// The kinesis output is never routed to (the file sink's <match **>
+	// comes first); it is there for its series.
 	conf := fileSinkConf(port, "") + fmt.Sprintf(`
 <source>
   @type prometheus
@@ -85,6 +89,15 @@ func TestPrometheusScrapesOutputMetrics(t *testing.T) {
 <source>
   @type prometheus_output_monitor
 </source>
+<match never.**>
+  # Present so that the kinesis series the dashboard uses exist.
+  @type kinesis_firehose
+  region us-east-1
+  endpoint http://127.0.0.1:1
+  aws_key_id AKIDTEST
+  aws_sec_key secret
+  delivery_stream_name none
+</match>
 `, metricsPort)
 	in := startSluice(t, conf)
 	defer in.Stop()
@@ -125,6 +138,7 @@ func TestPrometheusScrapesOutputMetrics(t *testing.T) {
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
+	checkDashboard(t, prom, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
 }
 
 // TestSIGUSR1Flushes: with an hour-long flush interval, SIGUSR1 writes the
@@ -153,4 +167,56 @@ func TestSIGUSR1Flushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireAllOnce(t, in, "usr1.test", want)
+}
+
+// checkDashboard runs every query of the bundled Grafana dashboard on the
+// Prometheus server, and checks that every series it names is one Sluice
+// serves.
+func checkDashboard(t *testing.T, prom, metricsURL string) {
+	t.Helper()
+	raw, err := os.ReadFile("../deploy/grafana/sluice.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(raw, &dash); err != nil {
+		t.Fatalf("dashboard JSON: %v", err)
+	}
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	names := regexp.MustCompile(`\b((?:sluice|fluentd|process)_[a-z_]+)\b`)
+	queries := 0
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			queries++
+			for _, n := range names.FindAllString(tg.Expr, -1) {
+				if !strings.Contains(string(served), "\n"+n) {
+					t.Errorf("panel %q uses %s, which Sluice does not serve", p.Title, n)
+				}
+			}
+			q := strings.ReplaceAll(tg.Expr, "$instance", ".*")
+			resp, err := http.Get(prom + "/api/v1/query?query=" + url.QueryEscape(q))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out struct{ Status, Error string }
+			json.NewDecoder(resp.Body).Decode(&out)
+			resp.Body.Close()
+			if out.Status != "success" {
+				t.Errorf("panel %q: Prometheus refuses %q: %s", p.Title, q, out.Error)
+			}
+		}
+	}
+	if queries < 10 {
+		t.Errorf("dashboard has %d queries", queries)
+	}
 }
