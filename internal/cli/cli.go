@@ -28,6 +28,7 @@ import (
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/engine"
 	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/top"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
@@ -55,6 +56,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "probe":
 		return probe(args, stdout, stderr)
+	case "top":
+		return topCmd(args, stdout, stderr)
 	case "help":
 		usage(stdout)
 		return 0
@@ -70,6 +73,9 @@ func usage(w io.Writer) {
   sluice check -c FILE     parse, validate and build the pipeline without opening anything
   sluice version
   sluice plugins           list plugin types and their parameters
+  sluice top [-url URL] [-interval 1s] [-n FRAMES]
+                           live view of a running instance, from its prometheus source
+                           (default http://127.0.0.1:24231/metrics)
   sluice probe URL         GET URL (e.g. http://127.0.0.1:24231/healthz): exit 0 on 200, else 1,
                            for container health checks in images without curl
 `)
@@ -271,6 +277,24 @@ func probe(args []string, stdout, stderr io.Writer) int {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	fmt.Fprintf(stdout, "%d %s\n", resp.StatusCode, strings.TrimSpace(string(body)))
 	if resp.StatusCode != http.StatusOK {
+		return 1
+	}
+	return 0
+}
+
+func topCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("top", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", "http://127.0.0.1:24231/metrics", "the instance's prometheus source")
+	interval := fs.Duration("interval", time.Second, "refresh interval")
+	frames := fs.Int("n", 0, "draw this many frames, without clearing the screen, then exit (0: until Ctrl-C)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := top.Run(ctx, stdout, *url, *interval, *frames); err != nil {
+		fmt.Fprintln(stderr, "sluice top:", err)
 		return 1
 	}
 	return 0
