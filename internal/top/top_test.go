@@ -66,3 +66,19 @@ func TestRenderRates(t *testing.T) {
 		t.Errorf("rates after a restart:\n%s", b.String())
 	}
 }
+
+// FuzzParseAndRender: whatever an endpoint answers, top draws a frame or
+// returns an error; it never panics.
+func FuzzParseAndRender(f *testing.F) {
+	f.Add(scrape1)
+	f.Add("sluice_input_events_total{plugin_id=\"a\"} NaN\n")
+	f.Add("# TYPE x counter\nx{plugin_id=\"\\\"\"} -1e308\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		s, err := Parse(strings.NewReader(text), time.Unix(0, 0))
+		if err != nil {
+			return
+		}
+		var b strings.Builder
+		Render(&b, "fuzz", s, s)
+	})
+}
