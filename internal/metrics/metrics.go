@@ -85,6 +85,7 @@ var (
 	sluiceCorrupt   = desc("sluice_output_corrupt_chunks_total", "Chunk files found damaged and moved aside.")
 	sluiceLeftover  = desc("sluice_output_shutdown_leftover_records", "Records the last shutdown could not deliver.")
 	sluiceWritten   = desc("sluice_output_written_records_total", "Records delivered by the output.")
+	sluiceWriteTime = desc("sluice_output_write_duration_seconds", "Time one chunk write took, successful or not.")
 )
 
 type collector struct{ src Source }
@@ -126,6 +127,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(sluiceCorrupt, s.CorruptChunks.Load(), o)
 		gauge(sluiceLeftover, float64(s.ShutdownLeftover.Load()), o)
 		counter(sluiceWritten, s.WriteRecords.Load(), o)
+		buckets, count, sum := s.WriteSeconds.Snapshot()
+		ch <- prometheus.MustNewConstHistogram(sluiceWriteTime, count, sum, buckets, o.ID, o.Type)
 	}
 	// A family needs one help text; plugins of different types may word
 	// the same counter differently, so the first wording is kept.

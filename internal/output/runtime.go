@@ -65,6 +65,40 @@ type Stats struct {
 	FlushTimeMillis atomic.Int64
 	FlushCount      atomic.Int64
 	SlowFlushes     atomic.Int64
+	// WriteSeconds is the distribution of write durations.
+	WriteSeconds Histogram
+}
+
+// WriteBuckets are the upper bounds, in seconds, of WriteSeconds' buckets:
+// from a local file write to a slow cloud upload.
+var WriteBuckets = [...]float64{0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 10, 30, 60}
+
+// Histogram counts durations into WriteBuckets without locks.
+type Histogram struct {
+	counts [len(WriteBuckets) + 1]atomic.Int64 // the last is +Inf
+	sumNs  atomic.Int64
+}
+
+// Observe adds one duration.
+func (h *Histogram) Observe(d time.Duration) {
+	i := 0
+	for i < len(WriteBuckets) && d.Seconds() > WriteBuckets[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sumNs.Add(int64(d))
+}
+
+// Snapshot returns the cumulative count per bucket bound, the total count
+// and the sum in seconds, as Prometheus expects them.
+func (h *Histogram) Snapshot() (buckets map[float64]uint64, count uint64, sum float64) {
+	buckets = make(map[float64]uint64, len(WriteBuckets))
+	for i, le := range WriteBuckets {
+		count += uint64(h.counts[i].Load())
+		buckets[le] = count
+	}
+	count += uint64(h.counts[len(WriteBuckets)].Load())
+	return buckets, count, float64(h.sumNs.Load()) / 1e9
 }
 
 // SlowFlushThreshold is Fluentd's default slow_flush_log_threshold: a
@@ -561,6 +595,7 @@ func (r *Runtime) flush(c *buffer.Chunk, toSecondary bool) {
 		took := r.now().Sub(began)
 		r.Stats.FlushTimeMillis.Add(took.Milliseconds())
 		r.Stats.FlushCount.Add(1)
+		r.Stats.WriteSeconds.Observe(took)
 		if took > SlowFlushThreshold {
 			r.Stats.SlowFlushes.Add(1)
 			r.log.Warn("buffer flush took longer than slow_flush_log_threshold", "output", r.id,

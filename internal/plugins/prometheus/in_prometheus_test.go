@@ -143,6 +143,10 @@ func TestOutputMetricsUnderFluentdNames(t *testing.T) {
 	if got := value(t, fams, "sluice_unmatched_events_total", nil); got != 1 {
 		t.Errorf("sluice_unmatched_events_total %v, want 1", got)
 	}
+	writes := value(t, fams, "fluentd_output_status_write_count", labels) + value(t, fams, "fluentd_output_status_num_errors", labels)
+	if h := fams["sluice_output_write_duration_seconds"]; h == nil || float64(h.Metric[0].Histogram.GetSampleCount()) != writes {
+		t.Errorf("the write duration histogram does not count every write, successful or failed (%v)", writes)
+	}
 	if fams["go_goroutines"] == nil || fams["process_resident_memory_bytes"] == nil {
 		t.Error("no Go runtime or process series")
 	}
