@@ -85,6 +85,7 @@ var (
 	sluiceCorrupt   = desc("sluice_output_corrupt_chunks_total", "Chunk files found damaged and moved aside.")
 	sluiceLeftover  = desc("sluice_output_shutdown_leftover_records", "Records the last shutdown could not deliver.")
 	sluiceWritten   = desc("sluice_output_written_records_total", "Records delivered by the output.")
+	sluiceWrittenB  = desc("sluice_output_written_bytes_total", "Buffered bytes of the chunks delivered (msgpack, or the formatted bytes for outputs that format when buffering).")
 	sluiceWriteTime = desc("sluice_output_write_duration_seconds", "Time one chunk write took, successful or not.")
 )
 
@@ -127,6 +128,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(sluiceCorrupt, s.CorruptChunks.Load(), o)
 		gauge(sluiceLeftover, float64(s.ShutdownLeftover.Load()), o)
 		counter(sluiceWritten, s.WriteRecords.Load(), o)
+		counter(sluiceWrittenB, s.WriteBytes.Load(), o)
 		buckets, count, sum := s.WriteSeconds.Snapshot()
 		ch <- prometheus.MustNewConstHistogram(sluiceWriteTime, count, sum, buckets, o.ID, o.Type)
 	}

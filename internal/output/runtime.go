@@ -44,6 +44,7 @@ type Stats struct {
 	EmitRecords     atomic.Int64
 	WriteCount      atomic.Int64
 	WriteRecords    atomic.Int64
+	WriteBytes      atomic.Int64 // buffered bytes of the chunks written
 	NumErrors       atomic.Int64
 	RetryCount      atomic.Int64
 	RollbackCount   atomic.Int64
@@ -701,6 +702,7 @@ func (r *Runtime) finish(c *buffer.Chunk, err error, toSecondary bool) {
 	if err == nil {
 		r.Stats.WriteCount.Add(1)
 		r.Stats.WriteRecords.Add(int64(c.Records))
+		r.Stats.WriteBytes.Add(c.Size)
 		r.retry = retryState{}
 		if cerr := r.store.Commit(c); cerr != nil {
 			r.log.Error("written chunk not removed from the buffer; it will be sent again after a restart",

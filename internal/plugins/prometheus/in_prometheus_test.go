@@ -137,6 +137,9 @@ func TestOutputMetricsUnderFluentdNames(t *testing.T) {
 			t.Errorf("%s = %v, want %v", name, got, want)
 		}
 	}
+	if got := value(t, fams, "sluice_output_written_bytes_total", labels); got < 12*5 {
+		t.Errorf("written bytes %v: 12 records of at least 5 bytes each were written", got)
+	}
 	if got := value(t, fams, "fluentd_output_status_write_count", labels); got < 1 {
 		t.Errorf("write_count %v, want at least 1", got)
 	}
