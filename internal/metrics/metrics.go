@@ -117,7 +117,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(emitRecords, float64(s.EmitRecords.Load()), o)
 		gauge(writeCount, float64(s.WriteCount.Load()), o)
 		gauge(rollbackCount, float64(s.RollbackCount.Load()), o)
-		gauge(flushTime, float64(s.FlushTimeMillis.Load()), o)
+		gauge(flushTime, float64(s.WriteSeconds.SumMillis()), o)
 		gauge(slowFlushes, float64(s.SlowFlushes.Load()), o)
 		gauge(retryWait, st.RetryWait, o)
 

@@ -80,7 +80,7 @@ func pluginList(src Source, withConfig bool) []map[string]any {
 			m["write_count"] = s.WriteCount.Load()
 			m["rollback_count"] = s.RollbackCount.Load()
 			m["slow_flush_count"] = s.SlowFlushes.Load()
-			m["flush_time_count"] = s.FlushTimeMillis.Load()
+			m["flush_time_count"] = s.WriteSeconds.SumMillis()
 			m["retry"] = map[string]any{}
 			if st.RetryWait > 0 {
 				m["retry"] = map[string]any{"steps": s.RetryCount.Load(), "next_time_in_seconds": st.RetryWait}

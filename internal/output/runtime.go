@@ -61,12 +61,10 @@ type Stats struct {
 	// ShutdownLeftover is what the last stop could not deliver: kept on
 	// disk by a file buffer, lost by a memory buffer.
 	ShutdownLeftover atomic.Int64
-	// FlushTimeMillis is the time spent in writes, FlushCount their
-	// number, SlowFlushes those over SlowFlushThreshold.
-	FlushTimeMillis atomic.Int64
-	FlushCount      atomic.Int64
-	SlowFlushes     atomic.Int64
-	// WriteSeconds is the distribution of write durations.
+	// SlowFlushes counts writes over SlowFlushThreshold.
+	SlowFlushes atomic.Int64
+	// WriteSeconds is the distribution of write durations; its sum is
+	// Fluentd's flush_time_count.
 	WriteSeconds Histogram
 }
 
@@ -89,6 +87,9 @@ func (h *Histogram) Observe(d time.Duration) {
 	h.counts[i].Add(1)
 	h.sumNs.Add(int64(d))
 }
+
+// SumMillis is the total of the durations in milliseconds.
+func (h *Histogram) SumMillis() int64 { return h.sumNs.Load() / 1e6 }
 
 // Snapshot returns the cumulative count per bucket bound, the total count
 // and the sum in seconds, as Prometheus expects them.
@@ -594,8 +595,6 @@ func (r *Runtime) flush(c *buffer.Chunk, toSecondary bool) {
 	began := r.now()
 	defer func() {
 		took := r.now().Sub(began)
-		r.Stats.FlushTimeMillis.Add(took.Milliseconds())
-		r.Stats.FlushCount.Add(1)
 		r.Stats.WriteSeconds.Observe(took)
 		if took > SlowFlushThreshold {
 			r.Stats.SlowFlushes.Add(1)

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/tinylib/msgp/msgp"
 
@@ -234,7 +235,7 @@ func (a *serverAuth) check(msg []byte, peer net.IP) (pong []byte, ok bool, reaso
 	if a.sec.UserAuth {
 		found := false
 		for _, u := range a.sec.Users {
-			if len(allowedUsers) > 0 && !contains(allowedUsers, u.Username) {
+			if len(allowedUsers) > 0 && !slices.Contains(allowedUsers, u.Username) {
 				continue
 			}
 			if u.Username == string(p.username) &&
@@ -249,15 +250,6 @@ func (a *serverAuth) check(msg []byte, peer net.IP) (pong []byte, ok bool, reaso
 	}
 	key := []byte(sharedKey)
 	return a.appendPong(p.salt, key, true, ""), true, ""
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *serverAuth) appendPong(salt, sharedKey []byte, ok bool, reason string) []byte {

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -136,7 +137,7 @@ func (in *Input) Configure(c *plugin.Context) error {
 		return fmt.Errorf("port %d out of range", in.Port)
 	}
 	if in.CORSAllowCredentials {
-		if len(in.CORSAllowOrigins) == 0 || contains(in.CORSAllowOrigins, "*") {
+		if len(in.CORSAllowOrigins) == 0 || slices.Contains(in.CORSAllowOrigins, "*") {
 			return fmt.Errorf("cors_allow_credentials needs cors_allow_origins without '*'")
 		}
 	}
@@ -183,15 +184,6 @@ func (in *Input) Configure(c *plugin.Context) error {
 	}
 	in.budget = budget.New(int64(in.BodyBufferLimit))
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Init binds the listener.
@@ -380,7 +372,7 @@ func (in *Input) preflight(w http.ResponseWriter, r *http.Request, origin string
 }
 
 func (in *Input) corsHeaders(w http.ResponseWriter, origin string) {
-	if contains(in.CORSAllowOrigins, "*") {
+	if slices.Contains(in.CORSAllowOrigins, "*") {
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		return
 	}
@@ -393,7 +385,7 @@ func (in *Input) corsHeaders(w http.ResponseWriter, origin string) {
 // originAllowed matches cors_allow_origins, where one '*' stands for any
 // run of characters ("https://*.example.com").
 func (in *Input) originAllowed(origin string) bool {
-	if contains(in.CORSAllowOrigins, "*") {
+	if slices.Contains(in.CORSAllowOrigins, "*") {
 		return true
 	}
 	if origin == "" {
