@@ -9,8 +9,13 @@
 package config
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -175,5 +180,34 @@ func (e *Element) dump(b *strings.Builder, depth int) {
 	}
 	if e.Name != "ROOT" {
 		fmt.Fprintf(b, "%s</%s>\n", ind, e.Name)
+	}
+}
+
+// Fingerprint identifies the element's content: its name, argument,
+// parameters and nested sections, in order, without positions. Two
+// sections with the same fingerprint configure the same thing wherever
+// they sit in the file, which is how a reload tells what it may keep.
+func (e *Element) Fingerprint() string {
+	h := sha256.New()
+	e.fingerprint(h)
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func (e *Element) fingerprint(w io.Writer) {
+	field := func(s string) {
+		var n [binary.MaxVarintLen64]byte
+		w.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+		io.WriteString(w, s)
+	}
+	field(e.Name)
+	field(e.Arg)
+	field(strconv.Itoa(len(e.Params)))
+	for _, p := range e.Params {
+		field(p.Key)
+		field(p.Value)
+	}
+	field(strconv.Itoa(len(e.Elements)))
+	for _, c := range e.Elements {
+		c.fingerprint(w)
 	}
 }

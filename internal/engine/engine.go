@@ -18,6 +18,9 @@
 //
 // Start is the mirror image: outputs (Init, then flush workers), filters,
 // inputs (Init binds sockets, so a busy port fails the start), then Run.
+//
+// Reload (SIGHUP, SIGUSR2) builds a new graph beside the running one and
+// keeps every plugin whose section did not change (reload.go).
 package engine
 
 import (
@@ -28,6 +31,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,34 +82,68 @@ type Options struct {
 	Hostname string
 }
 
-// Engine is a built pipeline graph.
+// Engine runs a pipeline graph and replaces it on reload. What outlives a
+// reload lives here: the entries that inputs and plugins emit into, the
+// engine-wide counters, the metrics handlers and the run state.
 type Engine struct {
+	// System is the <system> of the configuration given to Build.
 	System System
 
 	log      *slog.Logger
 	hostname string
-	inputs   []*node
-	filters  []*node
-	outputs  []*node // build order: nested stores come before their copy
-	// secondaries are the <secondary> outputs; they start before and
-	// close after their primaries.
-	secondaries []*node
-	labels      map[string]*pipeline
-	root        *pipeline
-	errorOut    plugin.Emitter
-	ids         map[string]config.Pos
-	seq         int
-	errs        []error
-	current     *pipeline // the label being built, for Context.Reemit
+
+	mu      sync.Mutex            // serialises Reload with Run's start and shutdown
+	g       atomic.Pointer[graph] // the graph being run
+	entries map[string]*entry     // guarded by mu; "" is the root, else a label
+	seq     int                   // guarded by mu; numbers plugins without @id, across reloads
+	// removed maps the file buffer directory of each output a reload
+	// removed to a channel closed once its drain has closed the buffer.
+	removedMu sync.Mutex
+	removed   map[string]chan struct{} // guarded by removedMu
+	// retire counts the background work of reloads: drains of removed
+	// outputs and the opening of buffers that wait for them. Shutdown
+	// cancels retireCtx at its deadline and waits for retire.
+	retire       sync.WaitGroup
+	retireCtx    context.Context
+	cancelRetire context.CancelFunc
+	// rootEntry and errorEntry are entries[""] and entries["@ERROR"], for
+	// reading without mu.
+	rootEntry, errorEntry *entry
+	degrade               atomic.Pointer[string] // why the last reload left the graph short of its config
 
 	// Unmatched counts events whose tag no <match> takes.
 	Unmatched atomic.Int64
 	// ErrorEvents counts events sent to @ERROR without such a label.
 	ErrorEvents atomic.Int64
+	// Reloads and ReloadFailures count applied and rejected reloads.
+	Reloads, ReloadFailures atomic.Int64
 
 	metrics    http.Handler
 	pluginsAPI http.Handler
 	state      atomic.Int32 // stateStarting, stateRunning, stateStopping, stateStopped
+}
+
+// graph is the pipeline one configuration describes. It is built whole and
+// never changed after; a reload builds another.
+type graph struct {
+	eng     *Engine
+	system  System
+	inputs  []*node
+	filters []*node
+	outputs []*node // build order: nested stores come before their copy
+	// secondaries are the <secondary> outputs; they start before and
+	// close after their primaries.
+	secondaries []*node
+	pipelines   map[string]*pipeline // "" is the root
+	ids         map[string]config.Pos
+	errs        []error
+	current     string // the label being built ("" for the root)
+
+	// prev holds the running graph's nodes by key while a reload builds:
+	// a node whose key is there is taken over instead of built anew.
+	prev    map[string]*node
+	keySeen map[string]int
+	parents []string // keys of the outputs being configured (copy's stores)
 }
 
 const (
@@ -131,7 +169,10 @@ func (e *Engine) Ready(highWater float64) error {
 	case stateStopping, stateStopped:
 		return errors.New("shutting down")
 	}
-	for _, n := range e.outputs {
+	if why := e.degrade.Load(); why != nil {
+		return errors.New(*why)
+	}
+	for _, n := range e.g.Load().outputs {
 		if n.runtime == nil {
 			continue
 		}
@@ -145,7 +186,8 @@ func (e *Engine) Ready(highWater float64) error {
 // Flush queues every staged chunk of every buffered output for writing
 // now (SIGUSR1).
 func (e *Engine) Flush() {
-	for _, n := range append(append([]*node(nil), e.outputs...), e.secondaries...) {
+	g := e.g.Load()
+	for _, n := range append(append([]*node(nil), g.outputs...), g.secondaries...) {
 		if n.runtime != nil {
 			n.runtime.Flush()
 		}
@@ -155,7 +197,7 @@ func (e *Engine) Flush() {
 // MetricOutputs implements metrics.Source: the buffered outputs.
 func (e *Engine) MetricOutputs() []metrics.Output {
 	var out []metrics.Output
-	for _, n := range e.outputs {
+	for _, n := range e.g.Load().outputs {
 		if n.runtime != nil {
 			out = append(out, metrics.Output{ID: n.id, Type: n.typ, Stats: &n.runtime.Stats, Status: n.runtime.Status})
 		}
@@ -167,7 +209,8 @@ func (e *Engine) MetricOutputs() []metrics.Output {
 // their own.
 func (e *Engine) MetricPlugins() []metrics.Plugin {
 	var out []metrics.Plugin
-	for kind, nodes := range map[string][]*node{"input": e.inputs, "output": e.outputs} {
+	g := e.g.Load()
+	for kind, nodes := range map[string][]*node{"input": g.inputs, "output": g.outputs} {
 		for _, n := range nodes {
 			if m, ok := n.p.(plugin.Measured); ok {
 				out = append(out, metrics.Plugin{Kind: kind, ID: n.id, Type: n.typ, Measure: m.Measure})
@@ -181,10 +224,11 @@ func (e *Engine) MetricPlugins() []metrics.Plugin {
 // output, in configuration order, for monitor_agent.
 func (e *Engine) MonitorPlugins() []metrics.PluginInfo {
 	var out []metrics.PluginInfo
+	g := e.g.Load()
 	for _, group := range []struct {
 		category string
 		nodes    []*node
-	}{{"input", e.inputs}, {"filter", e.filters}, {"output", e.outputs}} {
+	}{{"input", g.inputs}, {"filter", g.filters}, {"output", g.outputs}} {
 		for _, n := range group.nodes {
 			pi := metrics.PluginInfo{ID: n.id, Category: group.category, Type: n.typ, Config: map[string]string{}}
 			if n.el != nil {
@@ -208,6 +252,10 @@ func (e *Engine) MetricCounters() []metrics.Counter {
 			Value: func() float64 { return float64(e.Unmatched.Load()) }},
 		{Name: "sluice_error_events_dropped_total", Help: "Events sent to @ERROR with no <label @ERROR> to take them.",
 			Value: func() float64 { return float64(e.ErrorEvents.Load()) }},
+		{Name: "sluice_config_reloads_total", Help: "Configuration reloads applied (SIGHUP, SIGUSR2).",
+			Value: func() float64 { return float64(e.Reloads.Load()) }},
+		{Name: "sluice_config_reload_failures_total", Help: "Configuration reloads rejected; the running configuration stayed.",
+			Value: func() float64 { return float64(e.ReloadFailures.Load()) }},
 	}
 }
 
@@ -215,14 +263,38 @@ type node struct {
 	id, typ string
 	kind    plugin.Kind
 	pos     config.Pos
-	p       any
-	el      *config.Element // the plugin's section, for monitor_agent's config
-	runtime *output.Runtime // buffered outputs only
-	emitTo  plugin.Emitter  // inputs: the pipeline they feed
+	// key names the node's section, its place (label, enclosing copy) and
+	// what else it depends on; a reload keeps a node whose key is unchanged.
+	key       string
+	p         any
+	el        *config.Element // the plugin's section, for monitor_agent's config
+	runtime   *output.Runtime // buffered outputs only
+	secondary *node           // the <secondary> of a buffered output
+	emitTo    plugin.Emitter  // inputs: the entry they feed
+
+	// opened is closed once the runtime has started, when a reload had to
+	// wait for a removed output to release the same file buffer first;
+	// openErr is set before if that start failed. nil: started with the
+	// graph.
+	opened  chan struct{}
+	openErr error
+
+	stopInput context.CancelFunc // inputs, while running
+	stopped   chan struct{}      // inputs: closed when Run has returned
 }
 
 // Emit sends a stream into an output node, through its buffer if it has one.
 func (n *node) Emit(ctx context.Context, s event.Stream) error {
+	if n.opened != nil {
+		select {
+		case <-n.opened:
+			if n.openErr != nil {
+				return fmt.Errorf("output %s: %w", n.id, n.openErr)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	if n.runtime != nil {
 		return n.runtime.Emit(ctx, s)
 	}
@@ -233,12 +305,8 @@ func (n *node) Emit(ctx context.Context, s event.Stream) error {
 // The error lists every problem found, one per line, each with its
 // file:line.
 func Build(root *config.Element, opts Options) (*Engine, error) {
-	e := &Engine{
-		log:      opts.Logger,
-		hostname: opts.Hostname,
-		labels:   map[string]*pipeline{},
-		ids:      map[string]config.Pos{},
-	}
+	e := &Engine{log: opts.Logger, hostname: opts.Hostname, entries: map[string]*entry{}, removed: map[string]chan struct{}{}}
+	e.retireCtx, e.cancelRetire = context.WithCancel(context.Background())
 	e.metrics = metrics.Handler(e)
 	e.pluginsAPI = metrics.PluginsAPI(e)
 	if e.log == nil {
@@ -247,65 +315,109 @@ func Build(root *config.Element, opts Options) (*Engine, error) {
 	if e.hostname == "" {
 		e.hostname, _ = os.Hostname()
 	}
-	e.System = System{ShutdownTimeout: DefaultShutdownTimeout, LogLevel: "info", Log: LogSection{Format: "text"}}
+	e.rootEntry, e.errorEntry = e.entry(""), e.entry("@ERROR")
+	g, err := e.build(root, nil)
+	if err != nil {
+		return nil, err
+	}
+	e.System = g.system
+	e.g.Store(g)
+	e.point(g)
+	return e, nil
+}
+
+// entry returns the stable entry of the root ("") or a label.
+func (e *Engine) entry(name string) *entry {
+	en, ok := e.entries[name]
+	if !ok {
+		en = &entry{name: name, eng: e}
+		e.entries[name] = en
+	}
+	return en
+}
+
+// point puts g's pipelines behind the entries; a label g lacks leaves its
+// entry empty.
+func (e *Engine) point(g *graph) {
+	for name, en := range e.entries {
+		en.cur.Store(g.pipelines[name])
+	}
+}
+
+// build constructs a graph. With prev (a reload), nodes whose key prev
+// also has are taken from prev, running, instead of the ones just built.
+func (e *Engine) build(root *config.Element, prev *graph) (*graph, error) {
+	g := &graph{eng: e, pipelines: map[string]*pipeline{}, ids: map[string]config.Pos{}, keySeen: map[string]int{}}
+	if prev != nil {
+		g.prev = map[string]*node{}
+		for _, n := range prev.nodes() {
+			g.prev[n.key] = n
+		}
+	}
+	g.system = System{ShutdownTimeout: DefaultShutdownTimeout, LogLevel: "info", Log: LogSection{Format: "text"}}
 	systems := root.Sections("system")
 	if len(systems) > 1 {
-		e.fail(config.Errorf(systems[1].Pos, "only one <system> is allowed"))
+		g.fail(config.Errorf(systems[1].Pos, "only one <system> is allowed"))
 	}
 	if len(systems) > 0 {
-		if err := config.Decode(systems[0], &e.System); err != nil {
-			e.fail(err)
+		if err := config.Decode(systems[0], &g.system); err != nil {
+			g.fail(err)
 		}
 	}
 
 	// Labels exist before anything refers to them.
-	e.root = newPipeline("", e)
+	g.pipelines[""] = newPipeline("", e)
 	labelSecs := root.Sections("label")
 	for _, l := range labelSecs {
 		if len(l.Arg) < 2 || l.Arg[0] != '@' {
-			e.fail(config.Errorf(l.Pos, "<label> needs a name starting with '@', got %q", l.Arg))
+			g.fail(config.Errorf(l.Pos, "<label> needs a name starting with '@', got %q", l.Arg))
 			continue
 		}
-		if _, dup := e.labels[l.Arg]; dup {
-			e.fail(config.Errorf(l.Pos, "label %s is defined twice", l.Arg))
+		if _, dup := g.pipelines[l.Arg]; dup {
+			g.fail(config.Errorf(l.Pos, "label %s is defined twice", l.Arg))
 			continue
 		}
-		e.labels[l.Arg] = newPipeline(l.Arg, e)
-	}
-	if p, ok := e.labels["@ERROR"]; ok {
-		e.errorOut = p
-	} else {
-		e.errorOut = plugin.EmitterFunc(e.dumpErrorEvents)
+		g.pipelines[l.Arg] = newPipeline(l.Arg, e)
 	}
 
-	e.buildRules(root, e.root)
+	g.buildRules(root, "")
 	for _, l := range labelSecs {
-		if p, ok := e.labels[l.Arg]; ok {
-			e.buildRules(l, p)
+		if _, ok := g.pipelines[l.Arg]; ok {
+			g.buildRules(l, l.Arg)
 		}
 	}
 	for _, src := range root.Sections("source") {
-		e.buildInput(src)
+		g.buildInput(src)
 	}
 	for _, el := range root.Elements {
 		switch el.Name {
 		case "system", "source", "filter", "match", "label":
 		case "worker":
-			e.fail(config.Errorf(el.Pos, "<worker> sections are not supported: Sluice runs one process that uses every core"))
+			g.fail(config.Errorf(el.Pos, "<worker> sections are not supported: Sluice runs one process that uses every core"))
 			el.MarkAllUsed()
 		default:
-			e.fail(config.Errorf(el.Pos, "unknown directive <%s>", el.Name))
+			g.fail(config.Errorf(el.Pos, "unknown directive <%s>", el.Name))
 			el.MarkAllUsed()
 		}
 	}
 	for _, err := range root.Unused() {
-		e.fail(err)
+		g.fail(err)
 	}
-	if len(e.errs) > 0 {
-		sort.SliceStable(e.errs, func(i, j int) bool { return errPos(e.errs[i]).Less(errPos(e.errs[j])) })
-		return nil, errors.Join(e.errs...)
+	if len(g.errs) > 0 {
+		sort.SliceStable(g.errs, func(i, j int) bool { return errPos(g.errs[i]).Less(errPos(g.errs[j])) })
+		return nil, errors.Join(g.errs...)
 	}
-	return e, nil
+	g.prev, g.keySeen, g.parents = nil, nil, nil
+	return g, nil
+}
+
+// nodes returns every node of the graph.
+func (g *graph) nodes() []*node {
+	all := make([]*node, 0, len(g.inputs)+len(g.filters)+len(g.outputs)+len(g.secondaries))
+	all = append(all, g.secondaries...)
+	all = append(all, g.outputs...)
+	all = append(all, g.filters...)
+	return append(all, g.inputs...)
 }
 
 func errPos(err error) config.Pos {
@@ -316,23 +428,24 @@ func errPos(err error) config.Pos {
 	return config.Pos{}
 }
 
-func (e *Engine) fail(err error) { e.errs = append(e.errs, err) }
+func (g *graph) fail(err error) { g.errs = append(g.errs, err) }
 
-func (e *Engine) buildRules(parent *config.Element, p *pipeline) {
-	e.current = p
-	defer func() { e.current = nil }()
+func (g *graph) buildRules(parent *config.Element, label string) {
+	p := g.pipelines[label]
+	g.current = label
+	defer func() { g.current = "" }()
 	for _, el := range parent.Elements {
 		switch el.Name {
 		case "filter", "match":
 		case "label", "system", "source":
 			if parent.Name == "label" {
-				e.fail(config.Errorf(el.Pos, "<%s> is not allowed inside <label>", el.Name))
+				g.fail(config.Errorf(el.Pos, "<%s> is not allowed inside <label>", el.Name))
 				el.MarkAllUsed()
 			}
 			continue
 		default:
 			if parent.Name == "label" {
-				e.fail(config.Errorf(el.Pos, "unknown directive <%s> in <label %s>", el.Name, parent.Arg))
+				g.fail(config.Errorf(el.Pos, "unknown directive <%s> in <label %s>", el.Name, parent.Arg))
 				el.MarkAllUsed()
 			}
 			continue
@@ -340,48 +453,47 @@ func (e *Engine) buildRules(parent *config.Element, p *pipeline) {
 		el.MarkUsed()
 		pat, err := route.Compile(el.Arg)
 		if err != nil {
-			e.fail(config.Errorf(el.Pos, "<%s %s>: %v", el.Name, el.Arg, err))
+			g.fail(config.Errorf(el.Pos, "<%s %s>: %v", el.Name, el.Arg, err))
 			el.MarkAllUsed()
 			continue
 		}
 		if el.Name == "filter" {
-			if n := e.newNode(plugin.KindFilter, el); n != nil {
-				e.filters = append(e.filters, n)
+			if n := g.newNode(plugin.KindFilter, el); n != nil {
+				g.filters = append(g.filters, n)
 				p.router.AddFilter(pat, n)
 			}
 			continue
 		}
-		if em, err := e.Output(el); err == nil {
+		if em, err := g.Output(el); err == nil {
 			p.router.AddMatch(pat, em)
 		} else if !errors.Is(err, errReported) {
-			e.fail(err)
+			g.fail(err)
 		}
 	}
 }
 
-func (e *Engine) buildInput(el *config.Element) {
-	var target plugin.Emitter = e.root
+func (g *graph) buildInput(el *config.Element) {
+	target := g.eng.entry("")
 	if p := el.Param("@label"); p != nil {
-		l, ok := e.labels[p.Value]
-		if !ok {
-			e.fail(config.Errorf(p.Pos, "@label %s: no such <label>", p.Value))
+		if _, ok := g.pipelines[p.Value]; !ok {
+			g.fail(config.Errorf(p.Pos, "@label %s: no such <label>", p.Value))
 		} else {
-			target = l
+			target = g.eng.entry(p.Value)
 		}
 	}
-	if n := e.newNode(plugin.KindInput, el); n != nil {
+	if n := g.newNode(plugin.KindInput, el); n != nil {
 		n.emitTo = target
-		e.inputs = append(e.inputs, n)
+		g.inputs = append(g.inputs, n)
 	}
 }
 
-// errReported marks an error already added to e.errs.
+// errReported marks an error already added to g.errs.
 var errReported = errors.New("reported")
 
 // Output implements plugin.Builder: it builds an output from a <match> or
 // <store> element, with its buffer, and returns the emitter feeding it.
-func (e *Engine) Output(el *config.Element) (plugin.Emitter, error) {
-	n := e.newNode(plugin.KindOutput, el)
+func (g *graph) Output(el *config.Element) (plugin.Emitter, error) {
+	n := g.newNode(plugin.KindOutput, el)
 	if n == nil {
 		return nil, errReported
 	}
@@ -390,8 +502,9 @@ func (e *Engine) Output(el *config.Element) (plugin.Emitter, error) {
 
 // Inputs returns the input plugins, in configuration order.
 func (e *Engine) Inputs() []any {
-	out := make([]any, len(e.inputs))
-	for i, n := range e.inputs {
+	g := e.g.Load()
+	out := make([]any, len(g.inputs))
+	for i, n := range g.inputs {
 		out[i] = n.p
 	}
 	return out
@@ -406,8 +519,9 @@ type OutputInfo struct {
 
 // Outputs returns every output, nested stores included, in build order.
 func (e *Engine) Outputs() []OutputInfo {
-	out := make([]OutputInfo, len(e.outputs))
-	for i, n := range e.outputs {
+	g := e.g.Load()
+	out := make([]OutputInfo, len(g.outputs))
+	for i, n := range g.outputs {
 		out[i] = OutputInfo{ID: n.id, Type: n.typ, Plugin: n.p, Runtime: n.runtime}
 	}
 	return out
@@ -415,19 +529,33 @@ func (e *Engine) Outputs() []OutputInfo {
 
 // Root returns the emitter for events that carry no @label, as an input
 // without @label would use.
-func (e *Engine) Root() plugin.Emitter { return e.root }
+func (e *Engine) Root() plugin.Emitter { return e.rootEntry }
+
+// Builder builds formatters and parsers as the running configuration
+// would, for tests and tools.
+func (e *Engine) Builder() plugin.Builder { return e.g.Load() }
+
+// Label returns the emitter for <label name> of the running configuration.
+func (e *Engine) Label(name string) (plugin.Emitter, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.g.Load().pipelines[name]; !ok {
+		return nil, fmt.Errorf("no such <label %s>", name)
+	}
+	return e.entry(name), nil
+}
 
 // Label implements plugin.Builder.
-func (e *Engine) Label(name string) (plugin.Emitter, error) {
-	if p, ok := e.labels[name]; ok {
-		return p, nil
+func (g *graph) Label(name string) (plugin.Emitter, error) {
+	if _, ok := g.pipelines[name]; ok {
+		return g.eng.entry(name), nil
 	}
 	return nil, fmt.Errorf("no such <label %s>", name)
 }
 
 // Formatter implements plugin.Builder.
-func (e *Engine) Formatter(sec *config.Element, defaultType string) (plugin.Formatter, error) {
-	p, err := e.subPlugin(plugin.KindFormatter, sec, defaultType)
+func (g *graph) Formatter(sec *config.Element, defaultType string) (plugin.Formatter, error) {
+	p, err := g.subPlugin(plugin.KindFormatter, sec, defaultType)
 	if err != nil {
 		return nil, err
 	}
@@ -439,8 +567,8 @@ func (e *Engine) Formatter(sec *config.Element, defaultType string) (plugin.Form
 }
 
 // Parser implements plugin.Builder.
-func (e *Engine) Parser(sec *config.Element, defaultType string) (plugin.Parser, error) {
-	p, err := e.subPlugin(plugin.KindParser, sec, defaultType)
+func (g *graph) Parser(sec *config.Element, defaultType string) (plugin.Parser, error) {
+	p, err := g.subPlugin(plugin.KindParser, sec, defaultType)
 	if err != nil {
 		return nil, err
 	}
@@ -453,7 +581,7 @@ func (e *Engine) Parser(sec *config.Element, defaultType string) (plugin.Parser,
 
 // subPlugin builds a <format> or <parse> plugin: its @type (or
 // defaultType), decoded and configured.
-func (e *Engine) subPlugin(kind plugin.Kind, sec *config.Element, defaultType string) (any, error) {
+func (g *graph) subPlugin(kind plugin.Kind, sec *config.Element, defaultType string) (any, error) {
 	typ := defaultType
 	if sec != nil {
 		sec.MarkUsed()
@@ -476,7 +604,7 @@ func (e *Engine) subPlugin(kind plugin.Kind, sec *config.Element, defaultType st
 		}
 	}
 	if c, ok := p.(plugin.Configurer); ok {
-		if err := c.Configure(&plugin.Context{Type: typ, Element: sec, Logger: e.log, Hostname: e.hostname, Build: e}); err != nil {
+		if err := c.Configure(&plugin.Context{Type: typ, Element: sec, Logger: g.eng.log, Hostname: g.eng.hostname, Build: g}); err != nil {
 			var ce *config.Error
 			if sec != nil && !errors.As(err, &ce) {
 				return nil, config.Errorf(sec.Pos, "%s %q: %v", kind, typ, err)
@@ -493,9 +621,33 @@ type BufferDefaulter interface {
 	BufferDefaults(*output.BufferConfig)
 }
 
+// nodeKey names a section by what it configures and where: its content, the
+// label it routes in, the output it is nested in, and for outputs the
+// root_dir their buffers live under. Identical sections side by side are
+// told apart by their order.
+func (g *graph) nodeKey(kind plugin.Kind, el *config.Element) string {
+	key := string(kind) + "|" + el.Fingerprint()
+	if kind != plugin.KindInput {
+		key += "|label=" + g.current
+	}
+	if kind == plugin.KindOutput {
+		key += "|root_dir=" + g.system.RootDir
+		if len(g.parents) > 0 {
+			key += "|in=" + g.parents[len(g.parents)-1]
+		}
+	}
+	g.keySeen[key]++
+	if n := g.keySeen[key]; n > 1 {
+		key += "|#" + strconv.Itoa(n)
+	}
+	return key
+}
+
 // newNode builds one plugin. It reports its own errors and returns nil on
-// failure.
-func (e *Engine) newNode(kind plugin.Kind, el *config.Element) *node {
+// failure. During a reload it returns the running node instead when that
+// node's key is the same: the fresh one only served to validate.
+func (g *graph) newNode(kind plugin.Kind, el *config.Element) *node {
+	e := g.eng
 	el.MarkUsed()
 	typ, ok := el.Get("@type")
 	if !ok {
@@ -504,22 +656,22 @@ func (e *Engine) newNode(kind plugin.Kind, el *config.Element) *node {
 		}
 	}
 	if !ok || typ == "" {
-		e.fail(config.Errorf(el.Pos, "<%s %s> has no @type", el.Name, el.Arg))
+		g.fail(config.Errorf(el.Pos, "<%s %s> has no @type", el.Name, el.Arg))
 		el.MarkAllUsed()
 		return nil
 	}
 	info, ok := plugin.Lookup(kind, typ)
 	if !ok {
-		e.fail(config.Errorf(el.Pos, "unknown plugin type %q (%s)", typ, kind))
+		g.fail(config.Errorf(el.Pos, "unknown plugin type %q (%s)", typ, kind))
 		el.MarkAllUsed()
 		return nil
 	}
-	n := &node{typ: typ, kind: kind, pos: el.Pos, p: info.New(), el: el}
+	n := &node{typ: typ, kind: kind, pos: el.Pos, p: info.New(), el: el, key: g.nodeKey(kind, el)}
 	if p := el.Param("@id"); p != nil {
-		if prev, dup := e.ids[p.Value]; dup {
-			e.fail(config.Errorf(p.Pos, "@id %q is already used at %s", p.Value, prev))
+		if prev, dup := g.ids[p.Value]; dup {
+			g.fail(config.Errorf(p.Pos, "@id %q is already used at %s", p.Value, prev))
 		}
-		e.ids[p.Value] = p.Pos
+		g.ids[p.Value] = p.Pos
 		n.id = p.Value
 	} else {
 		n.id = fmt.Sprintf("object:%x", e.seq)
@@ -529,46 +681,55 @@ func (e *Engine) newNode(kind plugin.Kind, el *config.Element) *node {
 	if p := el.Param("@log_level"); p != nil {
 		lvl, err := ParseLevel(p.Value)
 		if err != nil {
-			e.fail(config.Errorf(p.Pos, "@log_level: %v", err))
+			g.fail(config.Errorf(p.Pos, "@log_level: %v", err))
 		} else {
 			logger = slog.New(&levelHandler{min: lvl, h: logger.Handler()})
 		}
 	}
 	if err := config.Decode(el, n.p); err != nil {
-		e.fail(err)
+		g.fail(err)
 		el.MarkAllUsed()
 		return nil
 	}
-	ctx := &plugin.Context{ID: n.id, Type: typ, Element: el, Logger: logger, Hostname: e.hostname, Build: e, ErrorOut: e.errorOut,
-		Metrics: e.metrics, Health: e, PluginsAPI: e.pluginsAPI}
-	if e.current != nil {
-		ctx.Reemit = e.current
+	ctx := &plugin.Context{ID: n.id, Type: typ, Element: el, Logger: logger, Hostname: e.hostname, Build: g,
+		ErrorOut: e.errorEntry, Metrics: e.metrics, Health: e, PluginsAPI: e.pluginsAPI}
+	if kind != plugin.KindInput {
+		ctx.Reemit = e.entry(g.current)
 	}
 	if kind == plugin.KindOutput {
-		if err := e.attachBuffer(n, el, logger, ctx); err != nil {
-			e.fail(err)
+		if err := g.attachBuffer(n, el, logger, ctx); err != nil {
+			g.fail(err)
 			el.MarkAllUsed()
 			return nil
 		}
 	}
 	if c, ok := n.p.(plugin.Configurer); ok {
-		if err := c.Configure(ctx); err != nil {
+		g.parents = append(g.parents, n.key)
+		err := c.Configure(ctx)
+		g.parents = g.parents[:len(g.parents)-1]
+		if err != nil {
 			var ce *config.Error
 			if !errors.As(err, &ce) {
 				err = config.Errorf(el.Pos, "%s %q: %v", kind, typ, err)
 			}
-			e.fail(err)
+			g.fail(err)
 			el.MarkAllUsed()
 			return nil
 		}
 	}
+	if running, ok := g.prev[n.key]; ok {
+		n = running
+	}
 	if kind == plugin.KindOutput {
-		e.outputs = append(e.outputs, n)
+		g.outputs = append(g.outputs, n)
+		if n.secondary != nil {
+			g.secondaries = append(g.secondaries, n.secondary)
+		}
 	}
 	return n
 }
 
-func (e *Engine) attachBuffer(n *node, el *config.Element, logger *slog.Logger, ctx *plugin.Context) error {
+func (g *graph) attachBuffer(n *node, el *config.Element, logger *slog.Logger, ctx *plugin.Context) error {
 	bo, buffered := n.p.(plugin.BufferedOutput)
 	_, isSync := n.p.(plugin.SyncOutput)
 	secs := el.Sections("buffer")
@@ -610,11 +771,11 @@ func (e *Engine) attachBuffer(n *node, el *config.Element, logger *slog.Logger, 
 		if err != nil {
 			return config.Errorf(pos, "<buffer>: %v", err)
 		}
-		if secondary, err = e.secondary(secs, n, keys, logger); err != nil {
+		if secondary, err = g.secondary(secs, n, keys, logger); err != nil {
 			return err
 		}
 	}
-	rt, err := output.New(n.id, bo, cfg, output.Options{RootDir: e.System.RootDir, Secondary: secondary, Logger: logger})
+	rt, err := output.New(n.id, bo, cfg, output.Options{RootDir: g.system.RootDir, Secondary: secondary, Logger: logger})
 	if err != nil {
 		return config.Errorf(pos, "<buffer>: %v", err)
 	}
@@ -627,7 +788,7 @@ func (e *Engine) attachBuffer(n *node, el *config.Element, logger *slog.Logger, 
 
 // secondary builds the output of a <secondary> section: a buffered output
 // whose Write takes the primary's chunks (usually secondary_file).
-func (e *Engine) secondary(secs []*config.Element, n *node, keys buffer.ChunkKeys, logger *slog.Logger) (plugin.BufferedOutput, error) {
+func (g *graph) secondary(secs []*config.Element, n *node, keys buffer.ChunkKeys, logger *slog.Logger) (plugin.BufferedOutput, error) {
 	if len(secs) > 1 {
 		return nil, config.Errorf(secs[1].Pos, "only one <secondary> is allowed")
 	}
@@ -652,12 +813,12 @@ func (e *Engine) secondary(secs []*config.Element, n *node, keys buffer.ChunkKey
 	}
 	if c, ok := p.(plugin.Configurer); ok {
 		ctx := &plugin.Context{ID: n.id + ".secondary", Type: typ, Element: sec, Logger: logger.With("secondary", typ),
-			Hostname: e.hostname, Build: e, ErrorOut: e.errorOut, ChunkKeys: keys}
+			Hostname: g.eng.hostname, Build: g, ErrorOut: g.eng.errorEntry, ChunkKeys: keys}
 		if err := c.Configure(ctx); err != nil {
 			return nil, config.Errorf(sec.Pos, "<secondary>: %v", err)
 		}
 	}
-	e.secondaries = append(e.secondaries, &node{id: n.id + ".secondary", typ: typ, kind: plugin.KindOutput, pos: sec.Pos, p: p})
+	n.secondary = &node{id: n.id + ".secondary", typ: typ, kind: plugin.KindOutput, pos: sec.Pos, p: p, key: n.key + "|secondary"}
 	return bo, nil
 }
 
@@ -667,11 +828,55 @@ func (e *Engine) dumpErrorEvents(_ context.Context, s event.Stream) error {
 	return nil
 }
 
+// entry is where events enter the root or a label. Inputs, relabel, @ERROR
+// and re-emitting plugins hold an entry, never a pipeline, so that a reload
+// can put a new pipeline behind it while they keep running.
+type entry struct {
+	name string
+	eng  *Engine
+	cur  atomic.Pointer[pipeline] // nil: no such label in the running configuration
+}
+
+// Emit hands s to the current pipeline. The pipeline's count of emits in
+// progress lets a reload wait until nothing runs through a replaced one.
+func (en *entry) Emit(ctx context.Context, s event.Stream) error {
+	for {
+		p := en.cur.Load()
+		if p == nil {
+			return en.eng.noPipeline(ctx, en.name, s)
+		}
+		p.active.Add(1)
+		if p.retired.Load() {
+			// A reload replaced p after we loaded it; cur holds the successor.
+			p.active.Add(-1)
+			continue
+		}
+		err := p.Emit(ctx, s)
+		p.active.Add(-1)
+		return err
+	}
+}
+
+// noPipeline takes events for a label the running configuration lacks:
+// @ERROR without a <label @ERROR>, or a label a reload removed while a
+// plugin of the old configuration still held it.
+func (e *Engine) noPipeline(ctx context.Context, name string, s event.Stream) error {
+	if name == "@ERROR" {
+		return e.dumpErrorEvents(ctx, s)
+	}
+	e.Unmatched.Add(int64(s.Len))
+	e.log.Warn("dropping events for a label the configuration no longer has", "label", name, "tag", s.Tag, "records", s.Len)
+	return nil
+}
+
 // pipeline routes streams for the root or one label.
 type pipeline struct {
 	name   string
 	eng    *Engine
 	router *route.Router[*node, plugin.Emitter]
+
+	active  atomic.Int64 // emits in progress, through an entry
+	retired atomic.Bool  // a reload has replaced this pipeline
 
 	mu     sync.Mutex
 	warned map[string]struct{} // guarded by mu; tags already logged as unmatched
@@ -701,7 +906,7 @@ func (p *pipeline) Emit(ctx context.Context, s event.Stream) error {
 			out, err := f.p.(plugin.Filter).Filter(ctx, s, b)
 			if err != nil {
 				f.logger(p.eng).Warn("filter failed; sending the events to @ERROR", "tag", s.Tag, "records", s.Len, "err", err)
-				return p.eng.errorOut.Emit(ctx, s)
+				return p.eng.errorEntry.Emit(ctx, s)
 			}
 			if out.Len == 0 {
 				return nil

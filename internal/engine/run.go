@@ -18,45 +18,93 @@ const closeTimeout = 5 * time.Second
 // order the package documentation gives. It returns an error only when
 // the start fails.
 func (e *Engine) Run(ctx context.Context) error {
-	started, err := e.start()
+	e.mu.Lock()
+	g := e.g.Load()
+	started, err := e.open(g.nodes())
 	if err != nil {
-		e.closeAll(started)
+		e.mu.Unlock()
+		e.closeNodes(started)
+		e.state.Store(stateStopped)
 		return err
 	}
-	inCtx, stopInputs := context.WithCancel(context.Background())
-	var inputs sync.WaitGroup
-	for _, n := range e.inputs {
-		inputs.Add(1)
-		go func(n *node) {
-			defer inputs.Done()
-			if err := n.p.(plugin.Input).Run(inCtx, n.emitTo); err != nil && inCtx.Err() == nil {
-				n.logger(e).Error("input stopped", "err", err)
-			}
-		}(n)
+	for _, n := range g.inputs {
+		e.runInput(n)
 	}
 	e.state.Store(stateRunning)
-	e.log.Info("sluice started", "inputs", len(e.inputs), "filters", len(e.filters), "outputs", len(e.outputs))
+	e.mu.Unlock()
+	e.log.Info("sluice started", "inputs", len(g.inputs), "filters", len(g.filters), "outputs", len(g.outputs))
 	<-ctx.Done()
+
+	e.mu.Lock() // a reload in progress finishes first
+	defer e.mu.Unlock()
 	e.state.Store(stateStopping)
-
-	e.log.Info("shutting down", "timeout", e.System.ShutdownTimeout.String())
-	deadline, cancel := context.WithTimeout(context.Background(), e.System.ShutdownTimeout)
+	g = e.g.Load()
+	e.log.Info("shutting down", "timeout", g.system.ShutdownTimeout.String())
+	deadline, cancel := context.WithTimeout(context.Background(), g.system.ShutdownTimeout)
 	defer cancel()
-	stopInputs()
-	waitGroup(deadline, &inputs)
+	// Outputs an earlier reload removed are still draining under their own
+	// deadline; this one is the last word.
+	stopRetiring := context.AfterFunc(deadline, e.cancelRetire)
+	defer stopRetiring()
+	e.stopInputs(deadline, g.inputs)
+	left := e.drain(deadline, g.outputs)
+	e.retire.Wait()
+	e.closeNodes(g.nodes())
+	e.state.Store(stateStopped)
+	e.log.Info("sluice stopped", "undelivered_records", left, "unmatched_records", e.Unmatched.Load())
+	return nil
+}
 
+// runInput starts an input's Run, to stop with stopInputs.
+func (e *Engine) runInput(n *node) {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stopInput, n.stopped = cancel, make(chan struct{})
+	go func() {
+		defer close(n.stopped)
+		if err := n.p.(plugin.Input).Run(ctx, n.emitTo); err != nil && ctx.Err() == nil {
+			n.logger(e).Error("input stopped", "err", err)
+		}
+	}()
+}
+
+// stopInputs cancels the inputs and waits, until deadline, for each to
+// finish the messages it is reading.
+func (e *Engine) stopInputs(deadline context.Context, inputs []*node) {
+	for _, n := range inputs {
+		if n.stopInput != nil {
+			n.stopInput()
+		}
+	}
+	for _, n := range inputs {
+		if n.stopped == nil {
+			continue
+		}
+		select {
+		case <-n.stopped:
+		case <-deadline.Done():
+			n.logger(e).Warn("input still running at the shutdown deadline")
+		}
+	}
+}
+
+// drain stops the buffered outputs in parallel, each flushing until its
+// buffer is empty or deadline, and returns the records left.
+func (e *Engine) drain(deadline context.Context, outputs []*node) int {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		left int
 	)
-	for _, n := range e.outputs {
+	for _, n := range outputs {
 		if n.runtime == nil {
 			continue
 		}
 		wg.Add(1)
 		go func(n *node) {
 			defer wg.Done()
+			if n.opened != nil {
+				<-n.opened // a reload is still opening it; never Stop during Start
+			}
 			l := n.runtime.Stop(deadline)
 			mu.Lock()
 			left += l
@@ -64,29 +112,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		}(n)
 	}
 	wg.Wait()
-	e.closeAll(started)
-	e.state.Store(stateStopped)
-	e.log.Info("sluice stopped", "undelivered_records", left, "unmatched_records", e.Unmatched.Load())
-	return nil
+	return left
 }
 
-func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-	}
-}
-
-// start runs Init in start order and returns the nodes it initialised.
-func (e *Engine) start() ([]*node, error) {
+// open runs Init, and starts buffers, in the order given (nodes() order:
+// secondaries, outputs, filters, inputs) and returns the nodes it opened.
+func (e *Engine) open(order []*node) ([]*node, error) {
 	var started []*node
-	order := make([]*node, 0, len(e.secondaries)+len(e.outputs)+len(e.filters)+len(e.inputs))
-	order = append(order, e.secondaries...)
-	order = append(order, e.outputs...)
-	order = append(order, e.filters...)
-	order = append(order, e.inputs...)
 	ctx := context.Background()
 	for _, n := range order {
 		if in, ok := n.p.(plugin.Initer); ok {
@@ -95,7 +127,7 @@ func (e *Engine) start() ([]*node, error) {
 			}
 		}
 		started = append(started, n)
-		if n.runtime != nil {
+		if n.runtime != nil && n.opened == nil {
 			if err := n.runtime.Start(); err != nil {
 				return started, fmt.Errorf("%s %q (%s, %s): buffer: %w", n.kind, n.typ, n.id, n.pos, err)
 			}
@@ -104,14 +136,14 @@ func (e *Engine) start() ([]*node, error) {
 	return started, nil
 }
 
-// closeAll closes in reverse start order. Runtimes that were started but
-// not stopped (a failed start) are stopped first, without a drain.
-func (e *Engine) closeAll(started []*node) {
-	for i := len(started) - 1; i >= 0; i-- {
-		n := started[i]
+// closeNodes closes in reverse order. Runtimes that were started but not
+// stopped (a failed start) are stopped first, without a drain.
+func (e *Engine) closeNodes(nodes []*node) {
+	for i := len(nodes) - 1; i >= 0; i-- {
+		n := nodes[i]
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		if n.runtime != nil {
-			n.runtime.Stop(ctx) // a no-op when Run already drained it
+			n.runtime.Stop(ctx) // a no-op when already drained
 		}
 		if c, ok := n.p.(plugin.Closer); ok {
 			if err := c.Close(ctx); err != nil {

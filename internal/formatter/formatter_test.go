@@ -43,7 +43,7 @@ func TestFormatters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, err := e.Formatter(root.Elements[0], "")
+			f, err := e.Builder().Formatter(root.Elements[0], "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -65,7 +65,7 @@ func TestFormatters(t *testing.T) {
 func TestHashEscapes(t *testing.T) {
 	e := plugintest.Build(t, "<match **>\n  @type null\n</match>\n")
 	root, _ := config.Parse("f.conf", []byte("<format>\n@type hash\n</format>\n"), nil)
-	f, err := e.Formatter(root.Elements[0], "")
+	f, err := e.Builder().Formatter(root.Elements[0], "")
 	if err != nil {
 		t.Fatal(err)
 	}

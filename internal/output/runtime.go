@@ -241,6 +241,15 @@ func (r *Runtime) Timekey() time.Duration { return r.cfg.Timekey }
 // Location returns the zone of timekeys and time placeholders.
 func (r *Runtime) Location() *time.Location { return r.loc }
 
+// Dir is the file buffer's directory, "" for a memory buffer. Two runtimes
+// must never have the same one open.
+func (r *Runtime) Dir() string {
+	if fs, ok := r.store.(*buffer.File); ok {
+		return fs.Dir
+	}
+	return ""
+}
+
 // BackupDir is where undeliverable chunks go.
 func (r *Runtime) BackupDir() string { return r.backupDir }
 

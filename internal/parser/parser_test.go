@@ -21,7 +21,7 @@ func build(t testing.TB, conf string) plugin.Parser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := e.Parser(root.Elements[0], "")
+	p, err := e.Builder().Parser(root.Elements[0], "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,12 +179,12 @@ func TestRubyRegexpErrors(t *testing.T) {
 	e := plugintest.Build(t, "<match **>\n  @type null\n</match>\n")
 	for _, expr := range []string{`/(?<=a)b/`, `/(?!x)/`, `/a/x`, `/(?<n>a)\1/`} {
 		root, _ := config.Parse("p.conf", []byte("<parse>\n@type regexp\nexpression "+expr+"\n</parse>\n"), nil)
-		if _, err := e.Parser(root.Elements[0], ""); err == nil {
+		if _, err := e.Builder().Parser(root.Elements[0], ""); err == nil {
 			t.Errorf("%s was accepted", expr)
 		}
 	}
 	root, _ := config.Parse("p.conf", []byte("<parse>\n@type regexp\nexpression /no groups/\n</parse>\n"), nil)
-	if _, err := e.Parser(root.Elements[0], ""); err == nil || !strings.Contains(err.Error(), "named group") {
+	if _, err := e.Builder().Parser(root.Elements[0], ""); err == nil || !strings.Contains(err.Error(), "named group") {
 		t.Errorf("expression without named groups: %v", err)
 	}
 }
