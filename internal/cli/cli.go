@@ -195,16 +195,23 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	// SIGUSR1 flushes every buffer now, as in Fluentd.
+	// SIGUSR1 flushes every buffer now, as in Fluentd. SIGHUP and SIGUSR2
+	// reload the configuration file: it is checked as `sluice check` does,
+	// and a bad one leaves the running configuration in place.
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	defer signal.Stop(usr1)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP, syscall.SIGUSR2)
+	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {
 			case <-usr1:
 				logger.Info("SIGUSR1: flushing every buffer")
 				eng.Flush()
+			case sig := <-hup:
+				reload(eng, o.config, sig, logger)
 			case <-ctx.Done():
 				return
 			}
@@ -215,6 +222,19 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 		return 1
 	}
 	return 0
+}
+
+// reload applies the configuration file again; see engine.Reload.
+func reload(eng *engine.Engine, path string, sig os.Signal, logger *slog.Logger) {
+	logger.Info("reloading the configuration", "signal", sig.String(), "config", path)
+	root, err := config.ParseFile(path, nil)
+	if err == nil {
+		err = eng.Reload(root)
+	}
+	if err != nil {
+		logger.Error("reload rejected; the running configuration stays", "config", path,
+			"errors", strings.Split(err.Error(), "\n"))
+	}
 }
 
 func newLogger(w io.Writer, sys engine.System, o *options) (*slog.Logger, error) {
