@@ -7,13 +7,15 @@
 //
 //  1. Inputs: their context is cancelled. Each Run closes its listeners,
 //     finishes the messages it is reading (acknowledging those accepted
-//     into a buffer) and returns. Events stop arriving.
+//     into a buffer) and returns. Events stop arriving. Admin inputs
+//     (prometheus, monitor_agent) keep serving, /readyz answering 503.
 //  2. Buffered outputs: each runtime queues its staged chunks (when
 //     flush_at_shutdown is on) and keeps flushing them, with retries, until
 //     the buffer is empty or <system> shutdown_timeout has passed. What is
 //     left then is logged and counted (a memory buffer loses it; a file
 //     buffer keeps it for the next start).
-//  3. Close: outputs in reverse build order (copy before its stores),
+//  3. Admin inputs stop.
+//  4. Close: outputs in reverse build order (copy before its stores),
 //     then filters, then inputs.
 //
 // Start is the mirror image: outputs (Init, then flush workers), filters,

@@ -46,9 +46,22 @@ func (e *Engine) Run(ctx context.Context) error {
 	// deadline; this one is the last word.
 	stopRetiring := context.AfterFunc(deadline, e.cancelRetire)
 	defer stopRetiring()
-	e.stopInputs(deadline, g.inputs)
+	var events, admin []*node
+	for _, n := range g.inputs {
+		if _, ok := n.p.(plugin.AdminInput); ok {
+			admin = append(admin, n)
+		} else {
+			events = append(events, n)
+		}
+	}
+	e.stopInputs(deadline, events)
 	left := e.drain(deadline, g.outputs)
 	e.retire.Wait()
+	// The metrics listener served /readyz 503 throughout the drain; it
+	// goes now, whatever the deadline left.
+	adminDeadline, cancelAdmin := context.WithTimeout(context.Background(), closeTimeout)
+	e.stopInputs(adminDeadline, admin)
+	cancelAdmin()
 	e.closeNodes(g.nodes())
 	e.state.Store(stateStopped)
 	e.log.Info("sluice stopped", "undelivered_records", left, "unmatched_records", e.Unmatched.Load())

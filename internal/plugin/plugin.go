@@ -41,6 +41,15 @@ type Input interface {
 	Run(ctx context.Context, out Emitter) error
 }
 
+// AdminInput is an input that serves the instance's own state (metrics,
+// probes, the plugin list) instead of taking events. At shutdown it stops
+// last, after the outputs have drained, so that scrapes and readiness
+// probes see the drain.
+type AdminInput interface {
+	Input
+	Admin()
+}
+
 // Filter transforms a stream. It returns s itself when nothing changed, or a
 // stream built in scratch, which the caller owns and resets between calls.
 // A stream with Len 0 drops everything.

@@ -70,3 +70,6 @@ func (m *MonitorAgent) Run(ctx context.Context, _ plugin.Emitter) error {
 	m.log.Info("serving monitor_agent", "addr", m.ln.Addr().String())
 	return serve(ctx, m.ln, h)
 }
+
+// Admin marks the source as plugin.AdminInput.
+func (*MonitorAgent) Admin() {}

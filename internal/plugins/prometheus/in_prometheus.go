@@ -98,6 +98,10 @@ func (s *Server) Init(context.Context) error {
 	return nil
 }
 
+// Admin marks the source as plugin.AdminInput: it serves until the drain
+// at shutdown is over.
+func (*Server) Admin() {}
+
 // Addr is the bound address (for tests that ask for port 0).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 

@@ -309,3 +309,56 @@ func TestMonitorAgentPluginsJSON(t *testing.T) {
 		t.Errorf("/api/plugins: %d %q", code, text)
 	}
 }
+
+// After SIGTERM the metrics listener stays up while the outputs drain:
+// /readyz answers 503 (a load balancer stops sending), /healthz and
+// /metrics answer 200, and the listener goes only when the drain is over.
+func TestProbesDuringShutdownDrain(t *testing.T) {
+	plugintest.Reset()
+	port := freePort(t)
+	e := plugintest.Build(t, fmt.Sprintf(`
+<system>
+  shutdown_timeout 1s
+</system>
+<source>
+  @type prometheus
+  bind 127.0.0.1
+  port %d
+</source>
+<match app.**>
+  @type capture
+  @id held
+  name held
+  fail 1000000
+  <buffer>
+    flush_interval 0.05
+    retry_type periodic
+    retry_wait 0.05
+    retry_forever true
+  </buffer>
+</match>`, port))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	stop := plugintest.Start(t, e)
+	plugintest.Must(t, e.Root().Emit(context.Background(), plugintest.Stream(t, "app.x", map[string]any{"i": 1})))
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	plugintest.WaitFor(t, "unready", func() bool { code, _ := status(t, base+"/readyz"); return code == 503 })
+	if code, body := status(t, base+"/readyz"); !strings.Contains(body, "shutting down") {
+		t.Errorf("/readyz during the drain: %d %q", code, body)
+	}
+	if code, _ := status(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz during the drain: %d", code)
+	}
+	if code, _ := status(t, base+"/metrics"); code != 200 {
+		t.Errorf("/metrics during the drain: %d", code)
+	}
+	select {
+	case <-stopped:
+		t.Fatal("shutdown finished before the probes could be read: the drain did not hold")
+	default:
+	}
+	<-stopped
+	if code, _ := status(t, base+"/healthz"); code != 0 {
+		t.Errorf("the listener is still up after shutdown: %d", code)
+	}
+}
