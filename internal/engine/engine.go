@@ -247,6 +247,19 @@ func (e *Engine) MonitorPlugins() []metrics.PluginInfo {
 	return out
 }
 
+// MetricMonitors implements metrics.Source: the sources that ask for
+// fluent-plugin-prometheus's monitor series.
+func (e *Engine) MetricMonitors() []metrics.Monitor {
+	var out []metrics.Monitor
+	for _, n := range e.g.Load().inputs {
+		if m, ok := n.p.(plugin.SeriesMonitor); ok {
+			family, labels := m.Series()
+			out = append(out, metrics.Monitor{Family: family, Labels: labels})
+		}
+	}
+	return out
+}
+
 // MetricCounters implements metrics.Source.
 func (e *Engine) MetricCounters() []metrics.Counter {
 	return []metrics.Counter{

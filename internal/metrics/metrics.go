@@ -36,6 +36,13 @@ type Plugin struct {
 	Measure        func(plugin.Report)
 }
 
+// Monitor is a prometheus_monitor or prometheus_output_monitor source: its
+// family of series and the labels it adds to them.
+type Monitor struct {
+	Family string // "output_status" or "status"
+	Labels map[string]string
+}
+
 // Source lists what to report; it is called on every scrape, so a reload
 // that changes the outputs is seen at once.
 type Source interface {
@@ -43,6 +50,7 @@ type Source interface {
 	MetricOutputs() []Output
 	MetricPlugins() []Plugin
 	MetricCounters() []Counter
+	MetricMonitors() []Monitor
 }
 
 // Handler returns the /metrics handler for src, with the Go runtime and
@@ -60,24 +68,90 @@ func desc(name, help string) *prometheus.Desc {
 	return prometheus.NewDesc(name, help, outputLabels, nil)
 }
 
-// The series of fluent-plugin-prometheus's prometheus_output_monitor.
-var (
-	queueLength   = desc("fluentd_output_status_buffer_queue_length", "Current buffer queue length.")
-	totalBytes    = desc("fluentd_output_status_buffer_total_bytes", "Current total size of stage and queue buffers.")
-	stageLength   = desc("fluentd_output_status_buffer_stage_length", "Current length of stage buffers.")
-	stageBytes    = desc("fluentd_output_status_buffer_stage_byte_size", "Current total size of stage buffers.")
-	queueBytes    = desc("fluentd_output_status_buffer_queue_byte_size", "Current total size of queue buffers.")
-	availSpace    = desc("fluentd_output_status_buffer_available_space_ratio", "Ratio of available space in buffer.")
-	retryCount    = desc("fluentd_output_status_retry_count", "Current retry counts.")
-	numErrors     = desc("fluentd_output_status_num_errors", "Current number of errors.")
-	emitCount     = desc("fluentd_output_status_emit_count", "Current emit counts.")
-	emitRecords   = desc("fluentd_output_status_emit_records", "Current emit records.")
-	writeCount    = desc("fluentd_output_status_write_count", "Current write counts.")
-	rollbackCount = desc("fluentd_output_status_rollback_count", "Current rollback counts.")
-	flushTime     = desc("fluentd_output_status_flush_time_count", "Total flush time in milliseconds.")
-	slowFlushes   = desc("fluentd_output_status_slow_flush_count", "Current slow flush counts.")
-	retryWait     = desc("fluentd_output_status_retry_wait", "Current retry wait.")
+// fluentdSeries is one series of fluent-plugin-prometheus's monitors, all
+// gauges, read from an output's status and counters.
+type fluentdSeries struct {
+	name, help string
+	value      func(output.Status, *output.Stats) float64
+}
 
+// outputStatus is what prometheus_output_monitor serves. Sluice serves it
+// whether or not that source is configured.
+var outputStatus = []fluentdSeries{
+	{"fluentd_output_status_buffer_queue_length", "Current buffer queue length.",
+		func(st output.Status, _ *output.Stats) float64 { return float64(st.QueueLength) }},
+	{"fluentd_output_status_buffer_total_bytes", "Current total size of stage and queue buffers.",
+		func(st output.Status, _ *output.Stats) float64 { return float64(st.TotalBytes) }},
+	{"fluentd_output_status_buffer_stage_length", "Current length of stage buffers.",
+		func(st output.Status, _ *output.Stats) float64 { return float64(st.StageLength) }},
+	{"fluentd_output_status_buffer_stage_byte_size", "Current total size of stage buffers.",
+		func(st output.Status, _ *output.Stats) float64 { return float64(st.StageBytes) }},
+	{"fluentd_output_status_buffer_queue_byte_size", "Current total size of queue buffers.",
+		func(st output.Status, _ *output.Stats) float64 { return float64(st.QueueBytes) }},
+	{"fluentd_output_status_buffer_available_space_ratio", "Ratio of available space in buffer.",
+		func(st output.Status, _ *output.Stats) float64 { return st.AvailableSpaceRatio }},
+	{"fluentd_output_status_retry_count", "Current retry counts.",
+		func(_ output.Status, s *output.Stats) float64 { return float64(s.RetryCount.Load()) }},
+	{"fluentd_output_status_num_errors", "Current number of errors.",
+		func(_ output.Status, s *output.Stats) float64 { return float64(s.NumErrors.Load()) }},
+	{"fluentd_output_status_emit_count", "Current emit counts.",
+		func(_ output.Status, s *output.Stats) float64 { return float64(s.EmitCount.Load()) }},
+	{"fluentd_output_status_emit_records", "Current emit records.",
+		func(_ output.Status, s *output.Stats) float64 { return float64(s.EmitRecords.Load()) }},
+	{"fluentd_output_status_write_count", "Current write counts.",
+		func(_ output.Status, s *output.Stats) float64 { return float64(s.WriteCount.Load()) }},
+	{"fluentd_output_status_rollback_count", "Current rollback counts.",
+		func(_ output.Status, s *output.Stats) float64 { return float64(s.RollbackCount.Load()) }},
+	{"fluentd_output_status_flush_time_count", "Total flush time in milliseconds.",
+		func(_ output.Status, s *output.Stats) float64 { return float64(s.WriteSeconds.SumMillis()) }},
+	{"fluentd_output_status_slow_flush_count", "Current slow flush counts.",
+		func(_ output.Status, s *output.Stats) float64 { return float64(s.SlowFlushes.Load()) }},
+	{"fluentd_output_status_retry_wait", "Current retry wait.",
+		func(st output.Status, _ *output.Stats) float64 { return st.RetryWait }},
+}
+
+// status is what prometheus_monitor serves, only when it is configured
+// (its labels add plugin_category).
+var status = []fluentdSeries{
+	{"fluentd_status_buffer_queue_length", "Current buffer queue length.",
+		func(st output.Status, _ *output.Stats) float64 { return float64(st.QueueLength) }},
+	{"fluentd_status_buffer_total_bytes", "Current total size of queued buffers.",
+		func(st output.Status, _ *output.Stats) float64 { return float64(st.TotalBytes) }},
+	{"fluentd_status_retry_count", "Current retry counts.",
+		func(_ output.Status, s *output.Stats) float64 { return float64(s.RetryCount.Load()) }},
+}
+
+var statusLabels = []string{"plugin_id", "plugin_category", "type"}
+
+// ReservedLabels are the labels Sluice sets itself; <labels> may not name them.
+var ReservedLabels = []string{"plugin_id", "plugin_category", "type"}
+
+func descs(series []fluentdSeries, labels []string, extra map[string]string) []*prometheus.Desc {
+	out := make([]*prometheus.Desc, len(series))
+	for i, f := range series {
+		out[i] = prometheus.NewDesc(f.name, f.help, labels, extra)
+	}
+	return out
+}
+
+// monitorLabels merges the <labels> of the monitors of each family; ok
+// tells whether a prometheus_monitor is configured.
+func monitorLabels(ms []Monitor) (outputExtra, statusExtra map[string]string, statusOn bool) {
+	outputExtra, statusExtra = map[string]string{}, map[string]string{}
+	for _, m := range ms {
+		dst := outputExtra
+		if m.Family == "status" {
+			dst, statusOn = statusExtra, true
+		}
+		for k, v := range m.Labels {
+			dst[k] = v
+		}
+	}
+	return outputExtra, statusExtra, statusOn
+}
+
+// Sluice's own per-output series.
+var (
 	sluiceDropped   = desc("sluice_output_dropped_records_total", "Records lost by the output, for any reason (each drop is logged with its reason).")
 	sluiceBackup    = desc("sluice_output_backup_records_total", "Records moved to the backup directory.")
 	sluiceOverflow  = desc("sluice_output_buffer_overflows_total", "Emits refused or blocked because the buffer was full.")
@@ -102,24 +176,19 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v int64, o Output) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), o.ID, o.Type)
 	}
+	outputExtra, statusExtra, statusOn := monitorLabels(c.src.MetricMonitors())
+	outputDescs := descs(outputStatus, outputLabels, outputExtra)
+	statusDescs := descs(status, statusLabels, statusExtra)
 	for _, o := range c.src.MetricOutputs() {
 		st, s := o.Status(), o.Stats
-		// fluent-plugin-prometheus reports all of these as gauges.
-		gauge(queueLength, float64(st.QueueLength), o)
-		gauge(totalBytes, float64(st.TotalBytes), o)
-		gauge(stageLength, float64(st.StageLength), o)
-		gauge(stageBytes, float64(st.StageBytes), o)
-		gauge(queueBytes, float64(st.QueueBytes), o)
-		gauge(availSpace, st.AvailableSpaceRatio, o)
-		gauge(retryCount, float64(s.RetryCount.Load()), o)
-		gauge(numErrors, float64(s.NumErrors.Load()), o)
-		gauge(emitCount, float64(s.EmitCount.Load()), o)
-		gauge(emitRecords, float64(s.EmitRecords.Load()), o)
-		gauge(writeCount, float64(s.WriteCount.Load()), o)
-		gauge(rollbackCount, float64(s.RollbackCount.Load()), o)
-		gauge(flushTime, float64(s.WriteSeconds.SumMillis()), o)
-		gauge(slowFlushes, float64(s.SlowFlushes.Load()), o)
-		gauge(retryWait, st.RetryWait, o)
+		for i, f := range outputStatus {
+			gauge(outputDescs[i], f.value(st, s), o)
+		}
+		if statusOn {
+			for i, f := range status {
+				ch <- prometheus.MustNewConstMetric(statusDescs[i], prometheus.GaugeValue, f.value(st, s), o.ID, "output", o.Type)
+			}
+		}
 
 		counter(sluiceDropped, s.DroppedRecords.Load(), o)
 		counter(sluiceBackup, s.BackupRecords.Load(), o)

@@ -50,6 +50,15 @@ type AdminInput interface {
 	Admin()
 }
 
+// SeriesMonitor is a source that asks for the series one of
+// fluent-plugin-prometheus's monitors serves: family "output_status"
+// (prometheus_output_monitor: fluentd_output_status_*) or "status"
+// (prometheus_monitor: fluentd_status_*), with the labels of its <labels>
+// section added.
+type SeriesMonitor interface {
+	Series() (family string, labels map[string]string)
+}
+
 // Filter transforms a stream. It returns s itself when nothing changed, or a
 // stream built in scratch, which the caller owns and resets between calls.
 // A stream with Len 0 drops everything.

@@ -1,7 +1,7 @@
 // Package prometheus holds the sources that show Sluice's state over HTTP:
 // fluent-plugin-prometheus's `prometheus` (metrics and Sluice's health
 // probes), with `prometheus_monitor` and `prometheus_output_monitor`
-// accepted so that configurations written for Fluentd load unchanged
+// choosing the families of series served and the labels added to them
 // (Sluice always keeps the counters those two would collect), and
 // Fluentd's `monitor_agent`.
 package prometheus
@@ -13,10 +13,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/metrics"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
@@ -41,11 +45,16 @@ type Server struct {
 	ln      net.Listener
 }
 
-// Monitor is `prometheus_monitor` and `prometheus_output_monitor`.
+// Monitor is `prometheus_monitor` and `prometheus_output_monitor`. Sluice
+// keeps the counters anyway; the source decides which family of series
+// is served and which labels its <labels> adds to them.
 type Monitor struct {
 	Interval time.Duration   `conf:"interval"`
 	GaugeAll bool            `conf:"gauge_all"`
 	Labels   *config.Element `section:"labels"`
+
+	family string
+	labels map[string]string
 }
 
 func init() {
@@ -70,22 +79,54 @@ func (s *Server) Configure(c *plugin.Context) error {
 		return fmt.Errorf("ready_buffer_high_water must be above 0 and at most 1")
 	}
 	s.handler, s.log, s.health = c.Metrics, c.Logger, c.Health
-	markLabels(s.Labels)
+	if s.Labels != nil {
+		// fluent-plugin-prometheus's prometheus source has no <labels>;
+		// Fluentd warns and goes on, and so does Sluice.
+		s.Labels.MarkAllUsed()
+		s.log.Warn("<labels> in a prometheus source is ignored, as in Fluentd; put it in prometheus_output_monitor")
+	}
 	return nil
 }
 
 // Configure implements plugin.Configurer.
-func (m *Monitor) Configure(*plugin.Context) error {
-	markLabels(m.Labels)
+func (m *Monitor) Configure(c *plugin.Context) error {
+	m.family = "output_status"
+	if c.Type == "prometheus_monitor" {
+		m.family = "status"
+	}
+	labels, err := parseLabels(m.Labels, c.Hostname)
+	if err != nil {
+		return err
+	}
+	m.labels = labels
 	return nil
 }
 
-// markLabels accepts a <labels> section. Its extra labels are not added to
-// the series yet: a dashboard that filters on one must drop that filter.
-func markLabels(l *config.Element) {
-	if l != nil {
-		l.MarkAllUsed()
+// Series implements plugin.SeriesMonitor.
+func (m *Monitor) Series() (string, map[string]string) { return m.family, m.labels }
+
+var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// parseLabels reads a <labels> section: one label per parameter, with
+// fluent-plugin-prometheus's placeholders ${hostname} and ${worker_id}
+// (always 0: Sluice is one process).
+func parseLabels(sec *config.Element, hostname string) (map[string]string, error) {
+	labels := map[string]string{}
+	if sec == nil {
+		return labels, nil
 	}
+	sec.MarkAllUsed()
+	expand := strings.NewReplacer("${hostname}", hostname, "${worker_id}", "0")
+	for _, p := range sec.Params {
+		if !labelName.MatchString(p.Key) || strings.HasPrefix(p.Key, "__") {
+			return nil, config.Errorf(p.Pos, "<labels>: %q is not a Prometheus label name", p.Key)
+		}
+		if slices.Contains(metrics.ReservedLabels, p.Key) {
+			return nil, config.Errorf(p.Pos, "<labels>: %s is set by Sluice itself", p.Key)
+		}
+		labels[p.Key] = expand.Replace(p.Value)
+	}
+	return labels, nil
 }
 
 // Init binds the listener, so that a busy port fails the start.

@@ -94,6 +94,9 @@ func TestOutputMetricsUnderFluentdNames(t *testing.T) {
 </source>
 <source>
   @type prometheus_monitor
+  <labels>
+    env prod-${worker_id}
+  </labels>
 </source>
 <match app.**>
   @type capture
@@ -135,6 +138,22 @@ func TestOutputMetricsUnderFluentdNames(t *testing.T) {
 	} {
 		if got := value(t, fams, name, labels); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	// The monitors' <labels> go on their own families only.
+	withHost := map[string]string{"plugin_id": "out_capture", "type": "capture", "hostname": "test-host"}
+	if got := value(t, fams, "fluentd_output_status_emit_records", withHost); got != 12 {
+		t.Errorf("fluentd_output_status_emit_records with the <labels> of prometheus_output_monitor = %v", got)
+	}
+	monitorLabels := map[string]string{"plugin_id": "out_capture", "plugin_category": "output", "type": "capture", "env": "prod-0"}
+	if got := value(t, fams, "fluentd_status_retry_count", monitorLabels); got != 2 {
+		t.Errorf("prometheus_monitor's fluentd_status_retry_count = %v, want 2", got)
+	}
+	for _, m := range fams["sluice_output_written_records_total"].Metric {
+		for _, l := range m.Label {
+			if l.GetName() == "hostname" || l.GetName() == "env" {
+				t.Errorf("sluice_* series carry the monitors' label %s", l.GetName())
+			}
 		}
 	}
 	if got := value(t, fams, "sluice_output_written_bytes_total", labels); got < 12*5 {
@@ -360,5 +379,18 @@ func TestProbesDuringShutdownDrain(t *testing.T) {
 	<-stopped
 	if code, _ := status(t, base+"/healthz"); code != 0 {
 		t.Errorf("the listener is still up after shutdown: %d", code)
+	}
+}
+
+func TestMonitorLabelErrors(t *testing.T) {
+	for conf, want := range map[string]string{
+		"<labels>\n  plugin_id x\n</labels>": "set by Sluice itself",
+		"<labels>\n  bad-name x\n</labels>":  "not a Prometheus label name",
+		"<labels>\n  __meta x\n</labels>":    "not a Prometheus label name",
+	} {
+		_, err := plugintest.BuildErr("<source>\n  @type prometheus_output_monitor\n" + conf + "\n</source>\n")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want an error with %q", conf, err, want)
+		}
 	}
 }
