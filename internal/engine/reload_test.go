@@ -212,3 +212,77 @@ func TestReloadFileBufferHandover(t *testing.T) {
 	}
 	t.Logf("%d events across 5 reloads", sent.Load())
 }
+
+// TestReloadKeysNestedAndRepeatedSections: reloading the same text keeps
+// every output, nested stores and identical twins included; changing one
+// store renews its copy and both stores, not the unrelated output.
+func TestReloadKeysNestedAndRepeatedSections(t *testing.T) {
+	plugintest.Reset()
+	conf := func(second string) string {
+		return `
+<match copy.**>
+  @type copy
+  <store>
+    @type capture
+    name first
+    <buffer>
+      flush_interval 1h
+    </buffer>
+  </store>
+  <store>
+    @type capture
+    name ` + second + `
+    <buffer>
+      flush_interval 1h
+    </buffer>
+  </store>
+</match>
+<match twin.**>
+  @type capture
+  name twin
+  <buffer>
+    flush_interval 1h
+  </buffer>
+</match>
+<match twin.**>
+  @type capture
+  name twin
+  <buffer>
+    flush_interval 1h
+  </buffer>
+</match>
+`
+	}
+	e := plugintest.Build(t, conf("second"))
+	plugintest.Start(t, e)
+	runtimes := func() map[any]string {
+		m := map[any]string{}
+		for _, o := range e.Outputs() {
+			if o.Runtime != nil {
+				m[o.Runtime] = o.ID
+			}
+		}
+		return m
+	}
+	before := runtimes()
+	if len(before) != 4 {
+		t.Fatalf("%d buffered outputs, want 4", len(before))
+	}
+	plugintest.Must(t, reload(t, e, conf("second")))
+	after := runtimes()
+	for rt, id := range before {
+		if _, ok := after[rt]; !ok {
+			t.Errorf("output %s renewed by a reload of the same text", id)
+		}
+	}
+	plugintest.Must(t, reload(t, e, conf("changed")))
+	kept := 0
+	for rt := range runtimes() {
+		if _, ok := before[rt]; ok {
+			kept++
+		}
+	}
+	if kept != 2 {
+		t.Errorf("%d outputs kept after changing one store, want 2 (the twins)", kept)
+	}
+}
