@@ -152,7 +152,7 @@ func monitorLabels(ms []Monitor) (outputExtra, statusExtra map[string]string, st
 
 // Sluice's own per-output series.
 var (
-	sluiceDropped   = desc("sluice_output_dropped_records_total", "Records lost by the output, for any reason (each drop is logged with its reason).")
+	sluiceDropped   = prometheus.NewDesc("sluice_output_dropped_records_total", "Records lost by the output, by reason (each drop is also logged).", []string{"plugin_id", "type", "reason"}, nil)
 	sluiceBackup    = desc("sluice_output_backup_records_total", "Records moved to the backup directory.")
 	sluiceOverflow  = desc("sluice_output_buffer_overflows_total", "Emits refused or blocked because the buffer was full.")
 	sluiceSecondary = desc("sluice_output_secondary_writes_total", "Chunks written to <secondary>.")
@@ -190,7 +190,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 
-		counter(sluiceDropped, s.DroppedRecords.Load(), o)
+		for i, reason := range output.DropReasons {
+			ch <- prometheus.MustNewConstMetric(sluiceDropped, prometheus.CounterValue, float64(s.Dropped[i].Load()), o.ID, o.Type, reason)
+		}
 		counter(sluiceBackup, s.BackupRecords.Load(), o)
 		counter(sluiceOverflow, s.OverflowCount.Load(), o)
 		counter(sluiceSecondary, s.SecondaryWrites.Load(), o)

@@ -92,6 +92,9 @@ func TestDisableChunkBackupDropsAndCounts(t *testing.T) {
 	r.Emit(context.Background(), stream(t, "x", 1))
 	waitFor(t, func() bool { return r.Stats.DroppedRecords.Load() == 1 })
 	stop(t, r)
+	if r.Stats.Dropped[DropUndeliverable].Load() != 1 {
+		t.Errorf("the drop is not counted as undeliverable")
+	}
 }
 
 func TestSecondaryAfterThreshold(t *testing.T) {

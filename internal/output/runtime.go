@@ -50,9 +50,10 @@ type Stats struct {
 	RollbackCount   atomic.Int64
 	OverflowCount   atomic.Int64
 	SecondaryWrites atomic.Int64
-	// DroppedRecords counts every record lost, whatever the reason (each
-	// drop is also logged with its reason).
+	// DroppedRecords counts every record lost (each drop is also logged);
+	// Dropped splits it by reason. Count drops with Drop.
 	DroppedRecords atomic.Int64
+	Dropped        [numDropReasons]atomic.Int64
 	// BackupRecords counts records moved to the backup directory: not
 	// delivered, but kept for an operator to replay.
 	BackupRecords atomic.Int64
@@ -66,6 +67,34 @@ type Stats struct {
 	// WriteSeconds is the distribution of write durations; its sum is
 	// Fluentd's flush_time_count.
 	WriteSeconds Histogram
+}
+
+// DropReason says why records were lost.
+type DropReason int
+
+const (
+	// DropOverflow: overflow_action drop_oldest_chunk discarded a chunk.
+	DropOverflow DropReason = iota
+	// DropOversized: one record was larger than chunk_limit_size.
+	DropOversized
+	// DropFormat: the output's formatter refused the record.
+	DropFormat
+	// DropUndeliverable: a chunk failed for good and could not go to the
+	// backup directory (disable_chunk_backup, or the backup failed).
+	DropUndeliverable
+	// DropShutdown: a memory buffer still held the records when the
+	// shutdown deadline passed.
+	DropShutdown
+	numDropReasons
+)
+
+// DropReasons are the reasons' names, the values of the metrics' reason label.
+var DropReasons = [numDropReasons]string{"overflow", "oversized_record", "format_error", "undeliverable", "shutdown"}
+
+// Drop counts n records lost for reason.
+func (s *Stats) Drop(reason DropReason, n int64) {
+	s.Dropped[reason].Add(n)
+	s.DroppedRecords.Add(n)
 }
 
 // WriteBuckets are the upper bounds, in seconds, of WriteSeconds' buckets:
@@ -450,14 +479,14 @@ func (r *Runtime) appendEntriesLocked(s event.Stream) error {
 			var err error
 			r.scratch, err = r.fmtr.FormatEntry(r.scratch[:0], s.Tag, e.Time, e.Record)
 			if err != nil {
-				r.Stats.DroppedRecords.Add(1)
+				r.Stats.Drop(DropFormat, 1)
 				r.log.Warn("dropping a record the formatter refused", "output", r.id, "tag", s.Tag, "err", err)
 				continue
 			}
 			data = r.scratch
 		}
 		if int64(len(data)) > int64(r.cfg.ChunkLimitSize) {
-			r.Stats.DroppedRecords.Add(1)
+			r.Stats.Drop(DropOversized, 1)
 			r.log.Warn("dropping a record larger than chunk_limit_size", "output", r.id, "tag", s.Tag,
 				"bytes", len(data), "chunk_limit_size", int64(r.cfg.ChunkLimitSize))
 			continue
@@ -789,12 +818,12 @@ func (r *Runtime) freeLocked(c *buffer.Chunk) {
 func (r *Runtime) backupLocked(c *buffer.Chunk, reason string) {
 	r.freeLocked(c)
 	if r.cfg.DisableChunkBackup {
-		r.dropLocked(c, reason+" (disable_chunk_backup)")
+		r.dropLocked(c, DropUndeliverable, reason+" (disable_chunk_backup)")
 		return
 	}
 	if err := r.store.Backup(c, r.backupDir, reason); err != nil {
 		r.log.Error("backing up an undeliverable chunk failed", "output", r.id, "chunk", c.ID.String(), "err", err)
-		r.dropLocked(c, reason)
+		r.dropLocked(c, DropUndeliverable, reason)
 		return
 	}
 	r.Stats.BackupRecords.Add(int64(c.Records))
@@ -806,11 +835,11 @@ func (r *Runtime) backupLocked(c *buffer.Chunk, reason string) {
 func (r *Runtime) discardLocked(c *buffer.Chunk, reason string) {
 	r.freeLocked(c)
 	_ = r.store.Commit(c)
-	r.dropLocked(c, reason)
+	r.dropLocked(c, DropOverflow, reason)
 }
 
-func (r *Runtime) dropLocked(c *buffer.Chunk, reason string) {
-	r.Stats.DroppedRecords.Add(int64(c.Records))
+func (r *Runtime) dropLocked(c *buffer.Chunk, why DropReason, reason string) {
+	r.Stats.Drop(why, int64(c.Records))
 	r.log.Warn("records dropped", "output", r.id, "reason", reason, "records", c.Records, "chunk", c.ID.String())
 }
 
@@ -904,7 +933,7 @@ func (r *Runtime) stop(ctx context.Context) int {
 		if r.store.Persistent() {
 			r.log.Info("records kept in the file buffer for the next start", "output", r.id, "records", left, "chunks", chunks)
 		} else {
-			r.Stats.DroppedRecords.Add(int64(left))
+			r.Stats.Drop(DropShutdown, int64(left))
 			r.log.Error("records left undelivered at shutdown (memory buffer)", "output", r.id, "records", left)
 		}
 	}

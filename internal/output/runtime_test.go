@@ -288,8 +288,8 @@ func TestOverflowActions(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if got := r.Stats.DroppedRecords.Load(); got < 2 {
-			t.Errorf("dropped %d records, want at least 2", got)
+		if got := r.Stats.Dropped[DropOverflow].Load(); got < 2 || got != r.Stats.DroppedRecords.Load() {
+			t.Errorf("dropped %d records for overflow (of %d), want at least 2, all for overflow", got, r.Stats.DroppedRecords.Load())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 		defer cancel()
@@ -326,8 +326,8 @@ func TestStopDrainsAndCountsLeftovers(t *testing.T) {
 	if left := r.Stop(ctx); left != 3 {
 		t.Fatalf("left %d, want 3 when the destination is down", left)
 	}
-	if r.Stats.DroppedRecords.Load() != 3 {
-		t.Errorf("leftovers not counted as dropped")
+	if r.Stats.DroppedRecords.Load() != 3 || r.Stats.Dropped[DropShutdown].Load() != 3 {
+		t.Errorf("leftovers not counted as dropped at shutdown")
 	}
 }
 

@@ -71,7 +71,7 @@ func Parse(r io.Reader, at time.Time) (*Sample, error) {
 			if s.Values[name] == nil {
 				s.Values[name] = map[string]float64{}
 			}
-			s.Values[name][id] = v
+			s.Values[name][id] += v // series split by another label (reason) add up
 			s.Types[id] = typ
 			switch {
 			case strings.HasPrefix(name, "sluice_input_"):

@@ -67,6 +67,21 @@ func TestRenderRates(t *testing.T) {
 	}
 }
 
+// Series split by a label top does not show (the reason of a drop) add up
+// per plugin.
+func TestParseSumsSplitSeries(t *testing.T) {
+	s, err := Parse(strings.NewReader(`# TYPE sluice_output_dropped_records_total counter
+sluice_output_dropped_records_total{plugin_id="o",reason="overflow",type="file"} 3
+sluice_output_dropped_records_total{plugin_id="o",reason="shutdown",type="file"} 4
+`), time.Unix(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Values["sluice_output_dropped_records_total"]["o"]; got != 7 {
+		t.Errorf("dropped = %v, want 7", got)
+	}
+}
+
 // FuzzParseAndRender: whatever an endpoint answers, top draws a frame or
 // returns an error; it never panics.
 func FuzzParseAndRender(f *testing.F) {
