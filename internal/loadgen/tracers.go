@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,27 +33,9 @@ func ExpectedTracers(cfg SendConfig) []string {
 // CountTracers reads the JSON-lines files matching glob and counts the
 // "tracer" field against the ids expected.
 func CountTracers(glob string, expected []string) (TracerCount, error) {
-	files, err := filepath.Glob(glob)
+	seen, err := SeenIDs(glob, "tracer")
 	if err != nil {
 		return TracerCount{}, err
-	}
-	seen := map[string]int{}
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			return TracerCount{}, err
-		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			var rec struct {
-				Tracer string `json:"tracer"`
-			}
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Tracer != "" {
-				seen[rec.Tracer]++
-			}
-		}
-		fh.Close()
 	}
 	c := TracerCount{Expected: len(expected)}
 	for _, id := range expected {
@@ -67,4 +50,36 @@ func CountTracers(glob string, expected []string) (TracerCount, error) {
 		}
 	}
 	return c, nil
+}
+
+// SeenIDs reads the JSON-lines files matching glob and counts how often
+// each value of the string field appears.
+func SeenIDs(glob, field string) (map[string]int, error) {
+	files, err := filepath.Glob(glob)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]int{}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 1<<20), 16<<20)
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil {
+				if id, ok := rec[field].(string); ok && id != "" {
+					seen[id]++
+				}
+			}
+		}
+		err = sc.Err()
+		fh.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+	}
+	return seen, nil
 }

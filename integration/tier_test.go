@@ -1,0 +1,64 @@
+//go:build integration
+
+package integration
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-log/sluice/internal/tier"
+)
+
+// TestTierTracers is the CI-sized tracer test (`sluice-tier` runs the full
+// size; docs/deploy.md): three instances with file buffers behind Debian's
+// HAProxy, acked fluent-logger-golang clients sending throughout a rolling
+// deploy, a scale-out to five and a SIGKILL. No acknowledged event may be
+// lost; none may be duplicated by the deploy; the new instances must carry
+// connections and bytes once a few max_connection_age periods have passed.
+func TestTierTracers(t *testing.T) {
+	haproxy, err := exec.LookPath("haproxy")
+	if err != nil {
+		if haproxy, err = exec.LookPath("/usr/sbin/haproxy"); err != nil {
+			t.Fatal("haproxy is not installed (scripts/test installs Debian's package)")
+		}
+	}
+	var progress strings.Builder
+	cfg := tier.Config{
+		Sluice: sluiceBinary(t), HAProxy: haproxy, Dir: t.TempDir(),
+		Instances: 3, MaxConnectionAge: 2 * time.Second,
+		Clients: 10, BytesPerSec: 1 << 20, RecordSize: 500,
+		TracerClients: 4, TracerRate: 40,
+		Log: &progress,
+	}
+	plan := tier.Plan{Warmup: 2 * time.Second, Deploy: true, Pause: time.Second,
+		ScaleTo: 5, Window: 2 * time.Second, Windows: 3, Kill: true}
+	rep, err := tier.Run(cfg, plan)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	var out strings.Builder
+	rep.Write(&out)
+	t.Logf("\n%s\n%s", progress.String(), out.String())
+
+	if all := rep.Total(); all.Lost > 0 {
+		t.Errorf("%d acknowledged events lost", all.Lost)
+	}
+	if d := rep.Total("steady", "deploy", "scale-out", "end"); d.Duplicated > 0 {
+		t.Errorf("%d events duplicated outside the SIGKILL phase", d.Duplicated)
+	}
+	if deploy := rep.Total("deploy"); deploy.Sent < 100 {
+		t.Errorf("only %d events acknowledged during the deploy: too little traffic to judge it", deploy.Sent)
+	}
+	if rep.Failed > 0 {
+		t.Errorf("clients gave up on %d posts", rep.Failed)
+	}
+	last := rep.SharesAfter[len(rep.SharesAfter)-1]
+	for _, s := range last {
+		if s.Instance > cfg.Instances && (s.Connections == 0 || s.Bytes == 0) {
+			t.Errorf("new instance %d carries %d connections and %.0f bytes three max_connection_age periods after the scale-out",
+				s.Instance, s.Connections, s.Bytes)
+		}
+	}
+}
