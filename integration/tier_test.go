@@ -32,7 +32,7 @@ func TestTierTracers(t *testing.T) {
 		TracerClients: 4, TracerRate: 40,
 		Log: &progress,
 	}
-	plan := tier.Plan{Warmup: 2 * time.Second, Deploy: true, Pause: time.Second,
+	plan := tier.Plan{Warmup: 2 * time.Second, Deploys: 1, Pause: time.Second,
 		ScaleTo: 5, Window: 2 * time.Second, Windows: 3, Kill: true}
 	rep, err := tier.Run(cfg, plan)
 	if err != nil {

@@ -38,7 +38,7 @@ func main() {
 	flag.IntVar(&cfg.TracerClients, "tracer-clients", 4, "clients sending tracers")
 	flag.Float64Var(&cfg.TracerRate, "tracer-rate", 20, "tracers per second, in total")
 	flag.DurationVar(&plan.Warmup, "warmup", 5*time.Second, "steady traffic before the deploy")
-	flag.BoolVar(&plan.Deploy, "deploy", true, "rolling deploy: SIGTERM, drain and restart each instance in turn")
+	flag.IntVar(&plan.Deploys, "deploys", 1, "rolling deploys: each SIGTERMs, drains and restarts every instance in turn")
 	flag.DurationVar(&plan.Pause, "pause", 3*time.Second, "pause after each deploy step and around the kill")
 	flag.DurationVar(&plan.Window, "window", 10*time.Second, "window over which shares are measured")
 	flag.IntVar(&plan.Windows, "windows", 3, "windows measured after the scale-out")

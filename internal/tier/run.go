@@ -17,10 +17,10 @@ import (
 // Plan is what happens to the tier while the traffic flows.
 type Plan struct {
 	Warmup time.Duration // steady traffic before anything happens
-	// Deploy replaces every instance in turn (SIGTERM, drain, start the
-	// next config version), pausing Pause after each.
-	Deploy bool
-	Pause  time.Duration
+	// Deploys times, every instance is replaced in turn (SIGTERM, drain,
+	// start the next config version), with Pause after each.
+	Deploys int
+	Pause   time.Duration
 	// ScaleTo starts instances up to this count (0: no scale-out), then
 	// measures each instance's share of connections and bytes over
 	// Windows windows of Window each.
@@ -81,9 +81,11 @@ func Run(cfg Config, plan Plan) (*Report, error) {
 	}
 	time.Sleep(plan.Warmup)
 
-	if plan.Deploy {
+	if plan.Deploys > 0 {
 		tr.setPhase("deploy")
-		t.logf("rolling deploy of %d instances", len(t.Running()))
+	}
+	for d := 1; d <= plan.Deploys; d++ {
+		t.logf("rolling deploy %d of %d instances", d, len(t.Running()))
 		for _, n := range t.Running() {
 			if err := t.Redeploy(n); err != nil {
 				return fail(err)
@@ -239,8 +241,8 @@ func (r *Report) Write(w io.Writer) {
 	if c.MaxConnectionAge > 0 {
 		age = c.MaxConnectionAge.String()
 	}
-	fmt.Fprintf(w, "tier: %d instances (scale-out to %d) behind HAProxy leastconn, max_connection_age %s\n",
-		c.Instances, r.Plan.ScaleTo, age)
+	fmt.Fprintf(w, "tier: %d instances (scale-out to %d) behind HAProxy leastconn, max_connection_age %s, %d rolling deploys\n",
+		c.Instances, r.Plan.ScaleTo, age, r.Plan.Deploys)
 	fmt.Fprintf(w, "traffic: %d background clients at %.1f MB/s in total (%d-byte records), %d tracer clients at %.0f tracers/s, all with RequestAck\n\n",
 		c.Clients, float64(c.BytesPerSec)/1e6, c.RecordSize, c.TracerClients, c.TracerRate)
 	fmt.Fprintf(w, "%-22s %10s %8s %12s\n", "events/phase", "acked", "lost", "duplicated")
