@@ -26,6 +26,7 @@ import (
 
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/engine"
+	"github.com/sluice-log/sluice/internal/output"
 	_ "github.com/sluice-log/sluice/internal/plugins/all"
 )
 
@@ -35,7 +36,16 @@ type sluiceFacts struct {
 	shutdown                 time.Duration
 	rootDir                  string
 	bufferPaths              []string
+	// memory is the most the configuration's buffers can hold in memory,
+	// per docs/buffer.md: every memory buffer's total_limit_size, every
+	// output's flush threads each holding a chunk, in_forward's receive
+	// budget, plus headroom for the runtime.
+	memory int64
 }
+
+// receiveBudget and runtimeHeadroom are the constants of docs/buffer.md's
+// memory bound.
+const receiveBudget, runtimeHeadroom = 128 << 20, 64 << 20
 
 // checkConf builds the configuration as `sluice check` does and reads the
 // facts off it.
@@ -69,12 +79,26 @@ func checkConf(t *testing.T, name string, text []byte) sluiceFacts {
 			f.metricsPort = port(24231)
 		}
 	}
+	f.memory = receiveBudget + runtimeHeadroom
 	var walk func(*config.Element)
 	walk = func(el *config.Element) {
 		for _, c := range el.Elements {
-			if typ, _ := c.Get("@type"); c.Name == "buffer" && typ == "file" {
-				p, _ := c.Get("path")
-				f.bufferPaths = append(f.bufferPaths, p)
+			if c.Name == "buffer" {
+				typ, ok := c.Get("@type")
+				if !ok {
+					typ = "memory"
+				}
+				cfg := output.DefaultBufferConfig(typ)
+				if err := config.Decode(c, &cfg); err != nil {
+					t.Fatal(err)
+				}
+				f.memory += int64(cfg.FlushThreadCount) * int64(cfg.ChunkLimitSize)
+				if typ == "file" {
+					p, _ := c.Get("path")
+					f.bufferPaths = append(f.bufferPaths, p)
+				} else {
+					f.memory += int64(cfg.TotalLimitSize)
+				}
 			}
 			walk(c)
 		}
@@ -213,6 +237,10 @@ func TestKubernetesManifests(t *testing.T) {
 	if grace <= facts.shutdown+5*time.Second {
 		t.Errorf("terminationGracePeriodSeconds %v must exceed shutdown_timeout %v by more than 5 s", grace, facts.shutdown)
 	}
+	limit, err := config.ParseSize(strings.TrimSuffix(fmt.Sprint(get(c, "resources", "limits", "memory")), "i"))
+	if err != nil || limit < facts.memory {
+		t.Errorf("memory limit %v is below what the buffers may hold (%d MiB)", get(c, "resources", "limits", "memory"), facts.memory>>20)
+	}
 	if get(pod, "securityContext", "runAsNonRoot") != true {
 		t.Error("pods must run as non-root")
 	}
@@ -325,6 +353,9 @@ func TestECS(t *testing.T) {
 		}
 	}
 
+	if mem := int64(num(get(td, "memory"))) << 20; mem < facts.memory {
+		t.Errorf("task memory %d MiB is below what the buffers may hold (%d MiB)", mem>>20, facts.memory>>20)
+	}
 	stop := time.Duration(num(get(c, "stopTimeout"))) * time.Second
 	if stop <= facts.shutdown || stop > 120*time.Second {
 		t.Errorf("stopTimeout %v must be above shutdown_timeout %v and at most Fargate's 120 s", stop, facts.shutdown)
