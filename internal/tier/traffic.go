@@ -49,33 +49,41 @@ func startTraffic(cfg Config, host string, port int) (*traffic, error) {
 		bgRate = float64(cfg.BytesPerSec) / float64(cfg.RecordSize) / float64(cfg.Clients)
 	}
 	pad := strings.Repeat("x", max(cfg.RecordSize, 1))
-	for c := 0; c < cfg.Clients; c++ {
-		l, err := newLogger(host, port)
-		if err != nil {
-			tr.halt()
-			return nil, err
-		}
-		var phase string
-		tr.run(l, bgRate, func(seq int) (string, map[string]string) {
-			phase = *tr.phase.Load()
-			id := fmt.Sprintf("b%d-%d", c, seq)
-			return id, map[string]string{"id": id, "log": pad, "source": "stdout", "container_name": fmt.Sprintf("/app-%d", c)}
-		}, func(id string) { tr.bgAcked[id] = phase }, BackgroundTag)
+	err := tr.clients(host, port, cfg.Clients, bgRate, BackgroundTag, tr.bgAcked, func(c, seq int, _ string) (string, map[string]string) {
+		id := fmt.Sprintf("b%d-%d", c, seq)
+		return id, map[string]string{"id": id, "log": pad, "source": "stdout", "container_name": fmt.Sprintf("/app-%d", c)}
+	})
+	if err == nil && cfg.TracerClients > 0 {
+		err = tr.clients(host, port, cfg.TracerClients, cfg.TracerRate/float64(cfg.TracerClients), TracerTag, tr.tracers,
+			func(c, seq int, phase string) (string, map[string]string) {
+				id := fmt.Sprintf("t%d-%d", c, seq)
+				return id, map[string]string{"tracer": id, "phase": phase, "log": "tracer " + id}
+			})
 	}
-	for c := 0; c < cfg.TracerClients; c++ {
-		l, err := newLogger(host, port)
-		if err != nil {
-			tr.halt()
-			return nil, err
-		}
-		var phase string
-		tr.run(l, cfg.TracerRate/float64(cfg.TracerClients), func(seq int) (string, map[string]string) {
-			phase = *tr.phase.Load()
-			id := fmt.Sprintf("t%d-%d", c, seq)
-			return id, map[string]string{"tracer": id, "phase": phase, "log": "tracer " + id}
-		}, func(id string) { tr.tracers[id] = phase }, TracerTag)
+	if err != nil {
+		tr.halt()
+		return nil, err
 	}
 	return tr, nil
+}
+
+// clients starts n clients, each posting records made by record at rate
+// per second under tag, and noting each acknowledged id in acked with the
+// phase it was sent in.
+func (tr *traffic) clients(host string, port, n int, rate float64, tag string, acked map[string]string,
+	record func(client, seq int, phase string) (string, map[string]string)) error {
+	for c := 0; c < n; c++ {
+		l, err := newLogger(host, port)
+		if err != nil {
+			return err
+		}
+		var phase string
+		tr.run(l, rate, func(seq int) (string, map[string]string) {
+			phase = *tr.phase.Load()
+			return record(c, seq, phase)
+		}, func(id string) { acked[id] = phase }, tag)
+	}
+	return nil
 }
 
 func (tr *traffic) setPhase(p string) { tr.phase.Store(&p) }
