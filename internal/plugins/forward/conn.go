@@ -33,7 +33,8 @@ const (
 // conn is one client connection. Only its own goroutine touches it.
 type conn struct {
 	in       *Input
-	nc       net.Conn
+	raw      net.Conn // the accepted TCP connection
+	nc       net.Conn // raw, or the TLS connection over it
 	peer     string
 	ip       net.IP
 	hostname string
@@ -42,6 +43,9 @@ type conn struct {
 	msgs     int       // messages handled so far
 	deadline time.Time // max_connection_age; zero for none
 	lastRead time.Time
+	// graceful: the connection ends between messages (shutdown,
+	// max_connection_age, idleness), so close half-closes first.
+	graceful bool
 
 	dec      Decoder
 	msg      Message
@@ -60,13 +64,13 @@ type conn struct {
 func (in *Input) serve(ctx context.Context, nc net.Conn, out plugin.Emitter) {
 	now := time.Now()
 	c := &conn{
-		in: in, nc: nc, peer: nc.RemoteAddr().String(), started: now, lastRead: now,
+		in: in, raw: nc, nc: nc, peer: nc.RemoteAddr().String(), started: now, lastRead: now,
 		deadline: in.connectionDeadline(now),
 		dec:      Decoder{MaxDecompressed: int(in.MaxDecompressedSize), SkipInvalid: in.SkipInvalidEvent},
 		tags:     map[string]string{},
 	}
 	defer c.dec.Close()
-	defer nc.Close()
+	defer c.close()
 	if addr, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.ip = addr.IP
 	}
@@ -99,6 +103,45 @@ func (in *Input) serve(ctx context.Context, nc net.Conn, out plugin.Emitter) {
 		}
 	}
 	c.loop(ctx, out)
+}
+
+// lingerDrain bounds how long a gracefully closing connection waits for
+// the client to take its FIN.
+const lingerDrain = time.Second
+
+// close ends the connection. A graceful close sends FIN after the last
+// acknowledgement and reads, discarding, until the client has received
+// everything (its kernel acknowledged the FIN), closes too, or lingerDrain
+// passes. Closing with unread bytes at once would make the kernel send a
+// reset, which throws away whatever it has not yet delivered, possibly the
+// last acks: the client would then resend events Sluice has already taken.
+// What is discarded here was never acknowledged, so a client that asked
+// for acks resends it elsewhere.
+func (c *conn) close() {
+	defer c.raw.Close()
+	if !c.graceful {
+		return
+	}
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		_ = tc.CloseWrite() // close_notify
+	}
+	tcp, ok := c.raw.(*net.TCPConn)
+	if !ok || tcp.CloseWrite() != nil {
+		return
+	}
+	deadline := time.Now().Add(lingerDrain)
+	var scratch [4096]byte
+	for time.Now().Before(deadline) {
+		_ = tcp.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+		n, err := tcp.Read(scratch[:])
+		var ne net.Error
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) {
+			return // the client closed (or reset) too
+		}
+		if n == 0 && finAcked(tcp) {
+			return
+		}
+	}
 }
 
 func lookupHostname(ctx context.Context, ip net.IP) string {
@@ -192,6 +235,7 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 		now := time.Now()
 		// max_connection_age closes only between messages, after their acks.
 		if len(buf) == 0 && c.auth == nil && !c.deadline.IsZero() && !now.Before(c.deadline) {
+			c.graceful = true
 			in.Stats.AgedOut.Add(1)
 			in.log.Debug("closing connection at max_connection_age", "peer", c.peer, "age", now.Sub(c.started).Round(time.Second).String())
 			return
@@ -231,6 +275,7 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 		// EOF, a reset, or shutdown (Run set a past deadline): handle what
 		// arrived completely, then stop.
 		eof = true
+		c.graceful = ctx.Err() != nil
 	}
 }
 
@@ -262,9 +307,11 @@ func (c *conn) timedOut(between bool) {
 		in.Stats.AuthFailures.Add(1)
 		in.log.Warn("closing connection: no handshake in time", "peer", c.peer, "handshake_timeout", in.HandshakeTimeout.String())
 	case between && !c.deadline.IsZero() && !time.Now().Before(c.deadline):
+		c.graceful = true
 		in.Stats.AgedOut.Add(1)
 		in.log.Debug("closing idle connection at max_connection_age", "peer", c.peer)
 	default:
+		c.graceful = between
 		in.Stats.IdleClosed.Add(1)
 		in.log.Debug("closing idle connection", "peer", c.peer, "idle_timeout", in.IdleTimeout.String())
 	}
