@@ -5,6 +5,7 @@ package integration
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -243,5 +244,74 @@ func TestReloadUnderLoad(t *testing.T) {
 		if r["id"] == "before-reload" {
 			t.Errorf("an event sent before the route existed was delivered by it")
 		}
+	}
+}
+
+// TestRPCEndpoint: Fluentd's HTTP RPC (<system> rpc_endpoint) reloads,
+// rejects a bad configuration with its errors, flushes and stops.
+func TestRPCEndpoint(t *testing.T) {
+	port, rpcPort := freePort(t), freePort(t)
+	conf := func(extra string) string {
+		return fmt.Sprintf(`
+<system>
+  rpc_endpoint 127.0.0.1:%d
+</system>
+<source>
+  @type forward
+  bind 127.0.0.1
+  port %d
+</source>
+%s`, rpcPort, port, extra)
+	}
+	dir := t.TempDir()
+	in := startSluiceIn(t, dir, conf(""))
+	call := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d%s", rpcPort, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, strings.TrimSpace(string(b))
+	}
+	if code, body := call("/api/plugins.flushBuffers"); code != 200 || body != `{"ok":true}` {
+		t.Fatalf("flushBuffers: %d %s", code, body)
+	}
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "sluice.conf"), []byte(strings.ReplaceAll(text, "{{DIR}}", dir)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(conf("<match app.**>\n  @type file\n  path {{DIR}}/out/${tag}/events\n  append true\n  <format>\n    @type json\n  </format>\n  <buffer tag,time>\n    timekey 1d\n    timekey_wait 0\n    flush_mode immediate\n  </buffer>\n</match>\n"))
+	if code, body := call("/api/config.reload"); code != 200 || body != `{"ok":true}` {
+		t.Fatalf("config.reload: %d %s\n%s", code, body, in.Logs())
+	}
+	logger, err := fluent.New(fluent.Config{FluentHost: "127.0.0.1", FluentPort: port, RequestAck: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logger.Close()
+	if err := logger.Post("app.rpc", map[string]string{"id": "via-rpc-reload"}); err != nil {
+		t.Fatal(err)
+	}
+	if missing, _ := countByID(t, filepath.Join(dir, "out", "app.rpc", "*.log"), []string{"via-rpc-reload"}, 10*time.Second); len(missing) > 0 {
+		t.Errorf("the route added through the RPC reload did not deliver\n%s", in.Logs())
+	}
+	write(conf("<match app.**>\n  @type nope\n</match>\n"))
+	if code, body := call("/api/config.gracefulReload"); code != 500 || !strings.Contains(body, `unknown plugin type \"nope\"`) {
+		t.Errorf("a bad configuration: %d %s", code, body)
+	}
+	if code, _ := call("/api/processes.killWorkers"); code != 200 {
+		t.Errorf("killWorkers: %d", code)
+	}
+	select {
+	case err := <-in.done:
+		if err != nil {
+			t.Errorf("exit after killWorkers: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("still running 20 s after killWorkers")
 	}
 }

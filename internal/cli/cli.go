@@ -193,8 +193,24 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 	if eng.System.Workers > 1 {
 		logger.Info("<system> workers is accepted and ignored: one Sluice process uses every core", "workers", eng.System.Workers)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
+	ctx, stop := context.WithCancel(sigCtx)
 	defer stop()
+	if addr := eng.System.RPCEndpoint; addr != "" {
+		h := rpcHandler(rpcActions{
+			flush:  eng.Flush,
+			reload: func() error { return reload(eng, o.config, "rpc", logger) },
+			stop:   stop,
+		})
+		// Served until the drain is over, like the metrics listener.
+		rpcCtx, stopRPC := context.WithCancel(context.Background())
+		defer stopRPC()
+		if _, err := serveRPC(rpcCtx, addr, h, logger); err != nil {
+			logger.Error("rpc_endpoint", "err", err)
+			return 1
+		}
+	}
 	// SIGUSR1 flushes every buffer now, as in Fluentd. SIGHUP and SIGUSR2
 	// reload the configuration file: it is checked as `sluice check` does,
 	// and a bad one leaves the running configuration in place.
@@ -211,7 +227,7 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 				logger.Info("SIGUSR1: flushing every buffer")
 				eng.Flush()
 			case sig := <-hup:
-				reload(eng, o.config, sig, logger)
+				_ = reload(eng, o.config, sig.String(), logger)
 			case <-ctx.Done():
 				return
 			}
@@ -224,9 +240,10 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 	return 0
 }
 
-// reload applies the configuration file again; see engine.Reload.
-func reload(eng *engine.Engine, path string, sig os.Signal, logger *slog.Logger) {
-	logger.Info("reloading the configuration", "signal", sig.String(), "config", path)
+// reload applies the configuration file again (engine.Reload); by names
+// the signal or "rpc".
+func reload(eng *engine.Engine, path, by string, logger *slog.Logger) error {
+	logger.Info("reloading the configuration", "by", by, "config", path)
 	root, err := config.ParseFile(path, nil)
 	if err == nil {
 		err = eng.Reload(root)
@@ -235,6 +252,7 @@ func reload(eng *engine.Engine, path string, sig os.Signal, logger *slog.Logger)
 		logger.Error("reload rejected; the running configuration stays", "config", path,
 			"errors", strings.Split(err.Error(), "\n"))
 	}
+	return err
 }
 
 func newLogger(w io.Writer, sys engine.System, o *options) (*slog.Logger, error) {

@@ -106,3 +106,37 @@ func TestProbe(t *testing.T) {
 		t.Errorf("nothing listening: exit %d", code)
 	}
 }
+
+func TestRPCHandler(t *testing.T) {
+	var flushed, stopped int
+	reloadErr := error(nil)
+	h := rpcHandler(rpcActions{
+		flush:  func() { flushed++ },
+		reload: func() error { return reloadErr },
+		stop:   func() { stopped++ },
+	})
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code, strings.TrimSpace(rec.Body.String())
+	}
+	for _, path := range []string{"/api/plugins.flushBuffers", "/api/config.reload", "/api/config.gracefulReload",
+		"/api/processes.flushBuffersAndKillWorkers"} {
+		if code, body := get(path); code != 200 || body != `{"ok":true}` {
+			t.Errorf("%s: %d %s", path, code, body)
+		}
+	}
+	if flushed != 2 || stopped != 1 {
+		t.Errorf("flushed %d times, stopped %d", flushed, stopped)
+	}
+	reloadErr = fmt.Errorf("test.conf:3: unknown parameter")
+	if code, body := get("/api/config.reload"); code != 500 || !strings.Contains(body, `"ok":false`) || !strings.Contains(body, "test.conf:3") {
+		t.Errorf("rejected reload: %d %s", code, body)
+	}
+	if code, _ := get("/api/processes.killWorkers"); code != 200 || stopped != 2 {
+		t.Errorf("killWorkers: %d, stopped %d", code, stopped)
+	}
+	if code, _ := get("/api/nothing"); code != 404 {
+		t.Errorf("unknown endpoint: %d", code)
+	}
+}

@@ -66,6 +66,9 @@ type System struct {
 	// ShutdownTimeout bounds the drain at stop; the default stays below
 	// the 30 s that ECS and Kubernetes wait before SIGKILL.
 	ShutdownTimeout time.Duration `conf:"shutdown_timeout"`
+	// RPCEndpoint (host:port) serves Fluentd's HTTP RPC: the signals'
+	// actions over HTTP. Off when empty.
+	RPCEndpoint string `conf:"rpc_endpoint"`
 	Log             LogSection    `section:"log"`
 }
 
