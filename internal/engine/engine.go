@@ -68,8 +68,8 @@ type System struct {
 	ShutdownTimeout time.Duration `conf:"shutdown_timeout"`
 	// RPCEndpoint (host:port) serves Fluentd's HTTP RPC: the signals'
 	// actions over HTTP. Off when empty.
-	RPCEndpoint string `conf:"rpc_endpoint"`
-	Log             LogSection    `section:"log"`
+	RPCEndpoint string     `conf:"rpc_endpoint"`
+	Log         LogSection `section:"log"`
 }
 
 // LogSection is <system><log>.
