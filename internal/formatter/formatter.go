@@ -5,6 +5,7 @@ package formatter
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-log/sluice/internal/event"
@@ -26,10 +27,18 @@ type TimeOptions struct {
 
 	loc *time.Location
 	// One rendering per second, for layouts without sub-seconds (the
-	// common case): consecutive events mostly share their second.
+	// common case): consecutive events mostly share their second. Format
+	// may run on several goroutines at once (buffers format before they
+	// lock, outputs format in each flush thread), so the rendering is
+	// swapped whole, never written in place.
 	cacheable bool
-	cachedSec int64
-	cached    []byte
+	cached    atomic.Pointer[renderedTime]
+}
+
+// renderedTime is one second's rendering; it is never changed once shared.
+type renderedTime struct {
+	sec  int64
+	text []byte
 }
 
 func defaultTimeOptions(layout string) TimeOptions {
@@ -50,7 +59,6 @@ func (o *TimeOptions) configure() error {
 		o.loc = time.Local
 	}
 	o.cacheable = o.TimeType == "string" && !strftime.SubSecond(o.TimeFormat)
-	o.cachedSec = -1 << 63
 	return nil
 }
 
@@ -71,11 +79,13 @@ func (o *TimeOptions) appendTime(dst []byte, t event.Time) []byte {
 	if !o.cacheable {
 		return strftime.Append(dst, o.TimeFormat, t.Std().In(loc))
 	}
-	if sec := t.Unix(); sec != o.cachedSec {
-		o.cached = strftime.Append(o.cached[:0], o.TimeFormat, t.Std().In(loc))
-		o.cachedSec = sec
+	sec := t.Unix()
+	if c := o.cached.Load(); c != nil && c.sec == sec {
+		return append(dst, c.text...)
 	}
-	return append(dst, o.cached...)
+	c := &renderedTime{sec: sec, text: strftime.Append(nil, o.TimeFormat, t.Std().In(loc))}
+	o.cached.Store(c)
+	return append(dst, c.text...)
 }
 
 // Newline is Fluentd's newline parameter.

@@ -1,6 +1,7 @@
 package formatter_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -74,5 +75,43 @@ func TestHashEscapes(t *testing.T) {
 	want := `{"a"=>"q\"\\\#{x}\n", "b"=>nil, "c"=>[1.5, true], "d"=>{"e"=>"f"}}` + "\n"
 	if string(got) != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+}
+
+// Buffers format on the emitting goroutines and outputs in every flush
+// thread, so one formatter serves many goroutines at once: each must get
+// its own event's time (run under -race).
+func TestFormatConcurrently(t *testing.T) {
+	e := plugintest.Build(t, "<match **>\n  @type null\n</match>\n")
+	root, err := config.Parse("f.conf", []byte("<format>\n@type out_file\nutc\noutput_tag false\n</format>\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := e.Builder().Formatter(root.Elements[0], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, rec := docEvent(t)
+	done := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var buf []byte
+			for i := 0; i < 2000; i++ {
+				sec := int64(1362020400 + (i+g)%7)
+				var ferr error
+				buf, ferr = f.Format(buf[:0], "x", event.Time(sec*1e9), rec)
+				want := time.Unix(sec, 0).UTC().Format("2006-01-02T15:04:05+00:00")
+				if ferr != nil || len(buf) < len(want) || string(buf[:len(want)]) != want {
+					done <- fmt.Errorf("time %d rendered as %q", sec, buf)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
