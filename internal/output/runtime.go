@@ -173,10 +173,6 @@ type Runtime struct {
 	retry    retryState                   // guarded by mu
 	stopping bool                         // guarded by mu
 	spaceCh  chan struct{}                // guarded by mu; closed when space frees
-	scratch  []byte                       // guarded by mu; formatting buffer
-	run      []byte                       // guarded by mu; entries of one key, gathered for one append
-	tkStart  int64                        // guarded by mu; the last timekey window, [tkStart, tkEnd)
-	tkEnd    int64
 
 	wake     chan struct{} // capacity 1: there may be work for the workers
 	stopCh   chan struct{} // closed by Stop
@@ -352,6 +348,19 @@ func (r *Runtime) Emit(ctx context.Context, s event.Stream) error {
 
 func (r *Runtime) emit(ctx context.Context, s event.Stream) error {
 	need := int64(len(s.Data))
+	simple := r.fmtr == nil && !r.keys.Time && len(r.keys.Names) == 0 &&
+		need <= int64(r.cfg.ChunkLimitSize) && (r.cfg.ChunkLimitRecords <= 0 || s.Len <= r.cfg.ChunkLimitRecords)
+	var p *prepared
+	if !simple {
+		// Formatting and keying take most of an emit's time; done here,
+		// before the lock, they run on every emitting goroutine at once.
+		p = preparedPool.Get().(*prepared)
+		defer p.release()
+		if err := r.prepare(s, p); err != nil {
+			return err
+		}
+		need = int64(len(p.data))
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for {
@@ -387,16 +396,18 @@ func (r *Runtime) emit(ctx context.Context, s event.Stream) error {
 	}
 	r.Stats.EmitCount.Add(1)
 	r.Stats.EmitRecords.Add(int64(s.Len))
-	simple := r.fmtr == nil && !r.keys.Time && len(r.keys.Names) == 0 &&
-		need <= int64(r.cfg.ChunkLimitSize) && (r.cfg.ChunkLimitRecords <= 0 || s.Len <= r.cfg.ChunkLimitRecords)
-	var err error
 	if simple {
-		err = r.appendLocked(r.keyFor(s.Tag, nil), s.Data, s.Len)
+		if err := r.appendLocked(r.keyFor(s.Tag, nil, nil), s.Data, s.Len); err != nil {
+			return err
+		}
 	} else {
-		err = r.appendEntriesLocked(s)
-	}
-	if err != nil {
-		return err
+		start := 0
+		for _, run := range p.runs {
+			if err := r.appendLocked(run.key, p.data[start:run.end], run.n); err != nil {
+				return err
+			}
+			start = run.end
+		}
 	}
 	if r.cfg.FlushMode == "immediate" {
 		for _, c := range r.staged {
@@ -406,7 +417,84 @@ func (r *Runtime) emit(ctx context.Context, s event.Stream) error {
 	return nil
 }
 
-func (r *Runtime) keyFor(tag string, e *event.Entry) buffer.Key {
+// prepared is a stream made ready for the buffer: its entries formatted
+// (or as they came), in runs of consecutive entries that share a key and
+// fit one chunk, each run one append.
+type prepared struct {
+	data []byte
+	runs []entryRun
+	tk   timekeyCache
+}
+
+type entryRun struct {
+	key buffer.Key
+	end int // the run is data[previous run's end:end]
+	n   int // entries
+}
+
+var preparedPool = sync.Pool{New: func() any { return new(prepared) }}
+
+// maxPooledPrepared bounds the buffers kept for reuse: one huge stream
+// must not pin its memory in the pool.
+const maxPooledPrepared = 4 << 20
+
+func (p *prepared) release() {
+	if cap(p.data) > maxPooledPrepared {
+		return
+	}
+	p.data, p.runs = p.data[:0], p.runs[:0]
+	preparedPool.Put(p)
+}
+
+// prepare formats and keys s's entries into p. It touches nothing the
+// lock guards; drops (a record the formatter refuses, or one larger than
+// chunk_limit_size) are counted and logged here.
+func (r *Runtime) prepare(s event.Stream, p *prepared) error {
+	p.data, p.runs = p.data[:0], p.runs[:0]
+	runStart, runN := 0, 0
+	var runKey buffer.Key
+	rd := event.NewReader(s.Data)
+	for rd.Next() {
+		e := rd.Entry()
+		before := len(p.data)
+		if r.fmtr != nil {
+			var err error
+			p.data, err = r.fmtr.FormatEntry(p.data, s.Tag, e.Time, e.Record)
+			if err != nil {
+				p.data = p.data[:before]
+				r.Stats.Drop(DropFormat, 1)
+				r.log.Warn("dropping a record the formatter refused", "output", r.id, "tag", s.Tag, "err", err)
+				continue
+			}
+		} else {
+			p.data = append(p.data, e.Raw...)
+		}
+		size := len(p.data) - before
+		if int64(size) > int64(r.cfg.ChunkLimitSize) {
+			p.data = p.data[:before]
+			r.Stats.Drop(DropOversized, 1)
+			r.log.Warn("dropping a record larger than chunk_limit_size", "output", r.id, "tag", s.Tag,
+				"bytes", size, "chunk_limit_size", int64(r.cfg.ChunkLimitSize))
+			continue
+		}
+		k := r.keyFor(s.Tag, e, &p.tk)
+		if runN > 0 && (k != runKey || int64(len(p.data)-runStart) > int64(r.cfg.ChunkLimitSize) ||
+			(r.cfg.ChunkLimitRecords > 0 && runN >= r.cfg.ChunkLimitRecords)) {
+			p.runs = append(p.runs, entryRun{key: runKey, end: before, n: runN})
+			runStart, runN = before, 0
+		}
+		runKey = k
+		runN++
+	}
+	if runN > 0 {
+		p.runs = append(p.runs, entryRun{key: runKey, end: len(p.data), n: runN})
+	}
+	return rd.Err()
+}
+
+// keyFor is the chunk key of an entry of tag (nil: of the whole stream,
+// when only the tag matters). tk caches the last timekey window.
+func (r *Runtime) keyFor(tag string, e *event.Entry, tk *timekeyCache) buffer.Key {
 	var k buffer.Key
 	if r.keys.Tag {
 		k.Tag = tag
@@ -414,9 +502,9 @@ func (r *Runtime) keyFor(tag string, e *event.Entry) buffer.Key {
 	if e == nil {
 		return k
 	}
-	var tk int64
+	var window int64
 	if r.keys.Time {
-		tk = r.timekey(e.Time)
+		window = tk.timekey(e.Time, r.cfg.Timekey, r.loc)
 	}
 	var values []string
 	if len(r.keys.Paths) > 0 {
@@ -427,25 +515,28 @@ func (r *Runtime) keyFor(tag string, e *event.Entry) buffer.Key {
 			}
 		}
 	}
-	return buffer.NewKey(k.Tag, tk, values)
+	return buffer.NewKey(k.Tag, window, values)
 }
 
-// timekey aligns t to the start of its window in the configured zone, as
-// Fluentd does. Consecutive events mostly share a window, which is cached.
-func (r *Runtime) timekey(t event.Time) int64 {
+// timekeyCache remembers the last timekey window, [start, end):
+// consecutive events mostly share one. The zero value is empty.
+type timekeyCache struct{ start, end int64 }
+
+// timekey aligns t to the start of its window in loc, as Fluentd does.
+func (c *timekeyCache) timekey(t event.Time, timekey time.Duration, loc *time.Location) int64 {
 	sec := t.Unix()
-	if sec >= r.tkStart && sec < r.tkEnd {
-		return r.tkStart
+	if sec >= c.start && sec < c.end {
+		return c.start
 	}
-	size := int64(r.cfg.Timekey / time.Second)
-	defer func() { r.tkEnd = r.tkStart + size }()
+	size := int64(timekey / time.Second)
 	var off int64
-	if r.loc != time.UTC {
-		_, o := time.Unix(sec, 0).In(r.loc).Zone()
+	if loc != time.UTC {
+		_, o := time.Unix(sec, 0).In(loc).Zone()
 		off = int64(o)
 	}
-	r.tkStart = sec - floorMod(sec+off, size)
-	return r.tkStart
+	c.start = sec - floorMod(sec+off, size)
+	c.end = c.start + size
+	return c.start
 }
 
 func floorMod(a, b int64) int64 {
@@ -454,61 +545,6 @@ func floorMod(a, b int64) int64 {
 		m += b
 	}
 	return m
-}
-
-// appendEntriesLocked appends entry by entry (formatting each, or keying
-// each by time or record), but hands the store runs of consecutive entries
-// that share a key: one append, one frame, for the run.
-func (r *Runtime) appendEntriesLocked(s event.Stream) error {
-	run := r.run[:0]
-	runN := 0
-	var runKey buffer.Key
-	flush := func() error {
-		if runN == 0 {
-			return nil
-		}
-		err := r.appendLocked(runKey, run, runN)
-		run, runN = run[:0], 0
-		return err
-	}
-	rd := event.NewReader(s.Data)
-	for rd.Next() {
-		e := rd.Entry()
-		data := e.Raw
-		if r.fmtr != nil {
-			var err error
-			r.scratch, err = r.fmtr.FormatEntry(r.scratch[:0], s.Tag, e.Time, e.Record)
-			if err != nil {
-				r.Stats.Drop(DropFormat, 1)
-				r.log.Warn("dropping a record the formatter refused", "output", r.id, "tag", s.Tag, "err", err)
-				continue
-			}
-			data = r.scratch
-		}
-		if int64(len(data)) > int64(r.cfg.ChunkLimitSize) {
-			r.Stats.Drop(DropOversized, 1)
-			r.log.Warn("dropping a record larger than chunk_limit_size", "output", r.id, "tag", s.Tag,
-				"bytes", len(data), "chunk_limit_size", int64(r.cfg.ChunkLimitSize))
-			continue
-		}
-		k := r.keyFor(s.Tag, e)
-		if runN > 0 && (k != runKey || int64(len(run)+len(data)) > int64(r.cfg.ChunkLimitSize) ||
-			(r.cfg.ChunkLimitRecords > 0 && runN >= r.cfg.ChunkLimitRecords)) {
-			if err := flush(); err != nil {
-				r.run = run
-				return err
-			}
-		}
-		runKey = k
-		run = append(run, data...)
-		runN++
-	}
-	err := flush()
-	r.run = run
-	if err != nil {
-		return err
-	}
-	return rd.Err()
 }
 
 func (r *Runtime) appendLocked(k buffer.Key, data []byte, n int) error {
@@ -538,12 +574,13 @@ func (r *Runtime) appendLocked(k buffer.Key, data []byte, n int) error {
 	return nil
 }
 
+// enqueueLocked moves a staged chunk to the queue. The store's part (for a
+// file buffer: fsync, close and rename, tens of milliseconds for a full
+// chunk) is left to the worker that takes the chunk, outside the lock:
+// done here it would stop every emit meanwhile. Until then the chunk stays
+// as durable as any staged one, and after a crash it is recovered as one.
 func (r *Runtime) enqueueLocked(c *buffer.Chunk) {
 	delete(r.staged, c.Key)
-	if err := r.store.Enqueue(c); err != nil {
-		// The chunk is still readable where it is; flush it anyway.
-		r.log.Error("buffer enqueue failed", "output", r.id, "chunk", c.ID.String(), "err", err)
-	}
 	r.queue = append(r.queue, c)
 	r.signal()
 }
@@ -609,6 +646,10 @@ func (r *Runtime) worker() {
 
 // flush loads a chunk and writes it to the output (or the secondary).
 func (r *Runtime) flush(c *buffer.Chunk, toSecondary bool) {
+	if err := r.store.Enqueue(c); err != nil { // a no-op when done before
+		// The chunk is still readable where it is; flush it anyway.
+		r.log.Error("buffer enqueue failed", "output", r.id, "chunk", c.ID.String(), "err", err)
+	}
 	data, err := r.load(c)
 	if err != nil {
 		r.mu.Lock()

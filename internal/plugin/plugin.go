@@ -81,14 +81,16 @@ type BufferedOutput interface {
 }
 
 // EntryFormatter is implemented by buffered outputs that format at append
-// time (Fluentd's #format); their chunks hold the formatted bytes.
+// time (Fluentd's #format); their chunks hold the formatted bytes. The
+// runtime calls FormatEntry on the emitting goroutines, concurrently.
 type EntryFormatter interface {
 	FormatEntry(dst []byte, tag string, t event.Time, r event.Record) ([]byte, error)
 }
 
-// Formatter renders one event as bytes. A formatter may keep state (a
-// cached time rendering) and is not safe for concurrent use: its owner
-// serialises calls.
+// Formatter renders one event as bytes. It must be safe for concurrent
+// use: buffers format on the emitting goroutines and outputs in each flush
+// thread. State it caches (a time rendering) is replaced whole, never
+// changed in place.
 type Formatter interface {
 	Format(dst []byte, tag string, t event.Time, r event.Record) ([]byte, error)
 }
