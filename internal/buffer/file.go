@@ -50,8 +50,9 @@ type File struct {
 	Keys ChunkKeys
 	Log  *slog.Logger
 
-	mu    sync.Mutex            // guards dirty and gen
+	mu    sync.Mutex            // guards dirty, open and gen
 	dirty map[*os.File]struct{} // files with writes not yet fsynced
+	open  map[*os.File]struct{} // chunk files open for appends, closed by Close
 	gen   uint64                // count of appends
 
 	syncMu sync.Mutex // serialises fsync rounds; guards synced
@@ -102,6 +103,7 @@ func (s *File) Open() error {
 		return fmt.Errorf("buffer path: %w", err)
 	}
 	s.dirty = map[*os.File]struct{}{}
+	s.open = map[*os.File]struct{}{}
 	s.stop = make(chan struct{})
 	if s.Policy == SyncInterval {
 		s.wg.Add(1)
@@ -180,7 +182,17 @@ func (s *File) Create(c *Chunk) error {
 	}
 	c.file = &fileChunk{path: path, f: f, end: int64(len(h))}
 	c.Formatted = s.Formatted
+	s.track(f)
 	return nil
+}
+
+// track notes a chunk file open for appends.
+func (s *File) track(f *os.File) {
+	s.mu.Lock()
+	if s.open != nil {
+		s.open[f] = struct{}{}
+	}
+	s.mu.Unlock()
 }
 
 // Append implements Store: one frame per call.
@@ -278,6 +290,7 @@ func (s *File) syncRound() error {
 func (s *File) forget(f *os.File) {
 	s.mu.Lock()
 	delete(s.dirty, f)
+	delete(s.open, f)
 	s.mu.Unlock()
 }
 
@@ -487,8 +500,10 @@ func moveAside(path, dir, reason string) error {
 // Persistent implements Store.
 func (s *File) Persistent() bool { return true }
 
-// Close implements Store: syncs what is dirty and stops the syncer. Staged
-// chunks stay on disk and are recovered at the next start.
+// Close implements Store: syncs what is dirty, stops the syncer and closes
+// the chunk files still open. Their chunks stay on disk and are recovered
+// at the next start; a runtime that a reload retired leaves no descriptor
+// behind.
 func (s *File) Close() error {
 	if s.stop != nil {
 		select {
@@ -498,10 +513,18 @@ func (s *File) Close() error {
 		}
 		s.wg.Wait()
 	}
+	var err error
 	if s.Policy != SyncNever {
-		return s.syncRound()
+		err = s.syncRound()
 	}
-	return nil
+	s.mu.Lock()
+	for f := range s.open {
+		f.Close()
+	}
+	clear(s.open)
+	clear(s.dirty)
+	s.mu.Unlock()
+	return err
 }
 
 // parseHeader checks a chunk file's header and returns its metadata, flags
@@ -687,6 +710,7 @@ func (s *File) recoverFile(path string, staged bool) (*Chunk, error) {
 		}
 		fc.f = f
 		keep = true
+		s.track(f)
 	}
 	c.file = fc
 	return c, nil

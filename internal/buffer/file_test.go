@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -545,5 +546,35 @@ func TestChunkMetaSurvivesRestartAndEnqueue(t *testing.T) {
 	r.Commit(queued[0])
 	if m, _ := filepath.Glob(filepath.Join(s.Dir, "*.meta")); len(m) != 0 {
 		t.Errorf("meta left after commit: %v", m)
+	}
+}
+
+// Close leaves staged chunks on disk but no descriptor open, whether the
+// chunk was created or recovered.
+func TestFileStoreCloseReleasesChunkFiles(t *testing.T) {
+	s := newFileStore(t, SyncInterval)
+	c := newChunk("a")
+	if err := s.Create(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(c, entries(t, 3, "a"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.file.f.Stat(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("a created chunk's file is still open after Close (%v)", err)
+	}
+	n := reopen(t, s)
+	staged, _, problems := n.Recover()
+	if len(staged) != 1 || len(problems) > 0 || staged[0].Records != 3 {
+		t.Fatalf("recovered %v, problems %v", staged, problems)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := staged[0].file.f.Stat(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("a recovered chunk's file is still open after Close (%v)", err)
 	}
 }
