@@ -13,6 +13,7 @@ import (
 
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/engine"
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/plugins/forward"
@@ -332,5 +333,39 @@ func TestMessageBatchingKeepsOrder(t *testing.T) {
 	}
 	if in.Stats.Events.Load() != int64(n) {
 		t.Errorf("events counted %d, want %d", in.Stats.Events.Load(), n)
+	}
+}
+
+// A reload that moves the source to a port someone else holds is applied
+// (the old source stops, as any changed source does), and readiness says
+// what is missing until a reload succeeds.
+func TestReloadToBusyPortFailsReadiness(t *testing.T) {
+	e, _, _ := server(t, "reload", "")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	plugintest.Must(t, err)
+	defer busy.Close()
+	conf := func(port string) *config.Element {
+		root, err := config.Parse("reload.conf", []byte(`
+<source>
+  @type forward
+  bind 127.0.0.1
+  port `+port+`
+</source>
+<match **>
+  @type capture
+  name reload
+</match>
+`), nil)
+		plugintest.Must(t, err)
+		return root
+	}
+	_, busyPort, _ := net.SplitHostPort(busy.Addr().String())
+	plugintest.Must(t, e.Reload(conf(busyPort)))
+	if err := e.Ready(1); err == nil || !strings.Contains(err.Error(), "did not start") {
+		t.Fatalf("readiness after a source failed to bind: %v", err)
+	}
+	plugintest.Must(t, e.Reload(conf("0")))
+	if err := e.Ready(1); err != nil {
+		t.Errorf("still unready after a good reload: %v", err)
 	}
 }
