@@ -423,7 +423,7 @@ func (r *Runtime) emit(ctx context.Context, s event.Stream) error {
 type prepared struct {
 	data []byte
 	runs []entryRun
-	tk   timekeyCache
+	tk   timekeyCache // valid for one stream: pooled values move between runtimes
 }
 
 type entryRun struct {
@@ -450,7 +450,7 @@ func (p *prepared) release() {
 // lock guards; drops (a record the formatter refuses, or one larger than
 // chunk_limit_size) are counted and logged here.
 func (r *Runtime) prepare(s event.Stream, p *prepared) error {
-	p.data, p.runs = p.data[:0], p.runs[:0]
+	p.data, p.runs, p.tk = p.data[:0], p.runs[:0], timekeyCache{}
 	runStart, runN := 0, 0
 	var runKey buffer.Key
 	rd := event.NewReader(s.Data)

@@ -350,3 +350,35 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// Streams of runtimes with different timekeys, emitted one after the
+// other from one goroutine, each get their own runtime's windows (the
+// scratch that prepares a stream is pooled across runtimes).
+func TestTimekeysOfDifferentRuntimes(t *testing.T) {
+	const at = 1362020400 // 2013-02-28 03:00:00 UTC
+	daily, hourly := fastConfig("time"), fastConfig("time")
+	daily.Timekey, hourly.Timekey = 24*time.Hour, time.Hour
+	daily.FlushInterval, hourly.FlushInterval = time.Hour, time.Hour
+	d, h := newSink(), newSink()
+	rd, rh := startRuntime(t, d, daily), startRuntime(t, h, hourly)
+	for i := 0; i < 20; i++ {
+		if err := rd.Emit(context.Background(), stream(t, "x", at)); err != nil {
+			t.Fatal(err)
+		}
+		if err := rh.Emit(context.Background(), stream(t, "x", at)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop(t, rd)
+	stop(t, rh)
+	for name, s := range map[string]struct {
+		sink *sink
+		want int64
+	}{"daily": {d, at - 3*3600}, "hourly": {h, at}} {
+		for _, c := range s.sink.chunks {
+			if c.Key.Timekey != s.want {
+				t.Errorf("%s chunk has timekey %d, want %d", name, c.Key.Timekey, s.want)
+			}
+		}
+	}
+}
