@@ -253,7 +253,7 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 			copy(grown, buf)
 			buf = grown
 		}
-		_ = c.nc.SetReadDeadline(c.readDeadline(now, len(buf) == 0))
+		c.setReadDeadline(ctx, c.readDeadline(now, len(buf) == 0))
 		n, err := c.nc.Read(buf[len(buf):cap(buf)])
 		fresh := len(buf) == 0 && c.msgs == 0 && c.auth == nil && c.in.security == nil
 		buf = buf[:len(buf)+n]
@@ -276,6 +276,18 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 		// arrived completely, then stop.
 		eof = true
 		c.graceful = ctx.Err() != nil
+	}
+}
+
+// setReadDeadline sets the connection's read deadline, unless the input
+// is shutting down: Run then sets a past deadline on every connection, and
+// a deadline set here just after would undo it and leave Read blocked.
+// Run cancels ctx before it sets deadlines, so checking ctx after setting
+// ours closes the gap.
+func (c *conn) setReadDeadline(ctx context.Context, t time.Time) {
+	_ = c.nc.SetReadDeadline(t)
+	if ctx.Err() != nil {
+		_ = c.nc.SetReadDeadline(time.Now())
 	}
 }
 

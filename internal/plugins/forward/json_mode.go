@@ -51,7 +51,7 @@ func (c *conn) jsonLoop(ctx context.Context, out plugin.Emitter, first []byte) {
 	dec.UseNumber()
 	for {
 		if c.in.IdleTimeout > 0 {
-			_ = c.nc.SetReadDeadline(time.Now().Add(c.in.IdleTimeout))
+			c.setReadDeadline(ctx, time.Now().Add(c.in.IdleTimeout))
 		}
 		var v any
 		if err := dec.Decode(&v); err != nil {
