@@ -774,6 +774,14 @@ func (r *Runtime) secondaryDueLocked(now time.Time) bool {
 }
 
 func (r *Runtime) finish(c *buffer.Chunk, err error, toSecondary bool) {
+	if err == nil {
+		// The chunk is this worker's alone until freed, so its removal (an
+		// unlink that frees megabytes of page cache) need not stop emits.
+		if cerr := r.store.Commit(c); cerr != nil {
+			r.log.Error("written chunk not removed from the buffer; it will be sent again after a restart",
+				"output", r.id, "chunk", c.ID.String(), "err", cerr)
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.inFlight--
@@ -782,10 +790,6 @@ func (r *Runtime) finish(c *buffer.Chunk, err error, toSecondary bool) {
 		r.Stats.WriteRecords.Add(int64(c.Records))
 		r.Stats.WriteBytes.Add(c.Size)
 		r.retry = retryState{}
-		if cerr := r.store.Commit(c); cerr != nil {
-			r.log.Error("written chunk not removed from the buffer; it will be sent again after a restart",
-				"output", r.id, "chunk", c.ID.String(), "err", cerr)
-		}
 		r.freeLocked(c)
 		return
 	}
