@@ -206,7 +206,7 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 		// Served until the drain is over, like the metrics listener.
 		rpcCtx, stopRPC := context.WithCancel(context.Background())
 		defer stopRPC()
-		if _, err := serveRPC(rpcCtx, addr, h, logger); err != nil {
+		if err := serveRPC(rpcCtx, addr, h, logger); err != nil {
 			logger.Error("rpc_endpoint", "err", err)
 			return 1
 		}

@@ -51,10 +51,10 @@ func rpcHandler(a rpcActions) http.Handler {
 }
 
 // serveRPC listens on addr and serves h until ctx ends.
-func serveRPC(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) (net.Listener, error) {
+func serveRPC(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -69,5 +69,5 @@ func serveRPC(ctx context.Context, addr string, h http.Handler, logger *slog.Log
 		}
 	}()
 	logger.Info("serving Fluentd's HTTP RPC", "addr", ln.Addr().String())
-	return ln, nil
+	return nil
 }

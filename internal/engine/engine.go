@@ -555,12 +555,9 @@ func (e *Engine) Builder() plugin.Builder { return e.g.Load() }
 
 // Label returns the emitter for <label name> of the running configuration.
 func (e *Engine) Label(name string) (plugin.Emitter, error) {
-	e.mu.Lock()
+	e.mu.Lock() // the graph's Label may add an entry
 	defer e.mu.Unlock()
-	if _, ok := e.g.Load().pipelines[name]; !ok {
-		return nil, fmt.Errorf("no such <label %s>", name)
-	}
-	return e.entry(name), nil
+	return e.g.Load().Label(name)
 }
 
 // Label implements plugin.Builder.

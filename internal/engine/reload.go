@@ -54,33 +54,8 @@ func (e *Engine) reload(root *config.Element) error {
 	if err != nil {
 		return err
 	}
-	inNew := map[*node]bool{}
-	for _, n := range g.nodes() {
-		inNew[n] = true
-	}
-	inOld := map[*node]bool{}
-	var removed, removedInputs []*node
-	for _, n := range old.nodes() {
-		inOld[n] = true
-		if inNew[n] {
-			continue
-		}
-		if n.kind == plugin.KindInput {
-			removedInputs = append(removedInputs, n)
-		} else {
-			removed = append(removed, n)
-		}
-	}
-	var fresh, freshInputs []*node
-	for _, n := range g.nodes() {
-		switch {
-		case inOld[n]:
-		case n.kind == plugin.KindInput:
-			freshInputs = append(freshInputs, n)
-		default:
-			fresh = append(fresh, n)
-		}
-	}
+	removedInputs, removed := byInput(missing(old.nodes(), g.nodes()))
+	freshInputs, fresh := byInput(missing(g.nodes(), old.nodes()))
 
 	// 2. A directory is busy while an output removed now or by an earlier
 	// reload still has it; its successor waits for the close.
@@ -167,6 +142,33 @@ func (e *Engine) reload(root *config.Element) error {
 	e.log.Info("configuration reloaded", "kept", len(g.nodes())-len(fresh)-len(freshInputs),
 		"started", len(fresh)+len(freshInputs), "removed", len(removed)+len(removedInputs))
 	return nil
+}
+
+// missing returns the nodes of a that b lacks, in a's order.
+func missing(a, b []*node) []*node {
+	inB := map[*node]bool{}
+	for _, n := range b {
+		inB[n] = true
+	}
+	var out []*node
+	for _, n := range a {
+		if !inB[n] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// byInput splits nodes into inputs and the rest, keeping their order.
+func byInput(nodes []*node) (inputs, others []*node) {
+	for _, n := range nodes {
+		if n.kind == plugin.KindInput {
+			inputs = append(inputs, n)
+		} else {
+			others = append(others, n)
+		}
+	}
+	return inputs, others
 }
 
 // retireOutputs drains the outputs a reload removed, closes them, and then

@@ -121,9 +121,9 @@ var status = []fluentdSeries{
 		func(_ output.Status, s *output.Stats) float64 { return float64(s.RetryCount.Load()) }},
 }
 
-var statusLabels = []string{"plugin_id", "plugin_category", "type"}
-
-// ReservedLabels are the labels Sluice sets itself; <labels> may not name them.
+// ReservedLabels are the labels Sluice sets itself (the fluentd_status_*
+// family's, which include fluentd_output_status_*'s); <labels> may not
+// name them.
 var ReservedLabels = []string{"plugin_id", "plugin_category", "type"}
 
 func descs(series []fluentdSeries, labels []string, extra map[string]string) []*prometheus.Desc {
@@ -178,7 +178,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	outputExtra, statusExtra, statusOn := monitorLabels(c.src.MetricMonitors())
 	outputDescs := descs(outputStatus, outputLabels, outputExtra)
-	statusDescs := descs(status, statusLabels, statusExtra)
+	statusDescs := descs(status, ReservedLabels, statusExtra)
 	for _, o := range c.src.MetricOutputs() {
 		st, s := o.Status(), o.Stats
 		for i, f := range outputStatus {
