@@ -3,13 +3,11 @@
 package integration
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +15,8 @@ import (
 	"time"
 
 	"github.com/fluent/fluent-logger-golang/fluent"
+
+	"github.com/sluice-log/sluice/internal/top"
 )
 
 // reloadConf is the configuration of the reload test, version v: the
@@ -83,28 +83,23 @@ func reloadConf(port, metricsPort, v int) string {
 	return conf
 }
 
-// scrape sums the samples of metric name whose labels contain match.
-func scrape(t *testing.T, url, name, match string) float64 {
+// scrape reads metric name of plugin id ("" for an engine-wide series)
+// with sluice top's parser.
+func scrape(t *testing.T, url, name, id string) float64 {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	sum := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") || !strings.Contains(line, match) {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			t.Fatalf("%s: %v", line, err)
-		}
-		sum += v
+	m, err := top.Parse(resp.Body, time.Now())
+	if err != nil {
+		t.Fatal(err)
 	}
-	return sum
+	if id == "" {
+		return m.Global[name]
+	}
+	return m.Values[name][id]
 }
 
 // waitLogCount waits until the instance has logged want lines containing s.
@@ -206,7 +201,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	waitLogCount(t, in, "configuration reloaded", 2)
 	time.Sleep(time.Second)
 
-	if got := scrape(t, metricsURL, "sluice_input_connections_total", `plugin_id="in_forward"`); got != clients+1 {
+	if got := scrape(t, metricsURL, "sluice_input_connections_total", "in_forward"); got != clients+1 {
 		t.Errorf("forward accepted %v connections over the test, want %d: a reload dropped connections", got, clients+1)
 	}
 	if got := scrape(t, metricsURL, "sluice_config_reloads_total", ""); got != 2 {

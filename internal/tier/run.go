@@ -1,17 +1,15 @@
 package tier
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
 	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/sluice-log/sluice/internal/loadgen"
+	"github.com/sluice-log/sluice/internal/top"
 )
 
 // Plan is what happens to the tier while the traffic flows.
@@ -181,10 +179,11 @@ func (t *Tier) sample() sample {
 		if in.cmd == nil {
 			continue
 		}
-		url := fmt.Sprintf("http://127.0.0.1:%d/metrics", in.httpPort)
-		conns, _ := scrape(url, "sluice_input_connections")
-		bytes, _ := scrape(url, "sluice_input_bytes_total")
-		s[in.n] = [2]float64{conns, bytes}
+		m, err := scrape(fmt.Sprintf("http://127.0.0.1:%d/metrics", in.httpPort))
+		if err != nil {
+			continue // counted as nothing, like an instance not yet up
+		}
+		s[in.n] = [2]float64{m.Values["sluice_input_connections"]["in_forward"], m.Values["sluice_input_bytes_total"]["in_forward"]}
 	}
 	return s
 }
@@ -202,22 +201,15 @@ func shares(before, after sample) []Share {
 	return out
 }
 
-// scrape reads the in_forward sample of one metric.
-func scrape(url, name string) (float64, error) {
+// scrape reads an instance's metrics with sluice top's parser.
+func scrape(url string) (*top.Sample, error) {
 	client := &http.Client{Timeout: 2 * time.Second}
 	resp, err := client.Get(url)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if strings.HasPrefix(line, name+"{") && strings.Contains(line, `plugin_id="in_forward"`) {
-			return strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		}
-	}
-	return 0, fmt.Errorf("%s: no %s", url, name)
+	return top.Parse(resp.Body, time.Now())
 }
 
 // Total sums tracers and background events of the phases named (all
