@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -244,6 +245,58 @@ func TestAppendJSONStringProperty(t *testing.T) {
 		}
 		if got != want.String() {
 			t.Fatalf("%q: decoded %q, want %q", s, got, want.String())
+		}
+	}
+}
+
+// TestAppendJSONProperty checks the first-byte fast paths (fixstr, str8,
+// fixint, fixmap) and the general ones against encoding/json: random
+// nested records of every string and integer width render as JSON that
+// decodes to the values encoded.
+func TestAppendJSONProperty(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var value func(depth int) any
+	value = func(depth int) any {
+		switch rng.IntN(6) {
+		case 0:
+			// Lengths around the fixstr (31), str8 (255) and str16 bounds.
+			n := []int{0, 5, 31, 32, 200, 255, 256, 70000}[rng.IntN(8)]
+			return strings.Repeat(string(rune('a'+rng.IntN(26))), n) + `"\` + "\n"
+		case 1:
+			return []int64{0, 1, 127, 128, -1, -32, -33, 1 << 40, -(1 << 40)}[rng.IntN(9)]
+		case 2:
+			if depth < 4 {
+				m := map[string]any{}
+				for i := rng.IntN(20); i > 0; i-- {
+					m[strings.Repeat("k", rng.IntN(40))+string(rune('a'+i))] = value(depth + 1)
+				}
+				return m
+			}
+		case 3:
+			if depth < 4 {
+				return []any{value(depth + 1), value(depth + 1)}
+			}
+		case 4:
+			return nil
+		}
+		return true
+	}
+	for n := 0; n < 300; n++ {
+		want := map[string]any{"root": value(0), "s": "x"}
+		rec := mustRecord(t, want)
+		out, err := Record(rec).AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got any
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, out)
+		}
+		wantJSON, _ := json.Marshal(want)
+		var wantBack any
+		_ = json.Unmarshal(wantJSON, &wantBack)
+		if !reflect.DeepEqual(got, wantBack) {
+			t.Fatalf("got %s\nwant %s", out, wantJSON)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 
@@ -164,6 +165,26 @@ func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
 	if depth > maxJSONDepth {
 		return dst, b, msgp.ErrRecursion
 	}
+	// Fast paths for the shapes of nearly every log record: short strings
+	// and small maps, read straight from their first byte.
+	if len(b) > 0 {
+		switch c := b[0]; {
+		case c >= 0xa0 && c <= 0xbf: // fixstr
+			n := 1 + int(c&0x1f)
+			if len(b) >= n {
+				return AppendJSONString(dst, b[1:n]), b[n:], nil
+			}
+		case c == 0xd9 && len(b) >= 2: // str8
+			n := 2 + int(b[1])
+			if len(b) >= n {
+				return AppendJSONString(dst, b[2:n]), b[n:], nil
+			}
+		case c <= 0x7f: // positive fixint
+			return strconv.AppendUint(dst, uint64(c), 10), b[1:], nil
+		case c >= 0x80 && c <= 0x8f: // fixmap
+			return appendJSONMap(dst, b[1:], int(c&0x0f), depth)
+		}
+	}
 	if isExt(b) {
 		if len(b) >= 10 && b[0] == 0xd7 && b[1] == 0 {
 			t := Time(int64(binary.BigEndian.Uint32(b[2:6]))*1e9 + int64(binary.BigEndian.Uint32(b[6:10])))
@@ -193,22 +214,7 @@ func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
 		if n, b, err = msgp.ReadMapHeaderBytes(b); err != nil {
 			return dst, b, err
 		}
-		dst = append(dst, '{')
-		for i := uint32(0); i < n; i++ {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			var k []byte
-			if k, b, err = readKey(b); err != nil {
-				return dst, b, err
-			}
-			dst = AppendJSONString(dst, k)
-			dst = append(dst, ':')
-			if dst, b, err = appendJSON(dst, b, depth+1); err != nil {
-				return dst, b, err
-			}
-		}
-		return append(dst, '}'), b, nil
+		return appendJSONMap(dst, b, int(n), depth)
 	case msgp.ArrayType:
 		var n uint32
 		if n, b, err = msgp.ReadArrayHeaderBytes(b); err != nil {
@@ -254,6 +260,29 @@ func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
 	return dst, b, msgp.InvalidPrefixError(firstByte(b))
 }
 
+// appendJSONMap appends the n pairs that follow a map header as an object.
+func appendJSONMap(dst, b []byte, n, depth int) ([]byte, []byte, error) {
+	dst = append(dst, '{')
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		var k []byte
+		var err error
+		if len(b) > 0 && b[0] >= 0xa0 && b[0] <= 0xbf && len(b) > int(b[0]&0x1f) {
+			k, b = b[1:1+int(b[0]&0x1f)], b[1+int(b[0]&0x1f):] // fixstr key
+		} else if k, b, err = readKey(b); err != nil {
+			return dst, b, err
+		}
+		dst = AppendJSONString(dst, k)
+		dst = append(dst, ':')
+		if dst, b, err = appendJSON(dst, b, depth+1); err != nil {
+			return dst, b, err
+		}
+	}
+	return append(dst, '}'), b, nil
+}
+
 // isExt reports whether b starts with a msgpack extension (fixext1-16,
 // ext8/16/32). msgp.NextType maps some of these to pseudo-types.
 func isExt(b []byte) bool {
@@ -287,17 +316,12 @@ func AppendJSONString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		// Eight plain ASCII bytes at a time: the common case of log text.
-		if i+8 <= len(s) && plain8(binary.LittleEndian.Uint64(s[i:])) {
-			i += 8
-			continue
+		i += plainPrefix(s[i:])
+		if i == len(s) {
+			break
 		}
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -334,15 +358,42 @@ const (
 	msb = 0x8080808080808080
 )
 
-// plain8 reports whether none of the eight bytes in w needs care in a JSON
-// string: no control byte, quote, backslash or non-ASCII byte.
-func plain8(w uint64) bool {
-	hasZero := func(x uint64) uint64 { return (x - lsb) & ^x & msb }
-	bad := w & msb                   // non-ASCII
-	bad |= (w - 0x20*lsb) & ^w & msb // a byte below 0x20
-	bad |= hasZero(w ^ ('"' * lsb))
-	bad |= hasZero(w ^ ('\\' * lsb))
-	return bad == 0
+// plainPrefix returns how many leading bytes of s need no care in a JSON
+// string, eight at a time: the common case of log text. Of the flags the
+// word tricks below raise, the lowest is always exact, which is all that
+// TrailingZeros reads.
+func plainPrefix(s []byte) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if bad := needsCare(binary.LittleEndian.Uint64(s[i:])); bad != 0 {
+			return i + bits.TrailingZeros64(bad)/8
+		}
+	}
+	if i == len(s) {
+		return i
+	}
+	if len(s) >= 8 {
+		// The tail, read as the last eight bytes: those before i are
+		// plain already, so the lowest flag still falls in the tail.
+		if bad := needsCare(binary.LittleEndian.Uint64(s[len(s)-8:])); bad != 0 {
+			return len(s) - 8 + bits.TrailingZeros64(bad)/8
+		}
+		return len(s)
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			break
+		}
+	}
+	return i
+}
+
+// needsCare flags the high bit of each byte of w that is a control byte,
+// quote, backslash or non-ASCII byte (and perhaps bytes above the first).
+func needsCare(w uint64) uint64 {
+	q := w ^ ('"' * lsb)
+	bs := w ^ ('\\' * lsb)
+	return (w | (w-0x20*lsb)&^w | (q-lsb)&^q | (bs-lsb)&^bs) & msb
 }
 
 // Equal reports whether two values have identical encodings.
