@@ -300,3 +300,26 @@ func TestAppendJSONProperty(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSkip holds Skip to msgp.Skip: the same rest, and an error (a short
+// one) exactly when msgp.Skip gives one.
+func FuzzSkip(f *testing.F) {
+	f.Add(dockerRecord(f))
+	f.Add([]byte{0x82, 0xa1, 'a', 0x92, 0x01, 0xd9, 0x01, 'x', 0xa0, 0xc0})
+	f.Add([]byte{0x81, 0xa1, 'a', 0xd9, 0x05, 'x'})
+	f.Add([]byte{0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x90})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, gotErr := Skip(b)
+		want, wantErr := msgp.Skip(b)
+		if (gotErr != nil) != (wantErr != nil) {
+			t.Fatalf("Skip error %v, msgp.Skip error %v", gotErr, wantErr)
+		}
+		if errors.Is(gotErr, msgp.ErrShortBytes) != errors.Is(wantErr, msgp.ErrShortBytes) {
+			// The forward input waits for more bytes on exactly this error.
+			t.Fatalf("Skip error %v, msgp.Skip error %v", gotErr, wantErr)
+		}
+		if gotErr == nil && len(got) != len(want) {
+			t.Fatalf("Skip left %d bytes, msgp.Skip %d", len(got), len(want))
+		}
+	})
+}

@@ -85,7 +85,7 @@ func DecodeEntry(b []byte) (Entry, []byte, error) {
 		if msgp.NextType(b) != msgp.MapType {
 			return e, start, fmt.Errorf("%w: metadata is not a map", ErrEntry)
 		}
-		rest, err := msgp.Skip(b)
+		rest, err := skip(b, 0)
 		if err != nil {
 			return e, start, fmt.Errorf("%w: %v", ErrEntry, err)
 		}
@@ -97,7 +97,7 @@ func DecodeEntry(b []byte) (Entry, []byte, error) {
 	if msgp.NextType(b) != msgp.MapType {
 		return e, start, fmt.Errorf("%w: record is not a map", ErrEntry)
 	}
-	rest, err := msgp.Skip(b)
+	rest, err := skip(b, 0)
 	if err != nil {
 		return e, start, fmt.Errorf("%w: %v", ErrEntry, err)
 	}

@@ -31,7 +31,7 @@ func (r Record) Get(key string) (Value, bool) {
 		if err != nil {
 			return nil, false
 		}
-		rest, err := msgp.Skip(b)
+		rest, err := skip(b, 0)
 		if err != nil {
 			return nil, false
 		}
@@ -74,7 +74,7 @@ func (r Record) Each(fn func(key []byte, v Value) bool) error {
 		if k, b, err = readKey(b); err != nil {
 			return err
 		}
-		rest, err := msgp.Skip(b)
+		rest, err := skip(b, 0)
 		if err != nil {
 			return err
 		}

@@ -195,7 +195,7 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 	eof := false
 	for {
 		for start < len(buf) {
-			rest, err := msgp.Skip(buf[start:])
+			rest, err := event.Skip(buf[start:])
 			if errors.Is(err, msgp.ErrShortBytes) {
 				break
 			}

@@ -94,7 +94,7 @@ func (d *Decoder) Decode(b []byte, m *Message, now event.Time) error {
 		}
 		start := b
 		for i := uint32(0); i < count; i++ {
-			if b, err = msgp.Skip(b); err != nil {
+			if b, err = event.Skip(b); err != nil {
 				return fmt.Errorf("%w: entry %d: %v", ErrProtocol, i, err)
 			}
 		}
@@ -149,7 +149,7 @@ func (d *Decoder) Decode(b []byte, m *Message, now event.Time) error {
 			return fmt.Errorf("%w: %v", ErrProtocol, err)
 		}
 		rawTime := timeStart[:len(timeStart)-len(rest)]
-		after, err := msgp.Skip(rest)
+		after, err := event.Skip(rest)
 		if err != nil {
 			return protoErr("bad record: %v", err)
 		}
