@@ -50,10 +50,11 @@ type File struct {
 	Keys ChunkKeys
 	Log  *slog.Logger
 
-	mu    sync.Mutex            // guards dirty, open and gen
-	dirty map[*os.File]struct{} // files with writes not yet fsynced
-	open  map[*os.File]struct{} // chunk files open for appends, closed by Close
-	gen   uint64                // count of appends
+	mu     sync.Mutex            // guards dirty, open, queued and gen
+	dirty  map[*os.File]struct{} // files with writes not yet fsynced
+	open   map[*os.File]struct{} // chunk files open, closed by Close
+	queued map[*os.File]struct{} // queued chunks' files kept open for the syncer
+	gen    uint64                // count of appends
 
 	syncMu sync.Mutex // serialises fsync rounds; guards synced
 	synced uint64     // appends covered by the last fsync round
@@ -68,7 +69,16 @@ type fileChunk struct {
 	f     *os.File // open while staged
 	end   int64    // offset after the last complete frame
 	frame []byte   // reused to write a small frame in one call
+	// unsynced is a queued chunk's file, kept open so that the interval
+	// syncer can fsync it. A chunk the output takes before the next round
+	// is removed with its writes still in the page cache: it never costs a
+	// disk write, and the promise of the interval policy holds.
+	unsynced *os.File
 }
+
+// maxQueuedOpen bounds the queued chunk files kept open for the syncer;
+// beyond it a chunk is fsynced and closed as it is queued.
+const maxQueuedOpen = 256
 
 // smallFrame is the payload size below which a frame is written with one
 // call instead of two.
@@ -104,6 +114,7 @@ func (s *File) Open() error {
 	}
 	s.dirty = map[*os.File]struct{}{}
 	s.open = map[*os.File]struct{}{}
+	s.queued = map[*os.File]struct{}{}
 	s.stop = make(chan struct{})
 	if s.Policy == SyncInterval {
 		s.wg.Add(1)
@@ -276,11 +287,32 @@ func (s *File) syncRound() error {
 	clear(s.dirty)
 	s.mu.Unlock()
 	var first error
+	var failed map[*os.File]struct{}
 	for _, f := range files {
-		if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) && first == nil {
-			first = fmt.Errorf("buffer: fsync: %w", err)
+		if err := f.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
+			if failed == nil {
+				failed = map[*os.File]struct{}{}
+			}
+			failed[f] = struct{}{}
+			if first == nil {
+				first = fmt.Errorf("buffer: fsync: %w", err)
+			}
 		}
 	}
+	s.mu.Lock()
+	for _, f := range files {
+		if _, bad := failed[f]; bad {
+			s.dirty[f] = struct{}{} // the next round tries again
+			continue
+		}
+		if _, ok := s.queued[f]; ok {
+			// A queued chunk now on disk needs its descriptor no more.
+			delete(s.queued, f)
+			delete(s.open, f)
+			f.Close()
+		}
+	}
+	s.mu.Unlock()
 	if first == nil {
 		s.synced = gen
 	}
@@ -291,25 +323,44 @@ func (s *File) forget(f *os.File) {
 	s.mu.Lock()
 	delete(s.dirty, f)
 	delete(s.open, f)
+	delete(s.queued, f)
 	s.mu.Unlock()
 }
 
-// Enqueue implements Store: the file is synced (unless the policy is
-// never), closed and renamed from b to q.
+// release closes whatever the store holds open for a chunk.
+func (s *File) release(fc *fileChunk) {
+	for _, f := range []*os.File{fc.f, fc.unsynced} {
+		if f != nil {
+			s.forget(f)
+			f.Close()
+		}
+	}
+	fc.f, fc.unsynced = nil, nil
+}
+
+// Enqueue implements Store: the chunk is closed for appends and renamed
+// from b to q. Under every_write its file is fsynced now. Under interval
+// it is left to the syncer (see fileChunk.unsynced), unless too many are
+// waiting.
 func (s *File) Enqueue(c *Chunk) error {
 	fc := c.file
 	if fc == nil {
 		return nil
 	}
-	if fc.f != nil {
-		if s.Policy != SyncNever {
-			if err := fc.f.Sync(); err != nil {
-				return fmt.Errorf("buffer: fsync %s: %w", fc.path, err)
-			}
-		}
-		s.forget(fc.f)
-		fc.f.Close()
+	if f := fc.f; f != nil {
 		fc.f = nil
+		if s.keepForSyncer(f) {
+			fc.unsynced = f
+		} else {
+			if s.Policy != SyncNever {
+				if err := f.Sync(); err != nil {
+					fc.f = f
+					return fmt.Errorf("buffer: fsync %s: %w", fc.path, err)
+				}
+			}
+			s.forget(f)
+			f.Close()
+		}
 	}
 	q := s.chunkPath(c, 'q')
 	if fc.path != q {
@@ -319,6 +370,21 @@ func (s *File) Enqueue(c *Chunk) error {
 		fc.path = q
 	}
 	return nil
+}
+
+// keepForSyncer says whether a chunk's file, being queued, stays open for
+// the interval syncer instead of being fsynced now.
+func (s *File) keepForSyncer(f *os.File) bool {
+	if s.Policy != SyncInterval {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, dirty := s.dirty[f]; !dirty || len(s.queued) >= maxQueuedOpen {
+		return false
+	}
+	s.queued[f] = struct{}{}
+	return true
 }
 
 // Load implements Store: the frames' payloads, checked and joined.
@@ -446,11 +512,7 @@ func (s *File) Commit(c *Chunk) error {
 		return nil
 	}
 	os.Remove(s.metaPath(c.ID))
-	if fc.f != nil {
-		s.forget(fc.f)
-		fc.f.Close()
-		fc.f = nil
-	}
+	s.release(fc)
 	if err := os.Remove(fc.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("buffer: %w", err)
 	}
@@ -463,11 +525,7 @@ func (s *File) Backup(c *Chunk, dir, reason string) error {
 	if fc == nil {
 		return nil
 	}
-	if fc.f != nil {
-		s.forget(fc.f)
-		fc.f.Close()
-		fc.f = nil
-	}
+	s.release(fc)
 	os.Remove(s.metaPath(c.ID))
 	return moveAside(fc.path, dir, reason)
 }
@@ -523,6 +581,7 @@ func (s *File) Close() error {
 	}
 	clear(s.open)
 	clear(s.dirty)
+	clear(s.queued)
 	s.mu.Unlock()
 	return err
 }

@@ -259,15 +259,19 @@ func TestImportFluentdChunks(t *testing.T) {
 // nil is acknowledged: it must be delivered exactly once, or still be in
 // the store, after any number of crashes. A crash may tear an append that
 // had not returned; that one was never acknowledged and may vanish.
+// Under interval the queued chunks' files stay open for the syncer, which
+// runs every 10 ms here, in the middle of the operations.
 func TestFileStoreModel(t *testing.T) {
-	for seed := uint64(1); seed <= 20; seed++ {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { runModel(t, seed) })
+	for _, policy := range []string{SyncNever, SyncInterval} {
+		for seed := uint64(1); seed <= 20; seed++ {
+			t.Run(fmt.Sprint(policy, "/", seed), func(t *testing.T) { runModel(t, policy, seed) })
+		}
 	}
 }
 
-func runModel(t *testing.T, seed uint64) {
+func runModel(t *testing.T, policy string, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, seed*7))
-	s := newFileStore(t, SyncNever)
+	s := newFileStore(t, policy)
 	type mchunk struct {
 		c       *Chunk
 		records []int // record ids, in order
@@ -576,5 +580,99 @@ func TestFileStoreCloseReleasesChunkFiles(t *testing.T) {
 	}
 	if _, err := staged[0].file.f.Stat(); !errors.Is(err, os.ErrClosed) {
 		t.Errorf("a recovered chunk's file is still open after Close (%v)", err)
+	}
+}
+
+// TestFileStoreQueuedChunkLeftToSyncer: under interval a queued chunk is
+// not fsynced as it is queued. Its file stays open until a sync round has
+// covered it (then it is closed, and survives a restart) or until the
+// chunk is committed first (then it is closed and gone).
+func TestFileStoreQueuedChunkLeftToSyncer(t *testing.T) {
+	dir := t.TempDir()
+	s := &File{Dir: filepath.Join(dir, "buf"), BackupDir: filepath.Join(dir, "backup"), Policy: SyncInterval, Interval: time.Hour}
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	queue := func() *Chunk {
+		c := newChunk("a")
+		if err := s.Create(c); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Append(c, entries(t, 3, "a"), 3); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Enqueue(c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	synced, committed := queue(), queue()
+	for _, c := range []*Chunk{synced, committed} {
+		if c.file.unsynced == nil {
+			t.Fatal("a queued chunk was fsynced and closed at once")
+		}
+		if err := s.Append(c, entries(t, 1, "a"), 1); err == nil {
+			t.Fatal("a queued chunk took an append")
+		}
+	}
+	held := committed.file.unsynced
+	if err := s.Commit(committed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := held.Stat(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("a committed chunk's file is still open (%v)", err)
+	}
+	if err := s.syncRound(); err != nil {
+		t.Fatal(err)
+	}
+	f := synced.file.unsynced
+	if _, err := f.Stat(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("a queued chunk's file is still open after the sync round (%v)", err)
+	}
+	if n := len(s.open) + len(s.queued); n != 0 {
+		t.Errorf("%d files still held open", n)
+	}
+	if _, err := os.Stat(ChunkFile(committed)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("committed chunk still on disk (%v)", err)
+	}
+	data, err := s.Load(synced)
+	if n, verr := event.Validate(data); err != nil || verr != nil || n != 3 {
+		t.Fatalf("Load after the round: %d entries, %v, %v", n, err, verr)
+	}
+	_, queued, problems := reopen(t, s).Recover()
+	if len(queued) != 1 || queued[0].ID != synced.ID || len(problems) > 0 {
+		t.Fatalf("recovered %v, problems %v", queued, problems)
+	}
+}
+
+// TestFileStoreQueuedOpenBounded: past maxQueuedOpen waiting chunks, a
+// queued chunk is fsynced and closed as it is queued, so descriptors stay
+// bounded whatever the output's pace.
+func TestFileStoreQueuedOpenBounded(t *testing.T) {
+	dir := t.TempDir()
+	s := &File{Dir: filepath.Join(dir, "buf"), Policy: SyncInterval, Interval: time.Hour}
+	if err := s.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 0; i <= maxQueuedOpen; i++ {
+		c := newChunk("a")
+		if err := s.Create(c); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Append(c, entries(t, 1, "a"), 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Enqueue(c); err != nil {
+			t.Fatal(err)
+		}
+		if kept := c.file.unsynced != nil; kept != (i < maxQueuedOpen) {
+			t.Fatalf("chunk %d: kept open %v", i, kept)
+		}
+	}
+	if len(s.open) != maxQueuedOpen {
+		t.Errorf("%d files open, want %d", len(s.open), maxQueuedOpen)
 	}
 }
