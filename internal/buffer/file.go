@@ -91,7 +91,10 @@ const (
 	SyncNever      = "never"
 )
 
-var _ Store = (*File)(nil)
+var (
+	_ Store      = (*File)(nil)
+	_ IntoLoader = (*File)(nil)
+)
 
 const (
 	fileMagic      = "SLCK"
@@ -388,12 +391,15 @@ func (s *File) keepForSyncer(f *os.File) bool {
 }
 
 // Load implements Store: the frames' payloads, checked and joined.
-func (s *File) Load(c *Chunk) ([]byte, error) {
+func (s *File) Load(c *Chunk) ([]byte, error) { return s.LoadInto(c, nil) }
+
+// LoadInto implements IntoLoader.
+func (s *File) LoadInto(c *Chunk, dst []byte) ([]byte, error) {
 	fc := c.file
 	if fc == nil {
 		return nil, fmt.Errorf("buffer: chunk %s has no file", c.ID)
 	}
-	raw, err := os.ReadFile(fc.path)
+	raw, err := readFileInto(fc.path, dst[:0])
 	if err != nil {
 		return nil, fmt.Errorf("buffer: %w", err)
 	}
@@ -423,6 +429,37 @@ func (s *File) Load(c *Chunk) ([]byte, error) {
 		return gunzipAll(out)
 	}
 	return out, nil
+}
+
+// readFileInto reads the file at path into dst, growing it if needed.
+func readFileInto(path string, dst []byte) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	// One byte more than the file, so that the read that finds EOF needs
+	// no growth; some more for appends that race the Stat.
+	if size := int(fi.Size()) + 1; cap(dst) < size {
+		dst = make([]byte, 0, size+512)
+	}
+	for {
+		n, err := f.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(dst) == cap(dst) {
+			dst = append(dst, 0)[:len(dst)] // full: grow and read on
+		}
+	}
 }
 
 // CorruptError is a chunk file that fails its checks.

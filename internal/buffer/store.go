@@ -44,6 +44,12 @@ type Store interface {
 	Close() error
 }
 
+// IntoLoader is a Store that reads a chunk into memory the caller gives
+// (and may reuse), growing it when it is too small.
+type IntoLoader interface {
+	LoadInto(c *Chunk, dst []byte) ([]byte, error)
+}
+
 // Memory keeps chunks in memory: fast, and lost with the process.
 type Memory struct {
 	// Gzip compresses each append (<buffer> compress gzip).

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
+	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
@@ -160,5 +163,65 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// keeper holds on to each chunk's Data as given, as an output whose HTTP
+// transport may still read a body after Write returns would, and a copy
+// taken during Write.
+type keeper struct {
+	mu     sync.Mutex
+	kept   [][]byte
+	copies [][]byte
+	got    chan struct{}
+}
+
+func (k *keeper) Write(_ context.Context, c *buffer.Chunk) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.kept = append(k.kept, c.Data)
+	k.copies = append(k.copies, append([]byte(nil), c.Data...))
+	k.got <- struct{}{}
+	return nil
+}
+
+type borrower struct{ *keeper }
+
+func (borrower) BorrowsChunkData() {}
+
+// TestLoadMemoryReusedOnlyForBorrowers: chunks read from a file buffer for
+// an output that declares it is done with the bytes when Write returns
+// share one piece of memory; for any other output each chunk keeps its
+// own, intact after later reads.
+func TestLoadMemoryReusedOnlyForBorrowers(t *testing.T) {
+	for _, borrows := range []bool{false, true} {
+		k := &keeper{got: make(chan struct{}, 10)}
+		var out plugin.BufferedOutput = k
+		if borrows {
+			out = borrower{k}
+		}
+		cfg := fileConfig(t, t.TempDir())
+		cfg.FlushThreadCount = 1
+		r := startRuntime(t, out, cfg)
+		for i := int64(0); i < 3; i++ {
+			// One chunk at a time: each written before the next exists.
+			if err := r.Emit(context.Background(), stream(t, "x", i, i, i)); err != nil {
+				t.Fatal(err)
+			}
+			<-k.got
+		}
+		stop(t, r)
+		shared := 0
+		for i := range k.kept {
+			if string(k.kept[i]) != string(k.copies[i]) && !borrows {
+				t.Errorf("chunk %d's bytes changed after its Write returned", i)
+			}
+			if i > 0 && unsafe.SliceData(k.kept[i]) == unsafe.SliceData(k.kept[0]) {
+				shared++
+			}
+		}
+		if want := map[bool]int{false: 0, true: 2}[borrows]; shared != want {
+			t.Errorf("borrows=%v: %d later chunks read into the first one's memory, want %d", borrows, shared, want)
+		}
 	}
 }

@@ -164,6 +164,11 @@ type Runtime struct {
 	now       func() time.Time
 	store     buffer.Store
 	backupDir string
+	// loadBufs holds memory to read chunks into, for outputs that are done
+	// with a chunk's bytes when Write returns (plugin.DataBorrower): at
+	// most one per flush thread, each as large as the largest chunk read.
+	loadMu   sync.Mutex
+	loadBufs [][]byte // guarded by loadMu
 
 	mu       sync.Mutex
 	staged   map[buffer.Key]*buffer.Chunk // guarded by mu
@@ -650,7 +655,12 @@ func (r *Runtime) flush(c *buffer.Chunk, toSecondary bool) {
 		// The chunk is still readable where it is; flush it anyway.
 		r.log.Error("buffer enqueue failed", "output", r.id, "chunk", c.ID.String(), "err", err)
 	}
-	data, err := r.load(c)
+	var reuse *[]byte
+	if r.borrows(toSecondary) {
+		reuse = r.takeLoadBuf()
+		defer r.giveLoadBuf(reuse)
+	}
+	data, err := r.load(c, reuse)
 	if err != nil {
 		r.mu.Lock()
 		r.inFlight--
@@ -693,11 +703,50 @@ func (r *Runtime) flush(c *buffer.Chunk, toSecondary bool) {
 	r.finish(c, err, toSecondary)
 }
 
+// borrows says whether the output that writes a chunk is done with its
+// bytes when Write returns.
+func (r *Runtime) borrows(toSecondary bool) bool {
+	out := r.out
+	if toSecondary {
+		out = r.secondary
+	}
+	_, ok := out.(plugin.DataBorrower)
+	return ok
+}
+
+func (r *Runtime) takeLoadBuf() *[]byte {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	var b []byte
+	if n := len(r.loadBufs); n > 0 {
+		b, r.loadBufs = r.loadBufs[n-1], r.loadBufs[:n-1]
+	}
+	return &b
+}
+
+func (r *Runtime) giveLoadBuf(b *[]byte) {
+	r.loadMu.Lock()
+	defer r.loadMu.Unlock()
+	if len(r.loadBufs) < r.cfg.FlushThreadCount && cap(*b) > 0 {
+		r.loadBufs = append(r.loadBufs, *b)
+	}
+}
+
 // load returns a chunk's data as the output expects it: a chunk stored as
 // entries is formatted now if the output formats (a Fluentd chunk
-// imported for a formatting output, say).
-func (r *Runtime) load(c *buffer.Chunk) ([]byte, error) {
-	data, err := r.store.Load(c)
+// imported for a formatting output, say). With reuse, a store that can
+// reads into *reuse, and keeps the grown memory there.
+func (r *Runtime) load(c *buffer.Chunk, reuse *[]byte) ([]byte, error) {
+	var data []byte
+	var err error
+	if into, ok := r.store.(buffer.IntoLoader); ok && reuse != nil {
+		data, err = into.LoadInto(c, *reuse)
+		if err == nil {
+			*reuse = data[:0]
+		}
+	} else {
+		data, err = r.store.Load(c)
+	}
 	if err != nil {
 		return nil, err
 	}

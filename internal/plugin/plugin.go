@@ -80,6 +80,16 @@ type BufferedOutput interface {
 	Write(ctx context.Context, c *buffer.Chunk) error
 }
 
+// DataBorrower is a BufferedOutput that is done with a chunk's Data when
+// Write returns, whether it succeeded or not: nothing it started reads the
+// bytes later (an HTTP transport may, so SDK-based outputs are not). The
+// runtime then reads the next chunk from a file buffer into the same
+// memory instead of allocating a chunk's worth for each write.
+type DataBorrower interface {
+	BufferedOutput
+	BorrowsChunkData()
+}
+
 // EntryFormatter is implemented by buffered outputs that format at append
 // time (Fluentd's #format); their chunks hold the formatted bytes. The
 // runtime calls FormatEntry on the emitting goroutines, concurrently.

@@ -18,9 +18,12 @@ type Null struct {
 }
 
 var (
-	_ plugin.SyncOutput     = (*Null)(nil)
-	_ plugin.BufferedOutput = (*Null)(nil)
+	_ plugin.SyncOutput   = (*Null)(nil)
+	_ plugin.DataBorrower = (*Null)(nil)
 )
+
+// BorrowsChunkData implements plugin.DataBorrower.
+func (n *Null) BorrowsChunkData() {}
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "null", Summary: "discard events",

@@ -21,9 +21,12 @@ type Stdout struct {
 }
 
 var (
-	_ plugin.SyncOutput     = (*Stdout)(nil)
-	_ plugin.BufferedOutput = (*Stdout)(nil)
+	_ plugin.SyncOutput   = (*Stdout)(nil)
+	_ plugin.DataBorrower = (*Stdout)(nil)
 )
+
+// BorrowsChunkData implements plugin.DataBorrower.
+func (s *Stdout) BorrowsChunkData() {}
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "stdout", Summary: "print events to standard output",

@@ -51,7 +51,12 @@ type File struct {
 var (
 	_ plugin.BufferedOutput = (*File)(nil)
 	_ plugin.EntryFormatter = (*File)(nil)
+	_ plugin.DataBorrower   = (*File)(nil)
 )
+
+// BorrowsChunkData implements plugin.DataBorrower: Write is done with the
+// bytes when it returns.
+func (f *File) BorrowsChunkData() {}
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "file", Summary: "write events to local files",

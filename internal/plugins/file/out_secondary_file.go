@@ -33,7 +33,10 @@ type SecondaryFile struct {
 	mu   sync.Mutex // serialises index selection and writes
 }
 
-var _ plugin.BufferedOutput = (*SecondaryFile)(nil)
+var _ plugin.DataBorrower = (*SecondaryFile)(nil)
+
+// BorrowsChunkData implements plugin.DataBorrower.
+func (s *SecondaryFile) BorrowsChunkData() {}
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "secondary_file",

@@ -89,7 +89,11 @@ type ServerConfig struct {
 	Weight    int    `conf:"weight"`
 }
 
-var _ plugin.BufferedOutput = (*Output)(nil)
+var _ plugin.DataBorrower = (*Output)(nil)
+
+// BorrowsChunkData implements plugin.DataBorrower: a chunk is sent, and
+// its ack awaited, within Write.
+func (o *Output) BorrowsChunkData() {}
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "forward", Summary: "send events to Fluentd or Sluice over the Forward protocol",
