@@ -363,29 +363,43 @@ const (
 // word tricks below raise, the lowest is always exact, which is all that
 // TrailingZeros reads.
 func plainPrefix(s []byte) int {
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		if bad := needsCare(binary.LittleEndian.Uint64(s[i:])); bad != 0 {
-			return i + bits.TrailingZeros64(bad)/8
+	n := len(s)
+	rest := s
+	for len(rest) >= 16 {
+		// Two words a round: independent work that the CPU overlaps.
+		lo := needsCare(binary.LittleEndian.Uint64(rest))
+		hi := needsCare(binary.LittleEndian.Uint64(rest[8:]))
+		if lo|hi != 0 {
+			if lo != 0 {
+				return n - len(rest) + bits.TrailingZeros64(lo)/8
+			}
+			return n - len(rest) + 8 + bits.TrailingZeros64(hi)/8
 		}
+		rest = rest[16:]
 	}
-	if i == len(s) {
-		return i
+	if len(rest) >= 8 {
+		if bad := needsCare(binary.LittleEndian.Uint64(rest)); bad != 0 {
+			return n - len(rest) + bits.TrailingZeros64(bad)/8
+		}
+		rest = rest[8:]
 	}
-	if len(s) >= 8 {
-		// The tail, read as the last eight bytes: those before i are
+	switch {
+	case len(rest) == 0:
+		return n
+	case n >= 8:
+		// The tail, read as the last eight bytes: those before it are
 		// plain already, so the lowest flag still falls in the tail.
-		if bad := needsCare(binary.LittleEndian.Uint64(s[len(s)-8:])); bad != 0 {
-			return len(s) - 8 + bits.TrailingZeros64(bad)/8
+		if bad := needsCare(binary.LittleEndian.Uint64(s[n-8:])); bad != 0 {
+			return n - 8 + bits.TrailingZeros64(bad)/8
 		}
-		return len(s)
+		return n
 	}
-	for ; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
-			break
+	for i, c := range rest {
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			return n - len(rest) + i
 		}
 	}
-	return i
+	return n
 }
 
 // needsCare flags the high bit of each byte of w that is a control byte,
