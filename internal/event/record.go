@@ -3,6 +3,7 @@ package event
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"math"
 	"math/bits"
 	"strconv"
@@ -96,13 +97,18 @@ func (r Record) Len() int {
 }
 
 // readKey reads a map key. Keys are str or bin in practice; other scalar
-// keys are rendered as text so that they can still be looked up.
+// keys are rendered as text so that they can still be looked up. A map or
+// array as a key is refused: rendered as text inside text, each level of
+// nesting would double the escapes, and a hostile record of a few hundred
+// bytes would cost gigabytes.
 func readKey(b []byte) (key, rest []byte, err error) {
 	switch msgp.NextType(b) {
 	case msgp.StrType:
 		return msgp.ReadStringZC(b)
 	case msgp.BinType:
 		return msgp.ReadBytesZC(b)
+	case msgp.MapType, msgp.ArrayType:
+		return nil, b, ErrContainerKey
 	}
 	rest, err = msgp.Skip(b)
 	if err != nil {
@@ -110,6 +116,9 @@ func readKey(b []byte) (key, rest []byte, err error) {
 	}
 	return Value(b[:len(b)-len(rest)]).AppendText(nil), rest, nil
 }
+
+// ErrContainerKey is a map key that is itself a map or an array.
+var ErrContainerKey = errors.New("a map key is a map or an array")
 
 // Type returns the msgpack type of v.
 func (v Value) Type() msgp.Type { return msgp.NextType(v) }
