@@ -46,6 +46,10 @@ type Stream struct {
 	Tag  string
 	Data []byte
 	Len  int
+	// Index, when not nil, is where each entry of Data ends, found by the
+	// validation that the input ran (see Stream.Reader). It is ignored
+	// unless it was built over these very bytes.
+	Index *Index
 }
 
 // Entry is a view of one entry; its slices alias the Reader's data.

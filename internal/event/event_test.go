@@ -219,6 +219,11 @@ func FuzzDecodeEntries(f *testing.F) {
 			}
 			_ = e.Record.Each(func([]byte, Value) bool { return true })
 		}
+		// Through the index of a validation, the same entries.
+		var ix Index
+		if n, err := ValidateIndexed(data, &ix); err == nil {
+			sameEntries(t, Stream{Data: data, Len: n, Index: &ix}.Reader(), NewReader(data))
+		}
 	})
 }
 

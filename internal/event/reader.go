@@ -20,6 +20,8 @@ type Reader struct {
 	entry Entry
 	err   error
 	n     int
+	ends  []uint32 // from a Stream's Index: where the entries left end
+	off   int      // bytes of the indexed data already read
 }
 
 // NewReader returns a Reader over data.
@@ -33,6 +35,9 @@ func (r *Reader) Reset(data []byte) { *r = Reader{data: data} }
 func (r *Reader) Next() bool {
 	if r.err != nil || len(r.data) == 0 {
 		return false
+	}
+	if r.ends != nil {
+		return r.nextIndexed()
 	}
 	e, rest, err := DecodeEntry(r.data)
 	if err != nil {
@@ -66,8 +71,43 @@ func Validate(data []byte) (int, error) {
 // DecodeEntry reads one entry from the front of b and returns it with the
 // bytes that follow it.
 func DecodeEntry(b []byte) (Entry, []byte, error) {
+	e, b, err := decodeHead(b)
+	if err != nil {
+		return e, b, err
+	}
+	start := e.Raw
+	if msgp.NextType(b) != msgp.MapType {
+		return e, start, fmt.Errorf("%w: record is not a map", ErrEntry)
+	}
+	rest, err := skip(b, 0)
+	if err != nil {
+		return e, start, fmt.Errorf("%w: %v", ErrEntry, err)
+	}
+	e.Record = Record(b[:len(b)-len(rest)])
+	e.Raw = start[:len(start)-len(rest)]
+	return e, rest, nil
+}
+
+// decodeEntryOf decodes b, known to hold exactly one valid entry (its end
+// came from an Index): the record is what follows the time.
+func decodeEntryOf(b []byte) (Entry, error) {
+	e, rec, err := decodeHead(b)
+	if err != nil {
+		return e, err
+	}
+	if msgp.NextType(rec) != msgp.MapType {
+		return e, fmt.Errorf("%w: record is not a map", ErrEntry)
+	}
+	e.Record, e.Raw = Record(rec), b
+	return e, nil
+}
+
+// decodeHead reads an entry's array header and time (and Fluent Bit's
+// metadata). It returns the bytes from the record on, and e.Raw set to b.
+func decodeHead(b []byte) (Entry, []byte, error) {
 	var e Entry
 	start := b
+	e.Raw = b
 	n, b, err := msgp.ReadArrayHeaderBytes(b)
 	if err != nil || n != 2 {
 		return e, start, fmt.Errorf("%w: want a 2-element array", ErrEntry)
@@ -94,16 +134,7 @@ func DecodeEntry(b []byte) (Entry, []byte, error) {
 	} else if e.Time, b, err = ReadTime(b); err != nil {
 		return e, start, err
 	}
-	if msgp.NextType(b) != msgp.MapType {
-		return e, start, fmt.Errorf("%w: record is not a map", ErrEntry)
-	}
-	rest, err := skip(b, 0)
-	if err != nil {
-		return e, start, fmt.Errorf("%w: %v", ErrEntry, err)
-	}
-	e.Record = Record(b[:len(b)-len(rest)])
-	e.Raw = start[:len(start)-len(rest)]
-	return e, rest, nil
+	return e, b, nil
 }
 
 // ReadTime reads an event time: EventTime (ext 0, as fixext8 or ext8),

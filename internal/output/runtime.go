@@ -458,7 +458,7 @@ func (r *Runtime) prepare(s event.Stream, p *prepared) error {
 	p.data, p.runs, p.tk = p.data[:0], p.runs[:0], timekeyCache{}
 	runStart, runN := 0, 0
 	var runKey buffer.Key
-	rd := event.NewReader(s.Data)
+	rd := s.Reader()
 	for rd.Next() {
 		e := rd.Entry()
 		before := len(p.data)

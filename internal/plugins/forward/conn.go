@@ -394,7 +394,7 @@ func (c *conn) handle(ctx context.Context, msg []byte, out plugin.Emitter) bool 
 	}
 	var err error
 	if m.Count > 0 {
-		err = out.Emit(ctx, event.Stream{Tag: tag, Data: entries, Len: m.Count})
+		err = out.Emit(ctx, event.Stream{Tag: tag, Data: entries, Len: m.Count, Index: m.Index})
 	}
 	if m.Chunk != nil && in.dedup != nil {
 		in.dedup.finish(m.Chunk, err == nil, time.Now())

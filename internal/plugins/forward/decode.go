@@ -33,8 +33,10 @@ type Message struct {
 	Tag     []byte
 	Entries []byte // concatenated [time, record] entries
 	Count   int
-	Chunk   []byte // the "chunk" option: the client wants an ack
-	Mode    string // "message", "forward", "packed_forward", "compressed_packed_forward" or ModeIgnored
+	// Index is where each of Entries ends, when validation recorded it.
+	Index *event.Index
+	Chunk []byte // the "chunk" option: the client wants an ack
+	Mode  string // "message", "forward", "packed_forward", "compressed_packed_forward" or ModeIgnored
 	// Invalid counts well-formed entries of the wrong shape that
 	// SkipInvalid dropped.
 	Invalid int
@@ -52,6 +54,7 @@ type Decoder struct {
 
 	entry   event.Builder
 	valid   event.Builder
+	index   event.Index
 	inflate bytes.Buffer
 	gz      *gzip.Reader
 	zs      *zstd.Decoder
@@ -187,9 +190,9 @@ func (d *Decoder) options(option []byte, m *Message) error {
 // the wrong shape are dropped and counted; bytes that are not msgpack are
 // always an error, since nothing after them can be found.
 func (d *Decoder) entries(data []byte, m *Message) error {
-	n, err := event.Validate(data)
+	n, err := event.ValidateIndexed(data, &d.index)
 	if err == nil {
-		m.Entries, m.Count = data, n
+		m.Entries, m.Count, m.Index = data, n, &d.index
 		return nil
 	}
 	if !d.SkipInvalid {
