@@ -2,9 +2,13 @@ package loadgen
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+
+	"github.com/tinylib/msgp/msgp"
 )
 
 func TestSendToSinkAllModes(t *testing.T) {
@@ -52,8 +56,29 @@ func TestCountTracers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c != (TracerCount{Expected: 4, Seen: 3, Missing: 1, Duplicated: 1}) {
+	if c != (TracerCount{Expected: 4, Seen: 3, Missing: 1, Duplicated: 1, Records: 5}) {
 		t.Errorf("count %+v", c)
+	}
+
+	// The same records as the msgpack formatter writes them.
+	var mp []byte
+	for _, line := range strings.Split(strings.TrimSpace(lines), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if mp, err = msgp.AppendIntf(mp, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a.log"), mp, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = CountTracers(filepath.Join(dir, "*.log"), ids); err != nil {
+		t.Fatal(err)
+	}
+	if c != (TracerCount{Expected: 4, Seen: 3, Missing: 1, Duplicated: 1, Records: 5}) {
+		t.Errorf("msgpack count %+v", c)
 	}
 }
 

@@ -3,15 +3,21 @@ package loadgen
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/tinylib/msgp/msgp"
 )
 
-// TracerCount is the outcome of counting tracers at a sink.
+// TracerCount is the outcome of counting tracers at a sink. Records counts
+// every record read, tracer or not.
 type TracerCount struct {
 	Expected, Seen, Missing, Duplicated int
+	Records                             int
 }
 
 // ExpectedTracers lists the tracer ids a run of cfg sends.
@@ -30,14 +36,15 @@ func ExpectedTracers(cfg SendConfig) []string {
 	return out
 }
 
-// CountTracers reads the JSON-lines files matching glob and counts the
-// "tracer" field against the ids expected.
+// CountTracers reads the files matching glob (JSON lines, or the msgpack
+// formatter's concatenated maps) and counts the "tracer" field against the
+// ids expected.
 func CountTracers(glob string, expected []string) (TracerCount, error) {
-	seen, err := SeenIDs(glob, "tracer")
+	seen, records, err := readIDs(glob, "tracer")
 	if err != nil {
 		return TracerCount{}, err
 	}
-	c := TracerCount{Expected: len(expected)}
+	c := TracerCount{Expected: len(expected), Records: records}
 	for _, id := range expected {
 		switch n := seen[id]; {
 		case n == 0:
@@ -52,34 +59,81 @@ func CountTracers(glob string, expected []string) (TracerCount, error) {
 	return c, nil
 }
 
-// SeenIDs reads the JSON-lines files matching glob and counts how often
-// each value of the string field appears.
+// SeenIDs reads the files matching glob and counts how often each value
+// of the string field appears.
 func SeenIDs(glob, field string) (map[string]int, error) {
+	seen, _, err := readIDs(glob, field)
+	return seen, err
+}
+
+func readIDs(glob, field string) (map[string]int, int, error) {
 	files, err := filepath.Glob(glob)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	seen := map[string]int{}
+	records := 0
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 1<<20), 16<<20)
-		for sc.Scan() {
-			var rec map[string]any
-			if json.Unmarshal(sc.Bytes(), &rec) == nil {
-				if id, ok := rec[field].(string); ok && id != "" {
-					seen[id]++
-				}
-			}
+		r := bufio.NewReaderSize(fh, 1<<20)
+		if first, _ := r.Peek(1); len(first) == 1 && first[0] != '{' {
+			err = readMsgpackIDs(r, field, seen, &records)
+		} else {
+			err = readJSONIDs(r, field, seen, &records)
 		}
-		err = sc.Err()
 		fh.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
+			return nil, 0, fmt.Errorf("%s: %w", f, err)
 		}
 	}
-	return seen, nil
+	return seen, records, nil
+}
+
+func readJSONIDs(r io.Reader, field string, seen map[string]int, records *int) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var rec map[string]any
+		if json.Unmarshal(sc.Bytes(), &rec) == nil {
+			*records++
+			if id, ok := rec[field].(string); ok && id != "" {
+				seen[id]++
+			}
+		}
+	}
+	return sc.Err()
+}
+
+func readMsgpackIDs(r io.Reader, field string, seen map[string]int, records *int) error {
+	mr := msgp.NewReader(r)
+	for {
+		raw, err := mr.ReadMapHeader()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		*records++
+		for ; raw > 0; raw-- {
+			k, err := mr.ReadString()
+			if err != nil {
+				return err
+			}
+			if t, _ := mr.NextType(); k == field && t == msgp.StrType {
+				v, err := mr.ReadString()
+				if err != nil {
+					return err
+				}
+				seen[v]++
+				continue
+			}
+			if err := mr.Skip(); err != nil {
+				return err
+			}
+		}
+	}
 }
