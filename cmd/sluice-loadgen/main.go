@@ -113,13 +113,13 @@ func sink(args []string) error {
 func count(args []string) error {
 	fs := flag.NewFlagSet("count", flag.ExitOnError)
 	cfg := sendFlags(fs)
-	glob := fs.String("glob", "", "JSON-lines files written by the sink")
+	glob := fs.String("glob", "", "files written by the sink: JSON lines or msgpack records")
 	fs.Parse(args)
 	c, err := loadgen.CountTracers(*glob, loadgen.ExpectedTracers(*cfg))
 	if err != nil {
 		return err
 	}
-	fmt.Printf("tracers expected=%d seen=%d missing=%d duplicated=%d\n", c.Expected, c.Seen, c.Missing, c.Duplicated)
+	fmt.Printf("records=%d tracers expected=%d seen=%d missing=%d duplicated=%d\n", c.Records, c.Expected, c.Seen, c.Missing, c.Duplicated)
 	if c.Missing > 0 || c.Duplicated > 0 {
 		os.Exit(3)
 	}
