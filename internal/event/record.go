@@ -412,11 +412,15 @@ func plainPrefix(s []byte) int {
 }
 
 // needsCare flags the high bit of each byte of w that is a control byte,
-// quote, backslash or non-ASCII byte (and perhaps bytes above the first).
+// quote, backslash or non-ASCII byte, and perhaps of bytes above the first
+// such. A subtraction sets a byte's high bit when it borrows (the byte is
+// below 0x20, or a quote or backslash once xored to zero, or sits above
+// one that borrowed) or when the byte was 0x80 or more before, which w's
+// own high bit flags anyway. So the lowest flag is always a true one.
 func needsCare(w uint64) uint64 {
 	q := w ^ ('"' * lsb)
 	bs := w ^ ('\\' * lsb)
-	return (w | (w-0x20*lsb)&^w | (q-lsb)&^q | (bs-lsb)&^bs) & msb
+	return (w | (w - 0x20*lsb) | (q - lsb) | (bs - lsb)) & msb
 }
 
 // Equal reports whether two values have identical encodings.
