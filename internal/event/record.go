@@ -413,14 +413,16 @@ func plainPrefix(s []byte) int {
 
 // needsCare flags the high bit of each byte of w that is a control byte,
 // quote, backslash or non-ASCII byte, and perhaps of bytes above the first
-// such. A subtraction sets a byte's high bit when it borrows (the byte is
-// below 0x20, or a quote or backslash once xored to zero, or sits above
-// one that borrowed) or when the byte was 0x80 or more before, which w's
-// own high bit flags anyway. So the lowest flag is always a true one.
+// such. Each subtraction sets a byte's high bit when it borrows: the byte
+// is below 0x20, or is a quote or backslash (xored to zero), or sits above
+// one that borrowed. It also sets it for a byte that had it: a non-ASCII
+// byte keeps it after one of the two xors at least. Borrows start only at
+// bytes that need care, so the lowest flag is always a true one
+// (TestNeedsCareLowestFlag checks it exhaustively).
 func needsCare(w uint64) uint64 {
 	q := w ^ ('"' * lsb)
 	bs := w ^ ('\\' * lsb)
-	return (w | (w - 0x20*lsb) | (q - lsb) | (bs - lsb)) & msb
+	return ((w - 0x20*lsb) | (q - lsb) | (bs - lsb)) & msb
 }
 
 // Equal reports whether two values have identical encodings.
