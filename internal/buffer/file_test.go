@@ -587,28 +587,36 @@ func TestFileStoreCloseReleasesChunkFiles(t *testing.T) {
 // not fsynced as it is queued. Its file stays open until a sync round has
 // covered it (then it is closed, and survives a restart) or until the
 // chunk is committed first (then it is closed and gone).
-func TestFileStoreQueuedChunkLeftToSyncer(t *testing.T) {
+// intervalStore is a file store whose syncer never runs on its own: a test
+// calls syncRound.
+func intervalStore(t *testing.T) *File {
 	dir := t.TempDir()
 	s := &File{Dir: filepath.Join(dir, "buf"), BackupDir: filepath.Join(dir, "backup"), Policy: SyncInterval, Interval: time.Hour}
 	if err := s.Open(); err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	queue := func() *Chunk {
-		c := newChunk("a")
-		if err := s.Create(c); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Append(c, entries(t, 3, "a"), 3); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Enqueue(c); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
 
-	synced, committed := queue(), queue()
+// queueChunk creates a chunk of n records in s and queues it.
+func queueChunk(t *testing.T, s *File, n int) *Chunk {
+	c := newChunk("a")
+	if err := s.Create(c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(c, entries(t, n, "a"), n); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Enqueue(c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestFileStoreQueuedChunkLeftToSyncer(t *testing.T) {
+	s := intervalStore(t)
+	synced, committed := queueChunk(t, s, 3), queueChunk(t, s, 3)
 	for _, c := range []*Chunk{synced, committed} {
 		if c.file.unsynced == nil {
 			t.Fatal("a queued chunk was fsynced and closed at once")
@@ -651,23 +659,9 @@ func TestFileStoreQueuedChunkLeftToSyncer(t *testing.T) {
 // queued chunk is fsynced and closed as it is queued, so descriptors stay
 // bounded whatever the output's pace.
 func TestFileStoreQueuedOpenBounded(t *testing.T) {
-	dir := t.TempDir()
-	s := &File{Dir: filepath.Join(dir, "buf"), Policy: SyncInterval, Interval: time.Hour}
-	if err := s.Open(); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := intervalStore(t)
 	for i := 0; i <= maxQueuedOpen; i++ {
-		c := newChunk("a")
-		if err := s.Create(c); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Append(c, entries(t, 1, "a"), 1); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Enqueue(c); err != nil {
-			t.Fatal(err)
-		}
+		c := queueChunk(t, s, 1)
 		if kept := c.file.unsynced != nil; kept != (i < maxQueuedOpen) {
 			t.Fatalf("chunk %d: kept open %v", i, kept)
 		}
