@@ -225,3 +225,24 @@ func TestLoadMemoryReusedOnlyForBorrowers(t *testing.T) {
 		}
 	}
 }
+
+// TestKeptLoadMemoryBounded: a runtime keeps at most one piece of read
+// memory per flush thread, and none larger than maxKeptLoadBuf.
+func TestKeptLoadMemoryBounded(t *testing.T) {
+	r := &Runtime{cfg: BufferConfig{FlushThreadCount: 2}}
+	for _, size := range []int{1 << 20, maxKeptLoadBuf + 1, 1 << 20, 1 << 20} {
+		b := make([]byte, 0, size)
+		r.giveLoadBuf(&b)
+	}
+	if len(r.loadBufs) != 2 {
+		t.Fatalf("kept %d pieces, want 2 (one per flush thread)", len(r.loadBufs))
+	}
+	for _, b := range r.loadBufs {
+		if cap(b) > maxKeptLoadBuf {
+			t.Errorf("kept a piece of %d bytes", cap(b))
+		}
+	}
+	if b := r.takeLoadBuf(); cap(*b) != 1<<20 || len(r.loadBufs) != 1 {
+		t.Errorf("took %d bytes, %d left", cap(*b), len(r.loadBufs))
+	}
+}

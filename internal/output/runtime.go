@@ -166,7 +166,7 @@ type Runtime struct {
 	backupDir string
 	// loadBufs holds memory to read chunks into, for outputs that are done
 	// with a chunk's bytes when Write returns (plugin.DataBorrower): at
-	// most one per flush thread, each as large as the largest chunk read.
+	// most one per flush thread, of at most maxKeptLoadBuf each.
 	loadMu   sync.Mutex
 	loadBufs [][]byte // guarded by loadMu
 
@@ -724,10 +724,16 @@ func (r *Runtime) takeLoadBuf() *[]byte {
 	return &b
 }
 
+// maxKeptLoadBuf is the largest read memory a runtime keeps between
+// chunks. Larger chunks (the file buffer's default chunk_limit_size is
+// 256 MB) are read into fresh memory that the GC returns, as an idle
+// output should not hold a chunk's worth per flush thread.
+const maxKeptLoadBuf = 16 << 20
+
 func (r *Runtime) giveLoadBuf(b *[]byte) {
 	r.loadMu.Lock()
 	defer r.loadMu.Unlock()
-	if len(r.loadBufs) < r.cfg.FlushThreadCount && cap(*b) > 0 {
+	if len(r.loadBufs) < r.cfg.FlushThreadCount && cap(*b) > 0 && cap(*b) <= maxKeptLoadBuf {
 		r.loadBufs = append(r.loadBufs, *b)
 	}
 }
