@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -322,15 +323,22 @@ const hexDigits = "0123456789abcdef"
 
 // AppendJSONString appends s as a quoted JSON string.
 func AppendJSONString(dst, s []byte) []byte {
+	i := plainPrefix(s)
+	if i == len(s) {
+		// Nothing to escape, the common case: one growth, one copy.
+		n := len(dst)
+		dst = slices.Grow(dst, len(s)+2)[:n+len(s)+2]
+		dst[n] = '"'
+		copy(dst[n+1:], s)
+		dst[len(dst)-1] = '"'
+		return dst
+	}
 	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		i += plainPrefix(s[i:])
-		if i == len(s) {
-			break
-		}
+	start := 0 // s[start:i] is plain and not yet copied
+	for i < len(s) {
 		c := s[i]
-		if c < utf8.RuneSelf {
+		switch {
+		case c < utf8.RuneSelf:
 			dst = append(dst, s[start:i]...)
 			switch c {
 			case '"', '\\':
@@ -346,17 +354,18 @@ func AppendJSONString(dst, s []byte) []byte {
 			}
 			i++
 			start = i
-			continue
+		default:
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = append(dst, s[start:i]...)
+				dst = append(dst, "\ufffd"...)
+				i++
+				start = i
+			} else {
+				i += size
+			}
 		}
-		r, size := utf8.DecodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		i += size
+		i += plainPrefix(s[i:])
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
