@@ -20,6 +20,11 @@ type Index struct {
 // hostile client's many megabytes) is validated without one.
 const maxIndexed = 1 << 16
 
+// keptIndexed is the most entries an Index keeps room for between uses, so
+// that one large message does not leave 256 KB behind on a connection that
+// then sends small ones.
+const keptIndexed = 4096
+
 // covers reports whether ix was built over data.
 func (ix *Index) covers(data []byte) bool {
 	return ix != nil && ix.base != nil && len(data) == ix.size && unsafe.SliceData(data) == ix.base &&
@@ -29,6 +34,9 @@ func (ix *Index) covers(data []byte) bool {
 // ValidateIndexed is Validate that also records in ix where each entry
 // ends. ix is reused: its memory is kept between calls.
 func ValidateIndexed(data []byte, ix *Index) (int, error) {
+	if cap(ix.ends) > keptIndexed {
+		ix.ends = nil
+	}
 	ix.ends, ix.base, ix.size = ix.ends[:0], nil, 0
 	r := NewReader(data)
 	for r.Next() {

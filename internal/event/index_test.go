@@ -86,6 +86,10 @@ func TestValidateIndexedLimits(t *testing.T) {
 	if ix.covers(b.Bytes()) {
 		t.Error("an index of more than maxIndexed entries was kept")
 	}
+	small := b.Bytes()[:len(b.Bytes())/(maxIndexed+1)] // one entry
+	if n, err := ValidateIndexed(small, &ix); err != nil || n != 1 || cap(ix.ends) > keptIndexed {
+		t.Errorf("after a large message, a small one: %d, %v, room for %d entries kept", n, err, cap(ix.ends))
+	}
 	bad := append(append([]byte(nil), b.Bytes()[:20]...), 0xc1)
 	wantN, wantErr := Validate(bad)
 	n, err = ValidateIndexed(bad, &ix)
