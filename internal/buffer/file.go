@@ -78,7 +78,7 @@ type fileChunk struct {
 
 // maxQueuedOpen bounds the queued chunk files kept open for the syncer;
 // beyond it a chunk is fsynced and closed as it is queued.
-const maxQueuedOpen = 256
+const maxQueuedOpen = 64
 
 // smallFrame is the payload size below which a frame is written with one
 // call instead of two.
