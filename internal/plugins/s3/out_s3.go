@@ -138,6 +138,37 @@ type keyPart struct {
 
 var tokenRE = regexp.MustCompile(`%\{[a-z_]+\}`)
 
+// parseKeyFormat splits s3_object_key_format into literal templates (chunk
+// placeholders, strftime) and %{...} tokens.
+func parseKeyFormat(format string, keys buffer.ChunkKeys) ([]keyPart, error) {
+	var parts []keyPart
+	for rest := format; ; {
+		loc := tokenRE.FindStringIndex(rest)
+		lit := rest
+		if loc != nil {
+			lit = rest[:loc[0]]
+		}
+		if lit != "" {
+			t, err := buffer.NewTemplate(lit, keys)
+			if err != nil {
+				return nil, err
+			}
+			parts = append(parts, keyPart{tmpl: t})
+		}
+		if loc == nil {
+			return parts, nil
+		}
+		tok := rest[loc[0]+2 : loc[1]-1]
+		switch tok {
+		case "path", "time_slice", "index", "file_extension", "hex_random", "uuid_flush", "hostname":
+		default:
+			return nil, fmt.Errorf("unknown placeholder %%{%s}", tok)
+		}
+		parts = append(parts, keyPart{token: tok})
+		rest = rest[loc[1]:]
+	}
+}
+
 // Configure implements plugin.Configurer.
 func (s *S3) Configure(c *plugin.Context) error {
 	s.log, s.keys, s.hostname = c.Logger, c.ChunkKeys, c.Hostname
@@ -156,32 +187,8 @@ func (s *S3) Configure(c *plugin.Context) error {
 	if s.pathTmpl, err = buffer.NewTemplate(s.Path, s.keys); err != nil {
 		return fmt.Errorf("path: %w", err)
 	}
-	format := s.S3ObjectKeyFormat
-	rest := format
-	for {
-		loc := tokenRE.FindStringIndex(rest)
-		lit := rest
-		if loc != nil {
-			lit = rest[:loc[0]]
-		}
-		if lit != "" {
-			t, err := buffer.NewTemplate(lit, s.keys)
-			if err != nil {
-				return fmt.Errorf("s3_object_key_format: %w", err)
-			}
-			s.keyParts = append(s.keyParts, keyPart{tmpl: t})
-		}
-		if loc == nil {
-			break
-		}
-		tok := rest[loc[0]+2 : loc[1]-1]
-		switch tok {
-		case "path", "time_slice", "index", "file_extension", "hex_random", "uuid_flush", "hostname":
-		default:
-			return fmt.Errorf("s3_object_key_format: unknown placeholder %%{%s}", tok)
-		}
-		s.keyParts = append(s.keyParts, keyPart{token: tok})
-		rest = rest[loc[1]:]
+	if s.keyParts, err = parseKeyFormat(s.S3ObjectKeyFormat, s.keys); err != nil {
+		return fmt.Errorf("s3_object_key_format: %w", err)
 	}
 	if err := s.checkUnique(); err != nil {
 		return err

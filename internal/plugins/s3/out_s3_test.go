@@ -86,25 +86,8 @@ func newTestS3(t *testing.T, format string, fake *fakeS3) *S3 {
 	if s.pathTmpl, err = buffer.NewTemplate("${path}", keys); err != nil {
 		t.Fatal(err)
 	}
-	rest := format
-	for {
-		loc := tokenRE.FindStringIndex(rest)
-		lit := rest
-		if loc != nil {
-			lit = rest[:loc[0]]
-		}
-		if lit != "" {
-			tm, err := buffer.NewTemplate(lit, keys)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.keyParts = append(s.keyParts, keyPart{tmpl: tm})
-		}
-		if loc == nil {
-			break
-		}
-		s.keyParts = append(s.keyParts, keyPart{token: rest[loc[0]+2 : loc[1]-1]})
-		rest = rest[loc[1]:]
+	if s.keyParts, err = parseKeyFormat(format, keys); err != nil {
+		t.Fatal(err)
 	}
 	s.client = fake
 	s.uploader = manager.NewUploader(fake, func(u *manager.Uploader) { u.PartSize = 8 << 20 })
