@@ -2,6 +2,7 @@ package event
 
 import (
 	"fmt"
+	"math"
 	"unsafe"
 )
 
@@ -44,7 +45,7 @@ func ValidateIndexed(data []byte, ix *Index) (int, error) {
 			ix.ends = append(ix.ends, uint32(len(data)-len(r.data)))
 		}
 	}
-	if r.err != nil || r.n != len(ix.ends) || len(data) > 1<<32-1 {
+	if r.err != nil || r.n != len(ix.ends) || uint64(len(data)) > math.MaxUint32 {
 		ix.ends = ix.ends[:0]
 		return r.n, r.err
 	}

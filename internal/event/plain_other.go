@@ -1,0 +1,5 @@
+//go:build !amd64 || purego
+
+package event
+
+func plainPrefix(s []byte) int { return plainPrefixWords(s) }
