@@ -336,3 +336,16 @@ func FuzzSkip(f *testing.F) {
 		}
 	})
 }
+
+// TestIsMap holds the first-byte test to msgp's reading of every byte.
+func TestIsMap(t *testing.T) {
+	if isMap(nil) {
+		t.Fatal("isMap(nil)")
+	}
+	for c := 0; c < 256; c++ {
+		b := []byte{byte(c), 0, 0, 0, 0}
+		if got, want := isMap(b), msgp.NextType(b) == msgp.MapType; got != want {
+			t.Errorf("isMap(%#x) = %v, msgp says %v", c, got, want)
+		}
+	}
+}

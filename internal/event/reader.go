@@ -76,7 +76,7 @@ func DecodeEntry(b []byte) (Entry, []byte, error) {
 		return e, b, err
 	}
 	start := e.Raw
-	if msgp.NextType(b) != msgp.MapType {
+	if !isMap(b) {
 		return e, start, fmt.Errorf("%w: record is not a map", ErrEntry)
 	}
 	rest, err := skip(b, 0)
@@ -95,11 +95,16 @@ func decodeEntryOf(b []byte) (Entry, error) {
 	if err != nil {
 		return e, err
 	}
-	if msgp.NextType(rec) != msgp.MapType {
+	if !isMap(rec) {
 		return e, fmt.Errorf("%w: record is not a map", ErrEntry)
 	}
 	e.Record, e.Raw = Record(rec), b
 	return e, nil
+}
+
+// isMap reports whether b starts with a map's header.
+func isMap(b []byte) bool {
+	return len(b) > 0 && (b[0]&0xf0 == 0x80 || b[0] == 0xde || b[0] == 0xdf)
 }
 
 // decodeHead reads an entry's array header and time (and Fluent Bit's
@@ -108,6 +113,11 @@ func decodeHead(b []byte) (Entry, []byte, error) {
 	var e Entry
 	start := b
 	e.Raw = b
+	if len(b) >= 11 && b[0] == 0x92 && b[1] == 0xd7 && b[2] == 0 {
+		// [EventTime, ...], as the forward protocol's clients send it.
+		e.Time = eventTime(b[3:11])
+		return e, b[11:], nil
+	}
 	n, b, err := msgp.ReadArrayHeaderBytes(b)
 	if err != nil || n != 2 {
 		return e, start, fmt.Errorf("%w: want a 2-element array", ErrEntry)

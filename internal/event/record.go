@@ -323,15 +323,22 @@ const hexDigits = "0123456789abcdef"
 // AppendJSONString appends s as a quoted JSON string.
 func AppendJSONString(dst, s []byte) []byte {
 	i := plainPrefix(s)
-	if i == len(s) {
-		// Nothing to escape, the common case: one growth, one copy.
-		n := len(dst)
-		dst = slices.Grow(dst, len(s)+2)[:n+len(s)+2]
-		dst[n] = '"'
-		copy(dst[n+1:], s)
-		dst[len(dst)-1] = '"'
-		return dst
+	if i < len(s) {
+		return appendJSONEscaped(dst, s, i)
 	}
+	// Nothing to escape, the common case: one growth, one copy. The
+	// escaping lives apart so that this stays small and cheap to call.
+	n := len(dst)
+	dst = slices.Grow(dst, len(s)+2)[:n+len(s)+2]
+	dst[n] = '"'
+	copy(dst[n+1:], s)
+	dst[len(dst)-1] = '"'
+	return dst
+}
+
+// appendJSONEscaped appends s as a quoted JSON string, escaping from s[i],
+// the first byte that needs care.
+func appendJSONEscaped(dst, s []byte, i int) []byte {
 	dst = append(dst, '"')
 	start := 0 // s[start:i] is plain and not yet copied
 	for i < len(s) {
