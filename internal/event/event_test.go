@@ -234,7 +234,7 @@ func TestAppendJSONStringProperty(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	alphabet := []byte("abcXYZ09 \"\\\n\t\x00\x1f\x7f<>&é€\xff\xc3")
 	for n := 0; n < 5000; n++ {
-		s := make([]byte, rng.IntN(40))
+		s := make([]byte, rng.IntN(120))
 		for i := range s {
 			if rng.IntN(3) == 0 {
 				s[i] = byte(rng.IntN(256))
@@ -242,23 +242,30 @@ func TestAppendJSONStringProperty(t *testing.T) {
 				s[i] = alphabet[rng.IntN(len(alphabet))]
 			}
 		}
-		var want strings.Builder
-		for b := s; len(b) > 0; {
-			r, size := utf8.DecodeRune(b)
-			if r == utf8.RuneError && size == 1 {
-				want.WriteRune(utf8.RuneError)
-			} else {
-				want.Write(b[:size])
-			}
-			b = b[size:]
+		checkJSONString(t, s)
+	}
+}
+
+// checkJSONString checks that AppendJSONString renders s as JSON that
+// decodes to s, each invalid UTF-8 byte replaced by U+FFFD.
+func checkJSONString(t *testing.T, s []byte) {
+	t.Helper()
+	var want strings.Builder
+	for b := s; len(b) > 0; {
+		r, size := utf8.DecodeRune(b)
+		if r == utf8.RuneError && size == 1 {
+			want.WriteRune(utf8.RuneError)
+		} else {
+			want.Write(b[:size])
 		}
-		var got string
-		if err := json.Unmarshal(AppendJSONString(nil, s), &got); err != nil {
-			t.Fatalf("%q: not JSON: %v (%s)", s, err, AppendJSONString(nil, s))
-		}
-		if got != want.String() {
-			t.Fatalf("%q: decoded %q, want %q", s, got, want.String())
-		}
+		b = b[size:]
+	}
+	var got string
+	if err := json.Unmarshal(AppendJSONString(nil, s), &got); err != nil {
+		t.Fatalf("%q: not JSON: %v (%s)", s, err, AppendJSONString(nil, s))
+	}
+	if got != want.String() {
+		t.Fatalf("%q: decoded %q, want %q", s, got, want.String())
 	}
 }
 

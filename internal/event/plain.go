@@ -7,10 +7,15 @@ import (
 )
 
 // A byte needs care in a JSON string when it is a control byte, a quote, a
-// backslash, or not ASCII (it must then be checked as UTF-8). plainPrefix,
-// the length of the run of bytes needing none, is most of the cost of
-// rendering log text: plain_amd64.s does it sixteen or thirty-two bytes at
-// a time, and plainPrefixWords eight at a time everywhere else.
+// backslash, or not ASCII (it must then be checked as UTF-8). Finding and
+// copying the run of bytes that need none is most of the cost of rendering
+// log text. copyPlain does both: on amd64 (plain_amd64.s) sixteen or
+// thirty-two bytes a step, elsewhere with plainPrefixWords, eight at a
+// time, and copy.
+
+// plainSlack is the room copyPlain needs past the end of a string: it
+// stores whole vectors.
+const plainSlack = 32
 
 const (
 	lsb = 0x0101010101010101

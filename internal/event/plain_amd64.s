@@ -31,124 +31,118 @@ GLOBL plainConsts<>(SB), RODATA|NOPTR, $96
 	PMOVMSKB X4, AX \
 	XORL $0xffff, AX
 
-// func plainPrefix(s []byte) int
-TEXT ·plainPrefix(SB), NOSPLIT, $0-32
-	MOVQ s_base+0(FP), SI
-	MOVQ s_len+8(FP), BX
-	TESTQ BX, BX
-	JZ   all
-	CMPQ BX, $32
-	JB   sse
-	CMPB ·hasAVX2(SB), $1
-	JEQ  avx2
+// CARE32 is CARE16 for the thirty-two bytes in Y0, with AVX2.
+#define CARE32 \
+	VPCMPEQB Y2, Y0, Y4 \
+	VPCMPEQB Y3, Y0, Y5 \
+	VPOR Y5, Y4, Y4 \
+	VPCMPGTB Y1, Y0, Y0 \
+	VPANDN Y0, Y4, Y4 \
+	VPMOVMSKB Y4, AX \
+	NOTL AX
 
-sse:
+// func copyPlain(dst, s []byte) int
+//
+// Whole vectors are stored, so dst must have room for len(s)+32 bytes;
+// bytes past the returned count are scratch. A string shorter than sixteen
+// bytes that ends near a page boundary is left to the caller (0 returned).
+TEXT ·copyPlain(SB), NOSPLIT, $0-56
+	MOVQ dst_base+0(FP), DI
+	MOVQ s_base+24(FP), SI
+	MOVQ s_len+32(FP), BX
+	XORQ DX, DX
+	TESTQ BX, BX
+	JZ   cdone
+	CMPQ BX, $32
+	JB   csse
+	CMPB ·hasAVX2(SB), $1
+	JEQ  cavx2
+
+csse:
 	MOVOU plainConsts<>+0x00(SB), X1
 	MOVOU plainConsts<>+0x20(SB), X2
 	MOVOU plainConsts<>+0x40(SB), X3
 	CMPQ BX, $16
-	JB   short
-	XORQ DX, DX
+	JB   cshort
 
-loop16:
+cloop16:
 	MOVOU (SI)(DX*1), X0
+	MOVOU X0, (DI)(DX*1)
 	CARE16
 	TESTL AX, AX
-	JNZ  found
+	JNZ  cfound
 	ADDQ $16, DX
 	LEAQ 16(DX), CX
 	CMPQ CX, BX
-	JBE  loop16
+	JBE  cloop16
 	CMPQ DX, BX
-	JEQ  all
+	JEQ  cdone
 
-	// The last sixteen bytes, overlapping plain ones already read: the
-	// first flag still falls on the first byte that needs care.
+	// The last sixteen bytes again, stored over identical copies.
 	LEAQ -16(BX), DX
 	MOVOU (SI)(DX*1), X0
+	MOVOU X0, (DI)(DX*1)
 	CARE16
 	TESTL AX, AX
-	JNZ  found
-	JMP  all
+	JNZ  cfound
+	MOVQ BX, DX
+	JMP  cdone
 
-short:
-	// One load of sixteen bytes from s, or ending at s's end when that
-	// would cross into the next page; then only s's own bytes count.
+cshort:
 	MOVQ SI, CX
 	ANDQ $0xfff, CX
 	CMPQ CX, $0xff0
-	JA   shortEnd
+	JA   cdone
 	MOVOU (SI), X0
+	MOVOU X0, (DI)
 	CARE16
 	MOVL BX, CX
-	MOVL $1, DX
-	SHLL CX, DX
-	DECL DX
-	ANDL DX, AX
-	JZ   all
-	BSFL AX, AX
-	MOVQ AX, ret+24(FP)
-	RET
+	MOVL $1, R8
+	SHLL CX, R8
+	DECL R8
+	ANDL R8, AX
+	JNZ  cfound
+	MOVQ BX, DX
+	JMP  cdone
 
-shortEnd:
-	MOVOU -16(SI)(BX*1), X0
-	CARE16
-	MOVL $16, CX
-	SUBL BX, CX
-	SHRL CX, AX
-	JZ   all
-	BSFL AX, AX
-	MOVQ AX, ret+24(FP)
-	RET
-
-avx2:
+cavx2:
 	VMOVDQU plainConsts<>+0x00(SB), Y1
 	VMOVDQU plainConsts<>+0x20(SB), Y2
 	VMOVDQU plainConsts<>+0x40(SB), Y3
-	XORQ DX, DX
 
-loop32:
+cloop32:
 	VMOVDQU (SI)(DX*1), Y0
-	VPCMPEQB Y2, Y0, Y4
-	VPCMPEQB Y3, Y0, Y5
-	VPOR Y5, Y4, Y4
-	VPCMPGTB Y1, Y0, Y0
-	VPANDN Y0, Y4, Y4
-	VPMOVMSKB Y4, AX
-	NOTL AX
+	VMOVDQU Y0, (DI)(DX*1)
+	CARE32
 	TESTL AX, AX
-	JNZ  found32
+	JNZ  cfound32
 	ADDQ $32, DX
 	LEAQ 32(DX), CX
 	CMPQ CX, BX
-	JBE  loop32
+	JBE  cloop32
 	CMPQ DX, BX
-	JEQ  all32
+	JEQ  cdone32
 
 	LEAQ -32(BX), DX
 	VMOVDQU (SI)(DX*1), Y0
-	VPCMPEQB Y2, Y0, Y4
-	VPCMPEQB Y3, Y0, Y5
-	VPOR Y5, Y4, Y4
-	VPCMPGTB Y1, Y0, Y0
-	VPANDN Y0, Y4, Y4
-	VPMOVMSKB Y4, AX
-	NOTL AX
+	VMOVDQU Y0, (DI)(DX*1)
+	CARE32
 	TESTL AX, AX
-	JNZ  found32
+	JNZ  cfound32
+	MOVQ BX, DX
 
-all32:
+cdone32:
 	VZEROUPPER
 
-all:
-	MOVQ BX, ret+24(FP)
+cdone:
+	MOVQ DX, ret+48(FP)
 	RET
 
-found32:
+cfound32:
 	VZEROUPPER
 
-found:
+cfound:
 	BSFL AX, AX
-	ADDQ DX, AX
-	MOVQ AX, ret+24(FP)
+	ADDQ AX, DX
+	MOVQ DX, ret+48(FP)
 	RET

@@ -2,4 +2,7 @@
 
 package event
 
-func plainPrefix(s []byte) int { return plainPrefixWords(s) }
+func copyPlain(dst, s []byte) int {
+	i := plainPrefixWords(s)
+	return copy(dst[:i], s)
+}

@@ -1,12 +1,14 @@
 package event
 
 import (
+	"bytes"
 	"math/rand/v2"
 	"syscall"
 	"testing"
+	"unsafe"
 )
 
-// plainPrefixLoop is the definition plainPrefix must agree with.
+// plainPrefixLoop is the definition the scans must agree with.
 func plainPrefixLoop(s []byte) int {
 	for i, c := range s {
 		if c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
@@ -27,7 +29,8 @@ var (
 // strings of every length up to 130 (past two of the widest steps), alone
 // and before a second one, and checks both scans against the plain loop.
 func TestPlainPrefix(t *testing.T) {
-	scans := map[string]func([]byte) int{"plainPrefix": plainPrefix, "plainPrefixWords": plainPrefixWords}
+	scans := map[string]func([]byte) int{"plainPrefixWords": plainPrefixWords,
+		"copyPlain": func(s []byte) int { return checkCopyPlain(t, s) }}
 	buf := make([]byte, 130)
 	for n := 0; n <= len(buf); n++ {
 		for _, p := range plainBytes {
@@ -64,6 +67,26 @@ func TestPlainPrefix(t *testing.T) {
 	}
 }
 
+// checkCopyPlain runs copyPlain on s and checks what it copied. It returns
+// the plain prefix's length when copyPlain stopped early, which it may do
+// only at 0, for a short string at the end of a page.
+func checkCopyPlain(t *testing.T, s []byte) int {
+	t.Helper()
+	dst := make([]byte, len(s)+plainSlack)
+	n := copyPlain(dst, s)
+	if want := plainPrefixLoop(s); n != want {
+		if n != 0 || len(s) >= 16 || uintptr(unsafe.Pointer(unsafe.SliceData(s)))%4096 <= 4096-16 {
+			t.Fatalf("copyPlain(%q) = %d, want %d", s, n, want)
+		}
+		n = want
+		copy(dst, s[:n])
+	}
+	if !bytes.Equal(dst[:n], s[:n]) {
+		t.Fatalf("copyPlain(%q) copied %q", s, dst[:n])
+	}
+	return n
+}
+
 // TestPlainPrefixPageEdges places strings against pages that cannot be
 // read, on either side: a scan that reads a byte outside s there faults.
 func TestPlainPrefixPageEdges(t *testing.T) {
@@ -85,13 +108,19 @@ func TestPlainPrefixPageEdges(t *testing.T) {
 	}
 	for n := 0; n <= 70; n++ {
 		for _, s := range [][]byte{usable[:n], usable[page-n:]} {
-			if got := plainPrefix(s); got != n {
-				t.Fatalf("%d plain bytes at a page edge: got %d", n, got)
+			if got := checkCopyPlain(t, s); got != n {
+				t.Fatalf("copyPlain of %d plain bytes at a page edge: got %d", n, got)
+			}
+			if got, want := string(AppendJSONString(nil, s)), `"`+string(s)+`"`; got != want {
+				t.Fatalf("AppendJSONString at a page edge: got %s, want %s", got, want)
 			}
 			for i := 0; i < n; i++ {
 				s[i] = '\\'
-				if got := plainPrefix(s); got != i {
-					t.Fatalf("backslash at %d of %d at a page edge: got %d", i, n, got)
+				if got := checkCopyPlain(t, s); got != i {
+					t.Fatalf("copyPlain: backslash at %d of %d at a page edge: got %d", i, n, got)
+				}
+				if got, want := string(AppendJSONString(nil, s)), `"`+string(s[:i])+`\\`+string(s[i+1:])+`"`; got != want {
+					t.Fatalf("AppendJSONString at a page edge: got %s, want %s", got, want)
 				}
 				s[i] = 'a'
 			}
@@ -113,7 +142,7 @@ func TestPlainPrefixRandom(t *testing.T) {
 				s[i] = byte(r.IntN(256))
 			}
 		}
-		if got, want := plainPrefix(s), plainPrefixLoop(s); got != want {
+		if got, want := checkCopyPlain(t, s), plainPrefixLoop(s); got != want {
 			t.Fatalf("%q: got %d, want %d", s, got, want)
 		}
 	}
@@ -123,11 +152,10 @@ func FuzzPlainPrefix(f *testing.F) {
 	f.Add([]byte(`122.116.50.70 - Corwin8644 264 [2018-10-31T21:31:59Z] "POST /activate" 200 19886`))
 	f.Add([]byte("tab\tin the middle of more than thirty-two bytes of text"))
 	f.Fuzz(func(t *testing.T, s []byte) {
-		if got, want := plainPrefix(s), plainPrefixLoop(s); got != want {
-			t.Fatalf("plainPrefix = %d, want %d", got, want)
-		}
 		if got, want := plainPrefixWords(s), plainPrefixLoop(s); got != want {
 			t.Fatalf("plainPrefixWords = %d, want %d", got, want)
 		}
+		checkCopyPlain(t, s)
+		checkJSONString(t, s)
 	})
 }

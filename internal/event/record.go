@@ -322,58 +322,53 @@ const hexDigits = "0123456789abcdef"
 
 // AppendJSONString appends s as a quoted JSON string.
 func AppendJSONString(dst, s []byte) []byte {
-	i := plainPrefix(s)
-	if i < len(s) {
-		return appendJSONEscaped(dst, s, i)
-	}
-	// Nothing to escape, the common case: one growth, one copy. The
-	// escaping lives apart so that this stays small and cheap to call.
+	// Copy while scanning, into room for the string and its quotes: in
+	// the common case, nothing to escape, that is the whole job.
 	n := len(dst)
-	dst = slices.Grow(dst, len(s)+2)[:n+len(s)+2]
+	dst = slices.Grow(dst, len(s)+2+plainSlack)[:n+1]
 	dst[n] = '"'
-	copy(dst[n+1:], s)
-	dst[len(dst)-1] = '"'
-	return dst
+	i := copyPlain(dst[n+1:n+1+len(s)+plainSlack], s)
+	dst = dst[:n+1+i]
+	if i == len(s) {
+		return append(dst, '"')
+	}
+	return appendJSONEscaped(dst, s, i)
 }
 
-// appendJSONEscaped appends s as a quoted JSON string, escaping from s[i],
-// the first byte that needs care.
+// appendJSONEscaped finishes the JSON string that dst has begun with the
+// quote and s[:i]: s[i] on needs care, or copyPlain stopped short there.
 func appendJSONEscaped(dst, s []byte, i int) []byte {
-	dst = append(dst, '"')
-	start := 0 // s[start:i] is plain and not yet copied
 	for i < len(s) {
 		c := s[i]
 		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c == '\n':
+			dst = append(dst, '\\', 'n')
+		case c == '\r':
+			dst = append(dst, '\\', 'r')
+		case c == '\t':
+			dst = append(dst, '\\', 't')
+		case c < 0x20:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 		case c < utf8.RuneSelf:
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
+			dst = append(dst, c)
 		default:
 			r, size := utf8.DecodeRune(s[i:])
 			if r == utf8.RuneError && size == 1 {
-				dst = append(dst, s[start:i]...)
 				dst = append(dst, "\ufffd"...)
-				i++
-				start = i
 			} else {
-				i += size
+				dst = append(dst, s[i:i+size]...)
+				i += size - 1
 			}
 		}
-		i += plainPrefix(s[i:])
+		i++
+		n, rest := len(dst), len(s)-i
+		dst = slices.Grow(dst, rest+1+plainSlack)
+		k := copyPlain(dst[n:n+rest+plainSlack], s[i:])
+		dst = dst[:n+k]
+		i += k
 	}
-	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
 
