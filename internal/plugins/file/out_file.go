@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -29,6 +30,7 @@ import (
 //	path /var/log/${tag}/%Y%m%d  → /var/log/web/20240101_0.log
 //	append true                  → no _N index: every chunk of a slice appends
 //	compress gzip                → .gz; appended chunks are gzip members
+//	drop_page_cache false        → leave written data in the page cache
 //
 // Without append, each chunk gets the first free index, so a retried chunk
 // never overwrites another.
@@ -40,12 +42,14 @@ type File struct {
 	Compress      string          `conf:"compress" enum:"text,gzip,gz"`
 	Recompress    bool            `conf:"recompress"`
 	SymlinkPath   string          `conf:"symlink_path"`
+	DropPageCache bool            `conf:"drop_page_cache"`
 	Format        *config.Element `section:"format"`
 
 	tmpl *buffer.Template
 	loc  *time.Location
 	f    plugin.Formatter
 	mu   sync.Mutex // serialises index selection and writes
+	wb   writeBehind
 }
 
 var (
@@ -60,7 +64,9 @@ func (f *File) BorrowsChunkData() {}
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "file", Summary: "write events to local files",
-		New: func() any { return &File{AddPathSuffix: true, PathSuffix: ".log", Compress: "text"} }})
+		New: func() any {
+			return &File{AddPathSuffix: true, PathSuffix: ".log", Compress: "text", DropPageCache: true}
+		}})
 }
 
 // BufferDefaults sets out_file's defaults: chunks by time, one day each.
@@ -132,9 +138,18 @@ func (f *File) Write(_ context.Context, c *buffer.Chunk) error {
 		}
 		return err
 	}
-	if err := writeData(fh, c.Data, f.gzip()); err != nil {
+	start, err := fh.Seek(0, io.SeekEnd)
+	if err == nil {
+		err = writeData(fh, c.Data, f.gzip())
+	}
+	if err != nil {
 		fh.Close()
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if f.DropPageCache {
+		if end, err := fh.Seek(0, io.SeekCurrent); err == nil {
+			f.wb.wrote(fh, path, start, end)
+		}
 	}
 	if err := fh.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", path, err)
