@@ -154,13 +154,15 @@ func (g *generator) entry(b *event.Builder) {
 		b.Append(now, DockerRecord("tracer", id))
 		g.tracers++
 	} else {
-		b.AppendTimeRecord(event.AppendEventTime(nil, now), g.plain)
+		b.Append(now, g.plain)
 	}
 	g.seq++
 }
 
-// next builds the next message of n events; chunk asks for an ack.
-func (g *generator) next(n int, chunk string) ([]byte, int) {
+// next builds the next message of n events; chunk asks for an ack. The
+// message is in pieces, written with one writev: the entries are not
+// copied again behind their header.
+func (g *generator) next(n int, chunk string) (net.Buffers, int) {
 	g.entries.Reset()
 	for i := 0; i < n; i++ {
 		g.entry(&g.entries)
@@ -175,6 +177,7 @@ func (g *generator) next(n int, chunk string) ([]byte, int) {
 		nopt++
 	}
 	m := g.msg[:0]
+	body := []byte(nil) // sent between m and the options
 	switch g.cfg.Mode {
 	case ModeMessage:
 		r := event.NewReader(data)
@@ -188,7 +191,7 @@ func (g *generator) next(n int, chunk string) ([]byte, int) {
 		m = msgp.AppendArrayHeader(m, 2+min(nopt, 1))
 		m = msgp.AppendString(m, g.cfg.Tag)
 		m = msgp.AppendArrayHeader(m, uint32(n))
-		m = append(m, data...)
+		body = data
 	case ModePacked, ModeCompressed:
 		if g.cfg.Mode == ModeCompressed {
 			g.zbuf.Reset()
@@ -199,8 +202,10 @@ func (g *generator) next(n int, chunk string) ([]byte, int) {
 		}
 		m = msgp.AppendArrayHeader(m, 2+min(nopt, 1))
 		m = msgp.AppendString(m, g.cfg.Tag)
-		m = msgp.AppendBytes(m, data)
+		m = msgp.AppendBytesHeader(m, uint32(len(data)))
+		body = data
 	}
+	head := len(m)
 	if nopt > 0 {
 		m = msgp.AppendMapHeader(m, nopt)
 		if chunk != "" {
@@ -211,7 +216,7 @@ func (g *generator) next(n int, chunk string) ([]byte, int) {
 		}
 	}
 	g.msg = m
-	return m, size
+	return net.Buffers{m[:head], body, m[head:]}, size
 }
 
 func sendConn(ctx context.Context, c net.Conn, cfg SendConfig, id int, events int64) (Result, error) {
@@ -251,7 +256,7 @@ func sendConn(ctx context.Context, c net.Conn, cfg SendConfig, id int, events in
 			chunk = "c" + strconv.Itoa(id) + "-" + strconv.Itoa(ackN)
 		}
 		msg, size := g.next(n, chunk)
-		if _, err := c.Write(msg); err != nil {
+		if _, err := msg.WriteTo(c); err != nil {
 			return r, err
 		}
 		if chunk != "" {
@@ -269,7 +274,7 @@ func sendConn(ctx context.Context, c net.Conn, cfg SendConfig, id int, events in
 	g.cfg.TracerEvery = 0
 	msg, _ := g.next(1, "final-"+strconv.Itoa(id))
 	g.cfg.TracerEvery = saved
-	if _, err := c.Write(msg); err != nil {
+	if _, err := msg.WriteTo(c); err != nil {
 		return r, err
 	}
 	r.Tracers = g.tracers
