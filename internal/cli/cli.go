@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -192,6 +193,10 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 	}
 	if eng.System.Workers > 1 {
 		logger.Info("<system> workers is accepted and ignored: one Sluice process uses every core", "workers", eng.System.Workers)
+	}
+	if procs, raised := ioHeadroom(os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); raised {
+		runtime.GOMAXPROCS(procs)
+		logger.Debug("GOMAXPROCS raised by two for threads blocked in file I/O; set GOMAXPROCS to choose", "gomaxprocs", procs)
 	}
 	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stopSignals()

@@ -140,3 +140,22 @@ func TestRPCHandler(t *testing.T) {
 		t.Errorf("unknown endpoint: %d", code)
 	}
 }
+
+func TestIOHeadroom(t *testing.T) {
+	for _, c := range []struct {
+		env    string
+		chosen int
+		want   int
+		raised bool
+	}{
+		{"", 1, 3, true},
+		{"", 2, 4, true},
+		{"", 16, 18, true},
+		{"2", 2, 2, false}, // the operator's choice stands
+		{"1", 1, 1, false},
+	} {
+		if got, raised := ioHeadroom(c.env, c.chosen); got != c.want || raised != c.raised {
+			t.Errorf("ioHeadroom(%q, %d) = %d, %v; want %d, %v", c.env, c.chosen, got, raised, c.want, c.raised)
+		}
+	}
+}
