@@ -87,10 +87,10 @@ func TestDropPageCacheAppend(t *testing.T) {
 	}
 }
 
-// TestDropPageCacheNewFiles: a finished file leaves the page cache, its
-// last partial page too, once the next chunk goes to another file.
-func TestDropPageCacheNewFiles(t *testing.T) {
-	dir := emitLarge(t, "")
+// firstFileCached returns the name of the first of two output files and
+// how many of its pages are in the page cache.
+func firstFileCached(t *testing.T, dir string) (string, int) {
+	t.Helper()
 	got := listFiles(t, dir)
 	if len(got) != 2 {
 		t.Fatalf("files %v", got)
@@ -98,22 +98,20 @@ func TestDropPageCacheNewFiles(t *testing.T) {
 	first := filepath.Join(dir, got[0])
 	info, err := os.Stat(first)
 	plugintest.Must(t, err)
-	if n := residentPages(t, first, 0, info.Size()); n != 0 {
-		t.Errorf("%s: %d pages still cached after the next chunk", got[0], n)
+	return got[0], residentPages(t, first, 0, info.Size())
+}
+
+// TestDropPageCacheNewFiles: a finished file leaves the page cache, its
+// last partial page too, once the next chunk goes to another file.
+func TestDropPageCacheNewFiles(t *testing.T) {
+	if name, n := firstFileCached(t, emitLarge(t, "")); n != 0 {
+		t.Errorf("%s: %d pages still cached after the next chunk", name, n)
 	}
 }
 
 // TestDropPageCacheOff: drop_page_cache false leaves the cache alone.
 func TestDropPageCacheOff(t *testing.T) {
-	dir := emitLarge(t, "drop_page_cache false")
-	got := listFiles(t, dir)
-	if len(got) != 2 {
-		t.Fatalf("files %v", got)
-	}
-	first := filepath.Join(dir, got[0])
-	info, err := os.Stat(first)
-	plugintest.Must(t, err)
-	if n := residentPages(t, first, 0, info.Size()); n == 0 {
-		t.Errorf("%s: dropped from the page cache with drop_page_cache false", got[0])
+	if name, n := firstFileCached(t, emitLarge(t, "drop_page_cache false")); n == 0 {
+		t.Errorf("%s: dropped from the page cache with drop_page_cache false", name)
 	}
 }
