@@ -154,15 +154,13 @@ func (g *generator) entry(b *event.Builder) {
 		b.Append(now, DockerRecord("tracer", id))
 		g.tracers++
 	} else {
-		b.Append(now, g.plain)
+		b.AppendTimeRecord(event.AppendEventTime(nil, now), g.plain)
 	}
 	g.seq++
 }
 
-// next builds the next message of n events; chunk asks for an ack. The
-// message is in pieces, written with one writev: the entries are not
-// copied again behind their header.
-func (g *generator) next(n int, chunk string) (net.Buffers, int) {
+// next builds the next message of n events; chunk asks for an ack.
+func (g *generator) next(n int, chunk string) ([]byte, int) {
 	g.entries.Reset()
 	for i := 0; i < n; i++ {
 		g.entry(&g.entries)
@@ -177,7 +175,6 @@ func (g *generator) next(n int, chunk string) (net.Buffers, int) {
 		nopt++
 	}
 	m := g.msg[:0]
-	body := []byte(nil) // sent between m and the options
 	switch g.cfg.Mode {
 	case ModeMessage:
 		r := event.NewReader(data)
@@ -191,7 +188,7 @@ func (g *generator) next(n int, chunk string) (net.Buffers, int) {
 		m = msgp.AppendArrayHeader(m, 2+min(nopt, 1))
 		m = msgp.AppendString(m, g.cfg.Tag)
 		m = msgp.AppendArrayHeader(m, uint32(n))
-		body = data
+		m = append(m, data...)
 	case ModePacked, ModeCompressed:
 		if g.cfg.Mode == ModeCompressed {
 			g.zbuf.Reset()
@@ -202,10 +199,8 @@ func (g *generator) next(n int, chunk string) (net.Buffers, int) {
 		}
 		m = msgp.AppendArrayHeader(m, 2+min(nopt, 1))
 		m = msgp.AppendString(m, g.cfg.Tag)
-		m = msgp.AppendBytesHeader(m, uint32(len(data)))
-		body = data
+		m = msgp.AppendBytes(m, data)
 	}
-	head := len(m)
 	if nopt > 0 {
 		m = msgp.AppendMapHeader(m, nopt)
 		if chunk != "" {
@@ -216,7 +211,7 @@ func (g *generator) next(n int, chunk string) (net.Buffers, int) {
 		}
 	}
 	g.msg = m
-	return net.Buffers{m[:head], body, m[head:]}, size
+	return m, size
 }
 
 func sendConn(ctx context.Context, c net.Conn, cfg SendConfig, id int, events int64) (Result, error) {
@@ -256,7 +251,7 @@ func sendConn(ctx context.Context, c net.Conn, cfg SendConfig, id int, events in
 			chunk = "c" + strconv.Itoa(id) + "-" + strconv.Itoa(ackN)
 		}
 		msg, size := g.next(n, chunk)
-		if _, err := msg.WriteTo(c); err != nil {
+		if _, err := c.Write(msg); err != nil {
 			return r, err
 		}
 		if chunk != "" {
@@ -274,7 +269,7 @@ func sendConn(ctx context.Context, c net.Conn, cfg SendConfig, id int, events in
 	g.cfg.TracerEvery = 0
 	msg, _ := g.next(1, "final-"+strconv.Itoa(id))
 	g.cfg.TracerEvery = saved
-	if _, err := msg.WriteTo(c); err != nil {
+	if _, err := c.Write(msg); err != nil {
 		return r, err
 	}
 	r.Tracers = g.tracers
