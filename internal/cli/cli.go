@@ -196,7 +196,7 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 	}
 	if procs, raised := ioHeadroom(os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); raised {
 		runtime.GOMAXPROCS(procs)
-		logger.Debug("GOMAXPROCS raised by two for threads blocked in file I/O; set GOMAXPROCS to choose", "gomaxprocs", procs)
+		logger.Debug("GOMAXPROCS raised by one for threads blocked in file I/O; set GOMAXPROCS to choose", "gomaxprocs", procs)
 	}
 	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stopSignals()

@@ -148,9 +148,9 @@ func TestIOHeadroom(t *testing.T) {
 		want   int
 		raised bool
 	}{
-		{"", 1, 3, true},
-		{"", 2, 4, true},
-		{"", 16, 18, true},
+		{"", 1, 2, true},
+		{"", 2, 3, true},
+		{"", 16, 17, true},
 		{"2", 2, 2, false}, // the operator's choice stands
 		{"1", 1, 1, false},
 	} {
