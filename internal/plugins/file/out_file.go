@@ -138,15 +138,19 @@ func (f *File) Write(_ context.Context, c *buffer.Chunk) error {
 		}
 		return err
 	}
-	start, err := fh.Seek(0, io.SeekEnd)
-	if err == nil {
-		err = writeData(fh, c.Data, f.gzip())
+	// Where the chunk starts, for drop_page_cache; a file that cannot seek
+	// (a pipe) is written all the same, without the advice.
+	start := int64(-1)
+	if f.DropPageCache {
+		if at, err := fh.Seek(0, io.SeekEnd); err == nil {
+			start = at
+		}
 	}
-	if err != nil {
+	if err := writeData(fh, c.Data, f.gzip()); err != nil {
 		fh.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if f.DropPageCache {
+	if start >= 0 {
 		if end, err := fh.Seek(0, io.SeekCurrent); err == nil {
 			f.wb.wrote(fh, path, start, end)
 		}
