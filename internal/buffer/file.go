@@ -49,6 +49,12 @@ type File struct {
 	// Keys are the chunk keys, to map Fluentd's chunk variables.
 	Keys ChunkKeys
 	Log  *slog.Logger
+	// MemoryLimit is how many bytes of the chunks this process writes are
+	// also kept in memory, so that flushing them needs no read back (see
+	// filecache.go). 0 keeps no copies.
+	MemoryLimit int64
+	// ChunkLimit caps a single copy (chunk_limit_size).
+	ChunkLimit int64
 
 	mu     sync.Mutex            // guards dirty, open, queued and gen
 	dirty  map[*os.File]struct{} // files with writes not yet fsynced
@@ -58,6 +64,10 @@ type File struct {
 
 	syncMu sync.Mutex // serialises fsync rounds; guards synced
 	synced uint64     // appends covered by the last fsync round
+
+	copyMu    sync.Mutex // guards copyBytes and spare
+	copyBytes int64      // memory held for copies, spare included
+	spare     [][]byte   // committed chunks' copies, for reuse
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -74,6 +84,10 @@ type fileChunk struct {
 	// is removed with its writes still in the page cache: it never costs a
 	// disk write, and the promise of the interval policy holds.
 	unsynced *os.File
+	// mem is the chunk's bytes, when cached: a copy of every append
+	// since Create, within the store's MemoryLimit.
+	mem    []byte
+	cached bool
 }
 
 // maxQueuedOpen bounds the queued chunk files kept open for the syncer;
@@ -195,6 +209,7 @@ func (s *File) Create(c *Chunk) error {
 		return fmt.Errorf("buffer: %w", err)
 	}
 	c.file = &fileChunk{path: path, f: f, end: int64(len(h))}
+	s.startCopy(c.file)
 	c.Formatted = s.Formatted
 	s.track(f)
 	return nil
@@ -243,6 +258,7 @@ func (s *File) Append(c *Chunk, data []byte, n int) error {
 		s.dirty[fc.f] = struct{}{}
 		s.gen++
 		s.mu.Unlock()
+		s.appendCopy(fc, data)
 		return nil
 	}
 	// A failed write (disk full) leaves no half frame behind.
@@ -339,6 +355,7 @@ func (s *File) release(fc *fileChunk) {
 		}
 	}
 	fc.f, fc.unsynced = nil, nil
+	s.dropCopy(fc)
 }
 
 // Enqueue implements Store: the chunk is closed for appends and renamed
@@ -390,7 +407,8 @@ func (s *File) keepForSyncer(f *os.File) bool {
 	return true
 }
 
-// Load implements Store: the frames' payloads, checked and joined.
+// Load implements Store: the frames' payloads, checked and joined, or a
+// copy of the bytes held in memory.
 func (s *File) Load(c *Chunk) ([]byte, error) { return s.LoadInto(c, nil) }
 
 // LoadInto implements IntoLoader.
@@ -398,6 +416,9 @@ func (s *File) LoadInto(c *Chunk, dst []byte) ([]byte, error) {
 	fc := c.file
 	if fc == nil {
 		return nil, fmt.Errorf("buffer: chunk %s has no file", c.ID)
+	}
+	if held := s.Held(c); held != nil {
+		return append(dst[:0], held...), nil
 	}
 	raw, err := readFileInto(fc.path, dst[:0])
 	if err != nil {
@@ -620,6 +641,12 @@ func (s *File) Close() error {
 	clear(s.dirty)
 	clear(s.queued)
 	s.mu.Unlock()
+	s.copyMu.Lock()
+	for _, b := range s.spare {
+		s.copyBytes -= int64(cap(b))
+	}
+	s.spare = nil
+	s.copyMu.Unlock()
 	return err
 }
 

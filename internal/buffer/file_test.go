@@ -32,7 +32,8 @@ func newFileStore(t testing.TB, policy string) *File {
 // reopen simulates a restart: a new store on the same directories.
 func reopen(t testing.TB, s *File) *File {
 	t.Helper()
-	n := &File{Dir: s.Dir, BackupDir: s.BackupDir, Policy: s.Policy, Interval: s.Interval, Gzip: s.Gzip, Formatted: s.Formatted, Keys: s.Keys}
+	n := &File{Dir: s.Dir, BackupDir: s.BackupDir, Policy: s.Policy, Interval: s.Interval, Gzip: s.Gzip, Formatted: s.Formatted, Keys: s.Keys,
+		MemoryLimit: s.MemoryLimit, ChunkLimit: s.ChunkLimit}
 	if err := n.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -272,6 +273,8 @@ func TestFileStoreModel(t *testing.T) {
 func runModel(t *testing.T, policy string, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, seed*7))
 	s := newFileStore(t, policy)
+	// Memory copies: none, some chunks (the limit is hit), or all.
+	s.MemoryLimit = []int64{0, 100 << 10, 1 << 30}[seed%3]
 	type mchunk struct {
 		c       *Chunk
 		records []int // record ids, in order
@@ -353,6 +356,9 @@ func runModel(t *testing.T, policy string, seed uint64) {
 				got := idsOf(data)
 				if fmt.Sprint(got) != fmt.Sprint(x.records) {
 					t.Fatalf("seed %d: chunk holds %v, model %v", seed, got, x.records)
+				}
+				if held := s.Held(x.c); held != nil && !bytes.Equal(held, data) {
+					t.Fatalf("seed %d: the held copy differs from what Load returned", seed)
 				}
 				if rng.IntN(4) == 0 {
 					break // the destination failed; the chunk stays queued

@@ -54,6 +54,9 @@ type BufferConfig struct {
 	// fsyncs every fsync_interval; never leaves it to the OS.
 	Fsync         string        `conf:"fsync" enum:"every_write,interval,never"`
 	FsyncInterval time.Duration `conf:"fsync_interval"`
+	// Sluice's file buffer: bytes of the chunks it writes also kept in
+	// memory, so that a flush does not read them back from disk.
+	MemoryCacheSize config.Size `conf:"memory_cache_size"`
 }
 
 // DefaultBufferConfig returns Fluentd's defaults for a buffer of type typ
@@ -83,6 +86,7 @@ func DefaultBufferConfig(typ string) BufferConfig {
 		RetrySecondaryThreshold:     0.8,
 		Fsync:                       "interval",
 		FsyncInterval:               time.Second,
+		MemoryCacheSize:             DefaultMemoryCacheSize,
 	}
 	if typ == "file" {
 		c.ChunkLimitSize = 256 << 20
@@ -91,6 +95,10 @@ func DefaultBufferConfig(typ string) BufferConfig {
 	}
 	return c
 }
+
+// DefaultMemoryCacheSize is the file buffer's memory_cache_size: room for
+// a few default-sized memory chunks in flight.
+const DefaultMemoryCacheSize = 64 << 20
 
 func (c *BufferConfig) validate(keys buffer.ChunkKeys) error {
 	if keys.Time && c.Timekey <= 0 {
@@ -119,6 +127,9 @@ func (c *BufferConfig) validate(keys buffer.ChunkKeys) error {
 	}
 	if c.RetrySecondaryThreshold <= 0 || c.RetrySecondaryThreshold > 1 {
 		return fmt.Errorf("retry_secondary_threshold must be in (0, 1]")
+	}
+	if c.MemoryCacheSize < 0 {
+		return fmt.Errorf("memory_cache_size must not be negative")
 	}
 	if c.FsyncInterval <= 0 {
 		return fmt.Errorf("fsync_interval must be positive")

@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
@@ -189,12 +191,16 @@ type borrower struct{ *keeper }
 
 func (borrower) BorrowsChunkData() {}
 
-// TestLoadMemoryReusedOnlyForBorrowers: chunks read from a file buffer for
-// an output that declares it is done with the bytes when Write returns
-// share one piece of memory; for any other output each chunk keeps its
-// own, intact after later reads.
+// TestLoadMemoryReusedOnlyForBorrowers: chunks from a file buffer, read
+// back or held in memory, for an output that declares it is done with the
+// bytes when Write returns share one piece of memory; for any other output
+// each chunk keeps its own, intact after later chunks.
 func TestLoadMemoryReusedOnlyForBorrowers(t *testing.T) {
-	for _, borrows := range []bool{false, true} {
+	for _, c := range []struct {
+		borrows bool
+		cache   config.Size
+	}{{false, 0}, {true, 0}, {false, 1 << 20}, {true, 1 << 20}} {
+		borrows := c.borrows
 		k := &keeper{got: make(chan struct{}, 10)}
 		var out plugin.BufferedOutput = k
 		if borrows {
@@ -202,6 +208,7 @@ func TestLoadMemoryReusedOnlyForBorrowers(t *testing.T) {
 		}
 		cfg := fileConfig(t, t.TempDir())
 		cfg.FlushThreadCount = 1
+		cfg.MemoryCacheSize = c.cache // read back, or handed over from memory
 		r := startRuntime(t, out, cfg)
 		for i := int64(0); i < 3; i++ {
 			// One chunk at a time: each written before the next exists.
@@ -221,7 +228,7 @@ func TestLoadMemoryReusedOnlyForBorrowers(t *testing.T) {
 			}
 		}
 		if want := map[bool]int{false: 0, true: 2}[borrows]; shared != want {
-			t.Errorf("borrows=%v: %d later chunks read into the first one's memory, want %d", borrows, shared, want)
+			t.Errorf("borrows=%v cache=%d: %d later chunks in the first one's memory, want %d", borrows, c.cache, shared, want)
 		}
 	}
 }
@@ -245,4 +252,69 @@ func TestKeptLoadMemoryBounded(t *testing.T) {
 	if b := r.takeLoadBuf(); cap(*b) != 1<<20 || len(r.loadBufs) != 1 {
 		t.Errorf("took %d bytes, %d left", cap(*b), len(r.loadBufs))
 	}
+}
+
+// TestFlushFromHeldCopy: with memory_cache_size, a chunk is written from
+// the memory copy made as it was appended, not read back: a bit flipped in
+// its file after the append does not reach the output. Without the cache
+// the read back catches the flip and moves the chunk aside.
+func TestFlushFromHeldCopy(t *testing.T) {
+	for _, cache := range []config.Size{0, 1 << 20} {
+		dir := t.TempDir()
+		s := newSink()
+		s.failures = 1 << 30 // down until the file is damaged
+		cfg := fileConfig(t, dir)
+		cfg.MemoryCacheSize = cache
+		cfg.RetryForever = true
+		out := &borrowingSink{sink: s}
+		r := startRuntime(t, out, cfg)
+		out.store = r.store.(buffer.Holder)
+		if err := r.Emit(context.Background(), stream(t, "x", 1, 2, 3)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return r.Stats.RetryCount.Load() > 0 })
+		files, _ := filepath.Glob(filepath.Join(dir, "sluice.q*.chunk"))
+		if len(files) != 1 {
+			t.Fatalf("queued chunk files: %v", files)
+		}
+		raw, _ := os.ReadFile(files[0])
+		raw[len(raw)-2] ^= 0x01
+		if err := os.WriteFile(files[0], raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s.mu.Lock()
+		s.failures = 0
+		s.mu.Unlock()
+		if cache > 0 {
+			waitRecords(t, s, 3)
+			if got := string(s.chunks[0].Data); got != string(stream(t, "x", 1, 2, 3).Data) {
+				t.Errorf("cache=%d: the output got other bytes than were appended", cache)
+			}
+			if n, held := out.writes.Load(), out.handedOver.Load(); held != n {
+				t.Errorf("cache=%d: %d of %d writes got the held memory, not a copy", cache, held, n)
+			}
+		} else {
+			waitFor(t, func() bool { return r.Stats.CorruptChunks.Load() == 1 })
+		}
+		stop(t, r)
+	}
+}
+
+// borrowingSink is a sink that borrows chunk data and counts the writes
+// given the store's held memory itself.
+type borrowingSink struct {
+	*sink
+	store      buffer.Holder
+	writes     atomic.Int32
+	handedOver atomic.Int32
+}
+
+func (*borrowingSink) BorrowsChunkData() {}
+
+func (b *borrowingSink) Write(ctx context.Context, c *buffer.Chunk) error {
+	b.writes.Add(1)
+	if held := b.store.Held(c); len(held) > 0 && unsafe.SliceData(held) == unsafe.SliceData(c.Data) {
+		b.handedOver.Add(1)
+	}
+	return b.sink.Write(ctx, c)
 }

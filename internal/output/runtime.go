@@ -245,7 +245,8 @@ func New(id string, out plugin.BufferedOutput, cfg BufferConfig, opts Options) (
 			r.backupDir = filepath.Join(dir, "backup")
 		}
 		r.store = &buffer.File{Dir: dir, BackupDir: r.backupDir, Policy: cfg.Fsync, Interval: cfg.FsyncInterval,
-			Gzip: cfg.Compress == "gzip", Formatted: r.fmtr != nil, Keys: keys, Log: log}
+			Gzip: cfg.Compress == "gzip", Formatted: r.fmtr != nil, Keys: keys, Log: log,
+			MemoryLimit: int64(cfg.MemoryCacheSize), ChunkLimit: int64(cfg.ChunkLimitSize)}
 	default:
 		r.store = &buffer.Memory{Gzip: cfg.Compress == "gzip", ChunkLimit: int64(cfg.ChunkLimitSize)}
 	}
@@ -740,17 +741,25 @@ func (r *Runtime) giveLoadBuf(b *[]byte) {
 
 // load returns a chunk's data as the output expects it: a chunk stored as
 // entries is formatted now if the output formats (a Fluentd chunk
-// imported for a formatting output, say). With reuse, a store that can
-// reads into *reuse, and keeps the grown memory there.
+// imported for a formatting output, say). With reuse (the output borrows),
+// a chunk the store holds in memory is handed over as it is, and one it
+// must read is read into *reuse, which keeps the grown memory.
 func (r *Runtime) load(c *buffer.Chunk, reuse *[]byte) ([]byte, error) {
 	var data []byte
 	var err error
-	if into, ok := r.store.(buffer.IntoLoader); ok && reuse != nil {
+	into, _ := r.store.(buffer.IntoLoader)
+	holder, _ := r.store.(buffer.Holder)
+	switch {
+	case reuse != nil && holder != nil && holder.Held(c) != nil:
+		// The store's own memory, no read back: a borrower is done with it
+		// before the chunk's Commit or Backup, the only calls that reuse it.
+		data = holder.Held(c)
+	case reuse != nil && into != nil:
 		data, err = into.LoadInto(c, *reuse)
 		if err == nil {
 			*reuse = data[:0]
 		}
-	} else {
+	default:
 		data, err = r.store.Load(c)
 	}
 	if err != nil {
