@@ -76,7 +76,7 @@ func TestSIGKILLWithFileBufferLosesNothingAcknowledged(t *testing.T) {
 	if len(acked) < 2000 {
 		t.Fatalf("only %d events acknowledged before the kill", len(acked))
 	}
-	chunks, _ := filepath.Glob(filepath.Join(dir, "buffer", "sluice.*.chunk"))
+	chunks, _ := filepath.Glob(filepath.Join(dir, "buffer", "sluice.[bq]*.chunk"))
 	if len(chunks) == 0 {
 		t.Fatal("no buffer chunks on disk after SIGKILL: the test did not exercise recovery")
 	}
@@ -139,7 +139,7 @@ func TestDestinationDownDataWaitsOnDisk(t *testing.T) {
 	}
 	logger.Close()
 	time.Sleep(time.Second) // several failed flushes
-	chunks, _ := filepath.Glob(filepath.Join(relay.Dir, "buffer", "sluice.*.chunk"))
+	chunks, _ := filepath.Glob(filepath.Join(relay.Dir, "buffer", "sluice.[bq]*.chunk"))
 	if len(chunks) == 0 {
 		t.Fatal("nothing waiting on disk while the destination is down")
 	}

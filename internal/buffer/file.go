@@ -65,6 +65,9 @@ type File struct {
 	syncMu sync.Mutex // serialises fsync rounds; guards synced
 	synced uint64     // appends covered by the last fsync round
 
+	spares     []spareFile // guarded by mu: written chunks' files, for reuse
+	spareBytes int64       // guarded by mu
+
 	copyMu    sync.Mutex // guards copyBytes and spare
 	copyBytes int64      // memory held for copies, spare included
 	spare     [][]byte   // committed chunks' copies, for reuse
@@ -75,10 +78,14 @@ type File struct {
 
 // fileChunk is the file store's state for one chunk.
 type fileChunk struct {
-	path  string
-	f     *os.File // open while staged
-	end   int64    // offset after the last complete frame
-	frame []byte   // reused to write a small frame in one call
+	path string
+	f    *os.File // open while staged
+	end  int64    // offset after the last complete frame
+	size int64    // of the file: past end while a reused file has old bytes
+	seed uint32   // frameSeed of the chunk
+	// reused is whether the file was a spare (filespare.go).
+	reused bool
+	frame  []byte // reused to write a small frame in one call
 	// unsynced is a queued chunk's file, kept open so that the interval
 	// syncer can fsync it. A chunk the output takes before the next round
 	// is removed with its writes still in the page cache: it never costs a
@@ -112,7 +119,7 @@ var (
 
 const (
 	fileMagic      = "SLCK"
-	fileVersion    = 1
+	fileVersion    = 2 // 1: frame CRCs without the chunk id (still read)
 	flagFormatted  = 1 << 0
 	flagGzip       = 1 << 1
 	frameHeaderLen = 12
@@ -122,7 +129,7 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-var chunkName = regexp.MustCompile(`^sluice\.([bq])([0-9a-f]{32})\.chunk$`)
+var chunkName = regexp.MustCompile(`^sluice\.([bqs])([0-9a-f]{32})\.chunk$`)
 
 // Open prepares the directories and starts the interval syncer.
 func (s *File) Open() error {
@@ -189,29 +196,39 @@ func encodeHeader(c *Chunk, flags byte) []byte {
 	return binary.BigEndian.AppendUint32(h, crc32.Checksum(meta, crcTable))
 }
 
-// Create implements Store.
+// Create implements Store: over a spare file if there is one.
 func (s *File) Create(c *Chunk) error {
 	path := s.chunkPath(c, 'b')
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-	if errors.Is(err, os.ErrNotExist) {
-		// The directory went away (an operator cleaned up): make it again.
-		if err = os.MkdirAll(s.Dir, 0o755); err == nil {
-			f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("buffer: %w", err)
-	}
 	h := encodeHeader(c, s.flags())
-	if _, err := f.Write(h); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("buffer: %w", err)
+	fc := &fileChunk{path: path, end: int64(len(h)), seed: frameSeed(fileVersion, c.ID)}
+	if f := s.openSpare(path, h); f != nil {
+		fc.f, fc.reused = f, true
+		if fi, err := f.Stat(); err == nil {
+			fc.size = fi.Size()
+		}
+	} else {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if errors.Is(err, os.ErrNotExist) {
+			// The directory went away (an operator cleaned up): make it again.
+			if err = os.MkdirAll(s.Dir, 0o755); err == nil {
+				f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("buffer: %w", err)
+		}
+		if _, err := f.Write(h); err != nil {
+			f.Close()
+			os.Remove(path)
+			return fmt.Errorf("buffer: %w", err)
+		}
+		fc.f = f
 	}
-	c.file = &fileChunk{path: path, f: f, end: int64(len(h))}
-	s.startCopy(c.file)
+	fc.size = max(fc.size, fc.end)
+	c.file = fc
+	s.startCopy(fc)
 	c.Formatted = s.Formatted
-	s.track(f)
+	s.track(fc.f)
 	return nil
 }
 
@@ -240,8 +257,7 @@ func (s *File) Append(c *Chunk, data []byte, n int) error {
 	var hdr [frameHeaderLen]byte
 	binary.BigEndian.PutUint32(hdr[0:4], uint32(len(payload)))
 	binary.BigEndian.PutUint32(hdr[4:8], uint32(n))
-	crc := crc32.Update(crc32.Checksum(hdr[4:8], crcTable), crcTable, payload)
-	binary.BigEndian.PutUint32(hdr[8:12], crc)
+	binary.BigEndian.PutUint32(hdr[8:12], frameCRC(fc.seed, hdr[4:8], payload))
 	var err error
 	if len(payload) <= smallFrame {
 		// One write for a small frame: a syscall costs more than the copy.
@@ -252,6 +268,7 @@ func (s *File) Append(c *Chunk, data []byte, n int) error {
 	}
 	if err == nil {
 		fc.end += int64(frameHeaderLen + len(payload))
+		fc.size = max(fc.size, fc.end)
 		c.Size += int64(frameHeaderLen + len(payload))
 		c.Records += n
 		s.mu.Lock()
@@ -265,6 +282,8 @@ func (s *File) Append(c *Chunk, data []byte, n int) error {
 	err = fmt.Errorf("buffer: append to %s failed: %w", fc.path, err)
 	if terr := fc.f.Truncate(fc.end); terr != nil {
 		err = fmt.Errorf("%w (and truncating it back failed: %v)", err, terr)
+	} else {
+		fc.size = fc.end
 	}
 	_, _ = fc.f.Seek(fc.end, io.SeekStart)
 	return err
@@ -367,6 +386,9 @@ func (s *File) Enqueue(c *Chunk) error {
 	if fc == nil {
 		return nil
 	}
+	// A queued file holds just its chunk. Should the cut fail, recovery
+	// cuts the old bytes off instead: they fail the chunk's CRCs.
+	_ = trimTail(fc)
 	if f := fc.f; f != nil {
 		fc.f = nil
 		if s.keepForSyncer(f) {
@@ -428,6 +450,7 @@ func (s *File) LoadInto(c *Chunk, dst []byte) ([]byte, error) {
 	if err != nil {
 		return nil, &CorruptError{Path: fc.path, Err: err}
 	}
+	seed := frameSeed(raw[4], c.ID)
 	out := raw[:0]
 	for pos := off; pos < len(raw); {
 		if len(raw)-pos < frameHeaderLen {
@@ -440,7 +463,7 @@ func (s *File) LoadInto(c *Chunk, dst []byte) ([]byte, error) {
 			return nil, &CorruptError{Path: fc.path, Err: errors.New("truncated frame")}
 		}
 		payload := raw[start : start+size]
-		if crc32.Update(crc32.Checksum(raw[pos+4:pos+8], crcTable), crcTable, payload) != crc {
+		if frameCRC(seed, raw[pos+4:pos+8], payload) != crc {
 			return nil, &CorruptError{Path: fc.path, Err: fmt.Errorf("frame at %d fails its checksum", pos)}
 		}
 		out = append(out, payload...) // moves left, never past what is read
@@ -571,7 +594,7 @@ func (s *File) Commit(c *Chunk) error {
 	}
 	os.Remove(s.metaPath(c.ID))
 	s.release(fc)
-	if err := os.Remove(fc.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := s.retire(fc); err != nil {
 		return fmt.Errorf("buffer: %w", err)
 	}
 	return nil
@@ -584,6 +607,7 @@ func (s *File) Backup(c *Chunk, dir, reason string) error {
 		return nil
 	}
 	s.release(fc)
+	_ = trimTail(fc) // else the backup holds old bytes after the chunk
 	os.Remove(s.metaPath(c.ID))
 	return moveAside(fc.path, dir, reason)
 }
@@ -629,6 +653,16 @@ func (s *File) Close() error {
 		}
 		s.wg.Wait()
 	}
+	// Files stand at their chunk's end: cut off what a reused file still
+	// holds of an earlier chunk, so that the next start finds whole chunks.
+	s.mu.Lock()
+	for f := range s.open {
+		if end, err := f.Seek(0, io.SeekCurrent); err == nil {
+			_ = f.Truncate(end)
+		}
+	}
+	s.mu.Unlock()
+	s.removeSpares()
 	var err error
 	if s.Policy != SyncNever {
 		err = s.syncRound()
@@ -650,13 +684,13 @@ func (s *File) Close() error {
 	return err
 }
 
-// parseHeader checks a chunk file's header and returns its metadata, flags
-// and the offset of the first frame.
+// parseHeader checks a chunk file's header (of version b[4]) and returns
+// its metadata, flags and the offset of the first frame.
 func parseHeader(b []byte) (meta []byte, flags byte, off int, err error) {
 	if len(b) < 12 || string(b[:4]) != fileMagic {
 		return nil, 0, 0, errors.New("not a Sluice chunk (bad magic)")
 	}
-	if b[4] != fileVersion {
+	if b[4] < 1 || b[4] > fileVersion { // b[4] is the version
 		return nil, 0, 0, fmt.Errorf("unknown chunk format version %d", b[4])
 	}
 	flags = b[5]
@@ -732,6 +766,10 @@ func (s *File) Recover() (staged, queued []*Chunk, problems []error) {
 			continue
 		}
 		path := filepath.Join(s.Dir, e.Name())
+		if m[1] == "s" {
+			os.Remove(path) // a spare: its chunk was delivered
+			continue
+		}
 		c, err := s.recoverFile(path, m[1] == "b")
 		if err != nil {
 			problems = append(problems, err)
@@ -790,6 +828,7 @@ func (s *File) recoverFile(path string, staged bool) (*Chunk, error) {
 	if err := decodeMeta(meta, c); err != nil {
 		return nil, &CorruptError{Path: path, Err: fmt.Errorf("metadata: %w", err)}
 	}
+	seed := frameSeed(head[4], c.ID)
 	end := int64(off)
 	var fh [frameHeaderLen]byte
 	torn := false
@@ -799,13 +838,8 @@ func (s *File) recoverFile(path string, staged bool) (*Chunk, error) {
 			break
 		}
 		size := int64(binary.BigEndian.Uint32(fh[0:4]))
-		h := crc32.New(crcTable)
-		h.Write(fh[4:8])
-		if copied, err := io.CopyN(h, r, size); err != nil || copied != size {
-			torn = true
-			break
-		}
-		if h.Sum32() != binary.BigEndian.Uint32(fh[8:12]) {
+		crc, whole := crcOfNext(r, size, crc32.Update(seed, crcTable, fh[4:8]))
+		if !whole || crc != binary.BigEndian.Uint32(fh[8:12]) {
 			torn = true
 			break
 		}
@@ -826,7 +860,7 @@ func (s *File) recoverFile(path string, staged bool) (*Chunk, error) {
 		os.Remove(path)
 		return nil, nil
 	}
-	fc := &fileChunk{path: path, end: end}
+	fc := &fileChunk{path: path, end: end, size: end, seed: seed}
 	if staged {
 		if _, err := f.Seek(end, io.SeekStart); err != nil {
 			return nil, fmt.Errorf("buffer: %w", err)
@@ -837,6 +871,21 @@ func (s *File) recoverFile(path string, staged bool) (*Chunk, error) {
 	}
 	c.file = fc
 	return c, nil
+}
+
+// crcOfNext consumes the next size bytes of r into a CRC started at crc;
+// whole is false if r ends first.
+func crcOfNext(r *bufio.Reader, size int64, crc uint32) (sum uint32, whole bool) {
+	for size > 0 {
+		b, _ := r.Peek(int(min(size, int64(r.Size()))))
+		if len(b) == 0 {
+			return crc, false
+		}
+		crc = crc32.Update(crc, crcTable, b)
+		r.Discard(len(b))
+		size -= int64(len(b))
+	}
+	return crc, true
 }
 
 // ChunkFile returns the path of a chunk's file, for tests and logs.

@@ -49,7 +49,7 @@ func TestFileBufferSurvivesRestart(t *testing.T) {
 	if r.Stats.DroppedRecords.Load() != 0 {
 		t.Errorf("a file buffer counted %d records as dropped at shutdown", r.Stats.DroppedRecords.Load())
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "sluice.*.chunk"))
+	files, _ := filepath.Glob(filepath.Join(dir, "sluice.[bq]*.chunk"))
 	if len(files) == 0 {
 		t.Fatal("no chunk files on disk")
 	}
