@@ -191,10 +191,10 @@ type borrower struct{ *keeper }
 
 func (borrower) BorrowsChunkData() {}
 
-// TestLoadMemoryReusedOnlyForBorrowers: chunks from a file buffer, read
-// back or held in memory, for an output that declares it is done with the
-// bytes when Write returns share one piece of memory; for any other output
-// each chunk keeps its own, intact after later chunks.
+// TestLoadMemoryReusedOnlyForBorrowers: chunks read back from a file
+// buffer for an output that declares it is done with the bytes when Write
+// returns share one piece of memory; for any other output each chunk,
+// read back or held in memory, keeps its own, intact after later chunks.
 func TestLoadMemoryReusedOnlyForBorrowers(t *testing.T) {
 	for _, c := range []struct {
 		borrows bool
@@ -226,6 +226,12 @@ func TestLoadMemoryReusedOnlyForBorrowers(t *testing.T) {
 			if i > 0 && unsafe.SliceData(k.kept[i]) == unsafe.SliceData(k.kept[0]) {
 				shared++
 			}
+		}
+		if borrows && c.cache > 0 {
+			// Held copies: whether the next chunk gets this one's memory
+			// depends on whether it was created before this one was
+			// committed. TestFlushFromHeldCopy checks the hand-over.
+			continue
 		}
 		if want := map[bool]int{false: 0, true: 2}[borrows]; shared != want {
 			t.Errorf("borrows=%v cache=%d: %d later chunks in the first one's memory, want %d", borrows, c.cache, shared, want)
