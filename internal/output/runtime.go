@@ -483,8 +483,12 @@ func (r *Runtime) prepare(s event.Stream, p *prepared) error {
 				"bytes", size, "chunk_limit_size", int64(r.cfg.ChunkLimitSize))
 			continue
 		}
-		k := r.keyFor(s.Tag, e, &p.tk)
-		if runN > 0 && (k != runKey || int64(len(p.data)-runStart) > int64(r.cfg.ChunkLimitSize) ||
+		k, same := runKey, runN > 0 && r.inRunKey(e, &p.tk)
+		if !same {
+			k = r.keyFor(s.Tag, e, &p.tk)
+			same = runN > 0 && k == runKey
+		}
+		if runN > 0 && (!same || int64(len(p.data)-runStart) > int64(r.cfg.ChunkLimitSize) ||
 			(r.cfg.ChunkLimitRecords > 0 && runN >= r.cfg.ChunkLimitRecords)) {
 			p.runs = append(p.runs, entryRun{key: runKey, end: before, n: runN})
 			runStart, runN = before, 0
@@ -522,6 +526,21 @@ func (r *Runtime) keyFor(tag string, e *event.Entry, tk *timekeyCache) buffer.Ke
 		}
 	}
 	return buffer.NewKey(k.Tag, window, values)
+}
+
+// inRunKey reports whether an entry of the stream has the key of the run
+// before it without computing it: when the chunk keys are at most tag and
+// time, and its time is in the window of the run's key, which is the one
+// tk holds.
+func (r *Runtime) inRunKey(e *event.Entry, tk *timekeyCache) bool {
+	if len(r.keys.Paths) > 0 {
+		return false
+	}
+	if !r.keys.Time {
+		return true
+	}
+	sec := e.Time.Unix()
+	return sec >= tk.start && sec < tk.end
 }
 
 // timekeyCache remembers the last timekey window, [start, end):

@@ -3,6 +3,7 @@ package output
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sort"
@@ -181,6 +182,29 @@ func TestTimekeyAndRecordKeys(t *testing.T) {
 	sort.Strings(keys)
 	if strings.Join(keys, " ") != "a@01 a@02 b@01 b@02" {
 		t.Errorf("chunk keys %v", keys)
+	}
+}
+
+// TestTimekeyWindowsInOneStream: one stream whose events cross timekey
+// windows and come back is split by window, with tag and time keys only
+// (the keys prepare takes from the run before when the window holds).
+func TestTimekeyWindowsInOneStream(t *testing.T) {
+	s := newSink()
+	cfg := fastConfig("tag,time")
+	cfg.Timekey = time.Hour
+	cfg.TimekeyWait = 0
+	r := startRuntime(t, s, cfg)
+	if err := r.Emit(context.Background(), stream(t, "x", 3600, 3601, 7200, 7300, 3700)); err != nil {
+		t.Fatal(err)
+	}
+	waitRecords(t, s, 5)
+	stop(t, r)
+	perHour := map[string]int{}
+	for _, c := range s.chunks {
+		perHour[c.Key.Tag+"@"+time.Unix(c.Key.Timekey, 0).UTC().Format("15")] += c.Records
+	}
+	if fmt.Sprint(perHour) != "map[x@01:3 x@02:2]" {
+		t.Errorf("records per chunk key: %v", perHour)
 	}
 }
 
