@@ -88,8 +88,9 @@ type fileChunk struct {
 	frame  []byte // reused to write a small frame in one call
 	// unsynced is a queued chunk's file, kept open so that the interval
 	// syncer can fsync it. A chunk the output takes before the next round
-	// is removed with its writes still in the page cache: it never costs a
-	// disk write, and the promise of the interval policy holds.
+	// leaves with its writes still in the page cache, unsynced: the next
+	// chunk mostly writes over them before the kernel writes them back, and
+	// the promise of the interval policy holds.
 	unsynced *os.File
 	// mem is the chunk's bytes, when cached: a copy of every append
 	// since Create, within the store's MemoryLimit.
