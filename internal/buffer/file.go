@@ -68,9 +68,9 @@ type File struct {
 	spares     []spareFile // guarded by mu: written chunks' files, for reuse
 	spareBytes int64       // guarded by mu
 
-	copyMu    sync.Mutex // guards copyBytes and spare
-	copyBytes int64      // memory held for copies, spare included
-	spare     [][]byte   // committed chunks' copies, for reuse
+	copyMu     sync.Mutex // guards copyBytes and idleCopies
+	copyBytes  int64      // memory held for copies, idle ones included
+	idleCopies [][]byte   // released chunks' copies, for the next chunks
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -78,14 +78,12 @@ type File struct {
 
 // fileChunk is the file store's state for one chunk.
 type fileChunk struct {
-	path string
-	f    *os.File // open while staged
-	end  int64    // offset after the last complete frame
-	size int64    // of the file: past end while a reused file has old bytes
-	seed uint32   // frameSeed of the chunk
-	// reused is whether the file was a spare (filespare.go).
-	reused bool
-	frame  []byte // reused to write a small frame in one call
+	path  string
+	f     *os.File // open while staged
+	end   int64    // offset after the last complete frame
+	size  int64    // of the file: past end while a reused file has old bytes
+	seed  uint32   // frameSeed of the chunk
+	frame []byte   // reused to write a small frame in one call
 	// unsynced is a queued chunk's file, kept open so that the interval
 	// syncer can fsync it. A chunk the output takes before the next round
 	// leaves with its writes still in the page cache, unsynced: the next
@@ -202,11 +200,8 @@ func (s *File) Create(c *Chunk) error {
 	path := s.chunkPath(c, 'b')
 	h := encodeHeader(c, s.flags())
 	fc := &fileChunk{path: path, end: int64(len(h)), seed: frameSeed(fileVersion, c.ID)}
-	if f := s.openSpare(path, h); f != nil {
-		fc.f, fc.reused = f, true
-		if fi, err := f.Stat(); err == nil {
-			fc.size = fi.Size()
-		}
+	if f, size := s.openSpare(path, h); f != nil {
+		fc.f, fc.size = f, size
 	} else {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 		if errors.Is(err, os.ErrNotExist) {
@@ -676,12 +671,7 @@ func (s *File) Close() error {
 	clear(s.dirty)
 	clear(s.queued)
 	s.mu.Unlock()
-	s.copyMu.Lock()
-	for _, b := range s.spare {
-		s.copyBytes -= int64(cap(b))
-	}
-	s.spare = nil
-	s.copyMu.Unlock()
+	s.releaseIdleCopies()
 	return err
 }
 

@@ -59,21 +59,21 @@ func (s *File) growCopy(old []byte, need int) []byte {
 		size = max(int(s.ChunkLimit), need)
 	}
 	s.copyMu.Lock()
-	var spare []byte
-	for i, b := range s.spare {
+	var mem []byte
+	for i, b := range s.idleCopies {
 		if cap(b) >= need {
-			spare = b
-			s.spare = append(s.spare[:i], s.spare[i+1:]...)
+			mem = b
+			s.idleCopies = append(s.idleCopies[:i], s.idleCopies[i+1:]...)
 			break
 		}
 	}
-	if spare == nil {
-		// Fresh memory, within the limit: spares too small are let go
-		// first, as the chunks ahead will be at least this large.
-		for s.copyBytes-int64(cap(old))+int64(size) > s.MemoryLimit && len(s.spare) > 0 {
-			last := len(s.spare) - 1
-			s.copyBytes -= int64(cap(s.spare[last]))
-			s.spare = s.spare[:last]
+	if mem == nil {
+		// Fresh memory, within the limit: idle copies too small are let
+		// go first, as the chunks ahead will be at least this large.
+		for s.copyBytes-int64(cap(old))+int64(size) > s.MemoryLimit && len(s.idleCopies) > 0 {
+			last := len(s.idleCopies) - 1
+			s.copyBytes -= int64(cap(s.idleCopies[last]))
+			s.idleCopies = s.idleCopies[:last]
 		}
 		if s.copyBytes-int64(cap(old))+int64(size) > s.MemoryLimit {
 			s.copyBytes -= int64(cap(old))
@@ -82,26 +82,36 @@ func (s *File) growCopy(old []byte, need int) []byte {
 		}
 		s.copyBytes += int64(size - cap(old))
 	} else if cap(old) > 0 {
-		s.spare = append(s.spare, old[:0])
+		s.idleCopies = append(s.idleCopies, old[:0])
 	}
 	s.copyMu.Unlock()
-	if spare == nil {
-		spare = make([]byte, 0, size)
+	if mem == nil {
+		mem = make([]byte, 0, size)
 	}
-	return append(spare[:0], old...)
+	return append(mem[:0], old...)
 }
 
 // dropCopy keeps a released chunk's memory for the next chunks.
 func (s *File) dropCopy(fc *fileChunk) {
 	if cap(fc.mem) > 0 {
 		s.copyMu.Lock()
-		s.spare = append(s.spare, fc.mem[:0])
+		s.idleCopies = append(s.idleCopies, fc.mem[:0])
 		s.copyMu.Unlock()
 	}
 	fc.mem, fc.cached = nil, false
 }
 
-// CopyBytes returns the memory the store holds for copies, spares
+// releaseIdleCopies lets go of the memory no chunk holds (at Close).
+func (s *File) releaseIdleCopies() {
+	s.copyMu.Lock()
+	defer s.copyMu.Unlock()
+	for _, b := range s.idleCopies {
+		s.copyBytes -= int64(cap(b))
+	}
+	s.idleCopies = nil
+}
+
+// CopyBytes returns the memory the store holds for copies, idle ones
 // included; it never exceeds MemoryLimit.
 func (s *File) CopyBytes() int64 {
 	s.copyMu.Lock()

@@ -120,10 +120,8 @@ func TestFileStoreCopyLimit(t *testing.T) {
 func TestFileStoreRecoveredChunkNotHeld(t *testing.T) {
 	s := newFileStore(t, SyncNever)
 	s.MemoryLimit = 1 << 20
-	c := newChunk("t")
-	s.Create(c)
 	first := entries(t, 2, "t")
-	s.Append(c, first, 2)
+	fill(t, s, "t", first)
 	r := reopen(t, s)
 	staged, _, problems := r.Recover()
 	if len(staged) != 1 || len(problems) != 0 {
@@ -148,10 +146,8 @@ func TestFileStoreRecoveredChunkNotHeld(t *testing.T) {
 func TestFileStoreLoadsFromCopy(t *testing.T) {
 	s := newFileStore(t, SyncNever)
 	s.MemoryLimit = 1 << 20
-	c := newChunk("t")
-	s.Create(c)
 	want := entries(t, 4, "t")
-	s.Append(c, want, 4)
+	c := fill(t, s, "t", want)
 	s.Enqueue(c)
 	raw, _ := os.ReadFile(ChunkFile(c))
 	raw[len(raw)-3] ^= 0x01

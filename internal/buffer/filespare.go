@@ -45,15 +45,15 @@ func frameCRC(seed uint32, records, payload []byte) uint32 {
 	return crc32.Update(crc32.Update(seed, crcTable, records), crcTable, payload)
 }
 
-// openSpare returns a spare file with header h written over its start,
-// renamed to path and positioned after h; nil if there is no spare or it
-// fails (the caller then creates a file).
-func (s *File) openSpare(path string, h []byte) *os.File {
+// openSpare returns a spare file, and its size, with header h written
+// over its start, renamed to path and positioned after h; nil if there is
+// no spare or it fails (the caller then creates a file).
+func (s *File) openSpare(path string, h []byte) (*os.File, int64) {
 	s.mu.Lock()
 	n := len(s.spares)
 	if n == 0 {
 		s.mu.Unlock()
-		return nil
+		return nil, 0
 	}
 	sp := s.spares[n-1]
 	s.spares = s.spares[:n-1]
@@ -77,9 +77,9 @@ func (s *File) openSpare(path string, h []byte) *os.File {
 		if s.Log != nil {
 			s.Log.Warn("buffer: could not reuse a chunk file; creating one", "path", sp.path, "err", err)
 		}
-		return nil
+		return nil, 0
 	}
-	return f
+	return f, sp.size
 }
 
 // retire disposes of a written chunk's file: kept as a spare while the
@@ -111,7 +111,7 @@ func (s *File) retire(fc *fileChunk) error {
 
 // trimTail cuts a reused file's old bytes off after the chunk's end.
 func trimTail(fc *fileChunk) error {
-	if !fc.reused || fc.size <= fc.end {
+	if fc.size <= fc.end {
 		return nil
 	}
 	var err error

@@ -766,13 +766,16 @@ func (r *Runtime) giveLoadBuf(b *[]byte) {
 func (r *Runtime) load(c *buffer.Chunk, reuse *[]byte) ([]byte, error) {
 	var data []byte
 	var err error
+	var held []byte
+	if holder, ok := r.store.(buffer.Holder); ok && reuse != nil {
+		held = holder.Held(c)
+	}
 	into, _ := r.store.(buffer.IntoLoader)
-	holder, _ := r.store.(buffer.Holder)
 	switch {
-	case reuse != nil && holder != nil && holder.Held(c) != nil:
+	case held != nil:
 		// The store's own memory, no read back: a borrower is done with it
 		// before the chunk's Commit or Backup, the only calls that reuse it.
-		data = holder.Held(c)
+		data = held
 	case reuse != nil && into != nil:
 		data, err = into.LoadInto(c, *reuse)
 		if err == nil {
