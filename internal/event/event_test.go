@@ -270,7 +270,7 @@ func checkJSONString(t *testing.T, s []byte) {
 }
 
 // TestAppendJSONProperty checks the first-byte fast paths (fixstr, str8,
-// fixint, fixmap) and the general ones against encoding/json: random
+// fixint, fixmap, a pair of strings) and the general ones against encoding/json: random
 // nested records of every string and integer width render as JSON that
 // decodes to the values encoded.
 func TestAppendJSONProperty(t *testing.T) {
@@ -288,7 +288,10 @@ func TestAppendJSONProperty(t *testing.T) {
 			if depth < 4 {
 				m := map[string]any{}
 				for i := rng.IntN(20); i > 0; i-- {
-					m[strings.Repeat("k", rng.IntN(40))+string(rune('a'+i))] = value(depth + 1)
+					// Keys short and long, plain and needing escapes:
+					// appendStringPair takes the first, hands back the rest.
+					special := []string{"", "", `"`, `\`, "\n", "é", "\x01"}[rng.IntN(7)]
+					m[strings.Repeat("k", rng.IntN(40))+special+string(rune('a'+i))] = value(depth + 1)
 				}
 				return m
 			}

@@ -276,6 +276,10 @@ func appendJSONMap(dst, b []byte, n, depth int) ([]byte, []byte, error) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
+		var ok bool
+		if dst, b, ok = appendStringPair(dst, b); ok {
+			continue
+		}
 		var k []byte
 		var err error
 		if len(b) > 0 && b[0] >= 0xa0 && b[0] <= 0xbf && len(b) > int(b[0]&0x1f) {
@@ -290,6 +294,55 @@ func appendJSONMap(dst, b []byte, n, depth int) ([]byte, []byte, error) {
 		}
 	}
 	return append(dst, '}'), b, nil
+}
+
+// appendStringPair appends a pair whose key is a fixstr and whose value is
+// a fixstr or str8, nearly every pair of a log record, as "key":"value",
+// with one check for room. It returns ok false, and dst and b as they
+// were, for any other pair or a key that needs escapes.
+func appendStringPair(dst, b []byte) (_, _ []byte, ok bool) {
+	if len(b) < 2 || b[0] < 0xa0 || b[0] > 0xbf {
+		return dst, b, false
+	}
+	kn := int(b[0] & 0x1f)
+	if len(b) < 2+kn {
+		return dst, b, false
+	}
+	key, v := b[1:1+kn], b[1+kn:]
+	var val, rest []byte
+	switch c := v[0]; {
+	case c >= 0xa0 && c <= 0xbf:
+		vn := int(c & 0x1f)
+		if len(v) < 1+vn {
+			return dst, b, false
+		}
+		val, rest = v[1:1+vn], v[1+vn:]
+	case c == 0xd9 && len(v) >= 2:
+		vn := int(v[1])
+		if len(v) < 2+vn {
+			return dst, b, false
+		}
+		val, rest = v[2:2+vn], v[2+vn:]
+	default:
+		return dst, b, false
+	}
+	// Room for "key":"value" and copyPlain's slack after either string.
+	n, room := len(dst), kn+len(val)+5+plainSlack
+	dst = slices.Grow(dst, room)
+	out := dst[n : n+room]
+	out[0] = '"'
+	if copyPlain(out[1:1+kn+plainSlack], key) != kn {
+		return dst[:n], b, false
+	}
+	at := 1 + kn
+	out[at], out[at+1], out[at+2] = '"', ':', '"'
+	at += 3
+	i := copyPlain(out[at:at+len(val)+plainSlack], val)
+	if i != len(val) {
+		return appendJSONEscaped(dst[:n+at+i], val, i), rest, true
+	}
+	out[at+i] = '"'
+	return dst[:n+at+i+1], rest, true
 }
 
 // isExt reports whether b starts with a msgpack extension (fixext1-16,
