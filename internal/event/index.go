@@ -70,12 +70,10 @@ func (r *Reader) nextIndexed() bool {
 		r.err = fmt.Errorf("entry %d: %w: index does not match the data", r.n, ErrEntry)
 		return false
 	}
-	e, err := decodeEntryOf(r.data[:size])
-	if err != nil {
+	if err := decodeEntryOf(&r.entry, r.data[:size]); err != nil {
 		r.err = fmt.Errorf("entry %d: %w", r.n, err)
 		return false
 	}
-	r.entry = e
 	r.data, r.ends, r.off = r.data[size:], r.ends[1:], r.off+size
 	r.n++
 	return true

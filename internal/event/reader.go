@@ -39,12 +39,11 @@ func (r *Reader) Next() bool {
 	if r.ends != nil {
 		return r.nextIndexed()
 	}
-	e, rest, err := DecodeEntry(r.data)
+	rest, err := decodeEntry(&r.entry, r.data)
 	if err != nil {
 		r.err = fmt.Errorf("entry %d: %w", r.n, err)
 		return false
 	}
-	r.entry = e
 	r.data = rest
 	r.n++
 	return true
@@ -71,35 +70,43 @@ func Validate(data []byte) (int, error) {
 // DecodeEntry reads one entry from the front of b and returns it with the
 // bytes that follow it.
 func DecodeEntry(b []byte) (Entry, []byte, error) {
-	e, b, err := decodeHead(b)
-	if err != nil {
-		return e, b, err
-	}
-	start := e.Raw
-	if !isMap(b) {
-		return e, start, fmt.Errorf("%w: record is not a map", ErrEntry)
-	}
-	rest, err := skip(b, 0)
-	if err != nil {
-		return e, start, fmt.Errorf("%w: %v", ErrEntry, err)
-	}
-	e.Record = Record(b[:len(b)-len(rest)])
-	e.Raw = start[:len(start)-len(rest)]
-	return e, rest, nil
+	var e Entry
+	rest, err := decodeEntry(&e, b)
+	return e, rest, err
 }
 
-// decodeEntryOf decodes b, known to hold exactly one valid entry (its end
-// came from an Index): the record is what follows the time.
-func decodeEntryOf(b []byte) (Entry, error) {
-	e, rec, err := decodeHead(b)
+// decodeEntry is DecodeEntry into e, which it overwrites: the Reader's
+// entry, filled in place rather than copied in and out of calls.
+func decodeEntry(e *Entry, b []byte) ([]byte, error) {
+	rec, err := decodeHead(e, b)
 	if err != nil {
-		return e, err
+		return b, err
 	}
 	if !isMap(rec) {
-		return e, fmt.Errorf("%w: record is not a map", ErrEntry)
+		return b, fmt.Errorf("%w: record is not a map", ErrEntry)
 	}
-	e.Record, e.Raw = Record(rec), b
-	return e, nil
+	rest, err := skip(rec, 0)
+	if err != nil {
+		return b, fmt.Errorf("%w: %v", ErrEntry, err)
+	}
+	e.Record = Record(rec[:len(rec)-len(rest)])
+	e.Raw = b[:len(b)-len(rest)]
+	return rest, nil
+}
+
+// decodeEntryOf decodes into e the bytes b, known to hold exactly one
+// valid entry (its end came from an Index): the record is what follows
+// the time.
+func decodeEntryOf(e *Entry, b []byte) error {
+	rec, err := decodeHead(e, b)
+	if err != nil {
+		return err
+	}
+	if !isMap(rec) {
+		return fmt.Errorf("%w: record is not a map", ErrEntry)
+	}
+	e.Record = Record(rec)
+	return nil
 }
 
 // isMap reports whether b starts with a map's header.
@@ -108,43 +115,42 @@ func isMap(b []byte) bool {
 }
 
 // decodeHead reads an entry's array header and time (and Fluent Bit's
-// metadata). It returns the bytes from the record on, and e.Raw set to b.
-func decodeHead(b []byte) (Entry, []byte, error) {
-	var e Entry
-	start := b
-	e.Raw = b
+// metadata) into e, which it resets with Raw set to b, and returns the
+// bytes from the record on.
+func decodeHead(e *Entry, b []byte) ([]byte, error) {
+	*e = Entry{Raw: b}
 	if len(b) >= 11 && b[0] == 0x92 && b[1] == 0xd7 && b[2] == 0 {
 		// [EventTime, ...], as the forward protocol's clients send it.
 		e.Time = eventTime(b[3:11])
-		return e, b[11:], nil
+		return b[11:], nil
 	}
 	n, b, err := msgp.ReadArrayHeaderBytes(b)
 	if err != nil || n != 2 {
-		return e, start, fmt.Errorf("%w: want a 2-element array", ErrEntry)
+		return e.Raw, fmt.Errorf("%w: want a 2-element array", ErrEntry)
 	}
 	if msgp.NextType(b) == msgp.ArrayType {
 		// Fluent Bit: [[time, metadata], record]
 		var inner uint32
 		inner, b, err = msgp.ReadArrayHeaderBytes(b)
 		if err != nil || inner != 2 {
-			return e, start, fmt.Errorf("%w: want [time, metadata]", ErrEntry)
+			return e.Raw, fmt.Errorf("%w: want [time, metadata]", ErrEntry)
 		}
 		if e.Time, b, err = ReadTime(b); err != nil {
-			return e, start, err
+			return e.Raw, err
 		}
 		if msgp.NextType(b) != msgp.MapType {
-			return e, start, fmt.Errorf("%w: metadata is not a map", ErrEntry)
+			return e.Raw, fmt.Errorf("%w: metadata is not a map", ErrEntry)
 		}
 		rest, err := skip(b, 0)
 		if err != nil {
-			return e, start, fmt.Errorf("%w: %v", ErrEntry, err)
+			return e.Raw, fmt.Errorf("%w: %v", ErrEntry, err)
 		}
 		e.Meta = b[:len(b)-len(rest)]
 		b = rest
 	} else if e.Time, b, err = ReadTime(b); err != nil {
-		return e, start, err
+		return e.Raw, err
 	}
-	return e, b, nil
+	return b, nil
 }
 
 // ReadTime reads an event time: EventTime (ext 0, as fixext8 or ext8),
