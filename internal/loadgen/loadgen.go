@@ -220,7 +220,22 @@ func (g *generator) next(n int, chunk string) (net.Buffers, int) {
 		}
 	}
 	g.msg = m
+	if body == nil {
+		return net.Buffers{m}, size
+	}
 	return net.Buffers{m[:head], body, m[head:]}, size
+}
+
+// write sends a message from next: one buffer (message mode) with write,
+// as before, more with writev. How messages arrive changes the receiver's
+// reads: message-mode figures stay comparable with earlier runs this way.
+func write(c net.Conn, msg net.Buffers) error {
+	if len(msg) == 1 {
+		_, err := c.Write(msg[0])
+		return err
+	}
+	_, err := msg.WriteTo(c)
+	return err
 }
 
 func sendConn(ctx context.Context, c net.Conn, cfg SendConfig, id int, events int64) (Result, error) {
@@ -260,7 +275,7 @@ func sendConn(ctx context.Context, c net.Conn, cfg SendConfig, id int, events in
 			chunk = "c" + strconv.Itoa(id) + "-" + strconv.Itoa(ackN)
 		}
 		msg, size := g.next(n, chunk)
-		if _, err := msg.WriteTo(c); err != nil {
+		if err := write(c, msg); err != nil {
 			return r, err
 		}
 		if chunk != "" {
@@ -278,7 +293,7 @@ func sendConn(ctx context.Context, c net.Conn, cfg SendConfig, id int, events in
 	g.cfg.TracerEvery = 0
 	msg, _ := g.next(1, "final-"+strconv.Itoa(id))
 	g.cfg.TracerEvery = saved
-	if _, err := msg.WriteTo(c); err != nil {
+	if err := write(c, msg); err != nil {
 		return r, err
 	}
 	r.Tracers = g.tracers
