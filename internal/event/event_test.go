@@ -281,7 +281,9 @@ func TestAppendJSONProperty(t *testing.T) {
 		case 0:
 			// Lengths around the fixstr (31), str8 (255) and str16 bounds.
 			n := []int{0, 5, 31, 32, 200, 255, 256, 70000}[rng.IntN(8)]
-			return strings.Repeat(string(rune('a'+rng.IntN(26))), n) + `"\` + "\n"
+			// Plain or not: appendJSONMap takes runs of plain pairs
+			// through plainPairs and the others one by one.
+			return strings.Repeat(string(rune('a'+rng.IntN(26))), n) + []string{"", `"\` + "\n"}[rng.IntN(2)]
 		case 1:
 			return []int64{0, 1, 127, 128, -1, -32, -33, 1 << 40, -(1 << 40)}[rng.IntN(9)]
 		case 2:

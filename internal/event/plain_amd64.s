@@ -146,3 +146,132 @@ cfound:
 	ADDQ AX, DX
 	MOVQ DX, ret+48(FP)
 	RET
+
+// COPY16 copies the string of length L at S to D sixteen bytes a step,
+// with whole vectors (so up to fifteen bytes past each end are read or
+// written), and jumps to FAIL at the first byte that needs care. It uses
+// R14 as the offset and AX and X0, X4, X5 as scratch. OK is a label for
+// the end of the loop; LOOP one for its head.
+#define COPY16(S, L, D, LOOP, OK, FAIL) \
+	XORQ R14, R14 \
+LOOP: \
+	CMPQ R14, L \
+	JAE  OK \
+	MOVOU (S)(R14*1), X0 \
+	MOVOU X0, (D)(R14*1) \
+	CARE16 \
+	ADDQ $16, R14 \
+	TESTL AX, AX \
+	JZ   LOOP \
+	BSFL AX, AX \
+	LEAQ -16(R14)(AX*1), AX \
+	CMPQ AX, L \
+	JB   FAIL \
+	JMP  LOOP
+
+// func plainPairs(dst, src []byte, n int) (written, read, pairs int)
+//
+// See plain_amd64.go. Registers: DI and SI are the output and input
+// after the last whole pair, R8 the end of dst, R9 and R10 the ends of
+// src's length and capacity, DX the pairs done; R11 to R13, BX and CX hold
+// the pair being read.
+TEXT ·plainPairs(SB), NOSPLIT, $0-80
+	MOVQ dst_base+0(FP), DI
+	MOVQ dst_len+8(FP), R8
+	ADDQ DI, R8
+	MOVQ src_base+24(FP), SI
+	MOVQ src_len+32(FP), R9
+	ADDQ SI, R9
+	MOVQ src_cap+40(FP), R10
+	ADDQ SI, R10
+	XORQ DX, DX
+	MOVOU plainConsts<>+0x00(SB), X1
+	MOVOU plainConsts<>+0x20(SB), X2
+	MOVOU plainConsts<>+0x40(SB), X3
+
+ppair:
+	CMPQ DX, n+48(FP)
+	JAE  pdone
+
+	// The key: a fixstr, its bytes from R12, BX of them.
+	CMPQ SI, R9
+	JAE  pdone
+	MOVBLZX (SI), AX
+	LEAL -0xa0(AX), BX
+	CMPL BX, $0x1f
+	JA   pdone
+	LEAQ 1(SI), R12
+
+	// The value: a fixstr or str8, its bytes from R13, CX of them.
+	LEAQ (R12)(BX*1), R13
+	CMPQ R13, R9
+	JAE  pdone
+	MOVBLZX (R13), AX
+	LEAL -0xa0(AX), CX
+	CMPL CX, $0x1f
+	JBE  pfix
+	CMPL AX, $0xd9
+	JNE  pdone
+	LEAQ 1(R13), AX
+	CMPQ AX, R9
+	JAE  pdone
+	MOVBLZX 1(R13), CX
+	ADDQ $2, R13
+	JMP  phave
+
+pfix:
+	INCQ R13
+
+phave:
+	LEAQ (R13)(CX*1), AX
+	CMPQ AX, R9
+	JA   pdone
+
+	// Whole vectors read from the value stay inside src's capacity
+	// (those from the key end before the value's).
+	ADDQ $16, AX
+	CMPQ AX, R10
+	JA   pdone
+
+	// Room for ,"key":"value" and a vector past its end.
+	LEAQ 22(DI)(BX*1), AX
+	ADDQ CX, AX
+	CMPQ AX, R8
+	JA   pdone
+
+	MOVQ DI, R11
+	TESTQ DX, DX
+	JZ   pnocomma
+	MOVB $0x2c, (R11) // ,
+	INCQ R11
+
+pnocomma:
+	MOVB $0x22, (R11) // "
+	INCQ R11
+	COPY16(R12, BX, R11, pkey, pkeyok, pdone)
+
+pkeyok:
+	ADDQ BX, R11
+	MOVB $0x22, (R11)  // "
+	MOVB $0x3a, 1(R11) // :
+	MOVB $0x22, 2(R11) // "
+	ADDQ $3, R11
+	COPY16(R13, CX, R11, pval, pvalok, pdone)
+
+pvalok:
+	ADDQ CX, R11
+	MOVB $0x22, (R11) // "
+	LEAQ 1(R11), DI
+	LEAQ (R13)(CX*1), SI
+	INCQ DX
+	JMP  ppair
+
+pdone:
+	MOVQ dst_base+0(FP), AX
+	SUBQ AX, DI
+	MOVQ DI, written+56(FP)
+	MOVQ src_base+24(FP), AX
+	SUBQ AX, SI
+	MOVQ SI, read+64(FP)
+	MOVQ DX, pairs+72(FP)
+	RET

@@ -272,8 +272,20 @@ func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
 // appendJSONMap appends the n pairs that follow a map header as an object.
 func appendJSONMap(dst, b []byte, n, depth int) ([]byte, []byte, error) {
 	dst = append(dst, '{')
+	// Each round: a run of plain string pairs (plainPairs), then the pair
+	// that ended it, if any. Plain output is at most twice the input, and
+	// plainPairs stops where room runs out.
 	for i := 0; i < n; i++ {
 		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = slices.Grow(dst, 2*min(len(b), maxPairRun)+plainSlack)
+		w, r, run := plainPairs(dst[len(dst):cap(dst)], b, n-i)
+		dst, b, i = dst[:len(dst)+w], b[r:], i+run
+		if i == n {
+			break
+		}
+		if run > 0 {
 			dst = append(dst, ',')
 		}
 		var ok bool
@@ -295,6 +307,10 @@ func appendJSONMap(dst, b []byte, n, depth int) ([]byte, []byte, error) {
 	}
 	return append(dst, '}'), b, nil
 }
+
+// maxPairRun bounds the room appendJSONMap makes for plainPairs: a large
+// record is rendered in runs rather than with room for all of it at once.
+const maxPairRun = 16 << 10
 
 // appendStringPair appends a pair whose key is a fixstr and whose value is
 // a fixstr or str8, nearly every pair of a log record, as "key":"value",
