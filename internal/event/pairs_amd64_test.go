@@ -13,10 +13,11 @@ import (
 )
 
 // pairsModel is plainPairs' contract written plainly: pairs of a fixstr
-// key and a fixstr or str8 value, neither needing care, each written when
-// dst has room for it and 22 bytes more (the comma, quotes, colon and a
-// vector) and when a vector read from its value's end stays inside src's
-// capacity.
+// key needing no care and a fixstr or str8 value needing none but quotes
+// and backslashes (escaped), each written when dst has room for it with
+// every value byte escaped and 22 bytes more (the comma, quotes, colon
+// and a vector) and when a vector read from its value's end stays inside
+// src's capacity.
 func pairsModel(room int, src []byte, n int) (out []byte, read, pairs int) {
 	for pairs < n {
 		b := src[read:]
@@ -39,8 +40,8 @@ func pairsModel(room int, src []byte, n int) (out []byte, read, pairs int) {
 			return out, read, pairs
 		}
 		end := read + 1 + kn + hdr + len(val)
-		if end+16 > cap(src) || len(out)+22+kn+len(val) > room ||
-			plainPrefixLoop(key) != kn || plainPrefixLoop(val) != len(val) {
+		if end+16 > cap(src) || len(out)+22+kn+2*len(val) > room ||
+			plainPrefixLoop(key) != kn || !plainButQuotes(val) {
 			break
 		}
 		if pairs > 0 {
@@ -49,12 +50,33 @@ func pairsModel(room int, src []byte, n int) (out []byte, read, pairs int) {
 		out = append(out, '"')
 		out = append(out, key...)
 		out = append(out, `":"`...)
-		out = append(out, val...)
+		for _, c := range val {
+			if c == '"' || c == '\\' {
+				out = append(out, '\\')
+			}
+			out = append(out, c)
+		}
 		out = append(out, '"')
 		read = end
 		pairs++
 	}
 	return out, read, pairs
+}
+
+// plainButQuotes reports whether s needs no care in a JSON string but for
+// quotes and backslashes.
+func plainButQuotes(s []byte) bool {
+	for len(s) > 0 {
+		i := plainPrefixLoop(s)
+		if i == len(s) {
+			return true
+		}
+		if s[i] != '"' && s[i] != '\\' {
+			return false
+		}
+		s = s[i+1:]
+	}
+	return true
 }
 
 // checkPairs runs plainPairs on src with room bytes of dst and holds it
@@ -85,6 +107,9 @@ func randomPairs(rng *rand.Rand, m int) []byte {
 		}
 		if n > 0 && rng.IntN(6) == 0 {
 			s[rng.IntN(n)] = careBytes[rng.IntN(len(careBytes))]
+		}
+		for n > 0 && rng.IntN(3) == 0 {
+			s[rng.IntN(n)] = `"\`[rng.IntN(2)]
 		}
 		return s
 	}
@@ -134,13 +159,19 @@ func TestPlainPairsPageEdge(t *testing.T) {
 	usable := mem[:page:page]
 	for vn := 0; vn <= 40; vn++ {
 		for tail := 0; tail <= 20; tail++ {
-			pair := msgp.AppendString(msgp.AppendString(nil, "key"), strings.Repeat("v", vn))
-			src := usable[page-len(pair)-tail:]
-			copy(src, pair)
-			for i := len(pair); i < len(src); i++ {
-				src[i] = 0xc0 // nil: ends the run
+			for _, quote := range []int{-1, 0, vn / 2, vn - 1} {
+				val := []byte(strings.Repeat("v", vn))
+				if quote >= 0 && vn > 0 {
+					val[quote] = '"' // the copy restarts after it
+				}
+				pair := msgp.AppendStringFromBytes(msgp.AppendString(nil, "key"), val)
+				src := usable[page-len(pair)-tail:]
+				copy(src, pair)
+				for i := len(pair); i < len(src); i++ {
+					src[i] = 0xc0 // nil: ends the run
+				}
+				checkPairs(t, 4096, src, 2)
 			}
-			checkPairs(t, 4096, src, 2)
 		}
 	}
 }

@@ -19,11 +19,13 @@ func copyPlain(dst, s []byte) int
 
 // plainPairs renders a run of up to n map pairs from the front of src
 // into dst (free space, not appended to), as "key":"value" joined by
-// commas, while each key is a fixstr and each value a fixstr or str8 and
-// neither needs care: the pairs of nearly every log record. It returns
-// the bytes written and read and the pairs done, and stops before any
-// other pair, before one that would not fit with sixteen bytes to spare,
-// and before one whose last vector would read past cap(src): it reads
+// commas, while each key is a fixstr and each value a fixstr or str8, the
+// key needs no care and the value none but quotes and backslashes, which
+// it escapes: the pairs of nearly every log record. It returns the bytes
+// written and read and the pairs done, and stops before any other pair,
+// before one that would not fit (with its value's every byte escaped and
+// sixteen bytes to spare), and before one whose last vector would read
+// past cap(src): it reads
 // whole vectors, up to fifteen bytes past a string, and src's capacity
 // is memory it may read (a record's usually goes on to the next entry).
 // Bytes of dst past written are scratch.

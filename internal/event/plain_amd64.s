@@ -233,9 +233,10 @@ phave:
 	CMPQ AX, R10
 	JA   pdone
 
-	// Room for ,"key":"value" and a vector past its end.
+	// Room for ,"key":"value", the value's every byte escaped, and a
+	// vector past its end.
 	LEAQ 22(DI)(BX*1), AX
-	ADDQ CX, AX
+	LEAQ (AX)(CX*2), AX
 	CMPQ AX, R8
 	JA   pdone
 
@@ -256,10 +257,49 @@ pkeyok:
 	MOVB $0x3a, 1(R11) // :
 	MOVB $0x22, 2(R11) // "
 	ADDQ $3, R11
-	COPY16(R13, CX, R11, pval, pvalok, pdone)
+
+	// The value, as COPY16 but with quotes and backslashes escaped: R14
+	// is the offset in the value and R12 the escapes so far, so that a
+	// byte goes R12 bytes further on in dst than in the value.
+	XORQ R14, R14
+	XORQ R12, R12
+
+pval:
+	CMPQ R14, CX
+	JAE  pvalok
+	MOVOU (R13)(R14*1), X0
+	LEAQ (R11)(R12*1), AX
+	MOVOU X0, (AX)(R14*1)
+	CARE16
+	TESTL AX, AX
+	JZ   pvalnext
+	BSFL AX, AX
+	ADDQ R14, AX
+	CMPQ AX, CX
+	JAE  pvalnext
+	MOVBLZX (R13)(AX*1), BX
+	CMPL BX, $0x22 // "
+	JEQ  pesc
+	CMPL BX, $0x5c // \
+	JNE  pdone
+
+pesc:
+	// The byte at AX in the value is stored after a backslash, and the
+	// copy goes on after it.
+	LEAQ 1(AX), R14
+	ADDQ R12, AX
+	MOVB $0x5c, (R11)(AX*1)
+	MOVB BX, 1(R11)(AX*1)
+	INCQ R12
+	JMP  pval
+
+pvalnext:
+	ADDQ $16, R14
+	JMP  pval
 
 pvalok:
 	ADDQ CX, R11
+	ADDQ R12, R11
 	MOVB $0x22, (R11) // "
 	LEAQ 1(R11), DI
 	LEAQ (R13)(CX*1), SI
