@@ -41,26 +41,36 @@ func skip(b []byte, depth int) ([]byte, error) {
 	default:
 		return msgp.Skip(b)
 	}
-	rest := b[1:]
+	// An index rather than a slice cut after every object: it is most of
+	// the cost of validating a record. i may pass len(b) on a string that
+	// overruns; the checks below turn that into msgp's short-bytes error.
+	i := 1
 	for ; n > 0; n-- {
 		// Strings and small integers inline: a call per key and value
 		// would cost as much as the reading.
-		if len(rest) > 0 {
-			if c := rest[0]; c >= 0xa0 && c <= 0xbf && len(rest) > int(c&0x1f) {
-				rest = rest[1+int(c&0x1f):]
+		if i < len(b) {
+			if c := b[i]; c >= 0xa0 && c <= 0xbf {
+				i += 1 + int(c&0x1f)
 				continue
 			} else if c <= 0x7f {
-				rest = rest[1:]
+				i++
 				continue
-			} else if c == 0xd9 && len(rest) >= 2 && len(rest) >= 2+int(rest[1]) {
-				rest = rest[2+int(rest[1]):]
+			} else if c == 0xd9 && i+1 < len(b) {
+				i += 2 + int(b[i+1])
 				continue
 			}
 		}
-		var err error
-		if rest, err = skip(rest, depth+1); err != nil {
+		if i > len(b) {
+			return b, msgp.ErrShortBytes
+		}
+		rest, err := skip(b[i:], depth+1)
+		if err != nil {
 			return b, err
 		}
+		i = len(b) - len(rest)
 	}
-	return rest, nil
+	if i > len(b) {
+		return b, msgp.ErrShortBytes
+	}
+	return b[i:], nil
 }
