@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/tinylib/msgp/msgp"
@@ -147,16 +146,8 @@ func TestPlainPairsModel(t *testing.T) {
 // begins: pairs whose last vector would cross are left to the caller,
 // and nothing faults.
 func TestPlainPairsPageEdge(t *testing.T) {
-	page := syscall.Getpagesize()
-	mem, err := syscall.Mmap(-1, 0, 2*page, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
-	if err != nil {
-		t.Skip("mmap:", err)
-	}
-	defer syscall.Munmap(mem)
-	if err := syscall.Mprotect(mem[page:], syscall.PROT_NONE); err != nil {
-		t.Fatal(err)
-	}
-	usable := mem[:page:page]
+	usable := guardedPage(t)
+	page := len(usable)
 	for vn := 0; vn <= 40; vn++ {
 		for tail := 0; tail <= 20; tail++ {
 			for _, quote := range []int{-1, 0, vn / 2, vn - 1} {

@@ -87,22 +87,31 @@ func checkCopyPlain(t *testing.T, s []byte) int {
 	return n
 }
 
-// TestPlainPrefixPageEdges places strings against pages that cannot be
-// read, on either side: a scan that reads a byte outside s there faults.
-func TestPlainPrefixPageEdges(t *testing.T) {
+// guardedPage returns a page of memory between two that cannot be read,
+// its capacity ending with it: a read outside it faults. The test unmaps
+// it when it ends.
+func guardedPage(t *testing.T) []byte {
+	t.Helper()
 	page := syscall.Getpagesize()
 	mem, err := syscall.Mmap(-1, 0, 3*page, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
 	if err != nil {
 		t.Skip("mmap:", err)
 	}
-	defer syscall.Munmap(mem)
+	t.Cleanup(func() { syscall.Munmap(mem) })
 	if err := syscall.Mprotect(mem[:page], syscall.PROT_NONE); err != nil {
 		t.Fatal(err)
 	}
 	if err := syscall.Mprotect(mem[2*page:], syscall.PROT_NONE); err != nil {
 		t.Fatal(err)
 	}
-	usable := mem[page : 2*page]
+	return mem[page : 2*page : 2*page]
+}
+
+// TestPlainPrefixPageEdges places strings against pages that cannot be
+// read, on either side: a scan that reads a byte outside s there faults.
+func TestPlainPrefixPageEdges(t *testing.T) {
+	usable := guardedPage(t)
+	page := len(usable)
 	for i := range usable {
 		usable[i] = 'a'
 	}
