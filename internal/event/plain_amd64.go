@@ -25,10 +25,9 @@ func copyPlain(dst, s []byte) int
 // written and read and the pairs done, and stops before any other pair,
 // before one that would not fit (with its value's every byte escaped and
 // sixteen bytes to spare), and before one whose last vector would read
-// past cap(src): it reads
-// whole vectors, up to fifteen bytes past a string, and src's capacity
-// is memory it may read (a record's usually goes on to the next entry).
-// Bytes of dst past written are scratch.
+// past cap(src): it reads whole vectors, up to fifteen bytes past a
+// string, and src's capacity is memory it may read (a record's usually
+// goes on to the next entry). Bytes of dst past written are scratch.
 //
 //go:noescape
 func plainPairs(dst, src []byte, n int) (written, read, pairs int)

@@ -147,28 +147,6 @@ cfound:
 	MOVQ DX, ret+48(FP)
 	RET
 
-// COPY16 copies the string of length L at S to D sixteen bytes a step,
-// with whole vectors (so up to fifteen bytes past each end are read or
-// written), and jumps to FAIL at the first byte that needs care. It uses
-// R14 as the offset and AX and X0, X4, X5 as scratch. OK is a label for
-// the end of the loop; LOOP one for its head.
-#define COPY16(S, L, D, LOOP, OK, FAIL) \
-	XORQ R14, R14 \
-LOOP: \
-	CMPQ R14, L \
-	JAE  OK \
-	MOVOU (S)(R14*1), X0 \
-	MOVOU X0, (D)(R14*1) \
-	CARE16 \
-	ADDQ $16, R14 \
-	TESTL AX, AX \
-	JZ   LOOP \
-	BSFL AX, AX \
-	LEAQ -16(R14)(AX*1), AX \
-	CMPQ AX, L \
-	JB   FAIL \
-	JMP  LOOP
-
 // func plainPairs(dst, src []byte, n int) (written, read, pairs int)
 //
 // See plain_amd64.go. Registers: DI and SI are the output and input
@@ -249,7 +227,26 @@ phave:
 pnocomma:
 	MOVB $0x22, (R11) // "
 	INCQ R11
-	COPY16(R12, BX, R11, pkey, pkeyok, pdone)
+
+	// The key, sixteen bytes a step (whole vectors: up to fifteen bytes
+	// past its end are read and written), R14 the offset in it. Any byte
+	// that needs care ends the run before this pair.
+	XORQ R14, R14
+
+pkey:
+	CMPQ R14, BX
+	JAE  pkeyok
+	MOVOU (R12)(R14*1), X0
+	MOVOU X0, (R11)(R14*1)
+	CARE16
+	ADDQ $16, R14
+	TESTL AX, AX
+	JZ   pkey
+	BSFL AX, AX
+	LEAQ -16(R14)(AX*1), AX
+	CMPQ AX, BX
+	JB   pdone
+	JMP  pkey
 
 pkeyok:
 	ADDQ BX, R11
@@ -258,7 +255,7 @@ pkeyok:
 	MOVB $0x22, 2(R11) // "
 	ADDQ $3, R11
 
-	// The value, as COPY16 but with quotes and backslashes escaped: R14
+	// The value, as the key but with quotes and backslashes escaped: R14
 	// is the offset in the value and R12 the escapes so far, so that a
 	// byte goes R12 bytes further on in dst than in the value.
 	XORQ R14, R14
