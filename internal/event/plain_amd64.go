@@ -17,6 +17,9 @@ var hasAVX2 = cpu.X86.HasAVX2
 //go:noescape
 func copyPlain(dst, s []byte) int
 
+// hasPlainPairs: plainPairs renders pairs here.
+const hasPlainPairs = true
+
 // plainPairs renders a run of up to n map pairs from the front of src
 // into dst (free space, not appended to), as "key":"value" joined by
 // commas, while each key is a fixstr and each value a fixstr or str8, the

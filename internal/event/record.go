@@ -279,14 +279,16 @@ func appendJSONMap(dst, b []byte, n, depth int) ([]byte, []byte, error) {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = slices.Grow(dst, 2*min(len(b), maxPairRun)+plainSlack)
-		w, r, run := plainPairs(dst[len(dst):cap(dst)], b, n-i)
-		dst, b, i = dst[:len(dst)+w], b[r:], i+run
-		if i == n {
-			break
-		}
-		if run > 0 {
-			dst = append(dst, ',')
+		if hasPlainPairs {
+			dst = slices.Grow(dst, 2*min(len(b), maxPairRun)+plainSlack)
+			w, r, run := plainPairs(dst[len(dst):cap(dst)], b, n-i)
+			dst, b, i = dst[:len(dst)+w], b[r:], i+run
+			if i == n {
+				break
+			}
+			if run > 0 {
+				dst = append(dst, ',')
+			}
 		}
 		var ok bool
 		if dst, b, ok = appendStringPair(dst, b); ok {
