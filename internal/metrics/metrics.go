@@ -160,6 +160,8 @@ var (
 	sluiceLeftover  = desc("sluice_output_shutdown_leftover_records", "Records the last shutdown could not deliver.")
 	sluiceWritten   = desc("sluice_output_written_records_total", "Records delivered by the output.")
 	sluiceWrittenB  = desc("sluice_output_written_bytes_total", "Buffered bytes of the chunks delivered (msgpack, or the formatted bytes for outputs that format when buffering).")
+	sluiceOldest    = desc("sluice_output_oldest_write_age_seconds", "Age of the oldest chunk write in flight, 0 when none is: a write that does not return grows here.")
+	sluiceRetrying  = desc("sluice_output_retrying_chunks", "Chunks waiting for a retry after a failed write.")
 	sluiceWriteTime = desc("sluice_output_write_duration_seconds", "Time one chunk write took, successful or not.")
 )
 
@@ -199,6 +201,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(sluiceCorrupt, s.CorruptChunks.Load(), o)
 		gauge(sluiceLeftover, float64(s.ShutdownLeftover.Load()), o)
 		counter(sluiceWritten, s.WriteRecords.Load(), o)
+		gauge(sluiceOldest, st.OldestWrite, o)
+		gauge(sluiceRetrying, float64(st.Retrying), o)
 		counter(sluiceWrittenB, s.WriteBytes.Load(), o)
 		buckets, count, sum := s.WriteSeconds.Snapshot()
 		ch <- prometheus.MustNewConstHistogram(sluiceWriteTime, count, sum, buckets, o.ID, o.Type)

@@ -63,9 +63,7 @@ func (r *Runtime) emit(ctx context.Context, s event.Stream) error {
 			r.mu.Lock()
 			continue
 		case "drop_oldest_chunk":
-			if len(r.queue) > 0 {
-				old := r.queue[0]
-				r.queue = r.queue[1:]
+			if old := r.takeOldestLocked(); old != nil {
 				r.discardLocked(old, "drop_oldest_chunk")
 				continue
 			}
@@ -281,6 +279,28 @@ func (r *Runtime) enqueueLocked(c *buffer.Chunk) {
 	delete(r.staged, c.Key)
 	r.queue = append(r.queue, c)
 	r.signal()
+}
+
+// takeOldestLocked removes and returns the oldest chunk waiting to be
+// written, failed or not; nil when none waits.
+func (r *Runtime) takeOldestLocked() *buffer.Chunk {
+	oldest := -1
+	for i, t := range r.retrying {
+		if oldest < 0 || t.c.Created.Before(r.retrying[oldest].c.Created) {
+			oldest = i
+		}
+	}
+	if oldest >= 0 && (len(r.queue) == 0 || !r.queue[0].Created.Before(r.retrying[oldest].c.Created)) {
+		c := r.retrying[oldest].c
+		r.retrying = append(r.retrying[:oldest], r.retrying[oldest+1:]...)
+		return c
+	}
+	if len(r.queue) == 0 {
+		return nil
+	}
+	c := r.queue[0]
+	r.queue = r.queue[1:]
+	return c
 }
 
 // scheduler moves staged chunks to the queue when their time comes.

@@ -49,6 +49,10 @@ type BufferConfig struct {
 	RetrySecondaryThreshold     float64       `conf:"retry_secondary_threshold"`
 	DisableChunkBackup          bool          `conf:"disable_chunk_backup"`
 
+	// Sluice: the deadline of one write attempt. A write still running
+	// after it is cancelled and retried like any failure.
+	WriteTimeout time.Duration `conf:"write_timeout"`
+
 	// Sluice's file buffer: when an acknowledged append is safe on disk
 	// (see buffer.File). every_write fsyncs before the ack; interval
 	// fsyncs every fsync_interval; never leaves it to the OS.
@@ -84,6 +88,7 @@ func DefaultBufferConfig(typ string) BufferConfig {
 		RetryTimeout:                72 * time.Hour,
 		RetryMaxTimes:               -1, // unset: bounded by retry_timeout only
 		RetrySecondaryThreshold:     0.8,
+		WriteTimeout:                DefaultWriteTimeout,
 		Fsync:                       "interval",
 		FsyncInterval:               time.Second,
 		MemoryCacheSize:             DefaultMemoryCacheSize,
@@ -95,6 +100,12 @@ func DefaultBufferConfig(typ string) BufferConfig {
 	}
 	return c
 }
+
+// DefaultWriteTimeout bounds one write attempt. It is above every
+// plugin's own default wait (out_forward's ack_response_timeout is 190 s
+// after a send_timeout of 60 s), so that it ends only writes that are
+// stuck, not slow.
+const DefaultWriteTimeout = 5 * time.Minute
 
 // DefaultMemoryCacheSize is the file buffer's memory_cache_size: room for
 // a few default-sized memory chunks in flight.
@@ -130,6 +141,9 @@ func (c *BufferConfig) validate(keys buffer.ChunkKeys) error {
 	}
 	if c.MemoryCacheSize < 0 {
 		return fmt.Errorf("memory_cache_size must not be negative")
+	}
+	if c.WriteTimeout <= 0 {
+		return fmt.Errorf("write_timeout must be positive")
 	}
 	if c.FsyncInterval <= 0 {
 		return fmt.Errorf("fsync_interval must be positive")

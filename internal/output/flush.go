@@ -3,6 +3,8 @@ package output
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/sluice-log/sluice/internal/buffer"
@@ -13,16 +15,24 @@ import (
 func (r *Runtime) worker() {
 	defer r.wg.Done()
 	for {
-		c, toSecondary := r.next()
-		if c == nil {
+		t, ok := r.next()
+		if !ok {
 			return
 		}
-		r.flush(c, toSecondary)
+		r.flush(t)
 	}
 }
 
-// flush loads a chunk and writes it to the output (or the secondary).
-func (r *Runtime) flush(c *buffer.Chunk, toSecondary bool) {
+// task is one write of a chunk, from next through flush to finish.
+type task struct {
+	c     *buffer.Chunk
+	retry chunkRetry // the chunk's state before this write
+}
+
+// flush loads a chunk and writes it to the output (or the secondary) under
+// the write deadline.
+func (r *Runtime) flush(t task) {
+	c, toSecondary := t.c, t.retry.secondary
 	if err := r.store.Enqueue(c); err != nil { // a no-op when done before
 		// The chunk is still readable where it is; flush it anyway.
 		r.log.Error("buffer enqueue failed", "output", r.id, "chunk", c.ID.String(), "err", err)
@@ -35,7 +45,7 @@ func (r *Runtime) flush(c *buffer.Chunk, toSecondary bool) {
 	data, err := r.load(c, reuse)
 	if err != nil {
 		r.mu.Lock()
-		r.inFlight--
+		delete(r.inflight, c)
 		r.Stats.CorruptChunks.Add(1)
 		r.log.Error("cannot read a buffered chunk; moving it aside", "output", r.id, "chunk", c.ID.String(), "err", err)
 		r.backupLocked(c, "corrupt")
@@ -63,16 +73,21 @@ func (r *Runtime) flush(c *buffer.Chunk, toSecondary bool) {
 				"elapsed", took.String(), "threshold", SlowFlushThreshold.String(), "chunk", c.ID.String())
 		}
 	}()
+	ctx, cancel := context.WithTimeout(r.writeCtx, r.cfg.WriteTimeout)
 	if toSecondary {
-		err = r.secondary.Write(r.writeCtx, &wc)
+		err = r.secondary.Write(ctx, &wc)
 		if err == nil {
 			r.Stats.SecondaryWrites.Add(1)
 			r.log.Warn("chunk written to <secondary>", "output", r.id, "chunk", c.ID.String(), "records", c.Records)
 		}
 	} else {
-		err = r.out.Write(r.writeCtx, &wc)
+		err = r.out.Write(ctx, &wc)
 	}
-	r.finish(c, err, toSecondary)
+	if err != nil && ctx.Err() == context.DeadlineExceeded && r.writeCtx.Err() == nil {
+		err = fmt.Errorf("write_timeout (%v) passed: %w", r.cfg.WriteTimeout, err)
+	}
+	cancel()
+	r.finish(t, err)
 }
 
 // borrows says whether the output that writes a chunk is done with its
@@ -156,28 +171,34 @@ func (r *Runtime) load(c *buffer.Chunk, reuse *[]byte) ([]byte, error) {
 	return out, rd.Err()
 }
 
-// next waits for a chunk that may be written now, and says whether it goes
-// to the secondary. It returns nil when the runtime is stopping and nothing
-// is left, or when writes are cancelled.
-func (r *Runtime) next() (*buffer.Chunk, bool) {
+// next waits for a chunk that may be written now and marks it in flight.
+// A retry that is due goes first: it is older than any chunk that has not
+// failed. It returns false when the runtime is stopping and nothing is
+// left, or when writes are cancelled.
+func (r *Runtime) next() (task, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for {
 		if r.writeCtx.Err() != nil {
-			return nil, false
+			return task{}, false
 		}
 		now := r.now()
-		var wait time.Duration = -1
-		if len(r.queue) > 0 {
-			if wait = r.retry.next.Sub(now); wait <= 0 {
-				c := r.queue[0]
-				r.queue = r.queue[1:]
-				r.inFlight++
-				return c, r.secondaryDueLocked(now)
-			}
-		} else if r.stopping {
+		i, wait := r.dueRetryLocked(now)
+		var t task
+		switch {
+		case i >= 0:
+			t = r.retrying[i]
+			r.retrying = append(r.retrying[:i], r.retrying[i+1:]...)
+		case len(r.queue) > 0:
+			t.c = r.queue[0]
+			r.queue = r.queue[1:]
+		case r.stopping && len(r.retrying) == 0:
 			// A chunk still in flight is retried by the worker holding it.
-			return nil, false
+			return task{}, false
+		}
+		if t.c != nil {
+			r.inflight[t.c] = now
+			return t, true
 		}
 		r.mu.Unlock()
 		if wait < 0 {
@@ -187,19 +208,49 @@ func (r *Runtime) next() (*buffer.Chunk, bool) {
 			case <-r.writeCtx.Done():
 			}
 		} else {
-			t := time.NewTimer(wait)
+			tm := time.NewTimer(wait)
 			select {
-			case <-t.C:
+			case <-tm.C:
+			case <-r.wake:
 			case <-r.writeCtx.Done():
 			}
-			t.Stop()
+			tm.Stop()
 		}
 		r.mu.Lock()
 	}
 }
 
-func (r *Runtime) finish(c *buffer.Chunk, err error, toSecondary bool) {
+// dueRetryLocked returns the index in r.retrying of the chunk whose retry
+// is due earliest, if it is due at now; else -1 and how long until the
+// earliest is due (-1 when none waits).
+func (r *Runtime) dueRetryLocked(now time.Time) (int, time.Duration) {
+	best := -1
+	for i, t := range r.retrying {
+		if best < 0 || t.retry.next.Before(r.retrying[best].retry.next) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return -1, -1
+	}
+	if wait := r.retrying[best].retry.next.Sub(now); wait > 0 {
+		return -1, wait
+	}
+	return best, 0
+}
+
+// finish settles a write: commits the chunk, or decides its retry.
+func (r *Runtime) finish(t task, err error) {
+	c, toSecondary := t.c, t.retry.secondary
 	if err == nil {
+		r.mu.Lock()
+		abandoned := r.abandoned
+		r.mu.Unlock()
+		if abandoned {
+			// Stop gave up on this write and counted the chunk as left
+			// over; a file buffer sends it again after a restart.
+			return
+		}
 		// The chunk is this worker's alone until freed, so its removal (an
 		// unlink that frees megabytes of page cache) need not stop emits.
 		if cerr := r.store.Commit(c); cerr != nil {
@@ -209,71 +260,56 @@ func (r *Runtime) finish(c *buffer.Chunk, err error, toSecondary bool) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.inFlight--
+	if r.abandoned {
+		return
+	}
+	delete(r.inflight, c)
 	if err == nil {
 		r.Stats.WriteCount.Add(1)
 		r.Stats.WriteRecords.Add(int64(c.Records))
 		r.Stats.WriteBytes.Add(c.Size)
-		r.retry = retryState{}
 		r.freeLocked(c)
 		return
 	}
 	r.Stats.NumErrors.Add(1)
 	if r.writeCtx.Err() != nil && errors.Is(err, context.Canceled) {
 		// Shutdown deadline: keep it for the leftover count.
-		r.queue = append([]*buffer.Chunk{c}, r.queue...)
+		r.retrying = append(r.retrying, t)
 		return
 	}
-	if plugin.IsPermanent(err) && !toSecondary {
-		r.log.Error("the destination refused a chunk permanently", "output", r.id,
-			"chunk", c.ID.String(), "records", c.Records, "err", err)
-		if r.secondary != nil {
-			r.requeueLocked(c, 0, true)
-			return
-		}
-		r.backupLocked(c, "permanent_error")
-		return
+	f := failure{permanent: plugin.IsPermanent(err), onSecondary: toSecondary}
+	var ra *plugin.RetryAfter
+	if errors.As(err, &ra) {
+		f.retryAfter = ra.Delay
 	}
 	now := r.now()
-	if r.retry.steps == 0 {
-		r.retry.start = now
-	}
-	r.retry.steps++
-	c.Retries++
-	if r.giveUpLocked(now) {
-		r.log.Error("giving up on a chunk after the retry limit", "output", r.id, "chunk", c.ID.String(),
-			"records", c.Records, "retries", r.retry.steps, "err", err)
-		r.backupLocked(c, "retry_limit")
-		r.retry = retryState{}
-		return
-	}
-	wait := r.backoffLocked()
-	var ra *plugin.RetryAfter
-	if errors.As(err, &ra) && ra.Delay > wait {
-		wait = ra.Delay
-	}
-	r.Stats.RetryCount.Add(1)
-	r.Stats.RollbackCount.Add(1)
+	st, v := r.policy.decide(t.retry, f, now, rand.Float64())
+	c.Retries = st.steps
 	where := "output"
 	if toSecondary {
 		where = "secondary"
 	}
-	r.log.Warn("failed to flush the buffer", "output", r.id, "to", where, "chunk", c.ID.String(),
-		"retry_times", r.retry.steps, "next_retry_in", wait.Round(time.Millisecond).String(), "err", err)
-	r.requeueLocked(c, wait, false)
-}
-
-// requeueLocked puts a chunk back at the head of the queue, due after wait.
-// A permanent refusal with a secondary (now) skips the wait.
-func (r *Runtime) requeueLocked(c *buffer.Chunk, wait time.Duration, now bool) {
-	if now {
-		r.retry.steps = max(r.retry.steps, 1)
-		r.retry.start = r.now().Add(-r.cfg.RetryTimeout) // makes the secondary due
-		r.retry.next = r.now()
-	} else {
-		r.retry.next = r.now().Add(wait)
+	switch {
+	case v == giveUp && f.permanent:
+		r.log.Error("the destination refused a chunk permanently", "output", r.id, "to", where,
+			"chunk", c.ID.String(), "records", c.Records, "err", err)
+		r.backupLocked(c, "permanent_error")
+		return
+	case v == giveUp:
+		r.log.Error("giving up on a chunk after the retry limit", "output", r.id, "to", where, "chunk", c.ID.String(),
+			"records", c.Records, "retries", st.steps, "err", err)
+		r.backupLocked(c, "retry_limit")
+		return
+	case f.permanent:
+		r.log.Error("the destination refused a chunk permanently; trying <secondary>", "output", r.id,
+			"chunk", c.ID.String(), "records", c.Records, "err", err)
+	default:
+		r.Stats.RetryCount.Add(1)
+		r.Stats.RollbackCount.Add(1)
+		r.log.Warn("failed to flush the buffer", "output", r.id, "to", where, "chunk", c.ID.String(),
+			"retry_times", st.steps, "next_retry_in", st.next.Sub(now).Round(time.Millisecond).String(), "err", err)
 	}
-	r.queue = append([]*buffer.Chunk{c}, r.queue...)
+	r.retrying = append(r.retrying, task{c: c, retry: st})
 	r.signal()
 }
 

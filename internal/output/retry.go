@@ -2,52 +2,115 @@ package output
 
 import (
 	"math"
-	"math/rand/v2"
 	"time"
 )
 
-type retryState struct {
-	steps int       // consecutive failures
-	start time.Time // first failure of the current run
-	next  time.Time // no write before this
+// Retries are per chunk, as Fluent Bit keeps them per task: one chunk's
+// failures never move another chunk's clock, so a poison chunk cannot send
+// an innocent one to the backup directory, and a chunk that waits out its
+// backoff does not hold up the chunks behind it.
+
+// chunkRetry is one chunk's retry state. The zero value is a chunk that
+// has not failed.
+type chunkRetry struct {
+	steps     int       // failed writes so far
+	start     time.Time // the first failure
+	next      time.Time // no write before this
+	secondary bool      // further writes go to <secondary>
 }
 
-// secondaryDueLocked reports whether retries have run long enough
-// (retry_secondary_threshold of retry_timeout or of retry_max_times) to
-// try the secondary.
-func (r *Runtime) secondaryDueLocked(now time.Time) bool {
-	if r.secondary == nil || r.retry.steps == 0 {
-		return false
-	}
-	if r.cfg.RetryMaxTimes >= 0 && float64(r.retry.steps) >= r.cfg.RetrySecondaryThreshold*float64(r.cfg.RetryMaxTimes) {
-		return true
-	}
-	return now.Sub(r.retry.start) >= time.Duration(r.cfg.RetrySecondaryThreshold*float64(r.cfg.RetryTimeout))
+// failure is what a failed write tells the retry decision.
+type failure struct {
+	permanent   bool          // plugin.Permanent: retrying cannot help
+	onSecondary bool          // the write that failed went to <secondary>
+	retryAfter  time.Duration // the destination asked to wait at least this long
 }
 
-func (r *Runtime) giveUpLocked(now time.Time) bool {
-	if r.cfg.RetryForever {
-		return false
-	}
-	if r.cfg.RetryMaxTimes >= 0 && r.retry.steps > r.cfg.RetryMaxTimes {
-		return true
-	}
-	return now.Sub(r.retry.start) >= r.cfg.RetryTimeout
+// verdict is what becomes of a chunk after a failed write.
+type verdict int
+
+const (
+	// retryLater: write it again at its next time, to <secondary> when
+	// its secondary flag is set.
+	retryLater verdict = iota
+	// giveUp: the chunk cannot be delivered; it goes to the backup
+	// directory.
+	giveUp
+)
+
+// retryPolicy is the <buffer> section's retry parameters and whether the
+// output has a <secondary>.
+type retryPolicy struct {
+	forever            bool
+	maxTimes           int // < 0: unset, bounded by timeout only
+	timeout            time.Duration
+	secondaryThreshold float64
+	hasSecondary       bool
+	exponential        bool
+	wait               time.Duration
+	base               float64
+	maxInterval        time.Duration
+	randomize          bool
 }
 
-// backoffLocked is Fluentd's retry interval: retry_wait * base^(steps-1)
-// (or retry_wait for periodic), capped by retry_max_interval, and spread
-// by ±12.5% when retry_randomize is on.
-func (r *Runtime) backoffLocked() time.Duration {
-	wait := float64(r.cfg.RetryWait)
-	if r.cfg.RetryType == "exponential_backoff" {
-		wait *= math.Pow(r.cfg.RetryExponentialBackoffBase, float64(r.retry.steps-1))
+func newRetryPolicy(c BufferConfig, hasSecondary bool) retryPolicy {
+	return retryPolicy{
+		forever: c.RetryForever, maxTimes: c.RetryMaxTimes, timeout: c.RetryTimeout,
+		secondaryThreshold: c.RetrySecondaryThreshold, hasSecondary: hasSecondary,
+		exponential: c.RetryType == "exponential_backoff", wait: c.RetryWait,
+		base: c.RetryExponentialBackoffBase, maxInterval: c.RetryMaxInterval, randomize: c.RetryRandomize,
 	}
-	if r.cfg.RetryMaxInterval > 0 && wait > float64(r.cfg.RetryMaxInterval) {
-		wait = float64(r.cfg.RetryMaxInterval)
+}
+
+// decide is the whole retry decision for one failed write of a chunk in
+// state st at now: the chunk's next state and its verdict. jitter, in
+// [0, 1), spreads the backoff when retry_randomize is on. It is a pure
+// function of its arguments.
+//
+// As in Fluentd: a permanent refusal goes to <secondary> at once when
+// there is one and it was not the secondary that refused, and is given up
+// otherwise; any other failure waits retry_wait * base^(steps-1) (capped by
+// retry_max_interval, at least what the destination asked for) unless the
+// chunk has failed more than retry_max_times or for longer than
+// retry_timeout; after retry_secondary_threshold of either, further writes
+// go to <secondary>.
+func (p retryPolicy) decide(st chunkRetry, f failure, now time.Time, jitter float64) (chunkRetry, verdict) {
+	if st.steps == 0 {
+		st.start = now
 	}
-	if r.cfg.RetryRandomize {
-		wait *= 0.875 + rand.Float64()*0.25
+	st.steps++
+	if f.permanent {
+		if p.hasSecondary && !f.onSecondary {
+			st.secondary, st.next = true, now
+			return st, retryLater
+		}
+		return st, giveUp
+	}
+	if !p.forever && (p.maxTimes >= 0 && st.steps > p.maxTimes || now.Sub(st.start) >= p.timeout) {
+		return st, giveUp
+	}
+	wait := max(p.backoff(st.steps, jitter), f.retryAfter)
+	st.next = now.Add(wait)
+	if p.hasSecondary && !st.secondary {
+		st.secondary = p.maxTimes >= 0 && float64(st.steps) >= p.secondaryThreshold*float64(p.maxTimes) ||
+			st.next.Sub(st.start) >= time.Duration(p.secondaryThreshold*float64(p.timeout))
+	}
+	return st, retryLater
+}
+
+// backoff is Fluentd's retry interval before write number steps+1:
+// retry_wait * base^(steps-1) (retry_wait for periodic), capped by
+// retry_max_interval, and spread by ±12.5% when retry_randomize is on.
+func (p retryPolicy) backoff(steps int, jitter float64) time.Duration {
+	wait := float64(p.wait)
+	if p.exponential {
+		wait *= math.Pow(p.base, float64(steps-1))
+	}
+	if p.maxInterval > 0 && wait > float64(p.maxInterval) {
+		wait = float64(p.maxInterval)
+	}
+	if p.randomize {
+		wait *= 0.875 + jitter*0.25
 	}
 	if wait > float64(365*24*time.Hour) {
 		wait = float64(365 * 24 * time.Hour)

@@ -69,12 +69,16 @@ type Runtime struct {
 
 	mu       sync.Mutex
 	staged   map[buffer.Key]*buffer.Chunk // guarded by mu
-	queue    []*buffer.Chunk              // guarded by mu; oldest first
-	inFlight int                          // guarded by mu
+	queue    []*buffer.Chunk              // guarded by mu; chunks that have not failed, oldest first
+	retrying []task                       // guarded by mu; failed chunks waiting for their next write
+	inflight map[*buffer.Chunk]time.Time  // guarded by mu; chunks being written, with the write's start
 	size     int64                        // guarded by mu; bytes staged, queued and in flight
-	retry    retryState                   // guarded by mu
 	stopping bool                         // guarded by mu
-	spaceCh  chan struct{}                // guarded by mu; closed when space frees
+	// abandoned is set when Stop gave up on writes that ignored their
+	// cancelled context; a write that returns after it changes nothing.
+	abandoned bool          // guarded by mu
+	spaceCh   chan struct{} // guarded by mu; closed when space frees
+	policy    retryPolicy
 
 	wake     chan struct{} // capacity 1: there may be work for the workers
 	stopCh   chan struct{} // closed by Stop
@@ -112,10 +116,12 @@ func New(id string, out plugin.BufferedOutput, cfg BufferConfig, opts Options) (
 	}
 	r := &Runtime{
 		id: id, out: out, secondary: opts.Secondary, cfg: cfg, keys: keys, loc: loc, log: log, now: time.Now,
-		staged:  map[buffer.Key]*buffer.Chunk{},
-		spaceCh: make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		stopCh:  make(chan struct{}),
+		staged:   map[buffer.Key]*buffer.Chunk{},
+		inflight: map[*buffer.Chunk]time.Time{},
+		policy:   newRetryPolicy(cfg, opts.Secondary != nil),
+		spaceCh:  make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		stopCh:   make(chan struct{}),
 	}
 	r.fmtr, _ = out.(plugin.EntryFormatter)
 	backupRoot := opts.RootDir
@@ -242,6 +248,13 @@ func (r *Runtime) Stop(ctx context.Context) int {
 	return r.left
 }
 
+// StuckWriteGrace is how long Stop waits, once the shutdown deadline has
+// cancelled the writes in flight, for them to return. A write that ignores
+// its context is abandoned after it: its chunk counts as left over (a file
+// buffer keeps it and sends it again after a restart, at least once), and
+// the store stays open under it.
+const StuckWriteGrace = 2 * time.Second
+
 func (r *Runtime) stop(ctx context.Context) int {
 	r.mu.Lock()
 	r.stopping = true
@@ -254,28 +267,47 @@ func (r *Runtime) stop(ctx context.Context) int {
 	close(r.stopCh)
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
+	stuck := false
 	select {
 	case <-done:
 	case <-ctx.Done():
 		r.cancel()
-		<-done
+		t := time.NewTimer(StuckWriteGrace)
+		select {
+		case <-done:
+		case <-t.C:
+			stuck = true
+		}
+		t.Stop()
 	}
 	r.cancel()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	left, chunks := 0, 0
-	for _, c := range r.queue {
+	count := func(c *buffer.Chunk) {
 		left += c.Records
 		chunks++
+	}
+	for _, c := range r.queue {
+		count(c)
+	}
+	for _, t := range r.retrying {
+		count(t.c)
 	}
 	for _, c := range r.staged {
-		left += c.Records
-		chunks++
+		count(c)
 	}
-	r.Stats.ShutdownLeftover.Store(int64(left))
-	if err := r.store.Close(); err != nil {
+	if stuck {
+		r.abandoned = true
+		for c := range r.inflight {
+			count(c)
+		}
+		r.log.Error("writes still running after the shutdown deadline; abandoning them", "output", r.id,
+			"writes", len(r.inflight), "grace", StuckWriteGrace.String())
+	} else if err := r.store.Close(); err != nil {
 		r.log.Error("closing the buffer", "output", r.id, "err", err)
 	}
+	r.Stats.ShutdownLeftover.Store(int64(left))
 	if left > 0 {
 		if r.store.Persistent() {
 			r.log.Info("records kept in the file buffer for the next start", "output", r.id, "records", left, "chunks", chunks)

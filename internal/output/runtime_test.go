@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -88,7 +90,8 @@ func fastConfig(keys string) BufferConfig {
 
 func startRuntime(t *testing.T, out plugin.BufferedOutput, cfg BufferConfig) *Runtime {
 	t.Helper()
-	r, err := New("test", out, cfg, Options{Logger: quiet})
+	// A root of the test's own keeps backups out of the shared default.
+	r, err := New("test", out, cfg, Options{Logger: quiet, RootDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,11 +228,22 @@ func TestRetryThenSuccess(t *testing.T) {
 	}
 }
 
+// A chunk refused for good whose backup fails is dropped and counted.
 func TestPermanentErrorDropsAndCounts(t *testing.T) {
 	s := newSink()
 	s.failures = 1
 	s.err = &plugin.Permanent{Err: errors.New("bad request")}
-	r := startRuntime(t, s, fastConfig(""))
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New("test", s, fastConfig(""), Options{Logger: quiet, RootDir: notDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.Emit(context.Background(), stream(t, "x", 1, 2)); err != nil {
 		t.Fatal(err)
 	}

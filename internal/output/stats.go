@@ -112,13 +112,18 @@ type Status struct {
 	AvailableSpaceRatio float64
 	// RetryWait is the seconds until the next retry, 0 when not retrying.
 	RetryWait float64
+	// Retrying is the number of chunks waiting for a retry.
+	Retrying int
+	// OldestWrite is the age in seconds of the oldest write in flight, 0
+	// when none is: a write that never returns shows here.
+	OldestWrite float64
 }
 
 // Status returns the buffer's state now.
 func (r *Runtime) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := Status{StageLength: len(r.staged), QueueLength: len(r.queue), TotalBytes: r.size}
+	st := Status{StageLength: len(r.staged), QueueLength: len(r.queue) + len(r.retrying), TotalBytes: r.size}
 	for _, c := range r.staged {
 		st.StageBytes += c.Size
 	}
@@ -126,10 +131,13 @@ func (r *Runtime) Status() Status {
 	if limit := float64(r.cfg.TotalLimitSize); limit > 0 {
 		st.AvailableSpaceRatio = 100 * (1 - float64(r.size)/limit)
 	}
-	if r.retry.steps > 0 {
-		if w := r.retry.next.Sub(r.now()).Seconds(); w > 0 {
-			st.RetryWait = w
-		}
+	now := r.now()
+	st.Retrying = len(r.retrying)
+	if _, wait := r.dueRetryLocked(now); wait > 0 {
+		st.RetryWait = wait.Seconds()
+	}
+	for _, began := range r.inflight {
+		st.OldestWrite = max(st.OldestWrite, now.Sub(began).Seconds())
 	}
 	return st
 }
@@ -138,5 +146,5 @@ func (r *Runtime) Status() Status {
 func (r *Runtime) Pending() (chunks int, bytes int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.staged) + len(r.queue) + r.inFlight, r.size
+	return len(r.staged) + len(r.queue) + len(r.retrying) + len(r.inflight), r.size
 }

@@ -131,14 +131,14 @@ func Render(w io.Writer, source string, prev, cur *Sample) {
 			cur.get("sluice_input_connections", id), rate(prev, cur, "sluice_input_refused_total", id),
 			cur.get("sluice_input_decode_errors_total", id))
 	}
-	fmt.Fprintf(w, "\n%-24s %-16s %10s %10s %10s %6s %6s %8s %8s\n", "OUTPUT", "TYPE", "IN/S", "OUT/S", "BUFFER", "FILL", "QUEUE", "RETRIES", "DROPPED")
+	fmt.Fprintf(w, "\n%-24s %-16s %10s %10s %10s %6s %6s %8s %8s %9s\n", "OUTPUT", "TYPE", "IN/S", "OUT/S", "BUFFER", "FILL", "QUEUE", "RETRIES", "DROPPED", "OLDEST_WR")
 	for _, id := range ids(cur, "output") {
 		fill := 100 - cur.get("fluentd_output_status_buffer_available_space_ratio", id)
-		fmt.Fprintf(w, "%-24s %-16s %10.0f %10.0f %10s %5.1f%% %6.0f %8.0f %8.0f\n", clip(id, 24), clip(cur.Types[id], 16),
+		fmt.Fprintf(w, "%-24s %-16s %10.0f %10.0f %10s %5.1f%% %6.0f %8.0f %8.0f %8.0fs\n", clip(id, 24), clip(cur.Types[id], 16),
 			rate(prev, cur, "fluentd_output_status_emit_records", id), rate(prev, cur, "sluice_output_written_records_total", id),
 			bytes(cur.get("fluentd_output_status_buffer_total_bytes", id)), fill,
 			cur.get("fluentd_output_status_buffer_queue_length", id), cur.get("fluentd_output_status_retry_count", id),
-			cur.get("sluice_output_dropped_records_total", id))
+			cur.get("sluice_output_dropped_records_total", id), cur.get("sluice_output_oldest_write_age_seconds", id))
 	}
 }
 

@@ -20,6 +20,8 @@ sluice_output_written_records_total{plugin_id="out_firehose",type="kinesis_fireh
 fluentd_output_status_buffer_available_space_ratio{plugin_id="out_firehose",type="kinesis_firehose"} 75
 # TYPE fluentd_output_status_buffer_total_bytes gauge
 fluentd_output_status_buffer_total_bytes{plugin_id="out_firehose",type="kinesis_firehose"} 3.145728e+06
+# TYPE sluice_output_oldest_write_age_seconds gauge
+sluice_output_oldest_write_age_seconds{plugin_id="out_firehose",type="kinesis_firehose"} 42.4
 # TYPE process_resident_memory_bytes gauge
 process_resident_memory_bytes 2.5165824e+07
 # TYPE process_cpu_seconds_total counter
@@ -51,6 +53,8 @@ func TestRenderRates(t *testing.T) {
 		"input1                   forward                  1000       2.00       4",
 		// in 1000/s, out 500/s, 3 MiB buffered, 25% full
 		"out_firehose             kinesis_firehose       1000        500    3.0 MiB  25.0%",
+		// a write in flight for 42 s
+		"       42s\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("frame lacks %q:\n%s", want, out)

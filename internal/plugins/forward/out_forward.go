@@ -263,13 +263,21 @@ func (o *Output) Write(ctx context.Context, c *buffer.Chunk) error {
 			return fmt.Errorf("%s: %w", n.cfg.Name, err)
 		}
 	}
-	if err := o.send(fc, c); err != nil {
+	stop := transport.CancelIO(ctx, fc.nc)
+	err = o.send(fc, c)
+	// spent: the runtime gave up on this write (its deadline, or the
+	// shutdown's) and the connection's deadlines are gone.
+	spent := !stop()
+	if err != nil {
 		fc.nc.Close()
+		if spent {
+			return fmt.Errorf("%s: %w (%v)", n.cfg.Name, ctx.Err(), err)
+		}
 		o.failed(n, err)
 		return fmt.Errorf("%s: %w", n.cfg.Name, err)
 	}
 	n.succeeded(time.Now())
-	if o.Keepalive {
+	if o.Keepalive && !spent {
 		n.put(fc)
 	} else {
 		fc.nc.Close()

@@ -132,8 +132,10 @@ func freeClosedPort(t *testing.T) string {
 	return port
 }
 
+// A server that reads but never acks: the write must fail, not hang,
+// whether out_forward's own ack_response_timeout or the runtime's
+// write_timeout ends it first.
 func TestAckTimeoutIsRetried(t *testing.T) {
-	// A server that reads but never acks: the write must fail, not hang.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	plugintest.Must(t, err)
 	defer ln.Close()
@@ -155,11 +157,19 @@ func TestAckTimeoutIsRetried(t *testing.T) {
 		}
 	}()
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	sender := plugintest.Build(t, `
+	for _, tc := range []struct{ name, ack, buffer string }{
+		{"ack_response_timeout", "ack_response_timeout 0.2", ""},
+		{"write_timeout", "ack_response_timeout 600", "write_timeout 0.2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sender := plugintest.Build(t, `
+<system>
+  root_dir `+t.TempDir()+`
+</system>
 <match **>
   @type forward
   require_ack_response true
-  ack_response_timeout 0.2
+  `+tc.ack+`
   recover_wait 0
   <server>
     host 127.0.0.1
@@ -169,28 +179,33 @@ func TestAckTimeoutIsRetried(t *testing.T) {
     flush_interval 0.05
     retry_wait 0.05
     retry_max_times 1
+    `+tc.buffer+`
   </buffer>
 </match>`)
-	plugintest.Start(t, sender)
-	plugintest.Must(t, sender.Root().Emit(context.Background(), plugintest.Stream(t, "app.noack", events(t, 1, "n")...)))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if time.Now().After(deadline) {
-			t.Fatal("the chunk was never given up after ack timeouts")
-		}
-		if d := outputDropped(sender); d == 1 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+			plugintest.Start(t, sender)
+			plugintest.Must(t, sender.Root().Emit(context.Background(), plugintest.Stream(t, "app.noack", events(t, 1, "n")...)))
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if time.Now().After(deadline) {
+					t.Fatal("the chunk was never given up after ack timeouts")
+				}
+				if d := outputGivenUp(sender); d == 1 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
 	}
 	_ = forward.BoundAddr
 }
 
-func outputDropped(e *engine.Engine) int64 {
+// outputGivenUp counts the records the outputs gave up on: moved to the
+// backup directory, or dropped where that failed.
+func outputGivenUp(e *engine.Engine) int64 {
 	var n int64
 	for _, o := range e.Outputs() {
 		if o.Runtime != nil {
-			n += o.Runtime.Stats.DroppedRecords.Load()
+			n += o.Runtime.Stats.DroppedRecords.Load() + o.Runtime.Stats.BackupRecords.Load()
 		}
 	}
 	return n
