@@ -1,6 +1,7 @@
 package buffer
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -95,8 +96,36 @@ func (t *Template) HasTime() bool { return t.time }
 // String returns the source.
 func (t *Template) String() string { return t.src }
 
+// ErrCrossesPath is returned by Expand when a tag or record value would
+// leave the place the template's literal text puts it.
+var ErrCrossesPath = errors.New("placeholder value crosses a path boundary")
+
+// crossesPath reports whether a value substituted into a template could
+// reach outside the directory or prefix around it: a parent component
+// (..), a leading separator, or a NUL byte, which no file name may hold.
+// Tags and record values come from clients, so every plugin's templates
+// are checked, as Fluentd (since 1.19.3) checks in extract_placeholders.
+func crossesPath(v string) bool {
+	if strings.IndexByte(v, 0) >= 0 || strings.HasPrefix(v, "/") || strings.HasPrefix(v, "\\") {
+		return true
+	}
+	for len(v) > 0 {
+		i := strings.IndexAny(v, "/\\")
+		if i < 0 {
+			return v == ".."
+		}
+		if v[:i] == ".." {
+			return true
+		}
+		v = v[i+1:]
+	}
+	return false
+}
+
 // Expand resolves the template for a chunk key; loc is the timekey zone.
-func (t *Template) Expand(k Key, loc *time.Location) string {
+// A tag or record value that would cross a path boundary is refused with
+// an error wrapping ErrCrossesPath: retrying cannot help.
+func (t *Template) Expand(k Key, loc *time.Location) (string, error) {
 	var b []byte
 	var values []string
 	var parts []string
@@ -105,6 +134,7 @@ func (t *Template) Expand(k Key, loc *time.Location) string {
 		at = time.Unix(k.Timekey, 0).In(loc)
 	}
 	for _, p := range t.parts {
+		start := len(b)
 		switch {
 		case p.allTag:
 			b = append(b, k.Tag...)
@@ -133,6 +163,9 @@ func (t *Template) Expand(k Key, loc *time.Location) string {
 		default:
 			b = append(b, p.lit...)
 		}
+		if (p.tag || p.keyIdx >= 0) && crossesPath(string(b[start:])) {
+			return "", fmt.Errorf("%w: %q in %q", ErrCrossesPath, b[start:], t.src)
+		}
 	}
-	return string(b)
+	return string(b), nil
 }

@@ -1,6 +1,9 @@
 package buffer
 
 import (
+	"errors"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,8 +18,8 @@ func TestTemplate(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := NewKey("app.web.access", 1362020400, []string{"cust%Y", "pod-1"})
-	if got := tmpl.Expand(k, time.UTC); got != "/out/app.web.access/web/access/cust%Y/pod-1/2013022803" {
-		t.Errorf("Expand = %q", got)
+	if got, err := tmpl.Expand(k, time.UTC); err != nil || got != "/out/app.web.access/web/access/cust%Y/pod-1/2013022803" {
+		t.Errorf("Expand = %q, %v", got, err)
 	}
 	for _, bad := range []string{"${nope}", "${tag[x]}", "${unclosed"} {
 		if _, err := NewTemplate(bad, keys); err == nil {
@@ -29,4 +32,61 @@ func TestTemplate(t *testing.T) {
 	if _, err := NewTemplate("/a/${tag}", ChunkKeys{Time: true}); err == nil {
 		t.Error("tag placeholder without tag key accepted")
 	}
+}
+
+// Tags and record values come from clients: none may lead a path out of
+// the place the template puts it.
+func TestTemplateRefusesValuesCrossingPaths(t *testing.T) {
+	keys, err := ParseChunkKeys("tag,dir")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := NewTemplate("/var/log/out/${tag}/${tag[0]}/${dir}/file", keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		tag, dir string
+		refused  bool
+	}{
+		{"app.web", "shard-1", false},
+		{"app/web", "a/b", false}, // nested directories stay inside
+		{"app..web", "x..y", false},
+		{"a", "..", true},
+		{"a", "../../etc", true},
+		{"a", "x/../../..", true},
+		{"a", `x\..\..`, true},
+		{"a", "/etc", true},
+		{"a", `\windows`, true},
+		{"../../x", "d", true},
+		{"nul\x00byte", "d", true},
+		{"..", "d", true},
+	} {
+		got, err := tmpl.Expand(NewKey(tc.tag, 0, []string{tc.dir}), time.UTC)
+		if tc.refused != (err != nil) || tc.refused && !errors.Is(err, ErrCrossesPath) {
+			t.Errorf("tag %q dir %q: %q, %v (refused: want %v)", tc.tag, tc.dir, got, err, tc.refused)
+		}
+		if err == nil && !strings.HasPrefix(got, "/var/log/out/") {
+			t.Errorf("tag %q dir %q expanded to %q", tc.tag, tc.dir, got)
+		}
+	}
+}
+
+func FuzzTemplateStaysInside(f *testing.F) {
+	f.Add("app.web", "shard")
+	f.Add("../x", "..")
+	f.Fuzz(func(t *testing.T, tag, dir string) {
+		keys, _ := ParseChunkKeys("tag,dir")
+		tmpl, err := NewTemplate("/base/${tag}/${tag[1]}/${dir}.log", keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := tmpl.Expand(NewKey(tag, 0, []string{dir}), time.UTC)
+		if err != nil {
+			return
+		}
+		if clean := filepath.Clean(got); !strings.HasPrefix(clean, "/base/") || strings.IndexByte(got, 0) >= 0 {
+			t.Fatalf("tag %q dir %q expanded to %q, which leaves /base", tag, dir, got)
+		}
+	})
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -124,19 +125,25 @@ func (f *File) FormatEntry(dst []byte, tag string, t event.Time, r event.Record)
 
 // Write implements plugin.BufferedOutput.
 func (f *File) Write(_ context.Context, c *buffer.Chunk) error {
-	base := f.tmpl.Expand(c.Key, f.loc)
+	base, err := f.tmpl.Expand(c.Key, f.loc)
+	if err != nil {
+		return &plugin.Permanent{Err: fmt.Errorf("path: %w", err)}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
-		return err
+		return refusedName(err)
 	}
-	path, flags := f.target(base)
+	path, flags, err := f.target(base)
+	if err != nil {
+		return refusedName(err)
+	}
 	fh, err := os.OpenFile(path, flags, 0o644)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s appeared while writing; will retry with the next index", path)
 		}
-		return err
+		return refusedName(err)
 	}
 	// Where the chunk starts, for drop_page_cache; a file that cannot seek
 	// (a pipe) is written all the same, without the advice.
@@ -170,25 +177,47 @@ func (f *File) Write(_ context.Context, c *buffer.Chunk) error {
 func (f *File) gzip() bool { return f.Compress == "gzip" || f.Compress == "gz" }
 
 // target picks the file for a chunk: with append the slice's one file;
-// otherwise the first index not taken (created exclusively).
-func (f *File) target(base string) (string, int) {
+// otherwise the first index not taken (created exclusively). A name the
+// file system refuses ends the search with the error.
+func (f *File) target(base string) (string, int, error) {
 	ext := ""
 	if f.gzip() {
 		ext = ".gz"
 	}
 	if f.Append {
-		return base + ext, os.O_CREATE | os.O_WRONLY | os.O_APPEND
+		return base + ext, os.O_CREATE | os.O_WRONLY | os.O_APPEND, nil
 	}
 	suffix := ""
 	if f.AddPathSuffix && strings.HasSuffix(base, f.PathSuffix) {
 		base, suffix = strings.TrimSuffix(base, f.PathSuffix), f.PathSuffix
 	}
+	p, err := firstFree(func(i int) string { return base + "_" + strconv.Itoa(i) + suffix + ext })
+	return p, os.O_CREATE | os.O_WRONLY | os.O_EXCL, err
+}
+
+// firstFree returns the first of name(0), name(1), ... that no file has.
+// Any answer of the file system but "does not exist" ends the search: a
+// name too long or invalid for it is refused for every index alike.
+func firstFree(name func(i int) string) (string, error) {
 	for i := 0; ; i++ {
-		p := base + "_" + strconv.Itoa(i) + suffix + ext
-		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
-			return p, os.O_CREATE | os.O_WRONLY | os.O_EXCL
+		p := name(i)
+		_, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return p, nil
+		case err != nil:
+			return "", err
 		}
 	}
+}
+
+// refusedName wraps an error of a file name the system will never accept
+// (too long, or invalid) as permanent: retrying the chunk cannot help.
+func refusedName(err error) error {
+	if errors.Is(err, syscall.ENAMETOOLONG) || errors.Is(err, syscall.EINVAL) {
+		return &plugin.Permanent{Err: err}
+	}
+	return err
 }
 
 func writeData(fh *os.File, data []byte, gz bool) error {

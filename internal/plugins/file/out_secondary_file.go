@@ -2,9 +2,7 @@ package file
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -65,11 +63,15 @@ func (s *SecondaryFile) Configure(c *plugin.Context) error {
 
 // Write implements plugin.BufferedOutput.
 func (s *SecondaryFile) Write(_ context.Context, c *buffer.Chunk) error {
-	base := strings.ReplaceAll(s.tmpl.Expand(c.Key, s.loc), "\x00chunk_id\x00", c.ID.String())
+	base, err := s.tmpl.Expand(c.Key, s.loc)
+	if err != nil {
+		return &plugin.Permanent{Err: fmt.Errorf("path: %w", err)}
+	}
+	base = strings.ReplaceAll(base, "\x00chunk_id\x00", c.ID.String())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
-		return err
+		return refusedName(err)
 	}
 	ext := ""
 	if s.Compress == "gzip" {
@@ -77,17 +79,14 @@ func (s *SecondaryFile) Write(_ context.Context, c *buffer.Chunk) error {
 	}
 	path, flags := base+ext, os.O_CREATE|os.O_WRONLY|os.O_APPEND
 	if !s.Append {
-		for i := 0; ; i++ {
-			path = base + "." + strconv.Itoa(i) + ext
-			if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
-				break
-			}
+		if path, err = firstFree(func(i int) string { return base + "." + strconv.Itoa(i) + ext }); err != nil {
+			return refusedName(err)
 		}
 		flags = os.O_CREATE | os.O_WRONLY | os.O_EXCL
 	}
 	fh, err := os.OpenFile(path, flags, 0o644)
 	if err != nil {
-		return err
+		return refusedName(err)
 	}
 	if err := writeData(fh, c.Data, s.Compress == "gzip"); err != nil {
 		fh.Close()

@@ -280,7 +280,11 @@ func (f *Firehose) Init(ctx context.Context) error {
 
 // Write implements plugin.BufferedOutput.
 func (f *Firehose) Write(ctx context.Context, c *buffer.Chunk) error {
-	return f.write(ctx, c, f.stream.Expand(c.Key, zone(f.loc)), firehoseMaxRecord, f.PackRecords, nil)
+	stream, err := f.stream.Expand(c.Key, zone(f.loc))
+	if err != nil {
+		return &plugin.Permanent{Err: fmt.Errorf("delivery_stream_name: %w", err)}
+	}
+	return f.write(ctx, c, stream, firehoseMaxRecord, f.PackRecords, nil)
 }
 
 func (f *Firehose) put(ctx context.Context, stream string, recs []record) ([]string, error) {
@@ -341,7 +345,11 @@ func (s *Streams) Init(ctx context.Context) error {
 
 // Write implements plugin.BufferedOutput.
 func (s *Streams) Write(ctx context.Context, c *buffer.Chunk) error {
-	return s.write(ctx, c, s.stream.Expand(c.Key, zone(s.loc)), streamsMaxRecord, false, s.partitionKey)
+	stream, err := s.stream.Expand(c.Key, zone(s.loc))
+	if err != nil {
+		return &plugin.Permanent{Err: fmt.Errorf("stream_name: %w", err)}
+	}
+	return s.write(ctx, c, stream, streamsMaxRecord, false, s.partitionKey)
 }
 
 // partitionKey is the partition_key field, or a random key (an even

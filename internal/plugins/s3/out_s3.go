@@ -357,7 +357,10 @@ func (s *S3) Write(ctx context.Context, c *buffer.Chunk) error {
 // objectKey builds the key: path and the literal parts of the format with
 // their placeholders, then the %{...} tokens, %{index} last.
 func (s *S3) objectKey(ctx context.Context, c *buffer.Chunk) (string, error) {
-	path := s.pathTmpl.Expand(c.Key, s.loc)
+	path, err := s.pathTmpl.Expand(c.Key, s.loc)
+	if err != nil {
+		return "", &plugin.Permanent{Err: fmt.Errorf("path: %w", err)}
+	}
 	sliceTime := time.Now().In(s.loc)
 	if s.keys.Time {
 		sliceTime = time.Unix(c.Key.Timekey, 0).In(s.loc)
@@ -366,7 +369,11 @@ func (s *S3) objectKey(ctx context.Context, c *buffer.Chunk) (string, error) {
 	indexAt := -1
 	for _, p := range s.keyParts {
 		if p.tmpl != nil {
-			b.WriteString(p.tmpl.Expand(c.Key, s.loc))
+			v, err := p.tmpl.Expand(c.Key, s.loc)
+			if err != nil {
+				return "", &plugin.Permanent{Err: fmt.Errorf("s3_object_key_format: %w", err)}
+			}
+			b.WriteString(v)
 			continue
 		}
 		switch p.token {
