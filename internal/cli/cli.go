@@ -200,6 +200,11 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 	}
 	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stopSignals()
+	// Every stop signal also comes here: the first starts the drain
+	// (through sigCtx), a second ends the process at once.
+	stopSigs := make(chan os.Signal, 2)
+	signal.Notify(stopSigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(stopSigs)
 	ctx, stop := context.WithCancel(sigCtx)
 	defer stop()
 	if addr := eng.System.RPCEndpoint; addr != "" {
@@ -238,12 +243,35 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 			}
 		}
 	}()
-	if err := eng.Run(ctx); err != nil {
-		logger.Error("start failed", "err", err)
-		return 1
+	ran := make(chan error, 1)
+	go func() { ran <- eng.Run(ctx) }()
+	for signals := 0; ; {
+		select {
+		case err := <-ran:
+			if err != nil {
+				logger.Error("start failed", "err", err)
+				return 1
+			}
+			if eng.LostAtShutdown() > 0 {
+				return ExitRecordsLost
+			}
+			return 0
+		case sig := <-stopSigs:
+			if signals++; signals == 1 {
+				continue
+			}
+			chunks, bytes := eng.Pending()
+			logger.Error("second stop signal: exiting without finishing the drain; file buffers keep their chunks, memory buffers lose theirs",
+				"signal", sig.String(), "chunks", chunks, "bytes", bytes)
+			return 128 + int(sig.(syscall.Signal))
+		}
 	}
-	return 0
 }
+
+// ExitRecordsLost is the exit status of a run whose shutdown deadline
+// passed while memory buffers still held records: they are lost (logged
+// with their count, and in sluice_output_dropped_records_total).
+const ExitRecordsLost = 3
 
 // reload applies the configuration file again (engine.Reload); by names
 // the signal or "rpc".

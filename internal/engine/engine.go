@@ -199,6 +199,33 @@ func (e *Engine) Flush() {
 	}
 }
 
+// Pending returns the chunks and bytes the buffered outputs hold, staged,
+// queued or in flight.
+func (e *Engine) Pending() (chunks int, bytes int64) {
+	g := e.g.Load()
+	for _, n := range append(append([]*node(nil), g.outputs...), g.secondaries...) {
+		if n.runtime != nil {
+			c, b := n.runtime.Pending()
+			chunks, bytes = chunks+c, bytes+b
+		}
+	}
+	return chunks, bytes
+}
+
+// LostAtShutdown returns the records memory buffers still held when the
+// last shutdown's deadline passed: counted as dropped, gone with the
+// process.
+func (e *Engine) LostAtShutdown() int64 {
+	var n int64
+	g := e.g.Load()
+	for _, o := range append(append([]*node(nil), g.outputs...), g.secondaries...) {
+		if o.runtime != nil {
+			n += o.runtime.Stats.Dropped[output.DropShutdown].Load()
+		}
+	}
+	return n
+}
+
 // MetricOutputs implements metrics.Source: the buffered outputs.
 func (e *Engine) MetricOutputs() []metrics.Output {
 	var out []metrics.Output
