@@ -199,6 +199,11 @@ func encodeHeader(c *Chunk, flags byte) []byte {
 func (s *File) Create(c *Chunk) error {
 	path := s.chunkPath(c, 'b')
 	h := encodeHeader(c, s.flags())
+	if n := len(h) - 16; n > maxMetaLen {
+		// Recovery refuses such a header as damaged: never acknowledge
+		// what cannot be read back.
+		return fmt.Errorf("buffer: a chunk key (tag and chunk-key values) of %d bytes is more than the file buffer reads back (%d)", n, maxMetaLen)
+	}
 	fc := &fileChunk{path: path, end: int64(len(h)), seed: frameSeed(fileVersion, c.ID)}
 	if f, size := s.openSpare(path, h); f != nil {
 		fc.f, fc.size = f, size

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -674,5 +675,33 @@ func TestFileStoreQueuedOpenBounded(t *testing.T) {
 	}
 	if len(s.open) != maxQueuedOpen {
 		t.Errorf("%d files open, want %d", len(s.open), maxQueuedOpen)
+	}
+}
+
+// The store never takes a chunk it would refuse at the next start: a key
+// too large for the header is refused by Create, before any append (and
+// so before any acknowledgement); any key it takes comes back.
+func TestFileStoreRefusesKeysItCannotReadBack(t *testing.T) {
+	for _, size := range []int{100, maxMetaLen - 200, maxMetaLen - 60, maxMetaLen, 1 << 20, 2 << 20} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			s := newFileStore(t, SyncEveryWrite)
+			c := newChunk(strings.Repeat("t", size))
+			if err := s.Create(c); err != nil {
+				if files, _ := filepath.Glob(filepath.Join(s.Dir, "*.chunk")); len(files) != 0 {
+					t.Errorf("a refused chunk left %v", files)
+				}
+				return
+			}
+			if err := s.Append(c, entries(t, 1, "x"), 1); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Durable(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			st, _, problems := reopen(t, s).Recover()
+			if len(problems) != 0 || len(st) != 1 || st[0].Key.Tag != c.Key.Tag {
+				t.Errorf("a chunk the store took with a %d-byte tag came back as %d chunks, problems %v", size, len(st), problems)
+			}
+		})
 	}
 }

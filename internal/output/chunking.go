@@ -42,6 +42,7 @@ func (r *Runtime) emit(ctx context.Context, s event.Stream) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	blocked := false
 	for {
 		// Stop has taken the staged chunks: a late stream would be left behind.
 		if r.stopping {
@@ -52,6 +53,10 @@ func (r *Runtime) emit(ctx context.Context, s event.Stream) error {
 		}
 		switch r.cfg.OverflowAction {
 		case "block":
+			if !blocked {
+				blocked = true // one count per emit that had to wait
+				r.Stats.OverflowCount.Add(1)
+			}
 			ch := r.spaceCh
 			r.mu.Unlock()
 			select {

@@ -300,6 +300,9 @@ func TestOverflowActions(t *testing.T) {
 		if err := r.Emit(ctx, one); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("a full blocking buffer returned %v", err)
 		}
+		if got := r.Stats.OverflowCount.Load(); got != 1 {
+			t.Errorf("a blocked emit counted %d overflows, want 1", got)
+		}
 		s.mu.Lock()
 		s.failures = 0
 		s.mu.Unlock()
