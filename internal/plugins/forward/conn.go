@@ -8,8 +8,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/tinylib/msgp/msgp"
-
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
@@ -48,6 +46,7 @@ type conn struct {
 	graceful bool
 
 	dec      Decoder
+	frame    frameScanner // where the message at the buffer's start ends
 	msg      Message
 	jsonMode bool // acks are JSON too
 	// batch gathers consecutive Message-mode messages that want no ack
@@ -195,15 +194,16 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 	eof := false
 	for {
 		for start < len(buf) {
-			rest, err := event.Skip(buf[start:])
-			if errors.Is(err, msgp.ErrShortBytes) {
-				break
-			}
+			n, err := c.frame.scan(buf[start:])
 			if err != nil {
 				c.protocolError(err)
 				return
 			}
-			end := len(buf) - len(rest)
+			if n == 0 {
+				break // the rest of the message is still to come
+			}
+			c.frame.reset()
+			end := start + n
 			if end-start > limit {
 				c.protocolError(protoErr("message of %d bytes is larger than chunk_size_limit (%d bytes)", end-start, int64(in.ChunkSizeLimit)))
 				return
