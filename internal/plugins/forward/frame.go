@@ -88,9 +88,9 @@ func objectHead(b []byte) (size int, children uint64, err error) {
 	case c >= 0xa0 && c <= 0xbf: // fixstr
 		return 1 + int(c&0x1f), 0, nil
 	case c >= 0x80 && c <= 0x8f: // fixmap
-		return 1, 2*uint64(c&0x0f), nil
+		return 1, 2 * uint64(c&0x0f), nil
 	case c >= 0x90 && c <= 0x9f: // fixarray
-		return 1, uint64(c&0x0f), nil
+		return 1, uint64(c & 0x0f), nil
 	}
 	switch c {
 	case 0xcc, 0xd0: // uint8, int8
@@ -153,12 +153,12 @@ func objectHead(b []byte) (size int, children uint64, err error) {
 		if err := need(3); err != nil {
 			return 0, 0, err
 		}
-		return 3, 2*uint64(binary.BigEndian.Uint16(b[1:])), nil
+		return 3, 2 * uint64(binary.BigEndian.Uint16(b[1:])), nil
 	case 0xdf: // map32
 		if err := need(5); err != nil {
 			return 0, 0, err
 		}
-		return 5, 2*uint64(binary.BigEndian.Uint32(b[1:])), nil
+		return 5, 2 * uint64(binary.BigEndian.Uint32(b[1:])), nil
 	}
 	return 0, 0, msgp.InvalidPrefixError(c)
 }
