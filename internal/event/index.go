@@ -32,6 +32,10 @@ func (ix *Index) covers(data []byte) bool {
 		len(ix.ends) > 0
 }
 
+// Release lets go of the bytes ix was built over (it points into them),
+// keeping its own memory for the next use.
+func (ix *Index) Release() { ix.base, ix.size = nil, 0 }
+
 // ValidateIndexed is Validate that also records in ix where each entry
 // ends. ix is reused: its memory is kept between calls.
 func ValidateIndexed(data []byte, ix *Index) (int, error) {

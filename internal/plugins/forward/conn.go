@@ -23,9 +23,22 @@ const (
 	writeTimeout = 10 * time.Second
 	// maxTags bounds a connection's cache of tag strings.
 	maxTags = 256
+)
+
+// Variables, not constants, only so that tests can shorten them.
+var (
 	// budgetPatience is how long a connection waits for buffer space
 	// before it is closed.
-	budgetPatience = 10 * time.Second
+	budgetPatience = 30 * time.Second
+	// A message that has begun must keep coming (slowloris): a partial
+	// message silent for partialIdle, or arriving slower than
+	// slowMessageRate once slowMessageGrace has passed, closes the
+	// connection. Both are well below budgetPatience, so that connections
+	// holding buffer space without sending free it before the others
+	// give up waiting for it.
+	partialIdle      = 10 * time.Second
+	slowMessageGrace = 10 * time.Second
+	slowMessageRate  = float64(64 << 10) // bytes per second
 )
 
 // conn is one client connection. Only its own goroutine touches it.
@@ -41,6 +54,12 @@ type conn struct {
 	msgs     int       // messages handled so far
 	deadline time.Time // max_connection_age; zero for none
 	lastRead time.Time
+	// partialSince is when the first byte of the message not yet whole
+	// at the buffer's start arrived; zero when the buffer is empty.
+	partialSince time.Time
+	// held is what this connection took from the input's budget: read
+	// buffer capacity beyond minBuffer, and inflate buffers.
+	held int64
 	// graceful: the connection ends between messages (shutdown,
 	// max_connection_age, idleness), so close half-closes first.
 	graceful bool
@@ -68,8 +87,10 @@ func (in *Input) serve(ctx context.Context, nc net.Conn, out plugin.Emitter) {
 		dec:      Decoder{MaxDecompressed: int(in.MaxDecompressedSize), SkipInvalid: in.SkipInvalidEvent},
 		tags:     map[string]string{},
 	}
+	c.dec.Reserve = func(n int) error { return c.reserve(ctx, n) }
 	defer c.dec.Close()
 	defer c.close()
+	defer func() { in.budget.Release(c.held) }()
 	if addr, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.ip = addr.IP
 	}
@@ -186,13 +207,10 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 	in := c.in
 	limit := int(in.ChunkSizeLimit) + 1024 // room for the envelope
 	buf := make([]byte, 0, minBuffer)
-	// held is what this connection took from the input's budget: the
-	// capacity beyond minBuffer.
-	held := int64(0)
-	defer func() { in.budget.Release(held) }()
 	start := 0
 	eof := false
 	for {
+		handling := time.Now()
 		for start < len(buf) {
 			n, err := c.frame.scan(buf[start:])
 			if err != nil {
@@ -216,14 +234,16 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 			}
 		}
 		c.flushBatch(ctx, out)
+		c.paused(time.Since(handling))
+		c.msg = Message{} // its slices may point into the inflate buffer
+		c.release(c.dec.Shrink(shrinkAbove))
 		if start > 0 {
 			buf = buf[:copy(buf, buf[start:])]
 			start = 0
 		}
 		if len(buf) == 0 && cap(buf) > shrinkAbove {
+			c.release(cap(buf) - minBuffer)
 			buf = make([]byte, 0, minBuffer)
-			in.budget.Release(held)
-			held = 0
 		}
 		if eof {
 			return
@@ -242,18 +262,20 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 		}
 		if cap(buf)-len(buf) < minBuffer/2 {
 			size := min(max(2*cap(buf), len(buf)+minBuffer), limit+minBuffer)
-			if err := in.budget.Acquire(ctx, int64(size-cap(buf)), budgetPatience); err != nil {
-				if ctx.Err() == nil {
-					c.protocolError(err)
-				}
+			if err := c.reserve(ctx, size-cap(buf)); err != nil {
 				return
 			}
-			held += int64(size - cap(buf))
 			grown := make([]byte, len(buf), size)
 			copy(grown, buf)
 			buf = grown
 		}
-		c.setReadDeadline(ctx, c.readDeadline(now, len(buf) == 0))
+		switch {
+		case len(buf) == 0:
+			c.partialSince = time.Time{}
+		case c.partialSince.IsZero():
+			c.partialSince = c.lastRead
+		}
+		c.setReadDeadline(ctx, c.readDeadline(now, len(buf)))
 		n, err := c.nc.Read(buf[len(buf):cap(buf)])
 		fresh := len(buf) == 0 && c.msgs == 0 && c.auth == nil && c.in.security == nil
 		buf = buf[:len(buf)+n]
@@ -269,7 +291,7 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 		}
 		var ne net.Error
 		if ctx.Err() == nil && errors.As(err, &ne) && ne.Timeout() {
-			c.timedOut(len(buf) == 0)
+			c.timedOut(len(buf))
 			return
 		}
 		// EOF, a reset, or shutdown (Run set a past deadline): handle what
@@ -292,8 +314,10 @@ func (c *conn) setReadDeadline(ctx context.Context, t time.Time) {
 }
 
 // readDeadline is the earliest of the handshake timeout, the idle timeout
-// and (between messages) the connection's max age.
-func (c *conn) readDeadline(now time.Time, between bool) time.Time {
+// and, between messages (pending is 0), the connection's max age; while a
+// message is partial (pending bytes of it arrived), the slow-sender
+// bounds too.
+func (c *conn) readDeadline(now time.Time, pending int) time.Time {
 	var d time.Time
 	earlier := func(t time.Time) {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
@@ -306,26 +330,76 @@ func (c *conn) readDeadline(now time.Time, between bool) time.Time {
 	if c.in.IdleTimeout > 0 {
 		earlier(c.lastRead.Add(c.in.IdleTimeout))
 	}
-	if between && c.auth == nil {
+	if pending == 0 && c.auth == nil {
 		earlier(c.deadline)
+	}
+	if pending > 0 {
+		earlier(c.lastRead.Add(partialIdle))
+		earlier(c.partialSince.Add(slowMessageGrace + time.Duration(float64(pending)/slowMessageRate*float64(time.Second))))
 	}
 	return d
 }
 
-func (c *conn) timedOut(between bool) {
+func (c *conn) timedOut(pending int) {
 	in := c.in
 	switch {
 	case c.auth != nil:
 		in.Stats.AuthFailures.Add(1)
 		in.log.Warn("closing connection: no handshake in time", "peer", c.peer, "handshake_timeout", in.HandshakeTimeout.String())
-	case between && !c.deadline.IsZero() && !time.Now().Before(c.deadline):
+	case pending == 0 && !c.deadline.IsZero() && !time.Now().Before(c.deadline):
 		c.graceful = true
 		in.Stats.AgedOut.Add(1)
 		in.log.Debug("closing idle connection at max_connection_age", "peer", c.peer)
+	case pending > 0 && (in.IdleTimeout == 0 || time.Since(c.lastRead) < in.IdleTimeout):
+		in.Stats.SlowClosed.Add(1)
+		in.log.Warn("closing connection: its message arrives too slowly", "peer", c.peer, "bytes", pending,
+			"for", time.Since(c.partialSince).Round(time.Millisecond).String(),
+			"silent_for", time.Since(c.lastRead).Round(time.Millisecond).String())
 	default:
-		c.graceful = between
+		c.graceful = pending == 0
 		in.Stats.IdleClosed.Add(1)
 		in.log.Debug("closing idle connection", "peer", c.peer, "idle_timeout", in.IdleTimeout.String())
+	}
+}
+
+// reserve takes n bytes of the input's receive budget for this
+// connection, waiting up to budgetPatience. A connection that cannot get
+// them is closed: the space is held by others (counted and logged as
+// such, not as this client's fault). The wait is Sluice's, not the
+// client's: the slow-sender clocks restart after it.
+func (c *conn) reserve(ctx context.Context, n int) error {
+	in := c.in
+	began := time.Now()
+	err := in.budget.Acquire(ctx, int64(n), budgetPatience)
+	c.paused(time.Since(began))
+	if err != nil {
+		if ctx.Err() == nil {
+			in.Stats.BufferFull.Add(1)
+			in.log.Warn("closing connection: receive_buffer_limit is held by other connections", "peer", c.peer,
+				"wanted", n, "held", in.budget.Used(), "receive_buffer_limit", int64(in.ReceiveBufferLimit),
+				"waited", budgetPatience.String())
+		}
+		return err
+	}
+	c.held += int64(n)
+	return nil
+}
+
+// paused moves the client's clocks (idleness, a partial message's
+// progress) on by d, a time Sluice did not read: handling messages (an
+// output's backpressure) or waiting for buffer space.
+func (c *conn) paused(d time.Duration) {
+	c.lastRead = c.lastRead.Add(d)
+	if !c.partialSince.IsZero() {
+		c.partialSince = c.partialSince.Add(d)
+	}
+}
+
+// release gives n bytes back to the input's receive budget.
+func (c *conn) release(n int) {
+	if n > 0 {
+		c.in.budget.Release(int64(n))
+		c.held -= int64(n)
 	}
 }
 

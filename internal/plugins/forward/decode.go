@@ -52,13 +52,19 @@ type Decoder struct {
 	// the message: Fluentd's skip_invalid_event.
 	SkipInvalid bool
 
-	entry   event.Builder
-	valid   event.Builder
-	index   event.Index
-	inflate bytes.Buffer
-	gz      *gzip.Reader
-	zs      *zstd.Decoder
-	zbuf    []byte
+	// Reserve, when set, is asked for n bytes before the inflate buffer
+	// grows by n; its error stops the inflation. in_forward charges it to
+	// the receive budget all its connections share, so that compressed
+	// payloads inflating at once stay within receive_buffer_limit.
+	Reserve func(n int) error
+
+	entry    event.Builder
+	valid    event.Builder
+	index    event.Index
+	inflate  []byte // the last payload inflated
+	reserved int    // bytes Reserve granted for inflate's capacity
+	gz       *gzip.Reader
+	zs       *zstd.Decoder
 }
 
 // Decode decodes the complete msgpack message b (one array) into m.
@@ -269,39 +275,78 @@ func (d *Decoder) gunzip(payload []byte) ([]byte, error) {
 	if err != nil {
 		return nil, protoErr("gzip: %v", err)
 	}
-	d.inflate.Reset()
-	limit := int64(d.MaxDecompressed)
-	n, err := io.Copy(&d.inflate, io.LimitReader(d.gz, limit+1))
-	if err != nil {
-		return nil, protoErr("gzip: %v", err)
-	}
-	if n > limit {
-		return nil, protoErr("decompressed payload exceeds %d bytes", limit)
-	}
-	return d.inflate.Bytes(), nil
+	return d.inflateFrom(d.gz, "gzip")
 }
 
 // zstdMaxWindow bounds the memory one zstd frame may ask for.
 const zstdMaxWindow = 8 << 20
 
 func (d *Decoder) unzstd(payload []byte) ([]byte, error) {
+	var err error
 	if d.zs == nil {
-		zs, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(zstdMaxWindow),
-			zstd.WithDecoderMaxMemory(uint64(d.MaxDecompressed)))
-		if err != nil {
-			return nil, protoErr("zstd: %v", err)
-		}
-		d.zs = zs
+		d.zs, err = zstd.NewReader(bytes.NewReader(payload), zstd.WithDecoderConcurrency(1),
+			zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderMaxMemory(uint64(d.MaxDecompressed)))
+	} else {
+		err = d.zs.Reset(bytes.NewReader(payload))
 	}
-	out, err := d.zs.DecodeAll(payload, d.zbuf[:0])
 	if err != nil {
 		return nil, protoErr("zstd: %v", err)
 	}
-	d.zbuf = out
-	if len(out) > d.MaxDecompressed {
-		return nil, protoErr("decompressed payload exceeds %d bytes", d.MaxDecompressed)
+	return d.inflateFrom(d.zs, "zstd")
+}
+
+// minInflate is the inflate buffer's first size.
+const minInflate = 64 << 10
+
+// inflateFrom reads a decompressor to its end into d.inflate, growing it
+// by doubling, each growth reserved first, and never past
+// MaxDecompressed (plus the byte that tells it was passed).
+func (d *Decoder) inflateFrom(r io.Reader, name string) ([]byte, error) {
+	limit := d.MaxDecompressed
+	out := d.inflate[:0]
+	for {
+		if len(out) == cap(out) {
+			grow := min(max(cap(out), minInflate), limit+1-cap(out))
+			if grow <= 0 {
+				return nil, protoErr("decompressed payload exceeds %d bytes", limit)
+			}
+			if d.Reserve != nil {
+				if err := d.Reserve(grow); err != nil {
+					return nil, err
+				}
+			}
+			d.reserved += grow
+			grown := make([]byte, len(out), cap(out)+grow)
+			copy(grown, out)
+			out = grown
+			d.inflate = out
+		}
+		n, err := r.Read(out[len(out):cap(out)])
+		out = out[:len(out)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, protoErr("%s: %v", name, err)
+		}
+	}
+	if len(out) > limit {
+		return nil, protoErr("decompressed payload exceeds %d bytes", limit)
 	}
 	return out, nil
+}
+
+// Shrink lets go of an inflate buffer larger than keep, once its
+// message is handled, and returns the bytes Reserve had granted for it:
+// a connection that inflated one large payload does not hold its memory
+// while idle.
+func (d *Decoder) Shrink(keep int) (freed int) {
+	if cap(d.inflate) <= keep {
+		return 0
+	}
+	freed, d.inflate, d.reserved = d.reserved, nil, 0
+	d.index.Release() // it points into the inflate buffer
+	return freed
 }
 
 // Close releases the zstd decoder's goroutines, if one was started.

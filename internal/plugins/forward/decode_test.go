@@ -176,3 +176,49 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// Every growth of the inflate buffer is reserved first, so that payloads
+// inflating on many connections at once stay within what the input
+// grants (8 concurrent gzip bombs once reached 1.8 GB).
+func TestInflateReservesBeforeGrowing(t *testing.T) {
+	errFull := errors.New("budget full")
+	for _, compression := range []string{"gzip", "zstd"} {
+		t.Run(compression, func(t *testing.T) {
+			granted := 0
+			d := Decoder{MaxDecompressed: 64 << 20, Reserve: func(n int) error {
+				if granted+n > 1<<20 {
+					return errFull
+				}
+				granted += n
+				return nil
+			}}
+			defer d.Close()
+			zeros := make([]byte, 16<<20)
+			var z bytes.Buffer
+			if compression == "gzip" {
+				zw := gzip.NewWriter(&z)
+				zw.Write(zeros)
+				zw.Close()
+			} else {
+				zw, _ := zstd.NewWriter(&z)
+				zw.Write(zeros)
+				zw.Close()
+			}
+			msg := msgp.AppendArrayHeader(nil, 3)
+			msg = msgp.AppendString(msg, "app")
+			msg = msgp.AppendBytes(msg, z.Bytes())
+			msg = msgp.AppendMapHeader(msg, 1)
+			msg = msgp.AppendString(msgp.AppendString(msg, "compressed"), compression)
+			var m Message
+			if err := d.Decode(msg, &m, 0); !errors.Is(err, errFull) {
+				t.Fatalf("a payload inflating past the grant: %v", err)
+			}
+			if granted > 1<<20 || cap(d.inflate) > 1<<20 {
+				t.Errorf("granted %d, inflate buffer %d bytes: more than the 1 MiB the budget allows", granted, cap(d.inflate))
+			}
+			if freed := d.Shrink(0); freed != granted {
+				t.Errorf("Shrink gave back %d of the %d granted", freed, granted)
+			}
+		})
+	}
+}

@@ -92,6 +92,8 @@ type InputStats struct {
 	Refused              atomic.Int64 // messages not acknowledged: an output refused them
 	AgedOut              atomic.Int64 // connections closed by max_connection_age
 	IdleClosed           atomic.Int64
+	SlowClosed           atomic.Int64 // closed: a message arrived too slowly (slowloris)
+	BufferFull           atomic.Int64 // closed: receive_buffer_limit stayed held by other connections
 	Heartbeats           atomic.Int64
 }
 
@@ -103,6 +105,8 @@ func (in *Input) Measure(report plugin.Report) {
 	report("connections_refused_total", "Connections refused over max_connections.", s.ConnectionsRefused.Load(), false)
 	report("connections_aged_out_total", "Connections closed by max_connection_age.", s.AgedOut.Load(), false)
 	report("connections_idle_closed_total", "Connections closed for idleness.", s.IdleClosed.Load(), false)
+	report("connections_slow_closed_total", "Connections closed because a message arrived too slowly.", s.SlowClosed.Load(), false)
+	report("connections_buffer_full_total", "Connections closed after waiting too long for receive_buffer_limit space other connections held.", s.BufferFull.Load(), false)
 	report("events_total", "Events accepted.", s.Events.Load(), false)
 	report("bytes_total", "Event bytes accepted.", s.Bytes.Load(), false)
 	report("messages_total", "Forward protocol messages accepted.", s.Messages.Load(), false)
