@@ -247,6 +247,11 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 			buf = make([]byte, 0, minBuffer)
 		}
 		if eof {
+			if len(buf) > 0 {
+				in.Stats.TruncatedMessages.Add(1)
+				in.log.Warn("connection closed in the middle of a message; its events are dropped (never acknowledged)",
+					"peer", c.peer, "bytes", len(buf))
+			}
 			return
 		}
 		if len(buf) >= limit {
@@ -446,6 +451,13 @@ func (c *conn) handle(ctx context.Context, msg []byte, out plugin.Emitter) bool 
 		return false
 	}
 	if m.Mode == ModeIgnored {
+		// The spec lets a client send nil as a keep-alive; any other
+		// value that is not an event message is noted, then skipped.
+		if len(msg) != 1 || msg[0] != 0xc0 {
+			in.Stats.IgnoredValues.Add(1)
+			in.log.Warn("skipping a value that is not an event message", "peer", c.peer, "bytes", len(msg),
+				"type", msgp.NextType(msg).String())
+		}
 		return true
 	}
 	in.Stats.Messages.Add(1)

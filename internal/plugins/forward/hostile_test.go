@@ -154,3 +154,36 @@ func TestIdleConnectionReleasesInflateBuffer(t *testing.T) {
 		t.Errorf("the heap grew by %d MiB with %d idle connections that each inflated 8 MiB", grown>>20, conns)
 	}
 }
+
+// JSON-mode Message events without an ack request are written (they
+// waited in the Message-mode batch, which only the msgpack loop emitted).
+func TestJSONModeMessageWithoutAck(t *testing.T) {
+	_, _, addr := server(t, "jsonnoack", "")
+	c, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer c.Close()
+	c.Write([]byte(`["app.json", 1441588984, {"message": "no ack"}]` + "\n"))
+	plugintest.WaitFor(t, "the event", func() bool { return len(plugintest.Captured("jsonnoack")) == 1 })
+}
+
+// Bytes that are not an event message, and a message cut short by the
+// client's close, are counted and logged; neither passes silently.
+func TestIgnoredAndTruncatedAreCounted(t *testing.T) {
+	_, in, addr := server(t, "odd", "")
+	c, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	c.Write([]byte{0xc0})                    // nil: a keep-alive, not counted
+	c.Write(msgp.AppendInt64(nil, 42))       // not an array
+	c.Write(message(t, "app", "a1", "n", 1)) // still served after it
+	expectAck(t, c, "a1")
+	whole := message(t, "app", "a2", "n", 2)
+	c.Write(whole[:len(whole)-3])
+	c.Close()
+	plugintest.WaitFor(t, "the truncated message to be counted", func() bool { return in.Stats.TruncatedMessages.Load() == 1 })
+	if got := in.Stats.IgnoredValues.Load(); got != 1 {
+		t.Errorf("ignored values %d, want 1 (the integer; nil is a keep-alive)", got)
+	}
+	if got := len(plugintest.Captured("odd")); got != 1 {
+		t.Errorf("%d events captured, want the one whole message", got)
+	}
+}

@@ -94,6 +94,8 @@ type InputStats struct {
 	IdleClosed           atomic.Int64
 	SlowClosed           atomic.Int64 // closed: a message arrived too slowly (slowloris)
 	BufferFull           atomic.Int64 // closed: receive_buffer_limit stayed held by other connections
+	IgnoredValues        atomic.Int64 // values that are not event messages (nil keep-alives aside), skipped
+	TruncatedMessages    atomic.Int64 // messages cut short by the end of their connection
 	Heartbeats           atomic.Int64
 }
 
@@ -116,6 +118,8 @@ func (in *Input) Measure(report plugin.Report) {
 	report("acks_total", "Chunks acknowledged.", s.Acks.Load(), false)
 	report("duplicates_suppressed_total", "Resent chunks acknowledged without a second emit.", s.DuplicatesSuppressed.Load(), false)
 	report("refused_total", "Messages not acknowledged because an output refused them.", s.Refused.Load(), false)
+	report("ignored_values_total", "Values skipped because they are not event messages (nil keep-alives aside).", s.IgnoredValues.Load(), false)
+	report("truncated_messages_total", "Messages cut short by the end of their connection; their events were never acknowledged.", s.TruncatedMessages.Load(), false)
 	report("heartbeats_total", "UDP heartbeats answered.", s.Heartbeats.Load(), false)
 }
 

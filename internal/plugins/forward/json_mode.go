@@ -67,7 +67,11 @@ func (c *conn) jsonLoop(ctx context.Context, out plugin.Emitter, first []byte) {
 			c.protocolError(fmt.Errorf("%w: JSON value: %v", ErrProtocol, err))
 			return
 		}
-		if !c.handle(ctx, msg, out) {
+		ok := c.handle(ctx, msg, out)
+		// The JSON decoder reads ahead by itself, so there is no end of a
+		// read to gather Message-mode events up to: emit each at once.
+		c.flushBatch(ctx, out)
+		if !ok {
 			return
 		}
 	}
