@@ -4,6 +4,7 @@ package budget
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"time"
 )
@@ -72,4 +73,50 @@ func (b *Bytes) Used() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.used
+}
+
+// ErrTooLarge reports a read past ReadAll's limit.
+var ErrTooLarge = errors.New("more bytes than the limit")
+
+// minRead is the first size ReadAll grows an empty buffer to.
+const minRead = 64 << 10
+
+// ReadAll reads r to its end into buf's memory, as io.ReadAll does, but
+// asks reserve for every growth of the buffer before making it (a budget's
+// Acquire, say), and stops with ErrTooLarge past limit bytes: what a
+// decompressor inflates is bounded before it is allocated, not after. It
+// returns the bytes read and how many bytes reserve granted, also on an
+// error: the caller gives those back when done with the buffer. A nil
+// reserve grants everything.
+func ReadAll(r io.Reader, buf []byte, limit int, reserve func(n int) error) (out []byte, granted int, err error) {
+	out = buf[:0]
+	for {
+		if len(out) == cap(out) {
+			grow := min(max(cap(out), minRead), limit+1-cap(out))
+			if grow <= 0 {
+				return out, granted, ErrTooLarge
+			}
+			if reserve != nil {
+				if err := reserve(grow); err != nil {
+					return out, granted, err
+				}
+			}
+			granted += grow
+			grown := make([]byte, len(out), cap(out)+grow)
+			copy(grown, out)
+			out = grown
+		}
+		n, err := r.Read(out[len(out):cap(out)])
+		out = out[:len(out)+n]
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return out, granted, err
+		}
+	}
+	if len(out) > limit {
+		return out, granted, ErrTooLarge
+	}
+	return out, granted, nil
 }

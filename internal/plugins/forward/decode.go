@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/tinylib/msgp/msgp"
 
+	"github.com/sluice-log/sluice/internal/budget"
 	"github.com/sluice-log/sluice/internal/event"
 )
 
@@ -295,43 +296,26 @@ func (d *Decoder) unzstd(payload []byte) ([]byte, error) {
 	return d.inflateFrom(d.zs, "zstd")
 }
 
-// minInflate is the inflate buffer's first size.
-const minInflate = 64 << 10
-
-// inflateFrom reads a decompressor to its end into d.inflate, growing it
-// by doubling, each growth reserved first, and never past
-// MaxDecompressed (plus the byte that tells it was passed).
+// inflateFrom reads a decompressor to its end into d.inflate, each growth
+// reserved first and never past MaxDecompressed.
 func (d *Decoder) inflateFrom(r io.Reader, name string) ([]byte, error) {
-	limit := d.MaxDecompressed
-	out := d.inflate[:0]
-	for {
-		if len(out) == cap(out) {
-			grow := min(max(cap(out), minInflate), limit+1-cap(out))
-			if grow <= 0 {
-				return nil, protoErr("decompressed payload exceeds %d bytes", limit)
-			}
-			if d.Reserve != nil {
-				if err := d.Reserve(grow); err != nil {
-					return nil, err
-				}
-			}
-			d.reserved += grow
-			grown := make([]byte, len(out), cap(out)+grow)
-			copy(grown, out)
-			out = grown
-			d.inflate = out
+	var refused error // Reserve's answer: the input's to give, not a protocol error
+	reserve := func(n int) error {
+		if d.Reserve != nil {
+			refused = d.Reserve(n)
 		}
-		n, err := r.Read(out[len(out):cap(out)])
-		out = out[:len(out)+n]
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, protoErr("%s: %v", name, err)
-		}
+		return refused
 	}
-	if len(out) > limit {
-		return nil, protoErr("decompressed payload exceeds %d bytes", limit)
+	out, granted, err := budget.ReadAll(r, d.inflate, d.MaxDecompressed, reserve)
+	d.inflate = out
+	d.reserved += granted
+	switch {
+	case refused != nil:
+		return nil, refused
+	case errors.Is(err, budget.ErrTooLarge):
+		return nil, protoErr("decompressed payload exceeds %d bytes", d.MaxDecompressed)
+	case err != nil:
+		return nil, protoErr("%s: %v", name, err)
 	}
 	return out, nil
 }

@@ -107,6 +107,15 @@ func (in *Input) Measure(report plugin.Report) {
 	report("http_forbidden_total", "Requests from addresses not allowed (HTTP 403).", s.Forbidden.Load(), false)
 	report("connections", "Connections open now.", s.Connections.Load(), true)
 	report("connections_refused_total", "Connections refused over max_connections.", s.Overloaded.Load(), false)
+	report("body_buffer_bytes", "Bytes of request bodies held now, raw and decoded (bounded by body_buffer_limit).", in.BodyBufferUsed(), true)
+}
+
+// BodyBufferUsed is what requests hold of body_buffer_limit now.
+func (in *Input) BodyBufferUsed() int64 {
+	if in.budget == nil {
+		return 0
+	}
+	return in.budget.Used()
 }
 
 type parserSet struct {
@@ -505,12 +514,26 @@ func (in *Input) readBody(r *http.Request) (body []byte, release func(), err err
 	default:
 		return nil, release, fail(http.StatusBadRequest, "Content-Encoding %q is not supported (gzip, deflate)", r.Header.Get("Content-Encoding"))
 	}
-	body, err = io.ReadAll(io.LimitReader(dec, limit+1))
-	if err != nil {
-		return nil, release, fail(http.StatusBadRequest, "decoding the body: %v", err)
+	// The decoded body is held too: it takes its own share of the budget,
+	// reserved before each growth, so that concurrent compressed requests
+	// stay within body_buffer_limit however far they inflate.
+	var refused error
+	body, granted, err := budget.ReadAll(dec, nil, int(limit), func(n int) error {
+		refused = in.budget.Acquire(r.Context(), int64(n), budgetPatience)
+		return refused
+	})
+	compressed := release
+	release = func() {
+		compressed()
+		in.budget.Release(int64(granted))
 	}
-	if int64(len(body)) > limit {
+	switch {
+	case refused != nil:
+		return nil, release, fail(http.StatusServiceUnavailable, "too many large requests at once; retry later")
+	case errors.Is(err, budget.ErrTooLarge):
 		return nil, release, fail(http.StatusRequestEntityTooLarge, "decoded body larger than body_size_limit (%d bytes)", limit)
+	case err != nil:
+		return nil, release, fail(http.StatusBadRequest, "decoding the body: %v", err)
 	}
 	return body, release, nil
 }

@@ -428,3 +428,44 @@ func TestHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// A compressed body's decoded bytes are held from body_buffer_limit too,
+// before they are allocated: 30 gzip requests once took 3.7 GB against a
+// 256 MiB limit that counted only their compressed bytes.
+func TestDecodedBodiesCountAgainstBodyBufferLimit(t *testing.T) {
+	_, in, base := start(t, "<system>\n  shutdown_timeout 0.2\n</system>\n"+source("body_size_limit 8m\nbody_buffer_limit 16m")+`
+<match **>
+  @type null
+  never_flush true
+  <buffer>
+    chunk_limit_size 64k
+    total_limit_size 128k
+    overflow_action block
+  </buffer>
+</match>`)
+	var records bytes.Buffer
+	records.WriteString("[")
+	for i := 0; i < 3000; i++ {
+		if i > 0 {
+			records.WriteString(",")
+		}
+		fmt.Fprintf(&records, `{"n":%d,"log":"%s"}`, i, strings.Repeat("z", 1000))
+	}
+	records.WriteString("]")
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(records.Bytes())
+	zw.Close()
+	go func() {
+		// Its emit blocks on the full buffer, holding the decoded body.
+		req, _ := http.NewRequest(http.MethodPost, base+"/app", bytes.NewReader(z.Bytes()))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", "gzip")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	plugintest.WaitFor(t, "the decoded body to be held from the budget", func() bool {
+		return in.BodyBufferUsed() >= int64(records.Len())
+	})
+}
