@@ -1,7 +1,6 @@
 package buffer
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -453,22 +452,15 @@ func (s *File) LoadInto(c *Chunk, dst []byte) ([]byte, error) {
 	}
 	seed := frameSeed(raw[4], c.ID)
 	out := raw[:0]
-	for pos := off; pos < len(raw); {
-		if len(raw)-pos < frameHeaderLen {
-			return nil, &CorruptError{Path: fc.path, Err: errors.New("truncated frame header")}
+	damaged, tail := walkFrames(raw, off, seed, func(start, end int, _ uint32) {
+		out = append(out, raw[start+frameHeaderLen:end]...) // moves left, never past what is read
+	})
+	if len(damaged) > 0 || tail < len(raw) {
+		at := tail
+		if len(damaged) > 0 {
+			at = damaged[0].start
 		}
-		size := int(binary.BigEndian.Uint32(raw[pos : pos+4]))
-		crc := binary.BigEndian.Uint32(raw[pos+8 : pos+12])
-		start := pos + frameHeaderLen
-		if size > len(raw)-start {
-			return nil, &CorruptError{Path: fc.path, Err: errors.New("truncated frame")}
-		}
-		payload := raw[start : start+size]
-		if frameCRC(seed, raw[pos+4:pos+8], payload) != crc {
-			return nil, &CorruptError{Path: fc.path, Err: fmt.Errorf("frame at %d fails its checksum", pos)}
-		}
-		out = append(out, payload...) // moves left, never past what is read
-		pos = start + size
+		return nil, &CorruptError{Path: fc.path, Err: fmt.Errorf("frame at %d fails its checks", at)}
 	}
 	if flags&flagGzip != 0 {
 		return gunzipAll(out)
@@ -756,9 +748,13 @@ func (s *File) Recover() (staged, queued []*Chunk, problems []error) {
 	if err != nil {
 		return nil, nil, []error{fmt.Errorf("buffer: %w", err)}
 	}
+	var scratch []byte
 	for _, e := range entries {
 		m := chunkName.FindStringSubmatch(e.Name())
 		if m == nil {
+			if strings.HasSuffix(e.Name(), ".chunk.salvage") {
+				os.Remove(filepath.Join(s.Dir, e.Name())) // a salvage a crash cut short: the chunk is still whole
+			}
 			continue
 		}
 		path := filepath.Join(s.Dir, e.Name())
@@ -766,9 +762,11 @@ func (s *File) Recover() (staged, queued []*Chunk, problems []error) {
 			os.Remove(path) // a spare: its chunk was delivered
 			continue
 		}
-		c, err := s.recoverFile(path, m[1] == "b")
+		c, err := s.recoverFile(path, m[1] == "b", &scratch)
 		if err != nil {
 			problems = append(problems, err)
+		}
+		if err != nil && c == nil {
 			if merr := moveAside(path, s.BackupDir, "corrupt"); merr != nil {
 				problems = append(problems, fmt.Errorf("buffer: moving %s aside: %w", path, merr))
 			}
@@ -790,33 +788,25 @@ func (s *File) Recover() (staged, queued []*Chunk, problems []error) {
 	return staged, queued, problems
 }
 
-// recoverFile reads one chunk file, cutting off a torn last frame. It
-// returns nil for a chunk with no records (and removes the file).
-func (s *File) recoverFile(path string, staged bool) (*Chunk, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+// recoverFile reads one chunk file, cutting off a torn last frame. Damage
+// between frames is salvaged: the damaged bytes go to BackupDir, the file
+// is rewritten with the frames that pass their checks, and the chunk comes
+// back with a *CorruptError saying what was moved (the caller counts it).
+// It returns nil for a chunk with no records (and removes the file).
+// scratch is memory to read the file into, reused across files.
+func (s *File) recoverFile(path string, staged bool, scratch *[]byte) (*Chunk, error) {
+	raw, err := readFileInto(path, (*scratch)[:0])
 	if err != nil {
 		return nil, fmt.Errorf("buffer: %w", err)
 	}
-	keep := false
-	defer func() {
-		if !keep {
-			f.Close()
-		}
-	}()
-	r := bufio.NewReaderSize(f, 64<<10)
-	head := make([]byte, 12)
-	if _, err := io.ReadFull(r, head); err != nil {
+	*scratch = raw[:0]
+	if len(raw) < 12 {
 		return nil, &CorruptError{Path: path, Err: errors.New("shorter than a header")}
 	}
-	n := int(binary.BigEndian.Uint32(head[8:12]))
-	if string(head[:4]) != fileMagic || n > maxMetaLen {
+	if n := int(binary.BigEndian.Uint32(raw[8:12])); string(raw[:4]) != fileMagic || n > maxMetaLen {
 		return nil, &CorruptError{Path: path, Err: errors.New("bad header")}
 	}
-	rest := make([]byte, n+4)
-	if _, err := io.ReadFull(r, rest); err != nil {
-		return nil, &CorruptError{Path: path, Err: errors.New("truncated header")}
-	}
-	meta, flags, off, err := parseHeader(append(head, rest...))
+	meta, flags, off, err := parseHeader(raw)
 	if err != nil {
 		return nil, &CorruptError{Path: path, Err: err}
 	}
@@ -824,64 +814,126 @@ func (s *File) recoverFile(path string, staged bool) (*Chunk, error) {
 	if err := decodeMeta(meta, c); err != nil {
 		return nil, &CorruptError{Path: path, Err: fmt.Errorf("metadata: %w", err)}
 	}
-	seed := frameSeed(head[4], c.ID)
-	end := int64(off)
-	var fh [frameHeaderLen]byte
-	torn := false
-	for {
-		if _, err := io.ReadFull(r, fh[:]); err != nil {
-			torn = !errors.Is(err, io.EOF)
-			break
+	seed := frameSeed(raw[4], c.ID)
+	var frames []damage // the good frames, [start, end)
+	// The bytes after the last good frame are a write a crash tore, or
+	// what a reused spare file held before: cut off either way. (Damage in
+	// the last frame itself looks the same, and is cut off with them.)
+	damaged, tail := walkFrames(raw, off, seed, func(start, end int, records uint32) {
+		frames = append(frames, damage{start, end})
+		c.Records += int(records)
+		c.Size += int64(end - start)
+	})
+	torn := tail < len(raw)
+	if c.Records == 0 {
+		if len(damaged) > 0 {
+			return nil, &CorruptError{Path: path, Err: errors.New("no frame passes its checks")}
 		}
-		size := int64(binary.BigEndian.Uint32(fh[0:4]))
-		crc, whole := crcOfNext(r, size, crc32.Update(seed, crcTable, fh[4:8]))
-		if !whole || crc != binary.BigEndian.Uint32(fh[8:12]) {
-			torn = true
-			break
+		os.Remove(path)
+		return nil, nil
+	}
+	var problem error
+	end := int64(tail)
+	switch {
+	case len(damaged) > 0:
+		lost, err := s.salvage(path, raw[:off], raw, frames, damaged, c.ID)
+		if err != nil {
+			return nil, &CorruptError{Path: path, Err: fmt.Errorf("damaged, and salvaging failed: %w", err)}
 		}
-		end += frameHeaderLen + size
-		c.Records += int(binary.BigEndian.Uint32(fh[4:8]))
-		c.Size += frameHeaderLen + size
+		end = int64(off) + c.Size
+		problem = &CorruptError{Path: path, Err: fmt.Errorf("%d damaged bytes in %d places moved to %s; %d records in %d frames kept",
+			lost, len(damaged), s.BackupDir, c.Records, len(frames))}
+	case torn && s.Log != nil:
+		s.Log.Warn("cut a torn write off a buffer chunk", "path", path, "kept_bytes", end, "records", c.Records)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("buffer: %w", err)
 	}
 	if torn {
 		if err := f.Truncate(end); err != nil {
+			f.Close()
 			return nil, fmt.Errorf("buffer: truncating the torn tail of %s: %w", path, err)
 		}
-		if s.Log != nil {
-			s.Log.Warn("cut a torn write off a buffer chunk", "path", path, "kept_bytes", end, "records", c.Records)
-		}
-	}
-	if c.Records == 0 {
-		f.Close()
-		os.Remove(path)
-		return nil, nil
 	}
 	fc := &fileChunk{path: path, end: end, size: end, seed: seed}
 	if staged {
 		if _, err := f.Seek(end, io.SeekStart); err != nil {
+			f.Close()
 			return nil, fmt.Errorf("buffer: %w", err)
 		}
 		fc.f = f
-		keep = true
 		s.track(f)
+	} else {
+		f.Close()
 	}
 	c.file = fc
-	return c, nil
+	return c, problem
 }
 
-// crcOfNext consumes the next size bytes of r into a CRC started at crc;
-// whole is false if r ends first.
-func crcOfNext(r *bufio.Reader, size int64, crc uint32) (sum uint32, whole bool) {
-	for size > 0 {
-		b, _ := r.Peek(int(min(size, int64(r.Size()))))
-		if len(b) == 0 {
-			return crc, false
-		}
-		crc = crc32.Update(crc, crcTable, b)
-		r.Discard(len(b))
-		size -= int64(len(b))
+// salvage keeps the good frames of a damaged chunk file: the damaged
+// bytes go to BackupDir first (each run in its own file, named for the
+// chunk and offset), then the file is replaced, through a fsynced
+// temporary file and a rename, by its header and the good frames. A crash
+// at any step leaves either the old file, to salvage again, or the new
+// one. It returns how many bytes were moved aside.
+func (s *File) salvage(path string, header, raw []byte, frames, damaged []damage, id ID) (int, error) {
+	if err := os.MkdirAll(s.BackupDir, 0o755); err != nil {
+		return 0, err
 	}
-	return crc, true
+	lost := 0
+	for _, d := range damaged {
+		name := filepath.Join(s.BackupDir, fmt.Sprintf("%s.damaged-%d.bin", id, d.start))
+		if err := writeSynced(name, raw[d.start:d.end]); err != nil {
+			return 0, err
+		}
+		lost += d.end - d.start
+	}
+	if err := syncDir(s.BackupDir); err != nil {
+		return 0, err
+	}
+	kept := append([]byte(nil), header...)
+	for _, f := range frames {
+		kept = append(kept, raw[f.start:f.end]...)
+	}
+	tmp := path + ".salvage"
+	if err := writeSynced(tmp, kept); err != nil {
+		os.Remove(tmp)
+		return 0, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return 0, err
+	}
+	return lost, syncDir(filepath.Dir(path))
+}
+
+// writeSynced writes data to a new file at path and fsyncs it.
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir fsyncs a directory, so that the names created, renamed or
+// removed in it survive a machine crash, not only their files' data.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // ChunkFile returns the path of a chunk's file, for tests and logs.

@@ -193,7 +193,8 @@ func (r *Runtime) Start() error {
 	staged, queued, problems := r.store.Recover()
 	for _, err := range problems {
 		r.Stats.CorruptChunks.Add(1)
-		r.log.Error("buffer chunk moved aside", "output", r.id, "backup_dir", r.backupDir, "err", err)
+		r.log.Error("damaged buffer chunk: what could not be read is in the backup directory", "output", r.id,
+			"backup_dir", r.backupDir, "err", err)
 	}
 	r.mu.Lock()
 	sort.Slice(staged, func(i, j int) bool { return staged[i].Created.Before(staged[j].Created) })
