@@ -55,8 +55,12 @@ type File struct {
 	// ChunkLimit caps a single copy (chunk_limit_size).
 	ChunkLimit int64
 
-	mu     sync.Mutex            // guards dirty, open, queued and gen
-	dirty  map[*os.File]struct{} // files with writes not yet fsynced
+	mu    sync.Mutex            // guards dirty, open, queued, gen and names
+	dirty map[*os.File]struct{} // files with writes not yet fsynced
+	// names: a chunk file was created or renamed into Dir since the last
+	// fsync round, which then fsyncs Dir too: a file's data is found after
+	// a machine crash only if its name survives it.
+	names  bool
 	open   map[*os.File]struct{} // chunk files open, closed by Close
 	queued map[*os.File]struct{} // queued chunks' files kept open for the syncer
 	gen    uint64                // count of appends
@@ -229,6 +233,9 @@ func (s *File) Create(c *Chunk) error {
 	s.startCopy(fc)
 	c.Formatted = s.Formatted
 	s.track(fc.f)
+	s.mu.Lock()
+	s.names = true
+	s.mu.Unlock()
 	return nil
 }
 
@@ -323,6 +330,8 @@ func (s *File) syncRound() error {
 		files = append(files, f)
 	}
 	clear(s.dirty)
+	names := s.names
+	s.names = false
 	s.mu.Unlock()
 	var first error
 	var failed map[*os.File]struct{}
@@ -337,6 +346,12 @@ func (s *File) syncRound() error {
 			}
 		}
 	}
+	var dirErr error
+	if names {
+		if dirErr = syncDirHook(s.Dir); dirErr != nil && first == nil {
+			first = fmt.Errorf("buffer: fsync of the directory: %w", dirErr)
+		}
+	}
 	s.mu.Lock()
 	for _, f := range files {
 		if _, bad := failed[f]; bad {
@@ -349,6 +364,9 @@ func (s *File) syncRound() error {
 			delete(s.open, f)
 			f.Close()
 		}
+	}
+	if dirErr != nil {
+		s.names = true // the next round tries again
 	}
 	s.mu.Unlock()
 	if first == nil {
@@ -924,6 +942,9 @@ func writeSynced(path string, data []byte) error {
 	}
 	return f.Close()
 }
+
+// syncDirHook is syncDir, but for tests that count the calls.
+var syncDirHook = syncDir
 
 // syncDir fsyncs a directory, so that the names created, renamed or
 // removed in it survive a machine crash, not only their files' data.

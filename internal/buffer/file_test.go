@@ -759,3 +759,31 @@ func TestFileStoreRefusesKeysItCannotReadBack(t *testing.T) {
 		})
 	}
 }
+
+// Under every_write an acknowledged append survives a machine crash only
+// if its file's name does: the first Durable after a chunk file is
+// created fsyncs the directory too, and later ones do not again.
+func TestDurableSyncsTheDirectoryOfNewChunks(t *testing.T) {
+	var dirSyncs []string
+	syncDirHook = func(dir string) error {
+		dirSyncs = append(dirSyncs, dir)
+		return syncDir(dir)
+	}
+	t.Cleanup(func() { syncDirHook = syncDir })
+	s := newFileStore(t, SyncEveryWrite)
+	c := newChunk("app")
+	if err := s.Create(c); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := s.Append(c, entries(t, 1, "app"), 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Durable(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(dirSyncs) != 1 || dirSyncs[0] != s.Dir {
+		t.Errorf("directory fsyncs %v, want one of %s", dirSyncs, s.Dir)
+	}
+}
