@@ -61,6 +61,9 @@ type File struct {
 	// fsync round, which then fsyncs Dir too: a file's data is found after
 	// a machine crash only if its name survives it.
 	names  bool
+	// writeErr is the outcome of the last Create or Append: while it is
+	// an error, written chunks' files are deleted, not kept as spares.
+	writeErr error
 	open   map[*os.File]struct{} // chunk files open, closed by Close
 	queued map[*os.File]struct{} // queued chunks' files kept open for the syncer
 	gen    uint64                // count of appends
@@ -207,6 +210,10 @@ func (s *File) Create(c *Chunk) error {
 		// what cannot be read back.
 		return fmt.Errorf("buffer: a chunk key (tag and chunk-key values) of %d bytes is more than the file buffer reads back (%d)", n, maxMetaLen)
 	}
+	return s.writing(func() error { return s.create(c, path, h) })
+}
+
+func (s *File) create(c *Chunk, path string, h []byte) error {
 	fc := &fileChunk{path: path, end: int64(len(h)), seed: frameSeed(fileVersion, c.ID)}
 	if f, size := s.openSpare(path, h); f != nil {
 		fc.f, fc.size = f, size
@@ -250,6 +257,55 @@ func (s *File) track(f *os.File) {
 
 // Append implements Store: one frame per call.
 func (s *File) Append(c *Chunk, data []byte, n int) error {
+	return s.writing(func() error { return s.appendFrame(c, data, n) })
+}
+
+// writing runs a write of the store's (a chunk's header, a frame) and
+// keeps its outcome for WriteError. A write the disk has no room for is
+// tried again once the spare files are gone: they hold space only to be
+// reused, and real data comes first.
+func (s *File) writing(write func() error) error {
+	err := write()
+	if errors.Is(err, syscall.ENOSPC) && s.removeSpares() > 0 {
+		err = write()
+	}
+	s.mu.Lock()
+	s.writeErr = err
+	s.mu.Unlock()
+	return err
+}
+
+// WriteError implements Store. After a full disk it clears as soon as the
+// file system has room for a chunk again, before the next append proves
+// it: a readiness probe that waited for an append would keep away the
+// traffic that brings one.
+func (s *File) WriteError() error {
+	s.mu.Lock()
+	err := s.writeErr
+	s.mu.Unlock()
+	if errors.Is(err, syscall.ENOSPC) && freeBytes(s.Dir) >= uint64(min(max(s.ChunkLimit, 1<<20), maxFreeForWrites)) {
+		return nil
+	}
+	return err
+}
+
+// maxFreeForWrites caps the room (a chunk's, chunk_limit_size) a file
+// buffer that found its disk full waits for before it says it can take
+// appends again: the default chunk_limit_size, 256 MiB, may be more than
+// a small volume ever has.
+const maxFreeForWrites = 64 << 20
+
+// freeBytes is the space left to unprivileged writers on dir's file
+// system, 0 when it cannot be read.
+func freeBytes(dir string) uint64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0
+	}
+	return uint64(st.Bavail) * uint64(st.Bsize)
+}
+
+func (s *File) appendFrame(c *Chunk, data []byte, n int) error {
 	fc := c.file
 	if fc == nil || fc.f == nil {
 		return fmt.Errorf("buffer: chunk %s is not open for appends", c.ID)

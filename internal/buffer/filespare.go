@@ -86,7 +86,7 @@ func (s *File) openSpare(path string, h []byte) (*os.File, int64) {
 // spares stay within maxSpareBytes, else deleted.
 func (s *File) retire(fc *fileChunk) error {
 	s.mu.Lock()
-	keep := s.spareBytes+fc.size <= maxSpareBytes
+	keep := s.spareBytes+fc.size <= maxSpareBytes && s.writeErr == nil
 	if keep {
 		s.spareBytes += fc.size // claimed now, so that concurrent retires stay within the bound
 	}
@@ -126,8 +126,9 @@ func trimTail(fc *fileChunk) error {
 	return err
 }
 
-// removeSpares deletes the spare files; they hold nothing to deliver.
-func (s *File) removeSpares() {
+// removeSpares deletes the spare files, which hold nothing to deliver,
+// and returns how many there were.
+func (s *File) removeSpares() int {
 	s.mu.Lock()
 	spares := s.spares
 	s.spares, s.spareBytes = nil, 0
@@ -135,4 +136,5 @@ func (s *File) removeSpares() {
 	for _, sp := range spares {
 		os.Remove(sp.path)
 	}
+	return len(spares)
 }

@@ -40,6 +40,9 @@ type Store interface {
 	Recover() (staged, queued []*Chunk, problems []error)
 	// Persistent reports whether chunks survive a restart.
 	Persistent() bool
+	// WriteError is why the store cannot take appends now (the last one
+	// failed: a full disk), nil when it can.
+	WriteError() error
 	// Close releases open files; chunks stay where they are.
 	Close() error
 }
@@ -142,6 +145,10 @@ func (m *Memory) Recover() ([]*Chunk, []*Chunk, []error) { return nil, nil, nil 
 
 // Persistent implements Store.
 func (m *Memory) Persistent() bool { return false }
+
+// WriteError implements Store: memory takes appends within the runtime's
+// limits.
+func (m *Memory) WriteError() error { return nil }
 
 // Close implements Store.
 func (m *Memory) Close() error { return nil }

@@ -181,7 +181,11 @@ func (e *Engine) Ready(highWater float64) error {
 		if n.runtime == nil {
 			continue
 		}
-		if fill := 1 - n.runtime.Status().AvailableSpaceRatio/100; fill > highWater {
+		st := n.runtime.Status()
+		if st.WriteError != "" {
+			return fmt.Errorf("output %s: the buffer cannot take events: %s", n.id, st.WriteError)
+		}
+		if fill := 1 - st.AvailableSpaceRatio/100; fill > highWater {
 			return fmt.Errorf("output %s: buffer %.0f%% full (high-water mark %.0f%%)", n.id, 100*fill, 100*highWater)
 		}
 	}

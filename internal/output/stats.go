@@ -117,6 +117,9 @@ type Status struct {
 	// OldestWrite is the age in seconds of the oldest write in flight, 0
 	// when none is: a write that never returns shows here.
 	OldestWrite float64
+	// WriteError is why the buffer cannot take appends now (a full disk),
+	// "" when it can.
+	WriteError string
 }
 
 // Status returns the buffer's state now.
@@ -135,6 +138,9 @@ func (r *Runtime) Status() Status {
 	st.Retrying = len(r.retrying)
 	if _, wait := r.dueRetryLocked(now); wait > 0 {
 		st.RetryWait = wait.Seconds()
+	}
+	if err := r.store.WriteError(); err != nil {
+		st.WriteError = err.Error()
 	}
 	for _, began := range r.inflight {
 		st.OldestWrite = max(st.OldestWrite, now.Sub(began).Seconds())
