@@ -60,13 +60,13 @@ type File struct {
 	// names: a chunk file was created or renamed into Dir since the last
 	// fsync round, which then fsyncs Dir too: a file's data is found after
 	// a machine crash only if its name survives it.
-	names  bool
+	names bool
 	// writeErr is the outcome of the last Create or Append: while it is
 	// an error, written chunks' files are deleted, not kept as spares.
 	writeErr error
-	open   map[*os.File]struct{} // chunk files open, closed by Close
-	queued map[*os.File]struct{} // queued chunks' files kept open for the syncer
-	gen    uint64                // count of appends
+	open     map[*os.File]struct{} // chunk files open, closed by Close
+	queued   map[*os.File]struct{} // queued chunks' files kept open for the syncer
+	gen      uint64                // count of appends
 
 	syncMu sync.Mutex // serialises fsync rounds; guards synced
 	synced uint64     // appends covered by the last fsync round
