@@ -113,7 +113,14 @@ func Load(ctx context.Context, region string, static Static, o Options, proxyURI
 			}
 		})
 	}
-	opts = append(opts, awsconfig.WithHTTPClient(httpClient))
+	// One attempt per call: the SDK's own retries (three attempts with
+	// backoff by default) would hide failures inside a flush for seconds
+	// and resend whole requests the service may have taken. Sluice retries
+	// where its users configure it and see it: retries_on_batch_request for
+	// the records a batch call failed, the <buffer> retry parameters for a
+	// chunk, each logged and counted in fluentd_output_status_retry_count.
+	opts = append(opts, awsconfig.WithHTTPClient(httpClient),
+		awsconfig.WithRetryer(func() aws.Retryer { return aws.NopRetryer{} }))
 	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)

@@ -73,7 +73,7 @@ func (r *Runtime) flush(t task) {
 				"elapsed", took.String(), "threshold", SlowFlushThreshold.String(), "chunk", c.ID.String())
 		}
 	}()
-	ctx, cancel := context.WithTimeout(r.writeCtx, r.cfg.WriteTimeout)
+	ctx, cancel := context.WithTimeout(plugin.WithRetryCounter(r.writeCtx, &r.Stats.RetryCount), r.cfg.WriteTimeout)
 	if toSecondary {
 		err = r.secondary.Write(ctx, &wc)
 		if err == nil {

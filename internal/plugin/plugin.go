@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-log/sluice/internal/buffer"
@@ -213,6 +214,24 @@ type RetryAfter struct {
 
 func (e *RetryAfter) Error() string { return fmt.Sprintf("%v (retry after %s)", e.Err, e.Delay) }
 func (e *RetryAfter) Unwrap() error { return e.Err }
+
+// retryCounterKey carries the counter of an output's retries in the
+// context of its writes.
+type retryCounterKey struct{}
+
+// WithRetryCounter returns ctx carrying n, which CountRetry adds to.
+func WithRetryCounter(ctx context.Context, n *atomic.Int64) context.Context {
+	return context.WithValue(ctx, retryCounterKey{}, n)
+}
+
+// CountRetry records, in the output's retry count
+// (fluentd_output_status_retry_count), a retry a plugin makes within one
+// write: a batch call sent again for the records it failed.
+func CountRetry(ctx context.Context) {
+	if n, ok := ctx.Value(retryCounterKey{}).(*atomic.Int64); ok {
+		n.Add(1)
+	}
+}
 
 // IsPermanent reports whether err, or an error it wraps, is Permanent.
 func IsPermanent(err error) bool {

@@ -150,6 +150,28 @@ func TestFirehoseThrottledCallsRetried(t *testing.T) {
 	}
 }
 
+// Every retry is Sluice's own, made where its users configure it and
+// counted when it happens: the SDK makes one attempt per call (its own
+// three attempts once hid two throttled calls inside one flush).
+func TestFirehoseRetriesAreCountedNotHiddenInTheSDK(t *testing.T) {
+	fake, url := startFake(t, "stream-a")
+	fake.Throttle(2)
+	e := plugintest.Build(t, firehoseConf(url, ""))
+	stop := plugintest.Start(t, e)
+	plugintest.Must(t, e.Root().Emit(context.Background(), plugintest.Stream(t, "app.a", map[string]any{"id": 0})))
+	plugintest.WaitFor(t, "the record", func() bool { return len(fake.Records("stream-a")) >= 1 })
+	stop()
+	var retries int64
+	for _, o := range e.Outputs() {
+		if o.Runtime != nil {
+			retries += o.Runtime.Stats.RetryCount.Load()
+		}
+	}
+	if calls := fake.CallCount(); calls != 3 || retries != 2 {
+		t.Errorf("%d calls and %d retries counted, want 3 calls (two throttled) and 2 retries", calls, retries)
+	}
+}
+
 // A chunk of more records, and more bytes, than one call may carry is
 // split within the limits (the fake refuses a call over them), and the
 // stream name's placeholder is expanded per chunk.

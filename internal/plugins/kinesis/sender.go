@@ -166,6 +166,7 @@ func (s *sender) batch(ctx context.Context, c *buffer.Chunk, stream string, recs
 		wait := s.wait(attempt)
 		s.stats.RetriedCalls.Add(1)
 		s.stats.Retried.Add(int64(len(failed)))
+		plugin.CountRetry(ctx)
 		// The words of aws-fluent-plugin-kinesis, which operators search for.
 		s.log.Warn(fmt.Sprintf("Retrying to request batch. Retry count: %d, Retry records: %d, Wait seconds %.2f",
 			attempt, len(failed), wait.Seconds()), "output", s.id, "stream", stream, "error_code", lastCode)
