@@ -1,0 +1,126 @@
+package all_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/plugin"
+	_ "github.com/sluice-log/sluice/internal/plugins/all"
+	"github.com/sluice-log/sluice/internal/plugintest"
+)
+
+// cancelConfs configure each buffered output against a destination that
+// accepts connections and never answers ({{ADDR}}), or a local directory
+// ({{DIR}}). A new buffered output must add itself here.
+var cancelConfs = map[string]string{
+	"forward": `
+  require_ack_response true
+  ack_response_timeout 600
+  <server>
+    host {{HOST}}
+    port {{PORT}}
+  </server>`,
+	"kinesis_firehose": `
+  region us-west-2
+  endpoint http://{{ADDR}}
+  aws_key_id AKIDTEST
+  aws_sec_key secret
+  delivery_stream_name stream`,
+	"kinesis_streams": `
+  region us-west-2
+  endpoint http://{{ADDR}}
+  aws_key_id AKIDTEST
+  aws_sec_key secret
+  stream_name stream`,
+	"s3": `
+  s3_bucket bucket
+  s3_region us-east-1
+  s3_endpoint http://{{ADDR}}
+  force_path_style true
+  aws_key_id AKIDTEST
+  aws_sec_key secret
+  check_bucket false
+  check_apikey_on_start false`,
+	"file":           "\n  path {{DIR}}/out",
+	"secondary_file": "\n  directory {{DIR}}",
+	"stdout":         "",
+	"null":           "",
+	"capture":        "\n  name cancel", // plugintest's
+}
+
+// blackHole accepts connections and reads them, never answering.
+func blackHole(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// Every registered buffered output returns soon after the context of its
+// Write is cancelled, whatever its destination does: the runtime's write
+// deadline and shutdown depend on it.
+func TestEveryOutputReturnsWhenCancelled(t *testing.T) {
+	addr := blackHole(t)
+	host, port, _ := net.SplitHostPort(addr)
+	for _, info := range plugin.All() {
+		if info.Kind != plugin.KindOutput {
+			continue
+		}
+		if _, ok := info.New().(plugin.BufferedOutput); !ok {
+			continue
+		}
+		conf, ok := cancelConfs[info.Type]
+		if !ok {
+			t.Errorf("output %s: no configuration in cancelConfs; add one", info.Type)
+			continue
+		}
+		t.Run(info.Type, func(t *testing.T) {
+			conf = strings.NewReplacer("{{ADDR}}", addr, "{{HOST}}", host, "{{PORT}}", port, "{{DIR}}", t.TempDir()).Replace(conf)
+			e := plugintest.Build(t, "<match **>\n  @type "+info.Type+conf+"\n</match>\n")
+			plugintest.Start(t, e)
+			out := e.Outputs()[0].Plugin.(plugin.BufferedOutput)
+			var b event.Builder
+			rec, _ := event.EncodeRecord(map[string]any{"log": "x"})
+			b.Append(event.Time(1700000000e9), rec)
+			c := &buffer.Chunk{ID: buffer.NewID(), Key: buffer.NewKey("app", 1699999200, nil), Data: b.Bytes(), Records: 1,
+				Size: int64(b.Len()), Created: time.Now()}
+			if f, ok := out.(plugin.EntryFormatter); ok {
+				c.Data, _ = f.FormatEntry(nil, "app", event.Time(1700000000e9), event.Record(rec))
+				c.Formatted = true
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- out.Write(ctx, c) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("Write still running 10 s after its context was cancelled")
+			}
+		})
+	}
+}
