@@ -4,7 +4,9 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,4 +149,54 @@ func TestDestinationDownDataWaitsOnDisk(t *testing.T) {
 	requireAllOnce(t, hop, "app.down", want)
 	relay.Stop()
 	hop.Stop()
+}
+
+// One flipped byte in the middle of a file-buffer chunk costs only the
+// frame it is in: after a SIGKILL and the damage, the restart delivers
+// every other acknowledged event, moves the damaged bytes to the backup
+// directory and logs them (it used to cut off every record after the
+// byte, uncounted).
+func TestFlippedByteCostsOnlyItsFrame(t *testing.T) {
+	port := freePort(t)
+	dir := t.TempDir()
+	first := startSluiceIn(t, dir, fileBufferedConf(port, "1h"))
+	logger, err := fluent.New(fluent.Config{FluentHost: "127.0.0.1", FluentPort: port, RequestAck: true, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked []string
+	for i := 0; i < 200; i++ {
+		id := fmt.Sprintf("flip-%d", i)
+		if err := logger.Post("app.flip", map[string]string{"id": id, "log": "one frame each"}); err != nil {
+			t.Fatal(err)
+		}
+		acked = append(acked, id)
+	}
+	logger.Close()
+	first.Kill()
+	chunks, _ := filepath.Glob(filepath.Join(dir, "buffer", "sluice.b*.chunk"))
+	if len(chunks) != 1 {
+		t.Fatalf("chunk files %v, want one", chunks)
+	}
+	data, err := os.ReadFile(chunks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x10
+	if err := os.WriteFile(chunks[0], data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	second := startSluiceIn(t, dir, fileBufferedConf(port, "0.2"))
+	missing, dups := countByID(t, filepath.Join(dir, "out", "app.flip", "*.log"), acked, 10*time.Second)
+	second.Stop()
+	if len(missing) > 1 || len(dups) > 0 {
+		t.Errorf("after one flipped byte: %d acknowledged events missing (want at most the one of its frame), %d duplicated",
+			len(missing), len(dups))
+	}
+	if damaged, _ := filepath.Glob(filepath.Join(dir, "buffer", "backup", "*.damaged-*.bin")); len(damaged) != 1 {
+		t.Errorf("damaged bytes in the backup directory: %v, want one file", damaged)
+	}
+	if !strings.Contains(second.Logs(), "damaged") {
+		t.Errorf("the damage is not logged\n%s", second.Logs())
+	}
 }
