@@ -246,3 +246,22 @@ func TestStopAbandonsStuckWrite(t *testing.T) {
 		t.Errorf("an abandoned write was counted as written (%d)", got)
 	}
 }
+
+// While the shutdown drains, Status says how many records are still to
+// deliver, so that the loss a deadline would bring shows before it does.
+func TestUndeliveredVisibleDuringTheDrain(t *testing.T) {
+	s := newSink()
+	s.failures = 1 << 30
+	cfg := fastConfig("")
+	cfg.RetryForever = true
+	r := startRuntime(t, s, cfg)
+	r.Emit(context.Background(), stream(t, "x", 1, 2, 3, 4))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	done := make(chan int, 1)
+	go func() { done <- r.Stop(ctx) }()
+	waitFor(t, func() bool { return r.Status().Undelivered == 4 })
+	if left := <-done; left != 4 || r.Status().Undelivered != 4 {
+		t.Errorf("left %d, Undelivered after the stop %d; want 4", left, r.Status().Undelivered)
+	}
+}

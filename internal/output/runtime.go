@@ -77,6 +77,7 @@ type Runtime struct {
 	// abandoned is set when Stop gave up on writes that ignored their
 	// cancelled context; a write that returns after it changes nothing.
 	abandoned bool          // guarded by mu
+	stopped   bool          // guarded by mu; Stop has counted what it left
 	spaceCh   chan struct{} // guarded by mu; closed when space frees
 	policy    retryPolicy
 
@@ -284,6 +285,7 @@ func (r *Runtime) stop(ctx context.Context) int {
 	r.cancel()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.stopped = true
 	left, chunks := 0, 0
 	count := func(c *buffer.Chunk) {
 		left += c.Records

@@ -120,6 +120,10 @@ type Status struct {
 	// WriteError is why the buffer cannot take appends now (a full disk),
 	// "" when it can.
 	WriteError string
+	// Undelivered is, while the shutdown drains, the records not yet
+	// delivered: what the deadline would leave if it passed now. After
+	// the stop it is what the stop left. 0 before any stop.
+	Undelivered int64
 }
 
 // Status returns the buffer's state now.
@@ -134,6 +138,10 @@ func (r *Runtime) Status() Status {
 	if limit := float64(r.cfg.TotalLimitSize); limit > 0 {
 		st.AvailableSpaceRatio = 100 * (1 - float64(r.size)/limit)
 	}
+	st.Undelivered = r.Stats.ShutdownLeftover.Load()
+	if r.stopping && !r.stopped {
+		st.Undelivered = int64(r.pendingRecordsLocked())
+	}
 	now := r.now()
 	st.Retrying = len(r.retrying)
 	if _, wait := r.dueRetryLocked(now); wait > 0 {
@@ -146,6 +154,25 @@ func (r *Runtime) Status() Status {
 		st.OldestWrite = max(st.OldestWrite, now.Sub(began).Seconds())
 	}
 	return st
+}
+
+// pendingRecordsLocked counts the records staged, queued, waiting for a
+// retry or in flight.
+func (r *Runtime) pendingRecordsLocked() int {
+	n := 0
+	for _, c := range r.staged {
+		n += c.Records
+	}
+	for _, c := range r.queue {
+		n += c.Records
+	}
+	for _, t := range r.retrying {
+		n += t.c.Records
+	}
+	for c := range r.inflight {
+		n += c.Records
+	}
+	return n
 }
 
 // Pending returns the chunks and bytes staged, queued or in flight.
