@@ -11,12 +11,14 @@
 //     (prometheus, monitor_agent) keep serving, /readyz answering 503.
 //  2. Buffered outputs: each runtime queues its staged chunks (when
 //     flush_at_shutdown is on) and keeps flushing them, with retries, until
-//     the buffer is empty or <system> shutdown_timeout has passed. What is
-//     left then is logged and counted (a memory buffer loses it; a file
-//     buffer keeps it for the next start).
+//     the buffer is empty or <system> shutdown_timeout has passed. Then the
+//     writes in flight are cancelled, and a write that ignores that is
+//     abandoned after output.StuckWriteGrace. What is left is logged and
+//     counted (a memory buffer loses it, and Run's caller exits non-zero;
+//     a file buffer keeps it for the next start).
 //  3. Admin inputs stop.
 //  4. Close: outputs in reverse build order (copy before its stores),
-//     then filters, then inputs.
+//     then filters, then inputs, each within closeTimeout.
 //
 // Start is the mirror image: outputs (Init, then flush workers), filters,
 // inputs (Init binds sockets, so a busy port fails the start), then Run.
