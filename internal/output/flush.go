@@ -27,6 +27,10 @@ func (r *Runtime) worker() {
 type task struct {
 	c     *buffer.Chunk
 	retry chunkRetry // the chunk's state before this write
+	// delivered is how many of the chunk's records the destination holds,
+	// as the output reported (plugin.Delivered), for an output that
+	// delivers a chunk in parts.
+	delivered int
 }
 
 // flush loads a chunk and writes it to the output (or the secondary) under
@@ -73,7 +77,9 @@ func (r *Runtime) flush(t task) {
 				"elapsed", took.String(), "threshold", SlowFlushThreshold.String(), "chunk", c.ID.String())
 		}
 	}()
-	ctx, cancel := context.WithTimeout(plugin.WithRetryCounter(r.writeCtx, &r.Stats.RetryCount), r.cfg.WriteTimeout)
+	report := &plugin.WriteReport{Retries: &r.Stats.RetryCount}
+	report.Delivered.Store(int64(t.delivered))
+	ctx, cancel := context.WithTimeout(plugin.WithWriteReport(r.writeCtx, report), r.cfg.WriteTimeout)
 	if toSecondary {
 		err = r.secondary.Write(ctx, &wc)
 		if err == nil {
@@ -87,6 +93,7 @@ func (r *Runtime) flush(t task) {
 		err = fmt.Errorf("write_timeout (%v) passed: %w", r.cfg.WriteTimeout, err)
 	}
 	cancel()
+	t.delivered = int(report.Delivered.Load())
 	r.finish(t, err)
 }
 
@@ -309,7 +316,7 @@ func (r *Runtime) finish(t task, err error) {
 		r.log.Warn("failed to flush the buffer", "output", r.id, "to", where, "chunk", c.ID.String(),
 			"retry_times", st.steps, "next_retry_in", st.next.Sub(now).Round(time.Millisecond).String(), "err", err)
 	}
-	r.retrying = append(r.retrying, task{c: c, retry: st})
+	r.retrying = append(r.retrying, task{c: c, retry: st, delivered: t.delivered})
 	r.signal()
 }
 

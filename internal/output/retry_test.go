@@ -265,3 +265,29 @@ func TestUndeliveredVisibleDuringTheDrain(t *testing.T) {
 		t.Errorf("left %d, Undelivered after the stop %d; want 4", left, r.Status().Undelivered)
 	}
 }
+
+// A write the shutdown deadline cuts off after the destination took part
+// of its chunk leaves only the rest: the leftover count is exact (it once
+// reported 180,800 records left, 1,935 of them delivered).
+func TestLeftoverExcludesPartsDelivered(t *testing.T) {
+	started := make(chan struct{}, 1)
+	out := outFunc(func(ctx context.Context, c *buffer.Chunk) error {
+		plugin.Delivered(ctx, 3) // three of the chunk's five records are in
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	cfg := fastConfig("")
+	r := startRuntime(t, out, cfg)
+	r.Emit(context.Background(), stream(t, "x", 1, 2, 3, 4, 5))
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if left := r.Stop(ctx); left != 2 || r.Stats.Dropped[DropShutdown].Load() != 2 {
+		t.Errorf("left %d, dropped at shutdown %d; want the 2 records the destination had not taken",
+			left, r.Stats.Dropped[DropShutdown].Load())
+	}
+}

@@ -296,6 +296,7 @@ func (r *Runtime) stop(ctx context.Context) int {
 	}
 	for _, t := range r.retrying {
 		count(t.c)
+		left -= min(t.delivered, t.c.Records) // parts the destination took before the deadline
 	}
 	for _, c := range r.staged {
 		count(c)

@@ -167,7 +167,7 @@ func (r *Runtime) pendingRecordsLocked() int {
 		n += c.Records
 	}
 	for _, t := range r.retrying {
-		n += t.c.Records
+		n += t.c.Records - min(t.delivered, t.c.Records)
 	}
 	for c := range r.inflight {
 		n += c.Records

@@ -215,21 +215,39 @@ type RetryAfter struct {
 func (e *RetryAfter) Error() string { return fmt.Sprintf("%v (retry after %s)", e.Err, e.Delay) }
 func (e *RetryAfter) Unwrap() error { return e.Err }
 
-// retryCounterKey carries the counter of an output's retries in the
-// context of its writes.
-type retryCounterKey struct{}
-
-// WithRetryCounter returns ctx carrying n, which CountRetry adds to.
-func WithRetryCounter(ctx context.Context, n *atomic.Int64) context.Context {
-	return context.WithValue(ctx, retryCounterKey{}, n)
+// WriteReport is what an output tells the runtime about one Write while
+// it runs. The runtime puts it in the Write's context; plugins report
+// through CountRetry and Delivered, which do nothing without one.
+type WriteReport struct {
+	// Retries is the output's retry count (fluentd_output_status_retry_count).
+	Retries *atomic.Int64
+	// Delivered is how many of the chunk's records the destination holds,
+	// for an output that delivers a chunk in parts (Firehose batches): a
+	// write cut off by the shutdown deadline leaves only the rest.
+	Delivered atomic.Int64
 }
 
-// CountRetry records, in the output's retry count
-// (fluentd_output_status_retry_count), a retry a plugin makes within one
-// write: a batch call sent again for the records it failed.
+type writeReportKey struct{}
+
+// WithWriteReport returns ctx carrying r.
+func WithWriteReport(ctx context.Context, r *WriteReport) context.Context {
+	return context.WithValue(ctx, writeReportKey{}, r)
+}
+
+// CountRetry records a retry a plugin makes within one write (a batch call
+// sent again for the records it failed) in the output's retry count, when
+// it happens.
 func CountRetry(ctx context.Context) {
-	if n, ok := ctx.Value(retryCounterKey{}).(*atomic.Int64); ok {
-		n.Add(1)
+	if r, ok := ctx.Value(writeReportKey{}).(*WriteReport); ok && r.Retries != nil {
+		r.Retries.Add(1)
+	}
+}
+
+// Delivered says that the destination now holds n of the chunk's records
+// in all (not n more).
+func Delivered(ctx context.Context, n int) {
+	if r, ok := ctx.Value(writeReportKey{}).(*WriteReport); ok {
+		r.Delivered.Store(int64(n))
 	}
 }
 

@@ -135,6 +135,9 @@ func (c *Shared) Measure(report plugin.Report) {
 func (c *Shared) write(ctx context.Context, ch *buffer.Chunk, stream string, maxRecord int, pack bool,
 	key func(*event.Entry) string) error {
 	done := loadDone(ch)
+	if n := done.count(); n > 0 {
+		plugin.Delivered(ctx, n) // by an earlier write, perhaps before a restart
+	}
 	recs, err := c.build(ctx, ch, &done, maxRecord, pack, key)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"math/rand/v2"
 	"net/http"
 	"sync/atomic"
@@ -74,6 +75,15 @@ func loadDone(c *buffer.Chunk) doneSet {
 		}
 	}
 	return nil
+}
+
+// count is how many entries the set holds.
+func (d doneSet) count() int {
+	n := 0
+	for _, b := range d {
+		n += bits.OnesCount8(b)
+	}
+	return n
 }
 
 func (d doneSet) has(i int) bool { return i/8 < len(d) && d[i/8]&(1<<(i%8)) != 0 }
@@ -145,6 +155,7 @@ func (s *sender) batch(ctx context.Context, c *buffer.Chunk, stream string, recs
 				lastCode = code
 			}
 			if delivered > 0 {
+				plugin.Delivered(ctx, done.count())
 				if serr := done.save(c); serr != nil {
 					return fmt.Errorf("keeping the delivered records with the chunk: %w", serr)
 				}
