@@ -104,6 +104,7 @@ func startSluiceIn(t *testing.T, dir, conf string, env ...string) *instance {
 	started := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 16<<20) // a long line must not stop the reading, and with it Sluice
 		once := sync.Once{}
 		for sc.Scan() {
 			line := sc.Text()

@@ -307,7 +307,7 @@ func newLogger(w io.Writer, sys engine.System, o *options) (*slog.Logger, error)
 	if o.logFormat != "" {
 		format = o.logFormat
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: clipAttr}
 	switch format {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
@@ -315,6 +315,33 @@ func newLogger(w io.Writer, sys engine.System, o *options) (*slog.Logger, error)
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("unknown log format %q (text or json)", format)
+}
+
+// maxLoggedValue bounds a string in a log line. Tags, peers' names and
+// record values come from clients: one of a megabyte would make a
+// megabyte line, which log shippers truncate or refuse.
+const maxLoggedValue = 1024
+
+// clipAttr shortens a string attribute longer than maxLoggedValue to its
+// start and its length.
+func clipAttr(_ []string, a slog.Attr) slog.Attr {
+	var v string
+	switch a.Value.Kind() {
+	case slog.KindString:
+		v = a.Value.String()
+	case slog.KindAny:
+		err, ok := a.Value.Any().(error)
+		if !ok {
+			return a
+		}
+		v = err.Error()
+	default:
+		return a
+	}
+	if len(v) > maxLoggedValue {
+		a.Value = slog.StringValue(fmt.Sprintf("%s… (%d bytes)", strings.ToValidUTF8(v[:maxLoggedValue], ""), len(v)))
+	}
+	return a
 }
 
 func listPlugins(w io.Writer) {

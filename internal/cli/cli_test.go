@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -157,5 +159,19 @@ func TestIOHeadroom(t *testing.T) {
 		if got, raised := ioHeadroom(c.env, c.chosen); got != c.want || raised != c.raised {
 			t.Errorf("ioHeadroom(%q, %d) = %d, %v; want %d, %v", c.env, c.chosen, got, raised, c.want, c.raised)
 		}
+	}
+}
+
+// A client's megabyte tag in a log line is cut to its start and length,
+// in strings and in errors alike.
+func TestLogValuesAreClipped(t *testing.T) {
+	var b strings.Builder
+	log := slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{ReplaceAttr: clipAttr}))
+	huge := strings.Repeat("t", 1<<20)
+	log.Warn("refused", "tag", huge, "err", errors.New("bad tag "+huge), "n", 3)
+	line := b.String()
+	if len(line) > 3*maxLoggedValue || !strings.Contains(line, "(1048576 bytes)") || !strings.Contains(line, "(1048584 bytes)") ||
+		!strings.Contains(line, "n=3") {
+		t.Errorf("log line of %d bytes: %.300s", len(line), line)
 	}
 }
