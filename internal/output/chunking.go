@@ -321,6 +321,7 @@ func (r *Runtime) scheduler() {
 		}
 		now := r.now()
 		r.mu.Lock()
+		r.expireLocked(now)
 		for _, c := range r.staged {
 			if r.cfg.QueuedChunksLimitSize > 0 && len(r.queue) >= r.cfg.QueuedChunksLimitSize {
 				break

@@ -27,6 +27,12 @@ func (r *Runtime) worker() {
 type task struct {
 	c     *buffer.Chunk
 	retry chunkRetry // the chunk's state before this write
+	// ctx is the write's context: the runtime's write context, cancelled
+	// with errWriteTimeout by the scheduler once the write has run for
+	// write_timeout (a timer per write cost the workers a third of their
+	// rate on fast inputs).
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 	// delivered is how many of the chunk's records the destination holds,
 	// as the output reported (plugin.Delivered), for an output that
 	// delivers a chunk in parts.
@@ -48,6 +54,7 @@ func (r *Runtime) flush(t task) {
 	}
 	data, err := r.load(c, reuse)
 	if err != nil {
+		t.cancel(nil)
 		r.mu.Lock()
 		delete(r.inflight, c)
 		r.Stats.CorruptChunks.Add(1)
@@ -79,7 +86,7 @@ func (r *Runtime) flush(t task) {
 	}()
 	report := &plugin.WriteReport{Retries: &r.Stats.RetryCount}
 	report.Delivered.Store(int64(t.delivered))
-	ctx, cancel := context.WithTimeout(plugin.WithWriteReport(r.writeCtx, report), r.cfg.WriteTimeout)
+	ctx := plugin.WithWriteReport(t.ctx, report)
 	if toSecondary {
 		err = r.secondary.Write(ctx, &wc)
 		if err == nil {
@@ -89,10 +96,10 @@ func (r *Runtime) flush(t task) {
 	} else {
 		err = r.out.Write(ctx, &wc)
 	}
-	if err != nil && ctx.Err() == context.DeadlineExceeded && r.writeCtx.Err() == nil {
+	if err != nil && context.Cause(t.ctx) == errWriteTimeout {
 		err = fmt.Errorf("write_timeout (%v) passed: %w", r.cfg.WriteTimeout, err)
 	}
-	cancel()
+	t.cancel(nil)
 	t.delivered = int(report.Delivered.Load())
 	r.finish(t, err)
 }
@@ -204,7 +211,8 @@ func (r *Runtime) next() (task, bool) {
 			return task{}, false
 		}
 		if t.c != nil {
-			r.inflight[t.c] = now
+			t.ctx, t.cancel = context.WithCancelCause(r.writeCtx)
+			r.inflight[t.c] = &write{began: now, cancel: t.cancel}
 			return t, true
 		}
 		r.mu.Unlock()
@@ -224,6 +232,27 @@ func (r *Runtime) next() (task, bool) {
 			tm.Stop()
 		}
 		r.mu.Lock()
+	}
+}
+
+// write is a write in flight.
+type write struct {
+	began   time.Time
+	cancel  context.CancelCauseFunc
+	expired bool // cancelled for write_timeout
+}
+
+// errWriteTimeout is the cause of a write's context cancelled at
+// write_timeout.
+var errWriteTimeout = errors.New("write_timeout passed")
+
+// expireLocked cancels the writes that have run for write_timeout.
+func (r *Runtime) expireLocked(now time.Time) {
+	for _, w := range r.inflight {
+		if !w.expired && now.Sub(w.began) >= r.cfg.WriteTimeout {
+			w.expired = true
+			w.cancel(errWriteTimeout)
+		}
 	}
 }
 
@@ -250,10 +279,10 @@ func (r *Runtime) dueRetryLocked(now time.Time) (int, time.Duration) {
 func (r *Runtime) finish(t task, err error) {
 	c, toSecondary := t.c, t.retry.secondary
 	if err == nil {
-		r.mu.Lock()
-		abandoned := r.abandoned
-		r.mu.Unlock()
-		if abandoned {
+		// Read without the lock: emits hold it while they copy a stream,
+		// and one more wait for it per chunk slows the workers enough to
+		// fall behind a fast input.
+		if r.abandoned.Load() {
 			// Stop gave up on this write and counted the chunk as left
 			// over; a file buffer sends it again after a restart.
 			return
@@ -267,7 +296,7 @@ func (r *Runtime) finish(t task, err error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.abandoned {
+	if r.abandoned.Load() {
 		return
 	}
 	delete(r.inflight, c)

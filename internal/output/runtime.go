@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-log/sluice/internal/buffer"
@@ -71,12 +72,12 @@ type Runtime struct {
 	staged   map[buffer.Key]*buffer.Chunk // guarded by mu
 	queue    []*buffer.Chunk              // guarded by mu; chunks that have not failed, oldest first
 	retrying []task                       // guarded by mu; failed chunks waiting for their next write
-	inflight map[*buffer.Chunk]time.Time  // guarded by mu; chunks being written, with the write's start
+	inflight map[*buffer.Chunk]*write     // guarded by mu; chunks being written
 	size     int64                        // guarded by mu; bytes staged, queued and in flight
 	stopping bool                         // guarded by mu
 	// abandoned is set when Stop gave up on writes that ignored their
 	// cancelled context; a write that returns after it changes nothing.
-	abandoned bool          // guarded by mu
+	abandoned atomic.Bool   // set under mu
 	stopped   bool          // guarded by mu; Stop has counted what it left
 	spaceCh   chan struct{} // guarded by mu; closed when space frees
 	policy    retryPolicy
@@ -118,7 +119,7 @@ func New(id string, out plugin.BufferedOutput, cfg BufferConfig, opts Options) (
 	r := &Runtime{
 		id: id, out: out, secondary: opts.Secondary, cfg: cfg, keys: keys, loc: loc, log: log, now: time.Now,
 		staged:   map[buffer.Key]*buffer.Chunk{},
-		inflight: map[*buffer.Chunk]time.Time{},
+		inflight: map[*buffer.Chunk]*write{},
 		policy:   newRetryPolicy(cfg, opts.Secondary != nil),
 		spaceCh:  make(chan struct{}),
 		wake:     make(chan struct{}, 1),
@@ -302,7 +303,7 @@ func (r *Runtime) stop(ctx context.Context) int {
 		count(c)
 	}
 	if stuck {
-		r.abandoned = true
+		r.abandoned.Store(true)
 		for c := range r.inflight {
 			count(c)
 		}

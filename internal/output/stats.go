@@ -150,8 +150,8 @@ func (r *Runtime) Status() Status {
 	if err := r.store.WriteError(); err != nil {
 		st.WriteError = err.Error()
 	}
-	for _, began := range r.inflight {
-		st.OldestWrite = max(st.OldestWrite, now.Sub(began).Seconds())
+	for _, w := range r.inflight {
+		st.OldestWrite = max(st.OldestWrite, now.Sub(w.began).Seconds())
 	}
 	return st
 }
