@@ -211,7 +211,6 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 	start := 0
 	eof := false
 	for {
-		handling := time.Now()
 		for start < len(buf) {
 			n, err := c.frameNext(buf[start:])
 			if err != nil {
@@ -235,7 +234,6 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 			}
 		}
 		c.flushBatch(ctx, out)
-		c.paused(time.Since(handling))
 		c.msg = Message{} // its slices may point into the inflate buffer
 		c.release(c.dec.Shrink(shrinkAbove))
 		if start > 0 {
@@ -259,6 +257,9 @@ func (c *conn) loop(ctx context.Context, out plugin.Emitter) {
 			return
 		}
 		now := time.Now()
+		// Handling what the last read brought (an output's backpressure
+		// included) was Sluice's time, not the client's.
+		c.paused(now.Sub(c.lastRead))
 		// max_connection_age closes only between messages, after their acks.
 		if len(buf) == 0 && c.auth == nil && !c.deadline.IsZero() && !now.Before(c.deadline) {
 			c.graceful = true
