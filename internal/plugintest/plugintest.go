@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -251,4 +252,34 @@ func Must(tb testing.TB, err error) {
 	if err != nil {
 		tb.Fatal(fmt.Errorf("unexpected error: %w", err))
 	}
+}
+
+// BlackHole listens on a loopback port for the test, accepts connections
+// and reads them without ever answering: a destination that hangs. It
+// returns the address.
+func BlackHole(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 64<<10)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

@@ -53,38 +53,11 @@ var cancelConfs = map[string]string{
 	"capture":        "\n  name cancel", // plugintest's
 }
 
-// blackHole accepts connections and reads them, never answering.
-func blackHole(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // Every registered buffered output returns soon after the context of its
 // Write is cancelled, whatever its destination does: the runtime's write
 // deadline and shutdown depend on it.
 func TestEveryOutputReturnsWhenCancelled(t *testing.T) {
-	addr := blackHole(t)
+	addr := plugintest.BlackHole(t)
 	host, port, _ := net.SplitHostPort(addr)
 	for _, info := range plugin.All() {
 		if info.Kind != plugin.KindOutput {

@@ -94,21 +94,7 @@ func TestSilentPartialHoldersDoNotStarveOthers(t *testing.T) {
 // the memory (or its share of receive_buffer_limit) once it is idle: ten
 // idle connections each holding an 8 MiB inflate buffer held 80 MiB.
 func TestIdleConnectionReleasesInflateBuffer(t *testing.T) {
-	plugintest.Reset()
-	e := plugintest.Build(t, `
-<source>
-  @type forward
-  bind 127.0.0.1
-  port 0
-</source>
-<match **>
-  @type null
-</match>
-`)
-	plugintest.Start(t, e)
-	var addr string
-	plugintest.WaitFor(t, "the listener", func() bool { addr = forward.BoundAddr(e); return addr != "" })
-	in := e.Inputs()[0].(*forward.Input)
+	_, in, addr := serverTo(t, "", "@type null") // capture would keep the events
 
 	var entries []byte
 	one := message(t, "app", "", "log", strings.Repeat("z", 1000))

@@ -136,27 +136,7 @@ func freeClosedPort(t *testing.T) string {
 // whether out_forward's own ack_response_timeout or the runtime's
 // write_timeout ends it first.
 func TestAckTimeoutIsRetried(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	plugintest.Must(t, err)
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				buf := make([]byte, 1<<16)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						c.Close()
-						return
-					}
-				}
-			}()
-		}
-	}()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	_, port, _ := net.SplitHostPort(plugintest.BlackHole(t))
 	for _, tc := range []struct{ name, ack, buffer string }{
 		{"ack_response_timeout", "ack_response_timeout 0.2", ""},
 		{"write_timeout", "ack_response_timeout 600", "write_timeout 0.2"},

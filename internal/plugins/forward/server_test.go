@@ -24,6 +24,13 @@ import (
 // whose events go to capture NAME.
 func server(t *testing.T, name, params string) (*engine.Engine, *forward.Input, string) {
 	t.Helper()
+	return serverTo(t, params, "@type capture\n  name "+name)
+}
+
+// serverTo starts an engine whose forward source has extra parameters and
+// whose events go to the output that match describes.
+func serverTo(t *testing.T, params, match string) (*engine.Engine, *forward.Input, string) {
+	t.Helper()
 	plugintest.Reset()
 	e := plugintest.Build(t, `
 <source>
@@ -33,8 +40,7 @@ func server(t *testing.T, name, params string) (*engine.Engine, *forward.Input, 
 `+params+`
 </source>
 <match **>
-  @type capture
-  name `+name+`
+  `+match+`
 </match>
 `)
 	plugintest.Start(t, e)
