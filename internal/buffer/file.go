@@ -63,10 +63,11 @@ type File struct {
 	names bool
 	// writeErr is the outcome of the last Create or Append: while it is
 	// an error, written chunks' files are deleted, not kept as spares.
-	writeErr error
-	open     map[*os.File]struct{} // chunk files open, closed by Close
-	queued   map[*os.File]struct{} // queued chunks' files kept open for the syncer
-	gen      uint64                // count of appends
+	writeErr   error
+	writeErrAt time.Time             // when writeErr happened
+	open       map[*os.File]struct{} // chunk files open, closed by Close
+	queued     map[*os.File]struct{} // queued chunks' files kept open for the syncer
+	gen        uint64                // count of appends
 
 	syncMu sync.Mutex // serialises fsync rounds; guards synced
 	synced uint64     // appends covered by the last fsync round
@@ -271,23 +272,38 @@ func (s *File) writing(write func() error) error {
 	}
 	s.mu.Lock()
 	s.writeErr = err
+	if err != nil {
+		s.writeErrAt = time.Now()
+	}
 	s.mu.Unlock()
 	return err
 }
 
-// WriteError implements Store. After a full disk it clears as soon as the
-// file system has room for a chunk again, before the next append proves
-// it: a readiness probe that waited for an append would keep away the
-// traffic that brings one.
+// WriteError implements Store. It clears before the next append proves
+// the store can take one, because a readiness probe that waited for an
+// append would keep away the traffic that brings one: after a full disk,
+// as soon as the file system has room for a chunk again; after any other
+// failure, writeErrorHold later, so that appends may try again.
 func (s *File) WriteError() error {
 	s.mu.Lock()
-	err := s.writeErr
+	err, at := s.writeErr, s.writeErrAt
 	s.mu.Unlock()
-	if errors.Is(err, syscall.ENOSPC) && freeBytes(s.Dir) >= uint64(min(max(s.ChunkLimit, 1<<20), maxFreeForWrites)) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.ENOSPC):
+		if freeBytes(s.Dir) >= uint64(min(max(s.ChunkLimit, 1<<20), maxFreeForWrites)) {
+			return nil
+		}
+	case time.Since(at) >= writeErrorHold:
 		return nil
 	}
 	return err
 }
+
+// writeErrorHold is how long a write failure other than a full disk keeps
+// a file buffer reporting that it cannot take appends.
+const writeErrorHold = 10 * time.Second
 
 // maxFreeForWrites caps the room (a chunk's, chunk_limit_size) a file
 // buffer that found its disk full waits for before it says it can take

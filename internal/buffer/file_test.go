@@ -818,3 +818,26 @@ func TestDurableSyncsTheDirectoryOfNewChunks(t *testing.T) {
 		t.Errorf("directory fsyncs %v, want one of %s", dirSyncs, s.Dir)
 	}
 }
+
+// A write failure other than a full disk is reported for writeErrorHold,
+// then no more, so that a readiness probe lets appends try again.
+func TestWriteErrorHoldsForAWhile(t *testing.T) {
+	s := newFileStore(t, SyncNever)
+	c := newChunk("app")
+	if err := s.Create(c); err != nil {
+		t.Fatal(err)
+	}
+	c.file.f.Close() // the next append fails, as on an I/O error
+	if err := s.Append(c, entries(t, 1, "app"), 1); err == nil {
+		t.Fatal("an append to a closed file succeeded")
+	}
+	if s.WriteError() == nil {
+		t.Error("a failed append is not reported")
+	}
+	s.mu.Lock()
+	s.writeErrAt = s.writeErrAt.Add(-writeErrorHold)
+	s.mu.Unlock()
+	if err := s.WriteError(); err != nil {
+		t.Errorf("still reported after writeErrorHold: %v", err)
+	}
+}
