@@ -4,6 +4,7 @@ package buffer
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"strings"
 	"time"
@@ -18,13 +19,29 @@ type Key struct {
 	// Timekey is the start of the entry's time window in Unix seconds; 0
 	// when time is not a chunk key.
 	Timekey int64
-	// vars holds the record-key values in chunk-key order, joined by \x00.
+	// vars holds the record-key values in chunk-key order, each after its
+	// length (a uvarint): values come from records and may hold any byte,
+	// so no separator could keep two sets of them apart.
 	vars string
 }
 
 // NewKey builds a Key; values are the record-key values in chunk-key order.
 func NewKey(tag string, timekey int64, values []string) Key {
-	return Key{Tag: tag, Timekey: timekey, vars: strings.Join(values, "\x00")}
+	if len(values) == 0 {
+		return Key{Tag: tag, Timekey: timekey}
+	}
+	n := 0
+	for _, v := range values {
+		n += binary.MaxVarintLen64 + len(v)
+	}
+	var b strings.Builder // one allocation, as strings.Join made
+	b.Grow(n)
+	var size [binary.MaxVarintLen64]byte
+	for _, v := range values {
+		b.Write(binary.AppendUvarint(size[:0], uint64(len(v))))
+		b.WriteString(v)
+	}
+	return Key{Tag: tag, Timekey: timekey, vars: b.String()}
 }
 
 // Values returns the record-key values in chunk-key order.
@@ -32,7 +49,16 @@ func (k Key) Values() []string {
 	if k.vars == "" {
 		return nil
 	}
-	return strings.Split(k.vars, "\x00")
+	var out []string
+	for rest := k.vars; len(rest) > 0; {
+		n, w := binary.Uvarint([]byte(rest[:min(len(rest), binary.MaxVarintLen64)]))
+		if w <= 0 || uint64(len(rest)-w) < n {
+			break // not from NewKey
+		}
+		out = append(out, rest[w:w+int(n)])
+		rest = rest[w+int(n):]
+	}
+	return out
 }
 
 // ID identifies a chunk for its whole life, across retries and restarts.

@@ -2,6 +2,7 @@ package buffer
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,6 +61,7 @@ func TestTemplateRefusesValuesCrossingPaths(t *testing.T) {
 		{"a", `\windows`, true},
 		{"../../x", "d", true},
 		{"nul\x00byte", "d", true},
+		{"a", "nul\x00byte", true},
 		{"..", "d", true},
 	} {
 		got, err := tmpl.Expand(NewKey(tc.tag, 0, []string{tc.dir}), time.UTC)
@@ -89,4 +91,19 @@ func FuzzTemplateStaysInside(f *testing.F) {
 			t.Fatalf("tag %q dir %q expanded to %q, which leaves /base", tag, dir, got)
 		}
 	})
+}
+
+// Record values may hold any byte: two different sets of them never make
+// one chunk key, and each comes back as it was.
+func TestKeyValuesKeepTheirBoundaries(t *testing.T) {
+	a, b := NewKey("t", 0, []string{"a\x00b", "c"}), NewKey("t", 0, []string{"a", "b\x00c"})
+	if a == b {
+		t.Error("values with a NUL made one key out of two")
+	}
+	for _, values := range [][]string{{"a\x00b", "c"}, {"", ""}, {"x"}, {strings.Repeat("v", 300), ""}} {
+		got := NewKey("t", 0, values).Values()
+		if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", values) {
+			t.Errorf("values %q came back as %q", values, got)
+		}
+	}
 }
