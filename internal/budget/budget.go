@@ -75,6 +75,13 @@ func (b *Bytes) Used() int64 {
 	return b.used
 }
 
+// Refused wraps reserve's error in ReadAll's: the memory was refused, the
+// bytes read were not at fault.
+type Refused struct{ Err error }
+
+func (e *Refused) Error() string { return "memory refused: " + e.Err.Error() }
+func (e *Refused) Unwrap() error { return e.Err }
+
 // ErrTooLarge reports a read past ReadAll's limit.
 var ErrTooLarge = errors.New("more bytes than the limit")
 
@@ -86,8 +93,8 @@ const minRead = 64 << 10
 // Acquire, say), and stops with ErrTooLarge past limit bytes: what a
 // decompressor inflates is bounded before it is allocated, not after. It
 // returns the bytes read and how many bytes reserve granted, also on an
-// error: the caller gives those back when done with the buffer. A nil
-// reserve grants everything.
+// error: the caller gives those back when done with the buffer. An error
+// of reserve's comes back as a *Refused. A nil reserve grants everything.
 func ReadAll(r io.Reader, buf []byte, limit int, reserve func(n int) error) (out []byte, granted int, err error) {
 	out = buf[:0]
 	for {
@@ -98,7 +105,7 @@ func ReadAll(r io.Reader, buf []byte, limit int, reserve func(n int) error) (out
 			}
 			if reserve != nil {
 				if err := reserve(grow); err != nil {
-					return out, granted, err
+					return out, granted, &Refused{Err: err}
 				}
 			}
 			granted += grow

@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/sluice-log/sluice/internal/budget"
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/plugin"
 	"github.com/tinylib/msgp/msgp"
@@ -448,7 +449,10 @@ func (c *conn) handle(ctx context.Context, msg []byte, out plugin.Emitter) bool 
 	c.msgs++
 	m := &c.msg
 	if err := c.dec.Decode(msg, m, event.Now()); err != nil {
-		c.protocolError(err)
+		var refused *budget.Refused
+		if !errors.As(err, &refused) { // a refusal is logged and counted by reserve
+			c.protocolError(err)
+		}
 		return false
 	}
 	if m.Mode == ModeIgnored {

@@ -54,7 +54,8 @@ type Decoder struct {
 	SkipInvalid bool
 
 	// Reserve, when set, is asked for n bytes before the inflate buffer
-	// grows by n; its error stops the inflation. in_forward charges it to
+	// grows by n; its error stops the inflation, and Decode returns it
+	// wrapped in a *budget.Refused. in_forward charges it to
 	// the receive budget all its connections share, so that compressed
 	// payloads inflating at once stay within receive_buffer_limit.
 	Reserve func(n int) error
@@ -299,19 +300,13 @@ func (d *Decoder) unzstd(payload []byte) ([]byte, error) {
 // inflateFrom reads a decompressor to its end into d.inflate, each growth
 // reserved first and never past MaxDecompressed.
 func (d *Decoder) inflateFrom(r io.Reader, name string) ([]byte, error) {
-	var refused error // Reserve's answer: the input's to give, not a protocol error
-	reserve := func(n int) error {
-		if d.Reserve != nil {
-			refused = d.Reserve(n)
-		}
-		return refused
-	}
-	out, granted, err := budget.ReadAll(r, d.inflate, d.MaxDecompressed, reserve)
+	out, granted, err := budget.ReadAll(r, d.inflate, d.MaxDecompressed, d.Reserve)
 	d.inflate = out
 	d.reserved += granted
+	var refused *budget.Refused
 	switch {
-	case refused != nil:
-		return nil, refused
+	case errors.As(err, &refused):
+		return nil, err // the input's memory, not the message, is at fault
 	case errors.Is(err, budget.ErrTooLarge):
 		return nil, protoErr("decompressed payload exceeds %d bytes", d.MaxDecompressed)
 	case err != nil:

@@ -517,18 +517,17 @@ func (in *Input) readBody(r *http.Request) (body []byte, release func(), err err
 	// The decoded body is held too: it takes its own share of the budget,
 	// reserved before each growth, so that concurrent compressed requests
 	// stay within body_buffer_limit however far they inflate.
-	var refused error
 	body, granted, err := budget.ReadAll(dec, nil, int(limit), func(n int) error {
-		refused = in.budget.Acquire(r.Context(), int64(n), budgetPatience)
-		return refused
+		return in.budget.Acquire(r.Context(), int64(n), budgetPatience)
 	})
 	compressed := release
 	release = func() {
 		compressed()
 		in.budget.Release(int64(granted))
 	}
+	var refused *budget.Refused
 	switch {
-	case refused != nil:
+	case errors.As(err, &refused):
 		return nil, release, fail(http.StatusServiceUnavailable, "too many large requests at once; retry later")
 	case errors.Is(err, budget.ErrTooLarge):
 		return nil, release, fail(http.StatusRequestEntityTooLarge, "decoded body larger than body_size_limit (%d bytes)", limit)
