@@ -287,26 +287,12 @@ func (r *Runtime) stop(ctx context.Context) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.stopped = true
-	left, chunks := 0, 0
-	count := func(c *buffer.Chunk) {
-		left += c.Records
-		chunks++
-	}
-	for _, c := range r.queue {
-		count(c)
-	}
-	for _, t := range r.retrying {
-		count(t.c)
-		left -= min(t.delivered, t.c.Records) // parts the destination took before the deadline
-	}
-	for _, c := range r.staged {
-		count(c)
-	}
+	// With every worker returned nothing is in flight; with some stuck,
+	// what they hold is left over too.
+	left := r.pendingRecordsLocked()
+	chunks := len(r.queue) + len(r.retrying) + len(r.staged) + len(r.inflight)
 	if stuck {
 		r.abandoned.Store(true)
-		for c := range r.inflight {
-			count(c)
-		}
 		r.log.Error("writes still running after the shutdown deadline; abandoning them", "output", r.id,
 			"writes", len(r.inflight), "grace", StuckWriteGrace.String())
 	} else if err := r.store.Close(); err != nil {

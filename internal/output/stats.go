@@ -24,7 +24,8 @@ type Stats struct {
 	// BackupRecords counts records moved to the backup directory: not
 	// delivered, but kept for an operator to replay.
 	BackupRecords atomic.Int64
-	// CorruptChunks counts chunk files found damaged and moved aside.
+	// CorruptChunks counts chunk files found damaged: moved aside whole,
+	// or salvaged with their damaged bytes moved aside.
 	CorruptChunks atomic.Int64
 	// ShutdownLeftover is what the last stop could not deliver: kept on
 	// disk by a file buffer, lost by a memory buffer.
@@ -157,7 +158,7 @@ func (r *Runtime) Status() Status {
 }
 
 // pendingRecordsLocked counts the records staged, queued, waiting for a
-// retry or in flight.
+// retry (less what the destination reported it took) or in flight.
 func (r *Runtime) pendingRecordsLocked() int {
 	n := 0
 	for _, c := range r.staged {
