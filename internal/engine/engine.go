@@ -197,23 +197,29 @@ func (e *Engine) Ready(highWater float64) error {
 // Flush queues every staged chunk of every buffered output for writing
 // now (SIGUSR1).
 func (e *Engine) Flush() {
-	g := e.g.Load()
+	for _, rt := range e.g.Load().runtimes() {
+		rt.Flush()
+	}
+}
+
+// runtimes returns the buffer runtimes of the graph's outputs and
+// secondaries.
+func (g *graph) runtimes() []*output.Runtime {
+	var out []*output.Runtime
 	for _, n := range append(append([]*node(nil), g.outputs...), g.secondaries...) {
 		if n.runtime != nil {
-			n.runtime.Flush()
+			out = append(out, n.runtime)
 		}
 	}
+	return out
 }
 
 // Pending returns the chunks and bytes the buffered outputs hold, staged,
 // queued or in flight.
 func (e *Engine) Pending() (chunks int, bytes int64) {
-	g := e.g.Load()
-	for _, n := range append(append([]*node(nil), g.outputs...), g.secondaries...) {
-		if n.runtime != nil {
-			c, b := n.runtime.Pending()
-			chunks, bytes = chunks+c, bytes+b
-		}
+	for _, rt := range e.g.Load().runtimes() {
+		c, b := rt.Pending()
+		chunks, bytes = chunks+c, bytes+b
 	}
 	return chunks, bytes
 }
@@ -223,11 +229,8 @@ func (e *Engine) Pending() (chunks int, bytes int64) {
 // process.
 func (e *Engine) LostAtShutdown() int64 {
 	var n int64
-	g := e.g.Load()
-	for _, o := range append(append([]*node(nil), g.outputs...), g.secondaries...) {
-		if o.runtime != nil {
-			n += o.runtime.Stats.Dropped[output.DropShutdown].Load()
-		}
+	for _, rt := range e.g.Load().runtimes() {
+		n += rt.Stats.Dropped[output.DropShutdown].Load()
 	}
 	return n
 }
