@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,14 +61,16 @@ type File struct {
 	// names: a chunk file was created or renamed into Dir since the last
 	// fsync round, which then fsyncs Dir too: a file's data is found after
 	// a machine crash only if its name survives it.
-	names bool
-	// writeErr is the outcome of the last Create or Append: while it is
-	// an error, written chunks' files are deleted, not kept as spares.
-	writeErr   error
-	writeErrAt time.Time             // when writeErr happened
-	open       map[*os.File]struct{} // chunk files open, closed by Close
-	queued     map[*os.File]struct{} // queued chunks' files kept open for the syncer
-	gen        uint64                // count of appends
+	names  bool
+	open   map[*os.File]struct{} // chunk files open, closed by Close
+	queued map[*os.File]struct{} // queued chunks' files kept open for the syncer
+	gen    uint64                // count of appends
+
+	// failed is the last Create or Append when it failed, nil after one
+	// that succeeded: while it is set, written chunks' files are deleted,
+	// not kept as spares. An atomic, so that an append that succeeds
+	// takes no lock for it.
+	failed atomic.Pointer[writeFailure]
 
 	syncMu sync.Mutex // serialises fsync rounds; guards synced
 	synced uint64     // appends covered by the last fsync round
@@ -270,13 +273,19 @@ func (s *File) writing(write func() error) error {
 	if errors.Is(err, syscall.ENOSPC) && s.removeSpares() > 0 {
 		err = write()
 	}
-	s.mu.Lock()
-	s.writeErr = err
-	if err != nil {
-		s.writeErrAt = time.Now()
+	switch {
+	case err != nil:
+		s.failed.Store(&writeFailure{err: err, at: time.Now()})
+	case s.failed.Load() != nil:
+		s.failed.Store(nil)
 	}
-	s.mu.Unlock()
 	return err
+}
+
+// writeFailure is a failed write of the store's, and when it failed.
+type writeFailure struct {
+	err error
+	at  time.Time
 }
 
 // WriteError implements Store. It clears before the next append proves
@@ -285,20 +294,18 @@ func (s *File) writing(write func() error) error {
 // as soon as the file system has room for a chunk again; after any other
 // failure, writeErrorHold later, so that appends may try again.
 func (s *File) WriteError() error {
-	s.mu.Lock()
-	err, at := s.writeErr, s.writeErrAt
-	s.mu.Unlock()
+	f := s.failed.Load()
 	switch {
-	case err == nil:
+	case f == nil:
 		return nil
-	case errors.Is(err, syscall.ENOSPC):
+	case errors.Is(f.err, syscall.ENOSPC):
 		if freeBytes(s.Dir) >= uint64(min(max(s.ChunkLimit, 1<<20), maxFreeForWrites)) {
 			return nil
 		}
-	case time.Since(at) >= writeErrorHold:
+	case time.Since(f.at) >= writeErrorHold:
 		return nil
 	}
-	return err
+	return f.err
 }
 
 // writeErrorHold is how long a write failure other than a full disk keeps

@@ -834,9 +834,8 @@ func TestWriteErrorHoldsForAWhile(t *testing.T) {
 	if s.WriteError() == nil {
 		t.Error("a failed append is not reported")
 	}
-	s.mu.Lock()
-	s.writeErrAt = s.writeErrAt.Add(-writeErrorHold)
-	s.mu.Unlock()
+	f := s.failed.Load()
+	s.failed.Store(&writeFailure{err: f.err, at: f.at.Add(-writeErrorHold)})
 	if err := s.WriteError(); err != nil {
 		t.Errorf("still reported after writeErrorHold: %v", err)
 	}

@@ -86,7 +86,7 @@ func (s *File) openSpare(path string, h []byte) (*os.File, int64) {
 // spares stay within maxSpareBytes, else deleted.
 func (s *File) retire(fc *fileChunk) error {
 	s.mu.Lock()
-	keep := s.spareBytes+fc.size <= maxSpareBytes && s.writeErr == nil
+	keep := s.spareBytes+fc.size <= maxSpareBytes && s.failed.Load() == nil
 	if keep {
 		s.spareBytes += fc.size // claimed now, so that concurrent retires stay within the bound
 	}
