@@ -58,9 +58,10 @@ type File struct {
 
 	mu    sync.Mutex            // guards dirty, open, queued, gen and names
 	dirty map[*os.File]struct{} // files with writes not yet fsynced
-	// names: a chunk file was created or renamed into Dir since the last
-	// fsync round, which then fsyncs Dir too: a file's data is found after
-	// a machine crash only if its name survives it.
+	// names: a chunk file was created in Dir (or a spare renamed to a new
+	// chunk's name) since the last fsync round, which then fsyncs Dir too:
+	// a file's data is found after a machine crash only if its name
+	// survives it.
 	names  bool
 	open   map[*os.File]struct{} // chunk files open, closed by Close
 	queued map[*os.File]struct{} // queued chunks' files kept open for the syncer
@@ -897,12 +898,6 @@ func (s *File) recoverFile(path string, staged bool, scratch *[]byte) (*Chunk, e
 		return nil, fmt.Errorf("buffer: %w", err)
 	}
 	*scratch = raw[:0]
-	if len(raw) < 12 {
-		return nil, &CorruptError{Path: path, Err: errors.New("shorter than a header")}
-	}
-	if n := int(binary.BigEndian.Uint32(raw[8:12])); string(raw[:4]) != fileMagic || n > maxMetaLen {
-		return nil, &CorruptError{Path: path, Err: errors.New("bad header")}
-	}
 	meta, flags, off, err := parseHeader(raw)
 	if err != nil {
 		return nil, &CorruptError{Path: path, Err: err}
@@ -912,12 +907,12 @@ func (s *File) recoverFile(path string, staged bool, scratch *[]byte) (*Chunk, e
 		return nil, &CorruptError{Path: path, Err: fmt.Errorf("metadata: %w", err)}
 	}
 	seed := frameSeed(raw[4], c.ID)
-	var frames []damage // the good frames, [start, end)
+	var frames []span // the good frames
 	// The bytes after the last good frame are a write a crash tore, or
 	// what a reused spare file held before: cut off either way. (Damage in
 	// the last frame itself looks the same, and is cut off with them.)
 	damaged, tail := walkFrames(raw, off, seed, func(start, end int, records uint32) {
-		frames = append(frames, damage{start, end})
+		frames = append(frames, span{start, end})
 		c.Records += int(records)
 		c.Size += int64(end - start)
 	})
@@ -974,7 +969,7 @@ func (s *File) recoverFile(path string, staged bool, scratch *[]byte) (*Chunk, e
 // temporary file and a rename, by its header and the good frames. A crash
 // at any step leaves either the old file, to salvage again, or the new
 // one. It returns how many bytes were moved aside.
-func (s *File) salvage(path string, header, raw []byte, frames, damaged []damage, id ID) (int, error) {
+func (s *File) salvage(path string, header, raw []byte, frames, damaged []span, id ID) (int, error) {
 	if err := os.MkdirAll(s.BackupDir, 0o755); err != nil {
 		return 0, err
 	}

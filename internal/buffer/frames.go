@@ -34,16 +34,15 @@ func frameAt(raw []byte, pos int, seed uint32) (end int, records uint32, ok bool
 	return start + size, records, true
 }
 
-// damage is a run of bytes [start, end) between frames that are not a
-// frame.
-type damage struct{ start, end int }
+// span is a run of a file's bytes, [start, end).
+type span struct{ start, end int }
 
 // walkFrames calls frame for each valid frame of raw from offset from, in
 // order. Bytes that are not a valid frame but are followed by one are
 // damage (a flipped bit, a bad sector): they are returned, and the walk
 // goes on at the next valid frame. tail is where the bytes after the last
 // valid frame start (len(raw) when there are none).
-func walkFrames(raw []byte, from int, seed uint32, frame func(start, end int, records uint32)) (damaged []damage, tail int) {
+func walkFrames(raw []byte, from int, seed uint32, frame func(start, end int, records uint32)) (damaged []span, tail int) {
 	pos := from
 	for pos < len(raw) {
 		if end, records, ok := frameAt(raw, pos, seed); ok {
@@ -66,7 +65,7 @@ func walkFrames(raw []byte, from int, seed uint32, frame func(start, end int, re
 		if next < 0 {
 			break
 		}
-		damaged = append(damaged, damage{pos, next})
+		damaged = append(damaged, span{pos, next})
 		pos = next
 	}
 	return damaged, pos
