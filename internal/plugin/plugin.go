@@ -252,9 +252,11 @@ func Delivered(ctx context.Context, n int) {
 }
 
 // IsPermanent reports whether err, or an error it wraps, is Permanent.
+// A placeholder value that would cross a path boundary is one too: it comes
+// from the client's tag or record, and every retry would expand it alike.
 func IsPermanent(err error) bool {
 	var p *Permanent
-	return errors.As(err, &p)
+	return errors.As(err, &p) || errors.Is(err, buffer.ErrCrossesPath)
 }
 
 // ErrOverflow is returned by Emit when a buffer is full and its

@@ -127,7 +127,7 @@ func (f *File) FormatEntry(dst []byte, tag string, t event.Time, r event.Record)
 func (f *File) Write(_ context.Context, c *buffer.Chunk) error {
 	base, err := f.tmpl.Expand(c.Key, f.loc)
 	if err != nil {
-		return &plugin.Permanent{Err: fmt.Errorf("path: %w", err)}
+		return fmt.Errorf("path: %w", err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

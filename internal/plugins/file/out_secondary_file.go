@@ -65,7 +65,7 @@ func (s *SecondaryFile) Configure(c *plugin.Context) error {
 func (s *SecondaryFile) Write(_ context.Context, c *buffer.Chunk) error {
 	base, err := s.tmpl.Expand(c.Key, s.loc)
 	if err != nil {
-		return &plugin.Permanent{Err: fmt.Errorf("path: %w", err)}
+		return fmt.Errorf("path: %w", err)
 	}
 	base = strings.ReplaceAll(base, "\x00chunk_id\x00", c.ID.String())
 	s.mu.Lock()

@@ -285,7 +285,7 @@ func (f *Firehose) Init(ctx context.Context) error {
 func (f *Firehose) Write(ctx context.Context, c *buffer.Chunk) error {
 	stream, err := f.stream.Expand(c.Key, zone(f.loc))
 	if err != nil {
-		return &plugin.Permanent{Err: fmt.Errorf("delivery_stream_name: %w", err)}
+		return fmt.Errorf("delivery_stream_name: %w", err)
 	}
 	return f.write(ctx, c, stream, firehoseMaxRecord, f.PackRecords, nil)
 }
@@ -350,7 +350,7 @@ func (s *Streams) Init(ctx context.Context) error {
 func (s *Streams) Write(ctx context.Context, c *buffer.Chunk) error {
 	stream, err := s.stream.Expand(c.Key, zone(s.loc))
 	if err != nil {
-		return &plugin.Permanent{Err: fmt.Errorf("stream_name: %w", err)}
+		return fmt.Errorf("stream_name: %w", err)
 	}
 	return s.write(ctx, c, stream, streamsMaxRecord, false, s.partitionKey)
 }

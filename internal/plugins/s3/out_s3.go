@@ -359,7 +359,7 @@ func (s *S3) Write(ctx context.Context, c *buffer.Chunk) error {
 func (s *S3) objectKey(ctx context.Context, c *buffer.Chunk) (string, error) {
 	path, err := s.pathTmpl.Expand(c.Key, s.loc)
 	if err != nil {
-		return "", &plugin.Permanent{Err: fmt.Errorf("path: %w", err)}
+		return "", fmt.Errorf("path: %w", err)
 	}
 	sliceTime := time.Now().In(s.loc)
 	if s.keys.Time {
@@ -371,7 +371,7 @@ func (s *S3) objectKey(ctx context.Context, c *buffer.Chunk) (string, error) {
 		if p.tmpl != nil {
 			v, err := p.tmpl.Expand(c.Key, s.loc)
 			if err != nil {
-				return "", &plugin.Permanent{Err: fmt.Errorf("s3_object_key_format: %w", err)}
+				return "", fmt.Errorf("s3_object_key_format: %w", err)
 			}
 			b.WriteString(v)
 			continue
