@@ -22,7 +22,7 @@ import (
 	"github.com/tinylib/msgp/msgp"
 )
 
-// File keeps each chunk in its own file under Dir. docs/buffer-format.md
+// File keeps each chunk in its own file under Path. docs/buffer-format.md
 // draws the format: a versioned header with the chunk's key, then frames of
 // [length, records, CRC-32C, payload], one per append. A crash can tear only
 // the last frame, which recovery cuts off; a chunk whose header is damaged
@@ -38,7 +38,7 @@ import (
 //	never        appends reach the OS at once; the OS writes them back when
 //	             it likes. Survives a process crash only.
 type File struct {
-	Dir       string
+	Path      string // the directory chunks live in
 	BackupDir string
 	Policy    string // every_write, interval, never
 	Interval  time.Duration
@@ -141,9 +141,13 @@ var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 var chunkName = regexp.MustCompile(`^sluice\.([bqs])([0-9a-f]{32})\.chunk$`)
 
-// Open prepares the directories and starts the interval syncer.
+// Dir implements Store.
+func (s *File) Dir() string { return s.Path }
+
+// Open implements Store: it prepares the directories and starts the
+// interval syncer.
 func (s *File) Open() error {
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+	if err := os.MkdirAll(s.Path, 0o755); err != nil {
 		return fmt.Errorf("buffer path: %w", err)
 	}
 	s.dirty = map[*os.File]struct{}{}
@@ -167,14 +171,14 @@ func (s *File) syncer() {
 			return
 		case <-t.C:
 			if err := s.syncRound(); err != nil && s.Log != nil {
-				s.Log.Error("buffer fsync failed", "dir", s.Dir, "err", err)
+				s.Log.Error("buffer fsync failed", "dir", s.Path, "err", err)
 			}
 		}
 	}
 }
 
 func (s *File) chunkPath(c *Chunk, state byte) string {
-	return filepath.Join(s.Dir, "sluice."+string(state)+c.ID.String()+".chunk")
+	return filepath.Join(s.Path, "sluice."+string(state)+c.ID.String()+".chunk")
 }
 
 func (s *File) flags() byte {
@@ -226,7 +230,7 @@ func (s *File) create(c *Chunk, path string, h []byte) error {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 		if errors.Is(err, os.ErrNotExist) {
 			// The directory went away (an operator cleaned up): make it again.
-			if err = os.MkdirAll(s.Dir, 0o755); err == nil {
+			if err = os.MkdirAll(s.Path, 0o755); err == nil {
 				f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 			}
 		}
@@ -300,7 +304,7 @@ func (s *File) WriteError() error {
 	case f == nil:
 		return nil
 	case errors.Is(f.err, syscall.ENOSPC):
-		if freeBytes(s.Dir) >= uint64(min(max(s.ChunkLimit, 1<<20), maxFreeForWrites)) {
+		if freeBytes(s.Path) >= uint64(min(max(s.ChunkLimit, 1<<20), maxFreeForWrites)) {
 			return nil
 		}
 	case time.Since(f.at) >= writeErrorHold:
@@ -428,7 +432,7 @@ func (s *File) syncRound() error {
 	}
 	var dirErr error
 	if names {
-		if dirErr = syncDirHook(s.Dir); dirErr != nil && first == nil {
+		if dirErr = syncDirHook(s.Path); dirErr != nil && first == nil {
 			first = fmt.Errorf("buffer: fsync of the directory: %w", dirErr)
 		}
 	}
@@ -610,7 +614,7 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 
 // metaPath is where a chunk's Meta lives: by id, so that it stays put
 // when the chunk file is renamed from b to q.
-func (s *File) metaPath(id ID) string { return filepath.Join(s.Dir, "sluice."+id.String()+".meta") }
+func (s *File) metaPath(id ID) string { return filepath.Join(s.Path, "sluice."+id.String()+".meta") }
 
 // SaveMeta implements Store: the map, as msgpack, written to a temporary
 // file, synced and renamed into place, so it is whole or absent.
@@ -842,7 +846,7 @@ func decodeMeta(meta []byte, c *Chunk) error {
 
 // Recover implements Store.
 func (s *File) Recover() (staged, queued []*Chunk, problems []error) {
-	entries, err := os.ReadDir(s.Dir)
+	entries, err := os.ReadDir(s.Path)
 	if err != nil {
 		return nil, nil, []error{fmt.Errorf("buffer: %w", err)}
 	}
@@ -851,11 +855,11 @@ func (s *File) Recover() (staged, queued []*Chunk, problems []error) {
 		m := chunkName.FindStringSubmatch(e.Name())
 		if m == nil {
 			if strings.HasSuffix(e.Name(), ".chunk.salvage") {
-				os.Remove(filepath.Join(s.Dir, e.Name())) // a salvage a crash cut short: the chunk is still whole
+				os.Remove(filepath.Join(s.Path, e.Name())) // a salvage a crash cut short: the chunk is still whole
 			}
 			continue
 		}
-		path := filepath.Join(s.Dir, e.Name())
+		path := filepath.Join(s.Path, e.Name())
 		if m[1] == "s" {
 			os.Remove(path) // a spare: its chunk was delivered
 			continue

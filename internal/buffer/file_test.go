@@ -22,7 +22,7 @@ import (
 func newFileStore(t testing.TB, policy string) *File {
 	t.Helper()
 	dir := t.TempDir()
-	s := &File{Dir: filepath.Join(dir, "buf"), BackupDir: filepath.Join(dir, "backup"), Policy: policy, Interval: 10 * time.Millisecond}
+	s := &File{Path: filepath.Join(dir, "buf"), BackupDir: filepath.Join(dir, "backup"), Policy: policy, Interval: 10 * time.Millisecond}
 	if err := s.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func newFileStore(t testing.TB, policy string) *File {
 // reopen simulates a restart: a new store on the same directories.
 func reopen(t testing.TB, s *File) *File {
 	t.Helper()
-	n := &File{Dir: s.Dir, BackupDir: s.BackupDir, Policy: s.Policy, Interval: s.Interval, Gzip: s.Gzip, Formatted: s.Formatted, Keys: s.Keys,
+	n := &File{Path: s.Path, BackupDir: s.BackupDir, Policy: s.Policy, Interval: s.Interval, Gzip: s.Gzip, Formatted: s.Formatted, Keys: s.Keys,
 		MemoryLimit: s.MemoryLimit, ChunkLimit: s.ChunkLimit}
 	if err := n.Open(); err != nil {
 		t.Fatal(err)
@@ -140,7 +140,7 @@ func TestFileStoreTornTailAndCorruptChunks(t *testing.T) {
 	empty := newChunk("t")
 	s.Create(empty)
 
-	os.WriteFile(filepath.Join(s.Dir, "sluice.q"+NewID().String()+".chunk"), []byte("garbage"), 0o644)
+	os.WriteFile(filepath.Join(s.Path, "sluice.q"+NewID().String()+".chunk"), []byte("garbage"), 0o644)
 
 	r := reopen(t, s)
 	st, qu, problems := r.Recover()
@@ -225,7 +225,7 @@ func TestImportFluentdChunks(t *testing.T) {
 	s.Keys = keys
 	ids := []ID{NewID(), NewID()}
 	for i, state := range []byte{'b', 'q'} {
-		name := filepath.Join(s.Dir, FluentdChunkName(state, ids[i]))
+		name := filepath.Join(s.Path, FluentdChunkName(state, ids[i]))
 		os.WriteFile(name, entries(t, 3+i, "fluentd"), 0o644)
 		os.WriteFile(name+".meta", fluentdMetaBytes(ids[i], 3+i, "app.old", 1700000000, map[string]string{"path": "cust-" + fmt.Sprint(i)}, i == 1), 0o644)
 	}
@@ -244,7 +244,7 @@ func TestImportFluentdChunks(t *testing.T) {
 			t.Errorf("chunk %d: %d entries, %v %v", i, n, err, verr)
 		}
 	}
-	left, _ := filepath.Glob(filepath.Join(s.Dir, "buffer.*"))
+	left, _ := filepath.Glob(filepath.Join(s.Path, "buffer.*"))
 	if len(left) != 0 {
 		t.Errorf("Fluentd files left behind (would be delivered twice): %v", left)
 	}
@@ -424,7 +424,7 @@ func runModel(t *testing.T, policy string, seed uint64) {
 			if len(live) > 0 && rng.IntN(4) == 0 {
 				x := live[rng.IntN(len(live))]
 				raw, _ := os.ReadFile(ChunkFile(x.c))
-				straySpare = filepath.Join(s.Dir, "sluice.s"+NewID().String()+".chunk")
+				straySpare = filepath.Join(s.Path, "sluice.s"+NewID().String()+".chunk")
 				os.WriteFile(straySpare, raw, 0o644)
 			}
 			if rng.IntN(2) == 0 {
@@ -530,7 +530,7 @@ func contains(list []*Chunk, c *Chunk) bool {
 
 func FuzzRecoverFile(f *testing.F) {
 	dir := f.TempDir()
-	s := &File{Dir: dir, BackupDir: filepath.Join(dir, "backup"), Policy: SyncNever}
+	s := &File{Path: dir, BackupDir: filepath.Join(dir, "backup"), Policy: SyncNever}
 	s.Open()
 	c := newChunk("t", "v")
 	s.Create(c)
@@ -542,7 +542,7 @@ func FuzzRecoverFile(f *testing.F) {
 	f.Add([]byte("SLCK\x01\x00\x00\x00\x00\x00\x00\x01"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := t.TempDir()
-		st := &File{Dir: d, BackupDir: filepath.Join(d, "backup"), Policy: SyncNever}
+		st := &File{Path: d, BackupDir: filepath.Join(d, "backup"), Policy: SyncNever}
 		if err := st.Open(); err != nil {
 			t.Fatal(err)
 		}
@@ -568,7 +568,7 @@ func BenchmarkAppend(b *testing.B) {
 	}
 	for _, policy := range []string{SyncNever, SyncInterval, SyncEveryWrite} {
 		stores["file/"+policy] = func() Store {
-			s := &File{Dir: filepath.Join(b.TempDir(), "buf"), BackupDir: b.TempDir(), Policy: policy, Interval: time.Second}
+			s := &File{Path: filepath.Join(b.TempDir(), "buf"), BackupDir: b.TempDir(), Policy: policy, Interval: time.Second}
 			if err := s.Open(); err != nil {
 				b.Fatal(err)
 			}
@@ -606,7 +606,7 @@ func BenchmarkAppend(b *testing.B) {
 
 func BenchmarkLoad(b *testing.B) {
 	data := entries(b, 500, "bench")
-	s := &File{Dir: filepath.Join(b.TempDir(), "buf"), Policy: SyncNever}
+	s := &File{Path: filepath.Join(b.TempDir(), "buf"), Policy: SyncNever}
 	s.Open()
 	defer s.Close()
 	c := newChunk("bench")
@@ -640,7 +640,7 @@ func TestChunkMetaSurvivesRestartAndEnqueue(t *testing.T) {
 		t.Fatalf("recovered %+v", queued)
 	}
 	r.Commit(queued[0])
-	if m, _ := filepath.Glob(filepath.Join(s.Dir, "*.meta")); len(m) != 0 {
+	if m, _ := filepath.Glob(filepath.Join(s.Path, "*.meta")); len(m) != 0 {
 		t.Errorf("meta left after commit: %v", m)
 	}
 }
@@ -683,7 +683,7 @@ func TestFileStoreCloseReleasesChunkFiles(t *testing.T) {
 // calls syncRound.
 func intervalStore(t *testing.T) *File {
 	dir := t.TempDir()
-	s := &File{Dir: filepath.Join(dir, "buf"), BackupDir: filepath.Join(dir, "backup"), Policy: SyncInterval, Interval: time.Hour}
+	s := &File{Path: filepath.Join(dir, "buf"), BackupDir: filepath.Join(dir, "backup"), Policy: SyncInterval, Interval: time.Hour}
 	if err := s.Open(); err != nil {
 		t.Fatal(err)
 	}
@@ -772,7 +772,7 @@ func TestFileStoreRefusesKeysItCannotReadBack(t *testing.T) {
 			s := newFileStore(t, SyncEveryWrite)
 			c := newChunk(strings.Repeat("t", size))
 			if err := s.Create(c); err != nil {
-				if files, _ := filepath.Glob(filepath.Join(s.Dir, "*.chunk")); len(files) != 0 {
+				if files, _ := filepath.Glob(filepath.Join(s.Path, "*.chunk")); len(files) != 0 {
 					t.Errorf("a refused chunk left %v", files)
 				}
 				return
@@ -814,8 +814,8 @@ func TestDurableSyncsTheDirectoryOfNewChunks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(dirSyncs) != 1 || dirSyncs[0] != s.Dir {
-		t.Errorf("directory fsyncs %v, want one of %s", dirSyncs, s.Dir)
+	if len(dirSyncs) != 1 || dirSyncs[0] != s.Path {
+		t.Errorf("directory fsyncs %v, want one of %s", dirSyncs, s.Path)
 	}
 }
 

@@ -9,7 +9,7 @@ import (
 // diskBytes reads a chunk's bytes from its file, as a restart would.
 func diskBytes(t *testing.T, s *File, c *Chunk) []byte {
 	t.Helper()
-	cold := &File{Dir: s.Dir, BackupDir: s.BackupDir, Policy: SyncNever, Gzip: s.Gzip}
+	cold := &File{Path: s.Path, BackupDir: s.BackupDir, Policy: SyncNever, Gzip: s.Gzip}
 	data, err := cold.Load(&Chunk{ID: c.ID, file: &fileChunk{path: ChunkFile(c)}})
 	if err != nil {
 		t.Fatalf("reading %s: %v", ChunkFile(c), err)

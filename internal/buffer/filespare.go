@@ -92,7 +92,7 @@ func (s *File) retire(fc *fileChunk) error {
 	}
 	s.mu.Unlock()
 	if keep {
-		spare := filepath.Join(s.Dir, "sluice.s"+NewID().String()+".chunk")
+		spare := filepath.Join(s.Path, "sluice.s"+NewID().String()+".chunk")
 		if err := os.Rename(fc.path, spare); err == nil {
 			s.mu.Lock()
 			s.spares = append(s.spares, spareFile{path: spare, size: fc.size})

@@ -11,7 +11,7 @@ import (
 
 func spareFiles(t *testing.T, s *File) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join(s.Dir, "sluice.s*.chunk"))
+	files, err := filepath.Glob(filepath.Join(s.Path, "sluice.s*.chunk"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,11 +23,11 @@ import (
 // are removed: delivered once, by Sluice.
 var fluentdChunk = regexp.MustCompile(`^(.*)\.([bq])([0-9a-f]{32})\.([^/]*)$`)
 
-// importFluentd converts the Fluentd chunks found in s.Dir, and beside it
+// importFluentd converts the Fluentd chunks found in s.Path, and beside it
 // when the path was given as a file prefix (path /x/buf → /x/buf.b….log).
 func (s *File) importFluentd() (imported []*Chunk, problems []error) {
 	var candidates []string
-	for _, pattern := range []string{filepath.Join(s.Dir, "*"), s.Dir + ".*"} {
+	for _, pattern := range []string{filepath.Join(s.Path, "*"), s.Path + ".*"} {
 		m, _ := filepath.Glob(pattern)
 		candidates = append(candidates, m...)
 	}

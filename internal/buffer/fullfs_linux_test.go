@@ -27,7 +27,7 @@ func smallFS(t *testing.T, size string) string {
 // destination recovered, and readiness stayed 200 throughout).
 func TestFullDiskSparesYieldAndWriteErrorClears(t *testing.T) {
 	dir := smallFS(t, "4m")
-	s := &File{Dir: filepath.Join(dir, "buf"), BackupDir: filepath.Join(dir, "backup"), Policy: SyncNever, ChunkLimit: 1 << 20}
+	s := &File{Path: filepath.Join(dir, "buf"), BackupDir: filepath.Join(dir, "backup"), Policy: SyncNever, ChunkLimit: 1 << 20}
 	if err := s.Open(); err != nil {
 		t.Fatal(err)
 	}

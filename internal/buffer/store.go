@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/klauspost/compress/gzip"
 )
@@ -16,6 +18,12 @@ import (
 // change a chunk happen under the runtime's lock, one at a time per chunk;
 // Durable and Load are called without it.
 type Store interface {
+	// Open readies the store (a file buffer takes its directory's lock)
+	// before Recover.
+	Open() error
+	// Dir is the directory the store keeps chunks in, "" for memory. Two
+	// stores must never have the same one open.
+	Dir() string
 	// Create prepares storage for a new staged chunk.
 	Create(c *Chunk) error
 	// Append adds n records held in data to a staged chunk.
@@ -53,6 +61,43 @@ type IntoLoader interface {
 	LoadInto(c *Chunk, dst []byte) ([]byte, error)
 }
 
+// Settings choose and configure a store: <buffer>'s parameters as the
+// store needs them.
+type Settings struct {
+	// Type is <buffer> @type: "memory" or "file".
+	Type string
+	// Dir and BackupDir are a file buffer's chunk and backup directories.
+	Dir, BackupDir string
+	// Fsync and FsyncInterval are a file buffer's fsync policy.
+	Fsync         string
+	FsyncInterval time.Duration
+	// Gzip compresses each append (compress gzip).
+	Gzip bool
+	// Formatted is whether the output stores formatted bytes.
+	Formatted bool
+	// Keys are the chunk keys.
+	Keys ChunkKeys
+	// MemoryCache is how much of the chunks a file buffer also keeps in
+	// memory (memory_cache_size); ChunkLimit is chunk_limit_size.
+	MemoryCache, ChunkLimit int64
+	Log                     *slog.Logger
+}
+
+// New returns the store s describes, not yet open.
+func New(s Settings) (Store, error) {
+	switch s.Type {
+	case "memory", "":
+		return &Memory{Gzip: s.Gzip, ChunkLimit: s.ChunkLimit}, nil
+	case "file":
+		if s.Dir == "" {
+			return nil, fmt.Errorf("a file buffer needs a directory")
+		}
+		return &File{Path: s.Dir, BackupDir: s.BackupDir, Policy: s.Fsync, Interval: s.FsyncInterval, Gzip: s.Gzip,
+			Formatted: s.Formatted, Keys: s.Keys, Log: s.Log, MemoryLimit: s.MemoryCache, ChunkLimit: s.ChunkLimit}, nil
+	}
+	return nil, fmt.Errorf("unknown buffer type %q (memory or file)", s.Type)
+}
+
 // Memory keeps chunks in memory: fast, and lost with the process.
 type Memory struct {
 	// Gzip compresses each append (<buffer> compress gzip).
@@ -62,6 +107,12 @@ type Memory struct {
 }
 
 var _ Store = (*Memory)(nil)
+
+// Open implements Store.
+func (m *Memory) Open() error { return nil }
+
+// Dir implements Store: memory has none.
+func (m *Memory) Dir() string { return "" }
 
 // Create implements Store.
 func (m *Memory) Create(*Chunk) error { return nil }

@@ -48,7 +48,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer stopRetiring()
 	var events, admin []*node
 	for _, n := range g.inputs {
-		if _, ok := n.p.(plugin.AdminInput); ok {
+		if n.info.Admin {
 			admin = append(admin, n)
 		} else {
 			events = append(events, n)
@@ -79,7 +79,7 @@ func (e *Engine) runInput(n *node) {
 	n.stopInput, n.stopped = cancel, make(chan struct{})
 	go func() {
 		defer close(n.stopped)
-		if err := n.p.(plugin.Input).Run(ctx, n.emitTo); err != nil && ctx.Err() == nil {
+		if err := n.input.Run(ctx, n.emitTo); err != nil && ctx.Err() == nil {
 			n.logger(e).Error("input stopped", "err", err)
 		}
 	}()

@@ -178,7 +178,7 @@ type keeper struct {
 	got    chan struct{}
 }
 
-func (k *keeper) Write(_ context.Context, c *buffer.Chunk) error {
+func (k *keeper) Write(_ context.Context, c *plugin.Chunk) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.kept = append(k.kept, c.Data)
@@ -189,7 +189,7 @@ func (k *keeper) Write(_ context.Context, c *buffer.Chunk) error {
 
 type borrower struct{ *keeper }
 
-func (borrower) BorrowsChunkData() {}
+func (borrower) doneWithData() {}
 
 // TestLoadMemoryReusedOnlyForBorrowers: chunks read back from a file
 // buffer for an output that declares it is done with the bytes when Write
@@ -274,7 +274,7 @@ func TestFlushFromHeldCopy(t *testing.T) {
 		cfg.RetryForever = true
 		out := &borrowingSink{sink: s}
 		r := startRuntime(t, out, cfg)
-		out.store = r.store.(buffer.Holder)
+		out.rt = r
 		if err := r.Emit(context.Background(), stream(t, "x", 1, 2, 3)); err != nil {
 			t.Fatal(err)
 		}
@@ -310,16 +310,24 @@ func TestFlushFromHeldCopy(t *testing.T) {
 // given the store's held memory itself.
 type borrowingSink struct {
 	*sink
-	store      buffer.Holder
+	rt         *Runtime
 	writes     atomic.Int32
 	handedOver atomic.Int32
 }
 
-func (*borrowingSink) BorrowsChunkData() {}
+func (*borrowingSink) doneWithData() {}
 
-func (b *borrowingSink) Write(ctx context.Context, c *buffer.Chunk) error {
+func (b *borrowingSink) Write(ctx context.Context, c *plugin.Chunk) error {
 	b.writes.Add(1)
-	if held := b.store.Held(c); len(held) > 0 && unsafe.SliceData(held) == unsafe.SliceData(c.Data) {
+	b.rt.mu.Lock()
+	var held []byte
+	for sc := range b.rt.inflight {
+		if sc.ID == c.ID {
+			held = b.rt.store.(buffer.Holder).Held(sc)
+		}
+	}
+	b.rt.mu.Unlock()
+	if len(held) > 0 && unsafe.SliceData(held) == unsafe.SliceData(c.Data) {
 		b.handedOver.Add(1)
 	}
 	return b.sink.Write(ctx, c)

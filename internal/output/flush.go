@@ -63,17 +63,14 @@ func (r *Runtime) flush(t task) {
 		r.mu.Unlock()
 		return
 	}
-	wc := *c
-	wc.Data = data
-	wc.Formatted = r.fmtr != nil
-	wc.SaveMeta = func(key, value string) error {
+	view := plugin.NewChunk(plugin.Chunk{ID: c.ID, Key: c.Key, Data: data, Formatted: r.fmtr != nil, Records: c.Records,
+		Created: c.Created, Retries: c.Retries}, c.Meta, func(key, value string) error {
 		if c.Meta == nil {
 			c.Meta = map[string]string{}
 		}
 		c.Meta[key] = value
-		wc.Meta = c.Meta
 		return r.store.SaveMeta(c)
-	}
+	})
 	began := r.now()
 	defer func() {
 		took := r.now().Sub(began)
@@ -88,13 +85,13 @@ func (r *Runtime) flush(t task) {
 	report.Delivered.Store(int64(t.delivered))
 	ctx := plugin.WithWriteReport(t.ctx, report)
 	if toSecondary {
-		err = r.secondary.Write(ctx, &wc)
+		err = r.secondary.Write(ctx, view)
 		if err == nil {
 			r.Stats.SecondaryWrites.Add(1)
 			r.log.Warn("chunk written to <secondary>", "output", r.id, "chunk", c.ID.String(), "records", c.Records)
 		}
 	} else {
-		err = r.out.Write(ctx, &wc)
+		err = r.out.Write(ctx, view)
 	}
 	if err != nil && context.Cause(t.ctx) == errWriteTimeout {
 		err = fmt.Errorf("write_timeout (%v) passed: %w", r.cfg.WriteTimeout, err)
@@ -107,12 +104,10 @@ func (r *Runtime) flush(t task) {
 // borrows says whether the output that writes a chunk is done with its
 // bytes when Write returns.
 func (r *Runtime) borrows(toSecondary bool) bool {
-	out := r.out
 	if toSecondary {
-		out = r.secondary
+		return r.secondaryDone
 	}
-	_, ok := out.(plugin.DataBorrower)
-	return ok
+	return r.outDone
 }
 
 func (r *Runtime) takeLoadBuf() *[]byte {

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
@@ -90,9 +89,9 @@ func TestRetryDecision(t *testing.T) {
 }
 
 // outFunc is an output made of one function.
-type outFunc func(ctx context.Context, c *buffer.Chunk) error
+type outFunc func(ctx context.Context, c *plugin.Chunk) error
 
-func (f outFunc) Write(ctx context.Context, c *buffer.Chunk) error { return f(ctx, c) }
+func (f outFunc) Write(ctx context.Context, c *plugin.Chunk) error { return f(ctx, c) }
 
 // A chunk refused for good must not change the retry clock of another
 // chunk: with the clock shared, the innocent chunk's one transient
@@ -103,7 +102,7 @@ func TestPermanentErrorLeavesOtherChunksRetries(t *testing.T) {
 	var goodCalls atomic.Int32
 	secondaryStarted := make(chan struct{})
 	delivered, second := newSink(), newSink()
-	primary := outFunc(func(ctx context.Context, c *buffer.Chunk) error {
+	primary := outFunc(func(ctx context.Context, c *plugin.Chunk) error {
 		switch {
 		case c.Key.Tag == "poison":
 			return &plugin.Permanent{Err: errors.New("invalid argument")}
@@ -114,7 +113,7 @@ func TestPermanentErrorLeavesOtherChunksRetries(t *testing.T) {
 		return delivered.Write(ctx, c)
 	})
 	var once sync.Once
-	secondary := outFunc(func(ctx context.Context, c *buffer.Chunk) error {
+	secondary := outFunc(func(ctx context.Context, c *plugin.Chunk) error {
 		once.Do(func() { close(secondaryStarted) })
 		// Hold the poison chunk here until the good chunk's failure has
 		// been decided (errors are counted under the lock the decision
@@ -150,7 +149,7 @@ func TestPermanentErrorLeavesOtherChunksRetries(t *testing.T) {
 func TestRetryingChunkDoesNotBlockOthers(t *testing.T) {
 	delivered := newSink()
 	var poisonTries atomic.Int32
-	out := outFunc(func(ctx context.Context, c *buffer.Chunk) error {
+	out := outFunc(func(ctx context.Context, c *plugin.Chunk) error {
 		if c.Key.Tag == "stuck" {
 			poisonTries.Add(1)
 			return errors.New("name too long")
@@ -181,7 +180,7 @@ func TestWriteTimeoutCancelsAndRetries(t *testing.T) {
 	delivered := newSink()
 	sawAge := make(chan float64, 1)
 	var r *Runtime
-	out := outFunc(func(ctx context.Context, c *buffer.Chunk) error {
+	out := outFunc(func(ctx context.Context, c *plugin.Chunk) error {
 		if calls.Add(1) == 1 {
 			time.Sleep(20 * time.Millisecond)
 			sawAge <- r.Status().OldestWrite
@@ -217,7 +216,7 @@ func TestStopAbandonsStuckWrite(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	started := make(chan struct{})
-	out := outFunc(func(ctx context.Context, c *buffer.Chunk) error {
+	out := outFunc(func(ctx context.Context, c *plugin.Chunk) error {
 		defer wg.Done()
 		close(started)
 		<-release // ignores ctx
@@ -271,7 +270,7 @@ func TestUndeliveredVisibleDuringTheDrain(t *testing.T) {
 // reported 180,800 records left, 1,935 of them delivered).
 func TestLeftoverExcludesPartsDelivered(t *testing.T) {
 	started := make(chan struct{}, 1)
-	out := outFunc(func(ctx context.Context, c *buffer.Chunk) error {
+	out := outFunc(func(ctx context.Context, c *plugin.Chunk) error {
 		plugin.Delivered(ctx, 3) // three of the chunk's five records are in
 		select {
 		case started <- struct{}{}:

@@ -41,6 +41,9 @@ type Options struct {
 	RootDir string
 	// Secondary receives chunks the output cannot deliver.
 	Secondary plugin.BufferedOutput
+	// DoneWithData and SecondaryDoneWithData are the outputs'
+	// plugin.Info.DoneWithDataOnReturn.
+	DoneWithData, SecondaryDoneWithData bool
 	// Logger logs with the output's plugin_id.
 	Logger *slog.Logger
 }
@@ -62,9 +65,12 @@ type Runtime struct {
 	now       func() time.Time
 	store     buffer.Store
 	backupDir string
+	// outDone and secondaryDone: the output (the secondary) is done with a
+	// chunk's bytes when Write returns.
+	outDone, secondaryDone bool
 	// loadBufs holds memory to read chunks into, for outputs that are done
-	// with a chunk's bytes when Write returns (plugin.DataBorrower): at
-	// most one per flush thread, of at most maxKeptLoadBuf each.
+	// with a chunk's bytes when Write returns: at most one per flush
+	// thread, of at most maxKeptLoadBuf each.
 	loadMu   sync.Mutex
 	loadBufs [][]byte // guarded by loadMu
 
@@ -117,7 +123,7 @@ func New(id string, out plugin.BufferedOutput, cfg BufferConfig, opts Options) (
 		log = slog.Default()
 	}
 	r := &Runtime{
-		id: id, out: out, secondary: opts.Secondary, cfg: cfg, keys: keys, loc: loc, log: log, now: time.Now,
+		id: id, out: out, secondary: opts.Secondary, outDone: opts.DoneWithData, secondaryDone: opts.SecondaryDoneWithData, cfg: cfg, keys: keys, loc: loc, log: log, now: time.Now,
 		staged:   map[buffer.Key]*buffer.Chunk{},
 		inflight: map[*buffer.Chunk]*write{},
 		policy:   newRetryPolicy(cfg, opts.Secondary != nil),
@@ -131,23 +137,23 @@ func New(id string, out plugin.BufferedOutput, cfg BufferConfig, opts Options) (
 		backupRoot = DefaultBackupRoot
 	}
 	r.backupDir = filepath.Join(backupRoot, "backup", safeName(id))
-	switch cfg.Type {
-	case "file":
-		dir := cfg.Path
-		if dir == "" {
+	settings := buffer.Settings{Type: cfg.Type, Fsync: cfg.Fsync, FsyncInterval: cfg.FsyncInterval, Gzip: cfg.Compress == "gzip",
+		Formatted: r.fmtr != nil, Keys: keys, Log: log, MemoryCache: int64(cfg.MemoryCacheSize), ChunkLimit: int64(cfg.ChunkLimitSize)}
+	if cfg.Type == "file" {
+		settings.Dir = cfg.Path
+		if settings.Dir == "" {
 			if opts.RootDir == "" {
 				return nil, fmt.Errorf("<buffer> @type file needs path (or <system> root_dir)")
 			}
-			dir = filepath.Join(opts.RootDir, safeName(id), "buffer")
+			settings.Dir = filepath.Join(opts.RootDir, safeName(id), "buffer")
 		}
 		if opts.RootDir == "" {
-			r.backupDir = filepath.Join(dir, "backup")
+			r.backupDir = filepath.Join(settings.Dir, "backup")
 		}
-		r.store = &buffer.File{Dir: dir, BackupDir: r.backupDir, Policy: cfg.Fsync, Interval: cfg.FsyncInterval,
-			Gzip: cfg.Compress == "gzip", Formatted: r.fmtr != nil, Keys: keys, Log: log,
-			MemoryLimit: int64(cfg.MemoryCacheSize), ChunkLimit: int64(cfg.ChunkLimitSize)}
-	default:
-		r.store = &buffer.Memory{Gzip: cfg.Compress == "gzip", ChunkLimit: int64(cfg.ChunkLimitSize)}
+		settings.BackupDir = r.backupDir
+	}
+	if r.store, err = buffer.New(settings); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
@@ -173,12 +179,7 @@ func (r *Runtime) Location() *time.Location { return r.loc }
 
 // Dir is the file buffer's directory, "" for a memory buffer. Two runtimes
 // must never have the same one open.
-func (r *Runtime) Dir() string {
-	if fs, ok := r.store.(*buffer.File); ok {
-		return fs.Dir
-	}
-	return ""
-}
+func (r *Runtime) Dir() string { return r.store.Dir() }
 
 // BackupDir is where undeliverable chunks go.
 func (r *Runtime) BackupDir() string { return r.backupDir }
@@ -187,10 +188,8 @@ func (r *Runtime) BackupDir() string { return r.backupDir }
 // the flush workers. Damaged chunks are moved aside and logged; they never
 // fail the start.
 func (r *Runtime) Start() error {
-	if fs, ok := r.store.(*buffer.File); ok {
-		if err := fs.Open(); err != nil {
-			return err
-		}
+	if err := r.store.Open(); err != nil {
+		return err
 	}
 	staged, queued, problems := r.store.Recover()
 	for _, err := range problems {

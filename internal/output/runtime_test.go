@@ -16,7 +16,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/plugin"
@@ -29,7 +28,7 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // sink records written chunks; failures makes the next writes fail.
 type sink struct {
 	mu       sync.Mutex
-	chunks   []*buffer.Chunk
+	chunks   []*plugin.Chunk
 	failures int
 	err      error
 	got      chan struct{}
@@ -37,7 +36,7 @@ type sink struct {
 
 func newSink() *sink { return &sink{got: make(chan struct{}, 1000)} }
 
-func (s *sink) Write(ctx context.Context, c *buffer.Chunk) error {
+func (s *sink) Write(ctx context.Context, c *plugin.Chunk) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failures > 0 {
@@ -88,10 +87,15 @@ func fastConfig(keys string) BufferConfig {
 	return c
 }
 
+// doneWithData is a test output that declares
+// plugin.Info.DoneWithDataOnReturn.
+type doneWithData interface{ doneWithData() }
+
 func startRuntime(t *testing.T, out plugin.BufferedOutput, cfg BufferConfig) *Runtime {
 	t.Helper()
 	// A root of the test's own keeps backups out of the shared default.
-	r, err := New("test", out, cfg, Options{Logger: quiet, RootDir: t.TempDir()})
+	_, done := out.(doneWithData)
+	r, err := New("test", out, cfg, Options{Logger: quiet, RootDir: t.TempDir(), DoneWithData: done})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,24 @@
 // Package plugin defines the contracts between the engine and plugins, and
 // the registry plugins add themselves to from init().
 //
+// A plugin is a struct whose exported fields carry `conf` tags (the
+// parameter's name), `desc` tags (one sentence for `sluice plugins TYPE`)
+// and defaults set by Info.New. Its kind's interface is the one method the
+// engine calls with events: Input.Run, Filter.Filter, SyncOutput.Process or
+// BufferedOutput.Write, Formatter.Format, Parser.Parse. Everything else the
+// engine knows about a type is a field of Info, checked when it registers.
+//
 // Life of a plugin: New() builds it with its defaults and no side effects;
 // the engine decodes the configuration into it (config.Decode), then calls
 // Configure (validation and sub-plugins, no I/O). `sluice check` stops there.
 // A run then calls Init (open files, bind sockets), starts inputs with Run,
 // and finally Close. Close must be safe without Init and safe twice.
+//
+// A buffered output is the smallest useful plugin: a struct, an Info with
+// Kind KindOutput, and Write. The runtime (internal/output) owns its
+// buffer, flush threads, retries, <secondary> and shutdown; Write only
+// sends one chunk and says how it went. internal/plugins/file/out_file.go is
+// the example to read.
 package plugin
 
 import (
@@ -13,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -25,7 +37,8 @@ import (
 // Emitter accepts streams. Emit may block for backpressure and returns an
 // error when the events were not accepted (for example ErrOverflow); the
 // caller must then not acknowledge them. Emit borrows s.Data for the length
-// of the call.
+// of the call and does not change it. Every emitter the engine hands out
+// is safe for concurrent use: each connection's goroutine emits at once.
 type Emitter interface {
 	Emit(ctx context.Context, s event.Stream) error
 }
@@ -42,15 +55,6 @@ type Input interface {
 	Run(ctx context.Context, out Emitter) error
 }
 
-// AdminInput is an input that serves the instance's own state (metrics,
-// probes, the plugin list) instead of taking events. At shutdown it stops
-// last, after the outputs have drained, so that scrapes and readiness
-// probes see the drain.
-type AdminInput interface {
-	Input
-	Admin()
-}
-
 // SeriesMonitor is a source that asks for the series one of
 // fluent-plugin-prometheus's monitors serves: family "output_status"
 // (prometheus_output_monitor: fluentd_output_status_*) or "status"
@@ -63,37 +67,40 @@ type SeriesMonitor interface {
 // Filter transforms a stream. It returns s itself when nothing changed, or a
 // stream built in scratch, which the caller owns and resets between calls.
 // A stream with Len 0 drops everything.
+//
+// Filter is called from every input's goroutines at once, so it must be
+// safe for concurrent use, and it must never modify s.Data: the same bytes
+// may be on their way to other outputs (copy hands one stream to each
+// <store> without copying it).
 type Filter interface {
 	Filter(ctx context.Context, s event.Stream, scratch *event.Builder) (event.Stream, error)
 }
 
 // SyncOutput handles streams as they arrive, without a buffer (stdout, null,
-// copy, relabel).
+// copy, relabel). Like Filter, Process is called concurrently and must not
+// modify s.Data, which it borrows for the call.
 type SyncOutput interface {
 	Process(ctx context.Context, s event.Stream) error
 }
 
 // BufferedOutput writes chunks that the output runtime has buffered; it is
-// called from up to flush_thread_count goroutines at once. Return nil, a
-// Permanent error (never retried), or any other error (retried with backoff;
-// wrap in RetryAfter to suggest the delay).
+// called from up to flush_thread_count goroutines at once, never twice at
+// once for one chunk. Return nil, a Permanent error (never retried), or any
+// other error (retried with backoff; wrap in RetryAfter to suggest the
+// delay). Write must return soon after ctx is done: the runtime cancels it
+// at <buffer> write_timeout and at the shutdown deadline.
+//
+// The chunk is valid for the call. Its Data must not be changed, and must
+// not be read after Write returns when the type declares
+// Info.DoneWithDataOnReturn.
 type BufferedOutput interface {
-	Write(ctx context.Context, c *buffer.Chunk) error
-}
-
-// DataBorrower is a BufferedOutput that is done with a chunk's Data when
-// Write returns, whether it succeeded or not: nothing it started reads the
-// bytes later (an HTTP transport may, so SDK-based outputs are not). The
-// runtime then reads the next chunk from a file buffer into the same
-// memory instead of allocating a chunk's worth for each write.
-type DataBorrower interface {
-	BufferedOutput
-	BorrowsChunkData()
+	Write(ctx context.Context, c *Chunk) error
 }
 
 // EntryFormatter is implemented by buffered outputs that format at append
 // time (Fluentd's #format); their chunks hold the formatted bytes. The
-// runtime calls FormatEntry on the emitting goroutines, concurrently.
+// runtime calls FormatEntry on the emitting goroutines, concurrently, and
+// drops and counts an entry it refuses.
 type EntryFormatter interface {
 	FormatEntry(dst []byte, tag string, t event.Time, r event.Record) ([]byte, error)
 }
@@ -156,13 +163,11 @@ type Context struct {
 	ChunkKeys buffer.ChunkKeys
 	Location  *time.Location
 	Timekey   time.Duration
-	// Metrics serves the engine's metrics in Prometheus's text format,
-	// and Health answers liveness and readiness, for the sources that
-	// expose them.
-	Metrics http.Handler
-	Health  Health
-	// PluginsAPI serves monitor_agent's /api/plugins.json and /api/plugins.
-	PluginsAPI http.Handler
+	// Host is the running instance, for the sources that serve its state
+	// (Info.Admin). Besides Health, the engine's value serves its metrics
+	// and plugin list over HTTP: such a source asserts the interface it
+	// declares itself for that (see internal/plugins/prometheus).
+	Host Health
 }
 
 // Measured is a plugin with counters of its own. The metrics endpoint

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -23,7 +24,8 @@ const (
 	KindParser    Kind = "parser"
 )
 
-// Info describes a plugin type.
+// Info describes a plugin type: everything the engine needs to know about
+// it besides the methods its value has.
 type Info struct {
 	Kind Kind
 	Type string
@@ -34,27 +36,113 @@ type Info struct {
 	New func() any
 	// Summary is one line for `sluice plugins`.
 	Summary string
+
+	// Admin (inputs) marks a source that serves the instance's own state
+	// (metrics, probes, the plugin list) instead of taking events. At
+	// shutdown it stops last, after the outputs have drained, so that
+	// scrapes and readiness probes see the drain.
+	Admin bool
+	// BufferDefaults (buffered outputs) are the <buffer> parameters whose
+	// default differs for this output from Fluentd's generic one, as
+	// parameter name and value in configuration syntax: out_file and s3
+	// chunk by time ("time", timekey "1d"). The key "" is the chunk keys
+	// (the section's argument).
+	BufferDefaults map[string]string
+	// DoneWithDataOnReturn (buffered outputs) says that Write is done
+	// with the chunk's Data when it returns, whether it succeeded or not:
+	// nothing it started reads the bytes later (an SDK's HTTP transport
+	// may, so SDK-based outputs leave this false). The runtime then reads
+	// the next chunk from a file buffer into the same memory instead of
+	// allocating a chunk's worth for each write.
+	DoneWithDataOnReturn bool
 }
 
 var (
 	regMu    sync.RWMutex
 	registry = map[Kind]map[string]Info{} // guarded by regMu
+	// misdeclared holds what Register found wrong, reported by Check.
+	misdeclared []error // guarded by regMu
 )
 
-// Register adds a plugin type. It is meant for init() and panics on a
-// duplicate, which is a programming error.
+// Register adds a plugin type; it is meant for init(). It checks the value
+// New returns against the kind and the declared fields (Check reports what
+// is wrong, so that a mis-declared plugin fails the start of every
+// configuration, not only those that use it).
 func Register(info Info) {
 	regMu.Lock()
 	defer regMu.Unlock()
+	if err := validate(info); err != nil {
+		misdeclared = append(misdeclared, err)
+		return
+	}
 	if registry[info.Kind] == nil {
 		registry[info.Kind] = map[string]Info{}
 	}
 	for _, name := range append([]string{info.Type}, info.Aliases...) {
-		if _, dup := registry[info.Kind][name]; dup {
-			panic(fmt.Sprintf("plugin: %s type %q registered twice", info.Kind, name))
+		if prev, dup := registry[info.Kind][name]; dup {
+			misdeclared = append(misdeclared, fmt.Errorf("plugin %s %q: registered twice (also as %q)", info.Kind, name, prev.Type))
+			continue
 		}
 		registry[info.Kind][name] = info
 	}
+}
+
+// Check returns an error naming every plugin type that was registered
+// wrongly, nil when all are sound.
+func Check() error {
+	regMu.RLock()
+	defer regMu.RUnlock()
+	return errors.Join(misdeclared...)
+}
+
+// validate checks that info's value is what its kind needs and that the
+// fields it declares belong to that kind.
+func validate(info Info) error {
+	fail := func(format string, args ...any) error {
+		return fmt.Errorf("plugin %s %q: %s", info.Kind, info.Type, fmt.Sprintf(format, args...))
+	}
+	if info.Type == "" || info.New == nil {
+		return fail("needs a Type and a New function")
+	}
+	p := info.New()
+	if p == nil {
+		return fail("New returned nil")
+	}
+	_, buffered := p.(BufferedOutput)
+	var ok bool
+	var want string
+	switch info.Kind {
+	case KindInput:
+		_, ok = p.(Input)
+		want = "plugin.Input"
+	case KindFilter:
+		_, ok = p.(Filter)
+		want = "plugin.Filter"
+	case KindOutput:
+		_, sync := p.(SyncOutput)
+		ok, want = buffered || sync, "plugin.BufferedOutput or plugin.SyncOutput"
+	case KindFormatter:
+		_, ok = p.(Formatter)
+		want = "plugin.Formatter"
+	case KindParser:
+		_, ok = p.(Parser)
+		want = "plugin.Parser"
+	default:
+		return fail("unknown kind")
+	}
+	if !ok {
+		return fail("%T does not implement %s", p, want)
+	}
+	if info.Admin && info.Kind != KindInput {
+		return fail("Admin is for inputs")
+	}
+	if (info.DoneWithDataOnReturn || info.BufferDefaults != nil) && !buffered {
+		return fail("DoneWithDataOnReturn and BufferDefaults are for buffered outputs, and %T has no Write", p)
+	}
+	if _, ok := p.(EntryFormatter); ok && !buffered {
+		return fail("%T formats entries (FormatEntry) but has no Write", p)
+	}
+	return nil
 }
 
 // Lookup finds a plugin type by kind and @type name (or alias).

@@ -21,7 +21,6 @@ import (
 
 	"github.com/tinylib/msgp/msgp"
 
-	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/engine"
 	"github.com/sluice-log/sluice/internal/event"
@@ -111,7 +110,7 @@ func (c *Capture) Process(_ context.Context, s event.Stream) error {
 }
 
 // Write implements plugin.BufferedOutput.
-func (c *Capture) Write(_ context.Context, ch *buffer.Chunk) error {
+func (c *Capture) Write(_ context.Context, ch *plugin.Chunk) error {
 	c.mu.Lock()
 	if c.Fail > 0 {
 		c.Fail--
@@ -282,4 +281,18 @@ func BlackHole(tb testing.TB) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// BoundAddr returns the address of the first input of e that listens
+// (one with a BoundAddr method) once it does, "" before. Tests use it with
+// port 0.
+func BoundAddr(e *engine.Engine) string {
+	for _, p := range e.Inputs() {
+		if in, ok := p.(interface{ BoundAddr() string }); ok {
+			if a := in.BoundAddr(); a != "" {
+				return a
+			}
+		}
+	}
+	return ""
 }

@@ -79,8 +79,8 @@ func TestEveryOutputReturnsWhenCancelled(t *testing.T) {
 			var b event.Builder
 			rec, _ := event.EncodeRecord(map[string]any{"log": "x"})
 			b.Append(event.Time(1700000000e9), rec)
-			c := &buffer.Chunk{ID: buffer.NewID(), Key: buffer.NewKey("app", 1699999200, nil), Data: b.Bytes(), Records: 1,
-				Size: int64(b.Len()), Created: time.Now()}
+			c := &plugin.Chunk{ID: buffer.NewID(), Key: buffer.NewKey("app", 1699999200, nil), Data: b.Bytes(), Records: 1,
+				Created: time.Now()}
 			if f, ok := out.(plugin.EntryFormatter); ok {
 				c.Data, _ = f.FormatEntry(nil, "app", event.Time(1700000000e9), event.Record(rec))
 				c.Formatted = true

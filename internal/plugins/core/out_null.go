@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 
-	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
@@ -18,23 +17,20 @@ type Null struct {
 }
 
 var (
-	_ plugin.SyncOutput   = (*Null)(nil)
-	_ plugin.DataBorrower = (*Null)(nil)
+	_ plugin.SyncOutput     = (*Null)(nil)
+	_ plugin.BufferedOutput = (*Null)(nil)
 )
-
-// BorrowsChunkData implements plugin.DataBorrower.
-func (n *Null) BorrowsChunkData() {}
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "null", Summary: "discard events",
-		New: func() any { return &Null{} }})
+		DoneWithDataOnReturn: true, New: func() any { return &Null{} }})
 }
 
 // Process implements plugin.SyncOutput.
 func (n *Null) Process(context.Context, event.Stream) error { return nil }
 
 // Write implements plugin.BufferedOutput.
-func (n *Null) Write(context.Context, *buffer.Chunk) error {
+func (n *Null) Write(context.Context, *plugin.Chunk) error {
 	if n.NeverFlush {
 		return errors.New("never_flush is set")
 	}

@@ -6,7 +6,6 @@ import (
 	"os"
 	"sync"
 
-	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/plugin"
@@ -21,16 +20,13 @@ type Stdout struct {
 }
 
 var (
-	_ plugin.SyncOutput   = (*Stdout)(nil)
-	_ plugin.DataBorrower = (*Stdout)(nil)
+	_ plugin.SyncOutput     = (*Stdout)(nil)
+	_ plugin.BufferedOutput = (*Stdout)(nil)
 )
-
-// BorrowsChunkData implements plugin.DataBorrower.
-func (s *Stdout) BorrowsChunkData() {}
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "stdout", Summary: "print events to standard output",
-		New: func() any { return &Stdout{printer: printer{w: os.Stdout}} }})
+		DoneWithDataOnReturn: true, New: func() any { return &Stdout{printer: printer{w: os.Stdout}} }})
 	plugin.Register(plugin.Info{Kind: plugin.KindFilter, Type: "stdout", Summary: "print events and pass them on",
 		New: func() any { return &StdoutFilter{printer: printer{w: os.Stdout}} }})
 }
@@ -75,7 +71,7 @@ func (s *Stdout) Configure(c *plugin.Context) error { return s.configure(c, s.Fo
 func (s *Stdout) Process(_ context.Context, st event.Stream) error { return s.print(st.Tag, st.Data) }
 
 // Write implements plugin.BufferedOutput.
-func (s *Stdout) Write(_ context.Context, c *buffer.Chunk) error { return s.print(c.Key.Tag, c.Data) }
+func (s *Stdout) Write(_ context.Context, c *plugin.Chunk) error { return s.print(c.Key.Tag, c.Data) }
 
 // StdoutFilter prints events and passes them on unchanged.
 type StdoutFilter struct {

@@ -20,7 +20,6 @@ import (
 	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
-	"github.com/sluice-log/sluice/internal/output"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
@@ -56,26 +55,18 @@ type File struct {
 var (
 	_ plugin.BufferedOutput = (*File)(nil)
 	_ plugin.EntryFormatter = (*File)(nil)
-	_ plugin.DataBorrower   = (*File)(nil)
 )
-
-// BorrowsChunkData implements plugin.DataBorrower: Write is done with the
-// bytes when it returns.
-func (f *File) BorrowsChunkData() {}
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "file", Summary: "write events to local files",
+		// Chunks by time, one day each, as Fluentd's out_file. (Fluentd
+		// also defaults to a file buffer; Sluice keeps memory unless asked.)
+		BufferDefaults: map[string]string{"": "time", "timekey": "1d"},
+		// Write is done with the bytes when it returns.
+		DoneWithDataOnReturn: true,
 		New: func() any {
 			return &File{AddPathSuffix: true, PathSuffix: ".log", Compress: "text", DropPageCache: true}
 		}})
-}
-
-// BufferDefaults sets out_file's defaults: chunks by time, one day each.
-// (Fluentd also defaults to a file buffer; Sluice uses memory until the
-// file buffer lands.)
-func (f *File) BufferDefaults(c *output.BufferConfig) {
-	c.ChunkKeys = "time"
-	c.Timekey = 24 * time.Hour
 }
 
 // Configure implements plugin.Configurer.
@@ -124,7 +115,7 @@ func (f *File) FormatEntry(dst []byte, tag string, t event.Time, r event.Record)
 }
 
 // Write implements plugin.BufferedOutput.
-func (f *File) Write(_ context.Context, c *buffer.Chunk) error {
+func (f *File) Write(_ context.Context, c *plugin.Chunk) error {
 	base, err := f.tmpl.Expand(c.Key, f.loc)
 	if err != nil {
 		return fmt.Errorf("path: %w", err)

@@ -31,15 +31,11 @@ type SecondaryFile struct {
 	mu   sync.Mutex // serialises index selection and writes
 }
 
-var _ plugin.DataBorrower = (*SecondaryFile)(nil)
-
-// BorrowsChunkData implements plugin.DataBorrower.
-func (s *SecondaryFile) BorrowsChunkData() {}
-
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "secondary_file",
-		Summary: "dump chunks a primary output cannot deliver into files (for <secondary>)",
-		New:     func() any { return &SecondaryFile{Basename: "dump.bin", Compress: "text"} }})
+		Summary:              "dump chunks a primary output cannot deliver into files (for <secondary>)",
+		DoneWithDataOnReturn: true,
+		New:                  func() any { return &SecondaryFile{Basename: "dump.bin", Compress: "text"} }})
 }
 
 // Configure implements plugin.Configurer.
@@ -62,7 +58,7 @@ func (s *SecondaryFile) Configure(c *plugin.Context) error {
 }
 
 // Write implements plugin.BufferedOutput.
-func (s *SecondaryFile) Write(_ context.Context, c *buffer.Chunk) error {
+func (s *SecondaryFile) Write(_ context.Context, c *plugin.Chunk) error {
 	base, err := s.tmpl.Expand(c.Key, s.loc)
 	if err != nil {
 		return fmt.Errorf("path: %w", err)

@@ -319,3 +319,12 @@ func (in *Input) connectionDeadline(now time.Time) time.Time {
 	}
 	return now.Add(age)
 }
+
+// BoundAddr returns the listener's address once bound, "" before. Tests
+// use it with port 0.
+func (in *Input) BoundAddr() string {
+	if a := in.bound.Load(); a != nil {
+		return *a
+	}
+	return ""
+}

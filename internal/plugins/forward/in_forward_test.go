@@ -9,7 +9,6 @@ import (
 	"github.com/tinylib/msgp/msgp"
 
 	"github.com/sluice-log/sluice/internal/event"
-	"github.com/sluice-log/sluice/internal/plugins/forward"
 	"github.com/sluice-log/sluice/internal/plugintest"
 )
 
@@ -31,7 +30,7 @@ func startForward(t *testing.T, name string) (string, func()) {
 	stop := plugintest.Start(t, e)
 	addr := ""
 	plugintest.WaitFor(t, "the listener", func() bool {
-		addr = forward.BoundAddr(e)
+		addr = plugintest.BoundAddr(e)
 		return addr != ""
 	})
 	return addr, stop

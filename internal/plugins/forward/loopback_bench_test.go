@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/sluice-log/sluice/internal/loadgen"
-	"github.com/sluice-log/sluice/internal/plugins/forward"
 	"github.com/sluice-log/sluice/internal/plugintest"
 )
 
@@ -16,7 +15,7 @@ func benchLoopback(b *testing.B, mode string, conns, batch int) {
 	e := plugintest.Build(b, "<source>\n  @type forward\n  bind 127.0.0.1\n  port 0\n</source>\n<match **>\n  @type null\n</match>\n")
 	plugintest.Start(b, e)
 	var addr string
-	plugintest.WaitFor(b, "the listener", func() bool { addr = forward.BoundAddr(e); return addr != "" })
+	plugintest.WaitFor(b, "the listener", func() bool { addr = plugintest.BoundAddr(e); return addr != "" })
 	events := int64(b.N)
 	if events < int64(conns*batch) {
 		events = int64(conns * batch)

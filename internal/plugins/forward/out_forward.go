@@ -19,10 +19,8 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/tinylib/msgp/msgp"
 
-	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
-	"github.com/sluice-log/sluice/internal/output"
 	"github.com/sluice-log/sluice/internal/plugin"
 	"github.com/sluice-log/sluice/internal/transport"
 )
@@ -89,23 +87,20 @@ type ServerConfig struct {
 	Weight    int    `conf:"weight"`
 }
 
-var _ plugin.DataBorrower = (*Output)(nil)
-
-// BorrowsChunkData implements plugin.DataBorrower: a chunk is sent, and
-// its ack awaited, within Write.
-func (o *Output) BorrowsChunkData() {}
+var _ plugin.BufferedOutput = (*Output)(nil)
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "forward", Summary: "send events to Fluentd or Sluice over the Forward protocol",
+		// Chunks by tag: each chunk is one PackedForward message.
+		BufferDefaults: map[string]string{"": "tag"},
+		// A chunk is sent, and its ack awaited, within Write.
+		DoneWithDataOnReturn: true,
 		New: func() any {
 			return &Output{AckResponseTimeout: 190 * time.Second, SendTimeout: 60 * time.Second, RecoverWait: 10 * time.Second,
 				HeartbeatType: "transport", HeartbeatInterval: time.Second, PhiFailureDetector: true, PhiThreshold: 16,
 				HardTimeout: 60 * time.Second, Compress: "text", TransportName: "tcp", TLSVersion: "TLSv1_2", TLSVerifyHostname: true}
 		}})
 }
-
-// BufferDefaults chunks by tag: each chunk is one PackedForward message.
-func (o *Output) BufferDefaults(c *output.BufferConfig) { c.ChunkKeys = "tag" }
 
 // Configure implements plugin.Configurer.
 func (o *Output) Configure(c *plugin.Context) error {
@@ -251,7 +246,7 @@ func (o *Output) Close(context.Context) error {
 }
 
 // Write implements plugin.BufferedOutput.
-func (o *Output) Write(ctx context.Context, c *buffer.Chunk) error {
+func (o *Output) Write(ctx context.Context, c *plugin.Chunk) error {
 	n, err := o.pick()
 	if err != nil {
 		return err
@@ -410,7 +405,7 @@ func (o *Output) handshake(fc *fconn, n *node) error {
 
 // send writes one chunk as [tag, bin entries, option] and, with acks,
 // waits for the server to confirm it.
-func (o *Output) send(fc *fconn, c *buffer.Chunk) error {
+func (o *Output) send(fc *fconn, c *plugin.Chunk) error {
 	payload := c.Data
 	if o.TimeAsInteger {
 		payload = integerTimes(payload)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sluice-log/sluice/internal/engine"
-	"github.com/sluice-log/sluice/internal/plugins/forward"
 	"github.com/sluice-log/sluice/internal/plugintest"
 )
 
@@ -176,7 +175,6 @@ func TestAckTimeoutIsRetried(t *testing.T) {
 			}
 		})
 	}
-	_ = forward.BoundAddr
 }
 
 // outputGivenUp counts the records the outputs gave up on: moved to the

@@ -45,7 +45,7 @@ func serverTo(t *testing.T, params, match string) (*engine.Engine, *forward.Inpu
 `)
 	plugintest.Start(t, e)
 	var addr string
-	plugintest.WaitFor(t, "the listener", func() bool { addr = forward.BoundAddr(e); return addr != "" })
+	plugintest.WaitFor(t, "the listener", func() bool { addr = plugintest.BoundAddr(e); return addr != "" })
 	return e, e.Inputs()[0].(*forward.Input), addr
 }
 

@@ -132,7 +132,7 @@ func (c *Shared) Measure(report plugin.Report) {
 }
 
 // write sends a chunk's undelivered entries to stream.
-func (c *Shared) write(ctx context.Context, ch *buffer.Chunk, stream string, maxRecord int, pack bool,
+func (c *Shared) write(ctx context.Context, ch *plugin.Chunk, stream string, maxRecord int, pack bool,
 	key func(*event.Entry) string) error {
 	done := loadDone(ch)
 	if n := done.count(); n > 0 {
@@ -149,7 +149,7 @@ func (c *Shared) write(ctx context.Context, ch *buffer.Chunk, stream string, max
 // for one record goes to <label @ERROR> (splitting a JSON line would give
 // the destination two broken halves), is counted, and is marked delivered
 // so that it is not sent there twice.
-func (c *Shared) build(ctx context.Context, ch *buffer.Chunk, done *doneSet, maxRecord int, pack bool,
+func (c *Shared) build(ctx context.Context, ch *plugin.Chunk, done *doneSet, maxRecord int, pack bool,
 	key func(*event.Entry) string) ([]record, error) {
 	var recs []record
 	var oversized event.Builder
@@ -282,7 +282,7 @@ func (f *Firehose) Init(ctx context.Context) error {
 }
 
 // Write implements plugin.BufferedOutput.
-func (f *Firehose) Write(ctx context.Context, c *buffer.Chunk) error {
+func (f *Firehose) Write(ctx context.Context, c *plugin.Chunk) error {
 	stream, err := f.stream.Expand(c.Key, zone(f.loc))
 	if err != nil {
 		return fmt.Errorf("delivery_stream_name: %w", err)
@@ -347,7 +347,7 @@ func (s *Streams) Init(ctx context.Context) error {
 }
 
 // Write implements plugin.BufferedOutput.
-func (s *Streams) Write(ctx context.Context, c *buffer.Chunk) error {
+func (s *Streams) Write(ctx context.Context, c *plugin.Chunk) error {
 	stream, err := s.stream.Expand(c.Key, zone(s.loc))
 	if err != nil {
 		return fmt.Errorf("stream_name: %w", err)

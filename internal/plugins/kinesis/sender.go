@@ -20,7 +20,6 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 
-	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
@@ -68,8 +67,8 @@ const metaDone = "kinesis_done"
 // doneSet is the set of a chunk's entries already delivered.
 type doneSet []byte
 
-func loadDone(c *buffer.Chunk) doneSet {
-	if s := c.Meta[metaDone]; s != "" {
+func loadDone(c *plugin.Chunk) doneSet {
+	if s, _ := c.Meta(metaDone); s != "" {
 		if b, err := base64.StdEncoding.DecodeString(s); err == nil {
 			return b
 		}
@@ -97,17 +96,14 @@ func (d *doneSet) add(i int) {
 
 // save keeps the set with the chunk, so that a retry of the chunk (now or
 // after a restart) skips what was delivered.
-func (d doneSet) save(c *buffer.Chunk) error {
-	if c.SaveMeta == nil {
-		return nil
-	}
+func (d doneSet) save(c *plugin.Chunk) error {
 	return c.SaveMeta(metaDone, base64.StdEncoding.EncodeToString(d))
 }
 
 // send delivers recs in batches. When a batch's retries run out it returns
 // an error: the buffer retries the chunk later, and only what is still
 // undelivered goes again.
-func (s *sender) send(ctx context.Context, c *buffer.Chunk, stream string, recs []record, done *doneSet) error {
+func (s *sender) send(ctx context.Context, c *plugin.Chunk, stream string, recs []record, done *doneSet) error {
 	for len(recs) > 0 {
 		n, size := 0, 0
 		for n < len(recs) && n < s.maxCount {
@@ -126,7 +122,7 @@ func (s *sender) send(ctx context.Context, c *buffer.Chunk, stream string, recs 
 	return nil
 }
 
-func (s *sender) batch(ctx context.Context, c *buffer.Chunk, stream string, recs []record, done *doneSet) error {
+func (s *sender) batch(ctx context.Context, c *plugin.Chunk, stream string, recs []record, done *doneSet) error {
 	pending := recs
 	attempt := 0
 	for {

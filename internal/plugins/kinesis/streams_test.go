@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/plugin"
 )
 
 // partialStreams answers PutRecords like Kinesis Data Streams under
@@ -65,13 +66,13 @@ func TestStreamsRetriesOnlyFailedRecordsAcrossChunkRetries(t *testing.T) {
 		b.Append(event.Time(1e9), rec)
 	}
 	kept := map[string]string{}
-	chunk := func() *buffer.Chunk {
+	chunk := func() *plugin.Chunk {
 		meta := map[string]string{}
 		for k, v := range kept {
 			meta[k] = v
 		}
-		return &buffer.Chunk{Key: buffer.Key{Tag: "app"}, Data: b.Stream("app").Data, Meta: meta,
-			SaveMeta: func(k, v string) error { kept[k] = v; return nil }}
+		return plugin.NewChunk(plugin.Chunk{Key: buffer.Key{Tag: "app"}, Data: b.Stream("app").Data}, meta,
+			func(k, v string) error { kept[k] = v; return nil })
 	}
 	if err := s.Write(context.Background(), chunk()); err == nil {
 		t.Fatal("first write reported success with 5 records failed")

@@ -30,17 +30,18 @@ type MonitorAgent struct {
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: "monitor_agent", Summary: "serve the plugins and their buffers as JSON",
-		New: func() any {
+		Admin: true, New: func() any {
 			return &MonitorAgent{Bind: "0.0.0.0", Port: 24220, IncludeConfig: true, IncludeRetry: true, EmitInterval: 60 * time.Second}
 		}})
 }
 
 // Configure implements plugin.Configurer.
 func (m *MonitorAgent) Configure(c *plugin.Context) error {
-	if c.PluginsAPI == nil {
+	h, ok := c.Host.(PluginsHost)
+	if !ok {
 		return errors.New("no plugin API to serve")
 	}
-	m.api, m.log = c.PluginsAPI, c.Logger
+	m.api, m.log = h.PluginsHandler(), c.Logger
 	if m.Tag != "" {
 		m.log.Warn("monitor_agent: tag is accepted, but the data is not emitted as events; poll /api/plugins.json", "tag", m.Tag)
 	}
@@ -70,6 +71,3 @@ func (m *MonitorAgent) Run(ctx context.Context, _ plugin.Emitter) error {
 	m.log.Info("serving monitor_agent", "addr", m.ln.Addr().String())
 	return serve(ctx, m.ln, h)
 }
-
-// Admin marks the source as plugin.AdminInput.
-func (*MonitorAgent) Admin() {}

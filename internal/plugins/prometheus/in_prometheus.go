@@ -45,6 +45,19 @@ type Server struct {
 	ln      net.Listener
 }
 
+// MetricsHost is the instance whose metrics a prometheus source serves
+// (plugin.Context.Host): its metrics in Prometheus's text format.
+type MetricsHost interface {
+	plugin.Health
+	MetricsHandler() http.Handler
+}
+
+// PluginsHost is the instance whose plugins monitor_agent lists: its
+// /api/plugins.json and /api/plugins.
+type PluginsHost interface {
+	PluginsHandler() http.Handler
+}
+
 // Monitor is `prometheus_monitor` and `prometheus_output_monitor`. Sluice
 // keeps the counters anyway; the source decides which family of series
 // is served and which labels its <labels> adds to them.
@@ -59,7 +72,8 @@ type Monitor struct {
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: "prometheus", Summary: "serve metrics for Prometheus",
-		New: func() any {
+		// It serves until the drain at shutdown is over.
+		Admin: true, New: func() any {
 			return &Server{Bind: "0.0.0.0", Port: 24231, MetricsPath: "/metrics", AggregatedMetricsPath: "/aggregated_metrics",
 				HealthPath: "/healthz", ReadyPath: "/readyz", ReadyHighWater: 0.8}
 		}})
@@ -72,13 +86,14 @@ func init() {
 
 // Configure implements plugin.Configurer.
 func (s *Server) Configure(c *plugin.Context) error {
-	if c.Metrics == nil {
+	h, ok := c.Host.(MetricsHost)
+	if !ok {
 		return errors.New("no metrics to serve")
 	}
 	if s.ReadyHighWater <= 0 || s.ReadyHighWater > 1 {
 		return fmt.Errorf("ready_buffer_high_water must be above 0 and at most 1")
 	}
-	s.handler, s.log, s.health = c.Metrics, c.Logger, c.Health
+	s.handler, s.log, s.health = h.MetricsHandler(), c.Logger, c.Host
 	if s.Labels != nil {
 		// fluent-plugin-prometheus's prometheus source has no <labels>;
 		// Fluentd warns and goes on, and so does Sluice.
@@ -138,10 +153,6 @@ func (s *Server) Init(context.Context) error {
 	s.ln = ln
 	return nil
 }
-
-// Admin marks the source as plugin.AdminInput: it serves until the drain
-// at shutdown is over.
-func (*Server) Admin() {}
 
 // Addr is the bound address (for tests that ask for port 0).
 func (s *Server) Addr() string { return s.ln.Addr().String() }

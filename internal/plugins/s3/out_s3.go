@@ -33,7 +33,6 @@ import (
 	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
-	"github.com/sluice-log/sluice/internal/output"
 	"github.com/sluice-log/sluice/internal/plugin"
 	"github.com/sluice-log/sluice/internal/strftime"
 )
@@ -115,18 +114,14 @@ var (
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "s3", Summary: "write chunks as objects to Amazon S3 or an S3-compatible store",
+		// fluent-plugin-s3 chunks by time, one hour.
+		BufferDefaults: map[string]string{"": "time", "timekey": "1h"},
 		New: func() any {
 			return &S3{S3ObjectKeyFormat: "%{path}%{time_slice}_%{index}.%{file_extension}", TimeSliceFormat: "%Y%m%d%H",
 				IndexFormat: "%d", HexRandomLength: 4, StoreAs: "gzip", CheckObject: true, CheckBucket: true,
 				AutoCreateBucket: true, StorageClass: "STANDARD", ComputeChecksums: true, SSLVerifyPeer: true,
 				Localtime: true, UploadPartSize: 8 << 20, UploadConcurrency: 4}
 		}})
-}
-
-// BufferDefaults: fluent-plugin-s3 chunks by time, one hour.
-func (s *S3) BufferDefaults(c *output.BufferConfig) {
-	c.ChunkKeys = "time"
-	c.Timekey = time.Hour
 }
 
 // keyPart is a literal run of s3_object_key_format (with ${...} and
@@ -308,17 +303,15 @@ func pathStyleFor(force, endpoint string) bool {
 }
 
 // Write implements plugin.BufferedOutput.
-func (s *S3) Write(ctx context.Context, c *buffer.Chunk) error {
-	key := c.Meta["s3_key"]
+func (s *S3) Write(ctx context.Context, c *plugin.Chunk) error {
+	key, _ := c.Meta("s3_key")
 	if key == "" {
 		var err error
 		if key, err = s.objectKey(ctx, c); err != nil {
 			return err
 		}
-		if c.SaveMeta != nil {
-			if err := c.SaveMeta("s3_key", key); err != nil {
-				return fmt.Errorf("keeping the object key with the chunk: %w", err)
-			}
+		if err := c.SaveMeta("s3_key", key); err != nil {
+			return fmt.Errorf("keeping the object key with the chunk: %w", err)
 		}
 	}
 	body, wait := s.compress(c.Data)
@@ -356,7 +349,7 @@ func (s *S3) Write(ctx context.Context, c *buffer.Chunk) error {
 
 // objectKey builds the key: path and the literal parts of the format with
 // their placeholders, then the %{...} tokens, %{index} last.
-func (s *S3) objectKey(ctx context.Context, c *buffer.Chunk) (string, error) {
+func (s *S3) objectKey(ctx context.Context, c *plugin.Chunk) (string, error) {
 	path, err := s.pathTmpl.Expand(c.Key, s.loc)
 	if err != nil {
 		return "", fmt.Errorf("path: %w", err)
