@@ -24,46 +24,46 @@ import (
 // Options are the credential settings of a plugin. Embed it in a plugin
 // struct: its fields decode from the plugin's section.
 type Options struct {
-	AssumeRole        *AssumeRole       `section:"assume_role_credentials"`
-	WebIdentity       *WebIdentity      `section:"web_identity_credentials"`
-	InstanceProfile   *InstanceProfile  `section:"instance_profile_credentials"`
-	SharedCredentials *SharedCredential `section:"shared_credentials"`
+	AssumeRole        *AssumeRole       `section:"assume_role_credentials" desc:"Assume an IAM role through STS, with the credentials found otherwise."`
+	WebIdentity       *WebIdentity      `section:"web_identity_credentials" desc:"Assume an IAM role with a web identity token (EKS IRSA)."`
+	InstanceProfile   *InstanceProfile  `section:"instance_profile_credentials" desc:"Use the EC2 instance profile's credentials from the instance metadata service."`
+	SharedCredentials *SharedCredential `section:"shared_credentials" desc:"Use a profile of a shared credentials file (~/.aws/credentials)."`
 }
 
 // AssumeRole is <assume_role_credentials>.
 type AssumeRole struct {
-	RoleARN         string        `conf:"role_arn,required"`
-	RoleSessionName string        `conf:"role_session_name,required"`
-	DurationSeconds time.Duration `conf:"duration_seconds"`
-	ExternalID      string        `conf:"external_id"`
-	Policy          string        `conf:"policy"`
-	STSRegion       string        `conf:"sts_region"`
-	STSEndpointURL  string        `conf:"sts_endpoint_url"`
+	RoleARN         string        `conf:"role_arn,required" desc:"The ARN of the role to assume."`
+	RoleSessionName string        `conf:"role_session_name,required" desc:"The session name the assumed role's activity is recorded under."`
+	DurationSeconds time.Duration `conf:"duration_seconds" desc:"How long the assumed role's credentials last (0: the STS default)."`
+	ExternalID      string        `conf:"external_id" desc:"The external ID the role's trust policy asks for."`
+	Policy          string        `conf:"policy" desc:"A session policy (JSON) that narrows the role's permissions."`
+	STSRegion       string        `conf:"sts_region" desc:"The region of the STS endpoint."`
+	STSEndpointURL  string        `conf:"sts_endpoint_url" desc:"The STS endpoint, instead of the region's."`
 }
 
 // WebIdentity is <web_identity_credentials> (EKS service accounts).
 type WebIdentity struct {
-	RoleARN              string `conf:"role_arn,required"`
-	RoleSessionName      string `conf:"role_session_name,required"`
-	WebIdentityTokenFile string `conf:"web_identity_token_file,required"`
-	Policy               string `conf:"policy"`
-	DurationSeconds      int    `conf:"duration_seconds"`
-	STSRegion            string `conf:"sts_region"`
+	RoleARN              string `conf:"role_arn,required" desc:"The ARN of the role to assume."`
+	RoleSessionName      string `conf:"role_session_name,required" desc:"The session name the assumed role's activity is recorded under."`
+	WebIdentityTokenFile string `conf:"web_identity_token_file,required" desc:"The file holding the web identity token."`
+	Policy               string `conf:"policy" desc:"A session policy (JSON) that narrows the role's permissions."`
+	DurationSeconds      int    `conf:"duration_seconds" desc:"How long the assumed role's credentials last (0: the STS default)."`
+	STSRegion            string `conf:"sts_region" desc:"The region of the STS endpoint."`
 }
 
 // InstanceProfile is <instance_profile_credentials>.
 type InstanceProfile struct {
-	Retries    int    `conf:"retries"`
-	IPAddress  string `conf:"ip_address"`
-	Port       int    `conf:"port"`
-	HTTPOpenTO string `conf:"http_open_timeout"`
-	HTTPReadTO string `conf:"http_read_timeout"`
+	Retries    int    `conf:"retries" desc:"How many times the metadata service is asked before giving up."`
+	IPAddress  string `conf:"ip_address" desc:"The metadata service's address, instead of 169.254.169.254."`
+	Port       int    `conf:"port" desc:"The metadata service's port."`
+	HTTPOpenTO string `conf:"http_open_timeout" desc:"Accepted for Fluentd compatibility; the SDK's timeouts apply."`
+	HTTPReadTO string `conf:"http_read_timeout" desc:"Accepted for Fluentd compatibility; the SDK's timeouts apply."`
 }
 
 // SharedCredential is <shared_credentials>.
 type SharedCredential struct {
-	Path        string `conf:"path"`
-	ProfileName string `conf:"profile_name"`
+	Path        string `conf:"path" desc:"The shared credentials file, instead of ~/.aws/credentials."`
+	ProfileName string `conf:"profile_name" desc:"The profile to use, instead of default."`
 }
 
 // Static are keys given as parameters.

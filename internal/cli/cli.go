@@ -21,6 +21,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -53,8 +54,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "sluice", version())
 		return 0
 	case "plugins":
-		listPlugins(stdout)
-		return 0
+		return plugins(args, stdout, stderr)
 	case "probe":
 		return probe(args, stdout, stderr)
 	case "top":
@@ -73,7 +73,7 @@ func usage(w io.Writer) {
   sluice [run] -c FILE [--dry-run] [-v|-vv] [-q|-qq] [-o LOGFILE] [--log-format text|json]
   sluice check -c FILE     parse, validate and build the pipeline without opening anything
   sluice version
-  sluice plugins           list plugin types and their parameters
+  sluice plugins [TYPE]    list plugin types; with TYPE, its parameters with defaults and descriptions
   sluice top [-url URL] [-interval 1s] [-n FRAMES]
                            live view of a running instance, from its prometheus source
                            (default http://127.0.0.1:24231/metrics)
@@ -344,20 +344,121 @@ func clipAttr(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-func listPlugins(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, info := range plugin.All() {
-		names := info.Type
-		if len(info.Aliases) > 0 {
-			names += " (" + strings.Join(info.Aliases, ", ") + ")"
+// plugins lists the plugin types (no arguments), or prints the parameter
+// reference of the types named: `sluice plugins s3`, or `sluice plugins
+// filter stdout` when a name has several kinds.
+func plugins(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		for _, info := range plugin.All() {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", info.Kind, typeNames(info), info.Summary)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", info.Kind, names, info.Summary)
-		for _, p := range plugin.Params(info) {
-			fmt.Fprintf(tw, "\t  %s\t%s\t%s\n", p.Name, p.Type, p.Default)
+		tw.Flush()
+		fmt.Fprintln(stdout, "\n`sluice plugins TYPE` prints a type's parameters, with defaults and descriptions;\n`sluice plugins system` those of <system>.")
+		return 0
+	}
+	kind, typ := plugin.Kind(""), args[0]
+	if len(args) == 2 {
+		kind, typ = plugin.Kind(args[0]), args[1]
+	} else if len(args) > 2 {
+		fmt.Fprintln(stderr, "usage: sluice plugins [[KIND] TYPE]")
+		return 2
+	}
+	if typ == "system" && kind == "" {
+		WriteSystemReference(stdout, false)
+		return 0
+	}
+	found := 0
+	for _, info := range plugin.All() {
+		if (kind == "" || info.Kind == kind) && (info.Type == typ || slices.Contains(info.Aliases, typ)) {
+			if found > 0 {
+				fmt.Fprintln(stdout)
+			}
+			WriteReference(stdout, info, false)
+			found++
 		}
 	}
-	tw.Flush()
+	if found == 0 {
+		fmt.Fprintf(stderr, "sluice: no plugin type %q; `sluice plugins` lists them\n", typ)
+		return 1
+	}
+	return 0
 }
+
+func typeNames(info plugin.Info) string {
+	if len(info.Aliases) == 0 {
+		return info.Type
+	}
+	return info.Type + " (" + strings.Join(info.Aliases, ", ") + ")"
+}
+
+// WriteReference prints one plugin type's parameter reference: for a
+// terminal, or as the Markdown page docs/plugins/ holds.
+func WriteReference(w io.Writer, info plugin.Info, markdown bool) {
+	title := string(info.Kind) + " " + typeNames(info)
+	summary := upperFirst(info.Summary) + "."
+	if markdown {
+		title = fmt.Sprintf("%s `%s`", info.Kind, info.Type)
+		if len(info.Aliases) > 0 {
+			summary += fmt.Sprintf(" Also accepted as @type %s.", strings.Join(info.Aliases, ", "))
+		}
+	}
+	writeParams(w, title, summary, string(info.Kind)+" "+info.Type, engine.Reference(info), markdown)
+}
+
+// WriteSystemReference prints <system>'s parameter reference.
+func WriteSystemReference(w io.Writer, markdown bool) {
+	writeParams(w, "<system>", "The instance's own settings: where buffers live, how it logs, how long it drains.",
+		"system", engine.SystemReference(), markdown)
+}
+
+func writeParams(w io.Writer, title, summary, args string, params []plugin.Param, markdown bool) {
+	if markdown {
+		fmt.Fprintf(w, "# %s\n\n%s\n\n", title, summary)
+		fmt.Fprintf(w, "Generated from the code by `go test ./internal/cli -run TestPluginDocs -update`; `sluice plugins %s` prints the same.\n\n", args)
+		if len(params) == 0 {
+			fmt.Fprintln(w, "No parameters.")
+			return
+		}
+		fmt.Fprintln(w, "| Parameter | Type | Default | Description |")
+		fmt.Fprintln(w, "|---|---|---|---|")
+		for _, p := range params {
+			def := p.Default
+			if def != "" {
+				def = "`" + def + "`"
+			}
+			fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", mdEscape(p.Name), mdEscape(p.Type), mdEscape(def), mdEscape(p.Desc))
+		}
+		return
+	}
+	fmt.Fprintf(w, "%s: %s\n", title, summary)
+	if len(params) == 0 {
+		fmt.Fprintln(w, "  (no parameters)")
+		return
+	}
+	for _, p := range params {
+		line := "  " + p.Name
+		if p.Type != "section" {
+			line += "  " + p.Type
+			if p.Default != "" {
+				line += "  default " + p.Default
+			}
+		}
+		fmt.Fprintln(w, line)
+		if p.Desc != "" {
+			fmt.Fprintln(w, "      "+p.Desc)
+		}
+	}
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func mdEscape(s string) string { return strings.NewReplacer("|", "\\|", "\n", " ").Replace(s) }
 
 // probe is a health check for images with no shell or curl.
 func probe(args []string, stdout, stderr io.Writer) int {

@@ -76,13 +76,16 @@ func TestVersionPluginsUsage(t *testing.T) {
 		t.Errorf("version: %d %q", code, out)
 	}
 	code, out, _ := runMain("plugins")
-	for _, want := range []string{"input", "forward", "chunk_size_limit", "output", "file", "path", "(required)", "filter", "record_transformer", "formatter", "single_value", "sample (dummy)"} {
+	for _, want := range []string{"input", "forward", "output", "file", "filter", "record_transformer", "formatter", "single_value", "sample (dummy)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plugins output lacks %q", want)
 		}
 	}
 	if code != 0 {
 		t.Errorf("plugins exit %d", code)
+	}
+	if code, _, errs := runMain("plugins", "nosuch"); code != 1 || !strings.Contains(errs, `no plugin type "nosuch"`) {
+		t.Errorf("plugins nosuch: exit %d %q", code, errs)
 	}
 	if code, _, _ := runMain("frobnicate"); code != 2 {
 		t.Errorf("unknown command exit %d", code)

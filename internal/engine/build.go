@@ -48,7 +48,7 @@ func (e *Engine) build(root *config.Element, prev *graph) (*graph, error) {
 			g.prev[n.key] = n
 		}
 	}
-	g.system = System{ShutdownTimeout: DefaultShutdownTimeout, LogLevel: "info", Log: LogSection{Format: "text"}}
+	g.system = DefaultSystem()
 	systems := root.Sections("system")
 	if len(systems) > 1 {
 		g.fail(config.Errorf(systems[1].Pos, "only one <system> is allowed"))

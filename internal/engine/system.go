@@ -1,37 +1,52 @@
 package engine
 
-import "time"
+import (
+	"time"
+
+	"github.com/sluice-log/sluice/internal/plugin"
+)
 
 // System is the <system> directive. Sluice accepts Fluentd's parameters;
 // those that have no meaning in one Go process are accepted and ignored.
 type System struct {
-	Workers                    int           `conf:"workers"`
-	RootDir                    string        `conf:"root_dir"`
-	LogLevel                   string        `conf:"log_level" enum:"trace,debug,info,warn,error,fatal"`
-	SuppressRepeatedStacktrace bool          `conf:"suppress_repeated_stacktrace"`
-	EmitErrorLogInterval       time.Duration `conf:"emit_error_log_interval"`
-	SuppressConfigDump         bool          `conf:"suppress_config_dump"`
-	WithoutSource              bool          `conf:"without_source"`
-	ProcessName                string        `conf:"process_name"`
-	IgnoreRepeatedLogInterval  time.Duration `conf:"ignore_repeated_log_interval"`
-	IgnoreSameLogInterval      time.Duration `conf:"ignore_same_log_interval"`
-	EnableMsgpackTimeSupport   bool          `conf:"enable_msgpack_time_support"`
-	FilePermission             string        `conf:"file_permission"`
-	DirPermission              string        `conf:"dir_permission"`
+	Workers                    int           `conf:"workers" desc:"Accepted and ignored: one Sluice process uses every core."`
+	RootDir                    string        `conf:"root_dir" desc:"The home of file buffers (root_dir/<@id>/buffer) and of the backup directory, when an output's <buffer> names no path."`
+	LogLevel                   string        `conf:"log_level" enum:"trace,debug,info,warn,error,fatal" desc:"The least severe level of Sluice's own log (-v and -q on the command line move it)."`
+	SuppressRepeatedStacktrace bool          `conf:"suppress_repeated_stacktrace" desc:"Accepted for Fluentd compatibility; Sluice logs no stack traces."`
+	EmitErrorLogInterval       time.Duration `conf:"emit_error_log_interval" desc:"Accepted for Fluentd compatibility."`
+	SuppressConfigDump         bool          `conf:"suppress_config_dump" desc:"Accepted for Fluentd compatibility; Sluice does not log its configuration."`
+	WithoutSource              bool          `conf:"without_source" desc:"Accepted for Fluentd compatibility."`
+	ProcessName                string        `conf:"process_name" desc:"Accepted for Fluentd compatibility."`
+	IgnoreRepeatedLogInterval  time.Duration `conf:"ignore_repeated_log_interval" desc:"Accepted for Fluentd compatibility."`
+	IgnoreSameLogInterval      time.Duration `conf:"ignore_same_log_interval" desc:"Accepted for Fluentd compatibility."`
+	EnableMsgpackTimeSupport   bool          `conf:"enable_msgpack_time_support" desc:"Accepted for Fluentd compatibility; EventTime is always understood."`
+	FilePermission             string        `conf:"file_permission" desc:"Accepted for Fluentd compatibility."`
+	DirPermission              string        `conf:"dir_permission" desc:"Accepted for Fluentd compatibility."`
 	// ShutdownTimeout bounds the drain at stop; the default stays below
 	// the 30 s that ECS and Kubernetes wait before SIGKILL.
-	ShutdownTimeout time.Duration `conf:"shutdown_timeout"`
+	ShutdownTimeout time.Duration `conf:"shutdown_timeout" desc:"How long the drain at shutdown may take: buffers flush, with retries, until it passes. Keep it below the orchestrator's kill grace (30s on ECS and Kubernetes)."`
 	// RPCEndpoint (host:port) serves Fluentd's HTTP RPC: the signals'
 	// actions over HTTP. Off when empty.
-	RPCEndpoint string     `conf:"rpc_endpoint"`
-	Log         LogSection `section:"log"`
+	RPCEndpoint string     `conf:"rpc_endpoint" desc:"host:port to serve Fluentd's HTTP RPC on (/api/plugins.flushBuffers, /api/config.reload...); off when empty."`
+	Log         LogSection `section:"log" desc:"The format of Sluice's own log."`
 }
 
 // LogSection is <system><log>.
 type LogSection struct {
-	Format     string `conf:"format" enum:"text,json"`
-	TimeFormat string `conf:"time_format"`
+	Format     string `conf:"format" enum:"text,json" desc:"text or json (one object per line)."`
+	TimeFormat string `conf:"time_format" desc:"Accepted for Fluentd compatibility; log times are RFC 3339."`
 }
 
 // DefaultShutdownTimeout is <system> shutdown_timeout's default.
 const DefaultShutdownTimeout = 25 * time.Second
+
+// DefaultSystem is <system> when the configuration has none.
+func DefaultSystem() System {
+	return System{ShutdownTimeout: DefaultShutdownTimeout, LogLevel: "info", Log: LogSection{Format: "text"}}
+}
+
+// SystemReference is the parameter reference of <system>.
+func SystemReference() []plugin.Param {
+	sys := DefaultSystem()
+	return plugin.StructParams(&sys, "")
+}

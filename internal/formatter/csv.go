@@ -11,10 +11,10 @@ import (
 
 // CSV prints the named fields as one CSV line.
 type CSV struct {
-	Fields      []string `conf:"fields,required"`
-	Delimiter   string   `conf:"delimiter"`
-	ForceQuotes bool     `conf:"force_quotes"`
-	AddNewline  bool     `conf:"add_newline"`
+	Fields      []string `conf:"fields,required" desc:"The record fields written, in this order."`
+	Delimiter   string   `conf:"delimiter" desc:"What separates the fields on a line (\t for a tab)."`
+	ForceQuotes bool     `conf:"force_quotes" desc:"Quote every field, not only those that need it."`
+	AddNewline  bool     `conf:"add_newline" desc:"End each formatted event with a newline."`
 	Newline
 
 	paths [][]string

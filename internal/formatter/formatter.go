@@ -19,11 +19,11 @@ func register(typ, summary string, newFn func() any) {
 
 // TimeOptions are Fluentd's common time-formatting parameters.
 type TimeOptions struct {
-	TimeType   string `conf:"time_type" enum:"float,unixtime,string"`
-	TimeFormat string `conf:"time_format"`
-	Localtime  bool   `conf:"localtime"`
-	UTC        bool   `conf:"utc"`
-	Timezone   string `conf:"timezone"`
+	TimeType   string `conf:"time_type" enum:"float,unixtime,string" desc:"How the event time is written: string (with time_format), unixtime (whole seconds) or float (seconds with nanoseconds)."`
+	TimeFormat string `conf:"time_format" desc:"The strftime format of a string time; empty means ISO 8601 with the zone's offset."`
+	Localtime  bool   `conf:"localtime" desc:"Write times in the local time zone (the default); false means UTC."`
+	UTC        bool   `conf:"utc" desc:"Write times in UTC."`
+	Timezone   string `conf:"timezone" desc:"The time zone to write times in, as +0900 or a zone name; overrides localtime and utc."`
 
 	loc *time.Location
 	// One rendering per second, for layouts without sub-seconds (the
@@ -90,7 +90,7 @@ func (o *TimeOptions) appendTime(dst []byte, t event.Time) []byte {
 
 // Newline is Fluentd's newline parameter.
 type Newline struct {
-	Newline string `conf:"newline" enum:"lf,crlf"`
+	Newline string `conf:"newline" enum:"lf,crlf" desc:"The line ending add_newline appends: lf or crlf."`
 }
 
 func (n Newline) append(dst []byte) []byte {
@@ -102,15 +102,15 @@ func (n Newline) append(dst []byte) []byte {
 
 // JSON renders the record as a JSON object.
 type JSON struct {
-	AddNewline bool   `conf:"add_newline"`
-	JSONParser string `conf:"json_parser"` // accepted for compatibility; one encoder serves all
+	AddNewline bool   `conf:"add_newline" desc:"End each formatted event with a newline."`
+	JSONParser string `conf:"json_parser" desc:"Accepted for Fluentd compatibility (oj, yajl, json); one JSON encoder serves them all."` // accepted for compatibility; one encoder serves all
 	Newline
 }
 
 // SingleValue prints one field's value.
 type SingleValue struct {
-	MessageKey string `conf:"message_key"`
-	AddNewline bool   `conf:"add_newline"`
+	MessageKey string `conf:"message_key" desc:"The record field whose value is written, alone."`
+	AddNewline bool   `conf:"add_newline" desc:"End each formatted event with a newline."`
 	Newline
 }
 

@@ -12,7 +12,7 @@ import (
 // Hash prints the record as Ruby's Hash#inspect does ({"k"=>"v"}), which
 // is what Fluentd's hash formatter writes.
 type Hash struct {
-	AddNewline bool `conf:"add_newline"`
+	AddNewline bool `conf:"add_newline" desc:"End each formatted event with a newline."`
 	Newline
 }
 

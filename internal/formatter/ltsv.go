@@ -9,10 +9,10 @@ import (
 
 // LTSV prints label:value pairs separated by tabs.
 type LTSV struct {
-	Delimiter      string `conf:"delimiter"`
-	LabelDelimiter string `conf:"label_delimiter"`
-	Replacement    string `conf:"replacement"`
-	AddNewline     bool   `conf:"add_newline"`
+	Delimiter      string `conf:"delimiter" desc:"What separates the fields on a line (\t for a tab)."`
+	LabelDelimiter string `conf:"label_delimiter" desc:"What separates a label from its value."`
+	Replacement    string `conf:"replacement" desc:"What a delimiter or label delimiter inside a value is replaced with."`
+	AddNewline     bool   `conf:"add_newline" desc:"End each formatted event with a newline."`
 	Newline
 }
 

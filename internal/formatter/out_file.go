@@ -7,9 +7,9 @@ import (
 
 // OutFile prints "time<TAB>tag<TAB>json", the default of the file output.
 type OutFile struct {
-	Delimiter  string `conf:"delimiter"`
-	OutputTag  bool   `conf:"output_tag"`
-	OutputTime bool   `conf:"output_time"`
+	Delimiter  string `conf:"delimiter" desc:"What separates the fields on a line (\t for a tab)."`
+	OutputTag  bool   `conf:"output_tag" desc:"Write the tag on each line."`
+	OutputTime bool   `conf:"output_time" desc:"Write the event time on each line."`
 	TimeOptions
 	Newline
 

@@ -10,7 +10,7 @@ import (
 // Stdout prints "time tag: <record>" with the record rendered by the
 // output_type formatter (json by default): what out_stdout shows.
 type Stdout struct {
-	OutputType string `conf:"output_type"`
+	OutputType string `conf:"output_type" desc:"The formatter that renders the record after the time and tag (json, hash, ltsv...)."`
 	TimeOptions
 
 	sub plugin.Formatter

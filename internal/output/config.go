@@ -12,55 +12,55 @@ import (
 
 // BufferConfig is Fluentd's <buffer> section with its names and defaults.
 type BufferConfig struct {
-	Type      string `conf:"@type" enum:"memory,file"`
-	Path      string `conf:"path"`
-	ChunkKeys string `conf:",arg"`
+	Type      string `conf:"@type" enum:"memory,file" desc:"Where chunks are kept: memory (fast, lost with the process) or file (one file per chunk, kept across restarts and crashes)."`
+	Path      string `conf:"path" desc:"The directory of a file buffer. Defaults to <system> root_dir/<@id>/buffer; must differ between outputs."`
+	ChunkKeys string `conf:",arg" desc:"The chunk keys: tag, time, and record keys (a.b for nested ones), comma-separated. Events that share them go into one chunk, and ${tag}, %Y... and ${key} placeholders in the output's parameters take their values."`
 
-	Timekey       time.Duration `conf:"timekey"`
-	TimekeyWait   time.Duration `conf:"timekey_wait"`
-	TimekeyUseUTC bool          `conf:"timekey_use_utc"`
-	TimekeyZone   string        `conf:"timekey_zone"`
+	Timekey       time.Duration `conf:"timekey" desc:"The width of a time chunk's window (with time among the chunk keys): events are grouped by the window their time falls in."`
+	TimekeyWait   time.Duration `conf:"timekey_wait" desc:"How long after its window closes a time chunk waits for late events before it is flushed."`
+	TimekeyUseUTC bool          `conf:"timekey_use_utc" desc:"Compute time windows and time placeholders in UTC instead of local time."`
+	TimekeyZone   string        `conf:"timekey_zone" desc:"The time zone of time windows and time placeholders, as +0900 or a zone name."`
 
-	ChunkLimitSize        config.Size `conf:"chunk_limit_size"`
-	ChunkLimitRecords     int         `conf:"chunk_limit_records"`
-	TotalLimitSize        config.Size `conf:"total_limit_size"`
-	QueueLimitLength      int         `conf:"queue_limit_length"`
-	QueuedChunksLimitSize int         `conf:"queued_chunks_limit_size"`
-	ChunkFullThreshold    float64     `conf:"chunk_full_threshold"`
-	Compress              string      `conf:"compress" enum:"text,gzip"`
+	ChunkLimitSize        config.Size `conf:"chunk_limit_size" desc:"The largest a chunk grows before it is queued for writing; an event larger than this is dropped and counted. Defaults to 8MB for memory and 256MB for file."`
+	ChunkLimitRecords     int         `conf:"chunk_limit_records" desc:"The most events a chunk holds before it is queued (0: no limit)."`
+	TotalLimitSize        config.Size `conf:"total_limit_size" desc:"The most bytes the buffer holds, staged, queued and being written together; past it overflow_action decides. Defaults to 512MB for memory and 64GB for file."`
+	QueueLimitLength      int         `conf:"queue_limit_length" desc:"Fluentd's older spelling of a limit: when set, total_limit_size becomes chunk_limit_size times this."`
+	QueuedChunksLimitSize int         `conf:"queued_chunks_limit_size" desc:"The most chunks queued at once; a chunk waiting for the queue stays staged (0: no limit)."`
+	ChunkFullThreshold    float64     `conf:"chunk_full_threshold" desc:"The fraction of chunk_limit_size at which a chunk counts as full and is queued."`
+	Compress              string      `conf:"compress" enum:"text,gzip" desc:"gzip compresses each chunk in the buffer, to trade CPU for memory or disk; the output is handed the decompressed bytes."`
 
-	FlushMode                string        `conf:"flush_mode" enum:"default,lazy,interval,immediate"`
-	FlushInterval            time.Duration `conf:"flush_interval"`
-	FlushThreadCount         int           `conf:"flush_thread_count"`
-	FlushThreadInterval      time.Duration `conf:"flush_thread_interval"`
-	FlushThreadBurstInterval time.Duration `conf:"flush_thread_burst_interval"`
-	DelayedCommitTimeout     time.Duration `conf:"delayed_commit_timeout"`
-	FlushAtShutdown          bool          `conf:"flush_at_shutdown"`
-	OverflowAction           string        `conf:"overflow_action" enum:"throw_exception,block,drop_oldest_chunk"`
+	FlushMode                string        `conf:"flush_mode" enum:"default,lazy,interval,immediate" desc:"When staged chunks are queued: lazy at each timekey, interval every flush_interval, immediate as soon as events arrive; default is lazy with time among the chunk keys, else interval."`
+	FlushInterval            time.Duration `conf:"flush_interval" desc:"How often staged chunks are queued in interval mode."`
+	FlushThreadCount         int           `conf:"flush_thread_count" desc:"How many chunks are written at once, each by its own flush thread."`
+	FlushThreadInterval      time.Duration `conf:"flush_thread_interval" desc:"How long an idle flush thread sleeps before it looks for work again."`
+	FlushThreadBurstInterval time.Duration `conf:"flush_thread_burst_interval" desc:"How long a flush thread waits between chunks while more are queued."`
+	DelayedCommitTimeout     time.Duration `conf:"delayed_commit_timeout" desc:"Accepted for Fluentd's delayed-commit outputs; Sluice's outputs commit when Write returns."`
+	FlushAtShutdown          bool          `conf:"flush_at_shutdown" desc:"Queue and write every staged chunk at shutdown. Defaults to true for memory (what is not written is lost) and false for file (chunks wait for the next start)."`
+	OverflowAction           string        `conf:"overflow_action" enum:"throw_exception,block,drop_oldest_chunk" desc:"What happens when the buffer is full: throw_exception refuses the events (inputs then do not acknowledge them), block waits for space, drop_oldest_chunk drops the oldest queued chunk and counts it."`
 
-	RetryType                   string        `conf:"retry_type" enum:"exponential_backoff,periodic"`
-	RetryWait                   time.Duration `conf:"retry_wait"`
-	RetryExponentialBackoffBase float64       `conf:"retry_exponential_backoff_base"`
-	RetryMaxInterval            time.Duration `conf:"retry_max_interval"`
-	RetryRandomize              bool          `conf:"retry_randomize"`
-	RetryTimeout                time.Duration `conf:"retry_timeout"`
-	RetryMaxTimes               int           `conf:"retry_max_times"`
-	RetryForever                bool          `conf:"retry_forever"`
-	RetrySecondaryThreshold     float64       `conf:"retry_secondary_threshold"`
-	DisableChunkBackup          bool          `conf:"disable_chunk_backup"`
+	RetryType                   string        `conf:"retry_type" enum:"exponential_backoff,periodic" desc:"How the wait between retries grows: exponential_backoff doubles it (by retry_exponential_backoff_base), periodic keeps retry_wait."`
+	RetryWait                   time.Duration `conf:"retry_wait" desc:"The wait before the first retry of a failed chunk."`
+	RetryExponentialBackoffBase float64       `conf:"retry_exponential_backoff_base" desc:"The factor by which the wait grows at each retry."`
+	RetryMaxInterval            time.Duration `conf:"retry_max_interval" desc:"The longest wait between two retries (0: no cap)."`
+	RetryRandomize              bool          `conf:"retry_randomize" desc:"Vary each wait randomly, so that many instances do not retry in step."`
+	RetryTimeout                time.Duration `conf:"retry_timeout" desc:"How long a chunk is retried before it is given up on (to <secondary>, or the backup directory)."`
+	RetryMaxTimes               int           `conf:"retry_max_times" desc:"How many retries a chunk gets before it is given up on (-1: until retry_timeout)."`
+	RetryForever                bool          `conf:"retry_forever" desc:"Retry every chunk until it is written; it is never given up on."`
+	RetrySecondaryThreshold     float64       `conf:"retry_secondary_threshold" desc:"The fraction of retry_timeout after which a failing chunk goes to <secondary>."`
+	DisableChunkBackup          bool          `conf:"disable_chunk_backup" desc:"Drop, and count, chunks that cannot be delivered instead of writing them to the backup directory."`
 
 	// Sluice: the deadline of one write attempt. A write still running
 	// after it is cancelled and retried like any failure.
-	WriteTimeout time.Duration `conf:"write_timeout"`
+	WriteTimeout time.Duration `conf:"write_timeout" desc:"The longest one write may run: past it the write is cancelled and retried like any failure."`
 
 	// Sluice's file buffer: when an acknowledged append is safe on disk
 	// (see buffer.File). every_write fsyncs before the ack; interval
 	// fsyncs every fsync_interval; never leaves it to the OS.
-	Fsync         string        `conf:"fsync" enum:"every_write,interval,never"`
-	FsyncInterval time.Duration `conf:"fsync_interval"`
+	Fsync         string        `conf:"fsync" enum:"every_write,interval,never" desc:"When an acknowledged event is safe on disk in a file buffer: every_write before the ack, interval every fsync_interval, never leaves it to the kernel."`
+	FsyncInterval time.Duration `conf:"fsync_interval" desc:"How often a file buffer fsyncs its chunks with fsync interval."`
 	// Sluice's file buffer: bytes of the chunks it writes also kept in
 	// memory, so that a flush does not read them back from disk.
-	MemoryCacheSize config.Size `conf:"memory_cache_size"`
+	MemoryCacheSize config.Size `conf:"memory_cache_size" desc:"How many bytes of the chunks a file buffer writes are also kept in memory, so that writing them out needs no read back."`
 }
 
 // DefaultBufferConfig returns Fluentd's defaults for a buffer of type typ

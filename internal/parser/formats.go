@@ -121,8 +121,8 @@ func (p *regexpFormat) Parse(text []byte, emit func(event.Time, []byte) error) e
 
 // Syslog parses RFC 3164 and RFC 5424 messages.
 type Syslog struct {
-	MessageFormat string `conf:"message_format" enum:"rfc3164,rfc5424,auto"`
-	WithPriority  bool   `conf:"with_priority"`
+	MessageFormat string `conf:"message_format" enum:"rfc3164,rfc5424,auto" desc:"The syslog message format: rfc3164, rfc5424, or auto (each message by its shape)."`
+	WithPriority  bool   `conf:"with_priority" desc:"The messages start with a <PRI> priority, which becomes the pri field."`
 	Common
 
 	fields []field
@@ -236,27 +236,27 @@ func parseWithYear(layout, s string, year int, loc *time.Location) (time.Time, e
 // expression (in dot-matches-newline mode). format_firstline is accepted
 // for inputs that split a stream into blocks.
 type Multiline struct {
-	FormatFirstline string `conf:"format_firstline"`
-	Format1         string `conf:"format1,required"`
-	Format2         string `conf:"format2"`
-	Format3         string `conf:"format3"`
-	Format4         string `conf:"format4"`
-	Format5         string `conf:"format5"`
-	Format6         string `conf:"format6"`
-	Format7         string `conf:"format7"`
-	Format8         string `conf:"format8"`
-	Format9         string `conf:"format9"`
-	Format10        string `conf:"format10"`
-	Format11        string `conf:"format11"`
-	Format12        string `conf:"format12"`
-	Format13        string `conf:"format13"`
-	Format14        string `conf:"format14"`
-	Format15        string `conf:"format15"`
-	Format16        string `conf:"format16"`
-	Format17        string `conf:"format17"`
-	Format18        string `conf:"format18"`
-	Format19        string `conf:"format19"`
-	Format20        string `conf:"format20"`
+	FormatFirstline string `conf:"format_firstline" desc:"A regular expression that matches the first line of each multiline event."`
+	Format1         string `conf:"format1,required" desc:"The first part of the regular expression that parses a whole multiline event; format2 to format20 are appended to it in order."`
+	Format2         string `conf:"format2" desc:"Part 2 of the multiline expression, appended after the part before it (see format1)."`
+	Format3         string `conf:"format3" desc:"Part 3 of the multiline expression, appended after the part before it (see format1)."`
+	Format4         string `conf:"format4" desc:"Part 4 of the multiline expression, appended after the part before it (see format1)."`
+	Format5         string `conf:"format5" desc:"Part 5 of the multiline expression, appended after the part before it (see format1)."`
+	Format6         string `conf:"format6" desc:"Part 6 of the multiline expression, appended after the part before it (see format1)."`
+	Format7         string `conf:"format7" desc:"Part 7 of the multiline expression, appended after the part before it (see format1)."`
+	Format8         string `conf:"format8" desc:"Part 8 of the multiline expression, appended after the part before it (see format1)."`
+	Format9         string `conf:"format9" desc:"Part 9 of the multiline expression, appended after the part before it (see format1)."`
+	Format10        string `conf:"format10" desc:"Part 10 of the multiline expression, appended after the part before it (see format1)."`
+	Format11        string `conf:"format11" desc:"Part 11 of the multiline expression, appended after the part before it (see format1)."`
+	Format12        string `conf:"format12" desc:"Part 12 of the multiline expression, appended after the part before it (see format1)."`
+	Format13        string `conf:"format13" desc:"Part 13 of the multiline expression, appended after the part before it (see format1)."`
+	Format14        string `conf:"format14" desc:"Part 14 of the multiline expression, appended after the part before it (see format1)."`
+	Format15        string `conf:"format15" desc:"Part 15 of the multiline expression, appended after the part before it (see format1)."`
+	Format16        string `conf:"format16" desc:"Part 16 of the multiline expression, appended after the part before it (see format1)."`
+	Format17        string `conf:"format17" desc:"Part 17 of the multiline expression, appended after the part before it (see format1)."`
+	Format18        string `conf:"format18" desc:"Part 18 of the multiline expression, appended after the part before it (see format1)."`
+	Format19        string `conf:"format19" desc:"Part 19 of the multiline expression, appended after the part before it (see format1)."`
+	Format20        string `conf:"format20" desc:"Part 20 of the multiline expression, appended after the part before it (see format1)."`
 	Regexp          `conf:"-"`
 	Common
 

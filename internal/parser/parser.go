@@ -29,18 +29,18 @@ func register(typ, summary string, newFn func() any) {
 
 // Common are the <parse> parameters every parser shares.
 type Common struct {
-	TimeKey              string            `conf:"time_key"`
-	TimeFormat           string            `conf:"time_format"`
-	TimeType             string            `conf:"time_type" enum:"string,unixtime,float,mixed"`
-	TimeFormatFallbacks  []string          `conf:"time_format_fallbacks"`
-	KeepTimeKey          bool              `conf:"keep_time_key"`
-	Types                map[string]string `conf:"types"`
-	NullValuePattern     string            `conf:"null_value_pattern"`
-	NullEmptyString      bool              `conf:"null_empty_string"`
-	EstimateCurrentEvent bool              `conf:"estimate_current_event"`
-	Localtime            bool              `conf:"localtime"`
-	UTC                  bool              `conf:"utc"`
-	Timezone             string            `conf:"timezone"`
+	TimeKey              string            `conf:"time_key" desc:"The field that holds the event time; it is removed from the record unless keep_time_key."`
+	TimeFormat           string            `conf:"time_format" desc:"The strftime format of the time field (with time_type string); empty tries ISO 8601 and common forms."`
+	TimeType             string            `conf:"time_type" enum:"string,unixtime,float,mixed" desc:"How the time field is read: string (with time_format), unixtime, float, or mixed (time_format, else a number)."`
+	TimeFormatFallbacks  []string          `conf:"time_format_fallbacks" desc:"Formats tried in turn when time_format does not match (with time_type mixed)."`
+	KeepTimeKey          bool              `conf:"keep_time_key" desc:"Keep the time field in the record after reading the time from it."`
+	Types                map[string]string `conf:"types" desc:"Field types to convert to, as field:type pairs (integer, float, bool, string, time, array)."`
+	NullValuePattern     string            `conf:"null_value_pattern" desc:"A regular expression: field values that match it become null."`
+	NullEmptyString      bool              `conf:"null_empty_string" desc:"Make empty field values null."`
+	EstimateCurrentEvent bool              `conf:"estimate_current_event" desc:"Use the current time for records without a time field."`
+	Localtime            bool              `conf:"localtime" desc:"Read times without a zone as local time (the default); false means UTC."`
+	UTC                  bool              `conf:"utc" desc:"Read times without a zone as UTC."`
+	Timezone             string            `conf:"timezone" desc:"The time zone of times without one, as +0900 or a zone name."`
 
 	loc   *time.Location
 	null  *regexp.Regexp

@@ -82,9 +82,9 @@ func translateRuby(expr string) string {
 
 // Regexp is the regexp parser: named groups become fields.
 type Regexp struct {
-	Expression string `conf:"expression,required"`
-	IgnoreCase bool   `conf:"ignorecase"`
-	Multiline  bool   `conf:"multiline"`
+	Expression string `conf:"expression,required" desc:"The regular expression, as /.../ with optional i and m flags; its named groups become the record's fields."`
+	IgnoreCase bool   `conf:"ignorecase" desc:"Match the expression without regard to case."`
+	Multiline  bool   `conf:"multiline" desc:"Let . in the expression match newlines."`
 	Common
 
 	re     *regexp.Regexp

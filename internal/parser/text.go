@@ -13,16 +13,16 @@ import (
 
 // None puts the whole text in one field.
 type None struct {
-	MessageKey string `conf:"message_key"`
+	MessageKey string `conf:"message_key" desc:"The field the whole text is put in."`
 	Common
 	buf []byte
 }
 
 // LTSV parses label:value pairs.
 type LTSV struct {
-	Delimiter        string `conf:"delimiter"`
-	DelimiterPattern string `conf:"delimiter_pattern"`
-	LabelDelimiter   string `conf:"label_delimiter"`
+	Delimiter        string `conf:"delimiter" desc:"What separates the fields (\t for a tab)."`
+	DelimiterPattern string `conf:"delimiter_pattern" desc:"A regular expression that separates the fields, instead of delimiter."`
+	LabelDelimiter   string `conf:"label_delimiter" desc:"What separates a label from its value."`
 	Common
 
 	split  *regexp.Regexp
@@ -32,9 +32,9 @@ type LTSV struct {
 
 // CSV parses delimited values into the named keys (csv, and tsv with a tab).
 type CSV struct {
-	Keys       []string `conf:"keys,required"`
-	Delimiter  string   `conf:"delimiter"`
-	ParserType string   `conf:"parser_type" enum:"normal,fast"`
+	Keys       []string `conf:"keys,required" desc:"The field names of the columns, in order."`
+	Delimiter  string   `conf:"delimiter" desc:"What separates the fields (\t for a tab)."`
+	ParserType string   `conf:"parser_type" enum:"normal,fast" desc:"Accepted for Fluentd compatibility (normal, fast); one parser serves both."`
 	Common
 
 	tab    bool

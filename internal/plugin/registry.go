@@ -3,13 +3,8 @@ package plugin
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"sort"
-	"strings"
 	"sync"
-	"time"
-
-	"github.com/sluice-log/sluice/internal/config"
 )
 
 // Kind is the role a plugin type plays.
@@ -55,6 +50,21 @@ type Info struct {
 	// the next chunk from a file buffer into the same memory instead of
 	// allocating a chunk's worth for each write.
 	DoneWithDataOnReturn bool
+	// Sections describe the sections the plugin keeps raw (a
+	// *config.Element field) and decodes itself, for the parameter
+	// reference: a <format> or <parse> sub-plugin, or a struct.
+	Sections map[string]Section
+}
+
+// Section describes a raw section for the parameter reference.
+type Section struct {
+	// Kind and Default: the section is a sub-plugin of that kind
+	// (KindFormatter for <format>, KindParser for <parse>), of type
+	// Default when it names no @type.
+	Kind    Kind
+	Default string
+	// New returns the struct the section decodes into, with its defaults.
+	New func() any
 }
 
 var (
@@ -172,100 +182,4 @@ func All() []Info {
 		return out[i].Type < out[j].Type
 	})
 	return out
-}
-
-// Param describes one configuration parameter of a plugin type.
-type Param struct {
-	Name    string
-	Type    string
-	Default string
-}
-
-// Params lists the parameters a plugin decodes, with their defaults, by
-// reading the `conf` and `section` struct tags of a fresh instance.
-func Params(info Info) []Param {
-	v := reflect.ValueOf(info.New())
-	for v.Kind() == reflect.Pointer {
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return nil
-	}
-	var out []Param
-	collectParams(v, "", &out)
-	return out
-}
-
-func collectParams(v reflect.Value, prefix string, out *[]Param) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f, fv := t.Field(i), v.Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("conf") == "" {
-			collectParams(fv, prefix, out)
-			continue
-		}
-		if sec, ok := f.Tag.Lookup("section"); ok {
-			*out = append(*out, Param{Name: prefix + "<" + sec + ">", Type: "section"})
-			if fv.Kind() == reflect.Struct {
-				collectParams(fv, prefix+"<"+sec+"> ", out)
-			}
-			continue
-		}
-		tag, ok := f.Tag.Lookup("conf")
-		if !ok || tag == "-" {
-			continue
-		}
-		name, opts, _ := strings.Cut(tag, ",")
-		if name == "" {
-			continue
-		}
-		p := Param{Name: prefix + name, Type: typeName(f), Default: defaultString(fv)}
-		if opts == "required" {
-			p.Default = "(required)"
-		}
-		*out = append(*out, p)
-	}
-}
-
-func typeName(f reflect.StructField) string {
-	if e := f.Tag.Get("enum"); e != "" {
-		return "enum(" + strings.ReplaceAll(e, ",", "|") + ")"
-	}
-	switch f.Type {
-	case reflect.TypeOf(time.Duration(0)):
-		return "time"
-	case reflect.TypeOf(config.Size(0)):
-		return "size"
-	}
-	switch f.Type.Kind() {
-	case reflect.Slice:
-		return "array"
-	case reflect.Map:
-		return "hash"
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		return "integer"
-	case reflect.Float64:
-		return "float"
-	}
-	return f.Type.Kind().String()
-}
-
-func defaultString(v reflect.Value) string {
-	switch x := v.Interface().(type) {
-	case time.Duration:
-		return x.String()
-	case config.Size:
-		return fmt.Sprint(int64(x))
-	case []string:
-		return strings.Join(x, ",")
-	}
-	if v.Kind() == reflect.Map {
-		if v.Len() == 0 {
-			return ""
-		}
-	}
-	return fmt.Sprint(v.Interface())
 }

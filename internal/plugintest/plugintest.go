@@ -84,8 +84,8 @@ func Reset() {
 
 // Capture is the test output.
 type Capture struct {
-	Name string `conf:"name,required"`
-	Fail int    `conf:"fail"`
+	Name string `conf:"name,required" desc:"The capture's name, for the test to find it."`
+	Fail int    `conf:"fail" desc:"Fail this many writes first."`
 
 	mu sync.Mutex
 }
@@ -124,8 +124,8 @@ func (c *Capture) Write(_ context.Context, ch *plugin.Chunk) error {
 
 // Counter emits Count events once, then waits for cancellation.
 type Counter struct {
-	Tag   string `conf:"tag,required"`
-	Count int    `conf:"count"`
+	Tag   string `conf:"tag,required" desc:"The tag of the events."`
+	Count int    `conf:"count" desc:"How many events to emit."`
 }
 
 // Run implements plugin.Input.

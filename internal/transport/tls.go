@@ -12,17 +12,17 @@ import (
 
 // Transport is the <transport> section: "tcp" (the default) or "tls".
 type Transport struct {
-	Protocol             string `conf:",arg"`
-	CertPath             string `conf:"cert_path"`
-	PrivateKeyPath       string `conf:"private_key_path"`
-	PrivateKeyPassphrase string `conf:"private_key_passphrase"`
-	CAPath               string `conf:"ca_path"`
-	ClientCertAuth       bool   `conf:"client_cert_auth"`
-	Version              string `conf:"version" enum:"TLSv1_1,TLSv1_2,TLSv1_3"`
-	MinVersion           string `conf:"min_version" enum:"TLSv1_1,TLSv1_2,TLSv1_3"`
-	MaxVersion           string `conf:"max_version" enum:"TLSv1_1,TLSv1_2,TLSv1_3"`
-	Ciphers              string `conf:"ciphers"`
-	Insecure             bool   `conf:"insecure"`
+	Protocol             string `conf:",arg" desc:"tcp (plain, the default) or tls."`
+	CertPath             string `conf:"cert_path" desc:"The PEM certificate (chain) the server presents."`
+	PrivateKeyPath       string `conf:"private_key_path" desc:"The PEM private key of cert_path."`
+	PrivateKeyPassphrase string `conf:"private_key_passphrase" desc:"The passphrase of an encrypted private key."`
+	CAPath               string `conf:"ca_path" desc:"The PEM CA certificates that client certificates must chain to (with client_cert_auth)."`
+	ClientCertAuth       bool   `conf:"client_cert_auth" desc:"Require clients to present a certificate signed by ca_path."`
+	Version              string `conf:"version" enum:"TLSv1_1,TLSv1_2,TLSv1_3" desc:"The lowest TLS version accepted, unless min_version is set."`
+	MinVersion           string `conf:"min_version" enum:"TLSv1_1,TLSv1_2,TLSv1_3" desc:"The lowest TLS version accepted."`
+	MaxVersion           string `conf:"max_version" enum:"TLSv1_1,TLSv1_2,TLSv1_3" desc:"The highest TLS version accepted."`
+	Ciphers              string `conf:"ciphers" desc:"Accepted for Fluentd compatibility (OpenSSL cipher names); Go's own cipher suites for the version are used."`
+	Insecure             bool   `conf:"insecure" desc:"Accept any certificate from the peer, without verification (tests only)."`
 }
 
 // Default is <transport tcp>.

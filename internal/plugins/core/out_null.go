@@ -13,7 +13,7 @@ import (
 // Null discards events. With a <buffer> it flushes chunks to nowhere, and
 // never_flush makes every flush fail (for testing retries).
 type Null struct {
-	NeverFlush bool `conf:"never_flush"`
+	NeverFlush bool `conf:"never_flush" desc:"Make every flush fail, to test retries and <secondary>."`
 }
 
 var (

@@ -9,7 +9,7 @@ import (
 
 // Relabel sends events into another <label>.
 type Relabel struct {
-	Label string `conf:"@label,required"`
+	Label string `conf:"@label,required" desc:"The <label> the events are routed into."`
 
 	to plugin.Emitter
 }

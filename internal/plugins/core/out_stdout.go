@@ -14,7 +14,7 @@ import (
 // Stdout prints events to standard output, formatted by <format> (the
 // stdout formatter by default: "time tag: {json}").
 type Stdout struct {
-	Format *config.Element `section:"format"`
+	Format *config.Element `section:"format" desc:"How each event is printed: a formatter, stdout (time, tag and JSON) unless @type says otherwise."`
 
 	printer
 }
@@ -25,10 +25,11 @@ var (
 )
 
 func init() {
+	format := map[string]plugin.Section{"format": {Kind: plugin.KindFormatter, Default: "stdout"}}
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "stdout", Summary: "print events to standard output",
-		DoneWithDataOnReturn: true, New: func() any { return &Stdout{printer: printer{w: os.Stdout}} }})
+		DoneWithDataOnReturn: true, Sections: format, New: func() any { return &Stdout{printer: printer{w: os.Stdout}} }})
 	plugin.Register(plugin.Info{Kind: plugin.KindFilter, Type: "stdout", Summary: "print events and pass them on",
-		New: func() any { return &StdoutFilter{printer: printer{w: os.Stdout}} }})
+		Sections: format, New: func() any { return &StdoutFilter{printer: printer{w: os.Stdout}} }})
 }
 
 // printer formats streams and writes each one with a single Write.
@@ -75,7 +76,7 @@ func (s *Stdout) Write(_ context.Context, c *plugin.Chunk) error { return s.prin
 
 // StdoutFilter prints events and passes them on unchanged.
 type StdoutFilter struct {
-	Format *config.Element `section:"format"`
+	Format *config.Element `section:"format" desc:"How each event is printed: a formatter, stdout (time, tag and JSON) unless @type says otherwise."`
 
 	printer
 }

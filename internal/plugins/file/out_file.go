@@ -35,15 +35,15 @@ import (
 // Without append, each chunk gets the first free index, so a retried chunk
 // never overwrites another.
 type File struct {
-	Path          string          `conf:"path,required"`
-	Append        bool            `conf:"append"`
-	AddPathSuffix bool            `conf:"add_path_suffix"`
-	PathSuffix    string          `conf:"path_suffix"`
-	Compress      string          `conf:"compress" enum:"text,gzip,gz"`
-	Recompress    bool            `conf:"recompress"`
-	SymlinkPath   string          `conf:"symlink_path"`
-	DropPageCache bool            `conf:"drop_page_cache"`
-	Format        *config.Element `section:"format"`
+	Path          string          `conf:"path,required" desc:"The file path, without its suffix: a time slice and index are added (app.20240101_0.log). ${tag}, ${key} and strftime placeholders take the chunk's values."`
+	Append        bool            `conf:"append" desc:"Append every chunk of a time slice to one file instead of one file per chunk (_0, _1, ...)."`
+	AddPathSuffix bool            `conf:"add_path_suffix" desc:"Add path_suffix to the file names."`
+	PathSuffix    string          `conf:"path_suffix" desc:"The suffix of the file names."`
+	Compress      string          `conf:"compress" enum:"text,gzip,gz" desc:"gzip compresses the files (.gz); appended chunks are separate gzip members."`
+	Recompress    bool            `conf:"recompress" desc:"Accepted for Fluentd compatibility; chunks are compressed as they are written."`
+	SymlinkPath   string          `conf:"symlink_path" desc:"A symbolic link kept pointing at the file written last."`
+	DropPageCache bool            `conf:"drop_page_cache" desc:"Tell the kernel, after each write, that the written data need not stay in the page cache."`
+	Format        *config.Element `section:"format" desc:"How each event is written: a formatter, out_file (time, tag, JSON) unless @type says otherwise."`
 
 	tmpl *buffer.Template
 	loc  *time.Location
@@ -64,6 +64,7 @@ func init() {
 		BufferDefaults: map[string]string{"": "time", "timekey": "1d"},
 		// Write is done with the bytes when it returns.
 		DoneWithDataOnReturn: true,
+		Sections:             map[string]plugin.Section{"format": {Kind: plugin.KindFormatter, Default: "out_file"}},
 		New: func() any {
 			return &File{AddPathSuffix: true, PathSuffix: ".log", Compress: "text", DropPageCache: true}
 		}})

@@ -21,10 +21,10 @@ import (
 // strftime (from the chunk's timekey). Without append, each chunk gets its
 // own file: basename.0, basename.1, ...
 type SecondaryFile struct {
-	Directory string `conf:"directory,required"`
-	Basename  string `conf:"basename"`
-	Append    bool   `conf:"append"`
-	Compress  string `conf:"compress" enum:"text,gzip"`
+	Directory string `conf:"directory,required" desc:"The directory the chunks are dumped into (${tag}, ${key}, ${chunk_id} and strftime placeholders allowed)."`
+	Basename  string `conf:"basename" desc:"The file name, to which .0, .1 ... are added unless append."`
+	Append    bool   `conf:"append" desc:"Append every chunk to one file instead of one file per chunk."`
+	Compress  string `conf:"compress" enum:"text,gzip" desc:"gzip compresses the dumped files."`
 
 	tmpl *buffer.Template
 	loc  *time.Location

@@ -26,28 +26,28 @@ import (
 
 // Security is the <security> section of in_forward and out_forward.
 type Security struct {
-	SelfHostname         string        `conf:"self_hostname"`
-	SharedKey            string        `conf:"shared_key"`
-	UserAuth             bool          `conf:"user_auth"`
-	AllowAnonymousSource bool          `conf:"allow_anonymous_source"`
-	Users                []User        `section:"user"`
-	Clients              []ClientRule  `section:"client"`
+	SelfHostname         string        `conf:"self_hostname" desc:"The host name this side gives in the handshake."`
+	SharedKey            string        `conf:"shared_key" desc:"The key both sides must share."`
+	UserAuth             bool          `conf:"user_auth" desc:"Also require a user name and password from clients (in_forward)."`
+	AllowAnonymousSource bool          `conf:"allow_anonymous_source" desc:"Accept clients that no <client> section names (in_forward)."`
+	Users                []User        `section:"user" desc:"A user that may connect, with user_auth."`
+	Clients              []ClientRule  `section:"client" desc:"A client that may connect, by host or network, with its own shared key and users."`
 	clients              []clientMatch // resolved at Init
 }
 
 // User is a <user> of in_forward's <security>.
 type User struct {
-	Username string `conf:"username,required"`
-	Password string `conf:"password,required"`
+	Username string `conf:"username,required" desc:"The user's name."`
+	Password string `conf:"password,required" desc:"The user's password."`
 }
 
 // ClientRule is a <client> of in_forward's <security>: which peers may
 // connect and with which shared key and users.
 type ClientRule struct {
-	Host      string   `conf:"host"`
-	Network   string   `conf:"network"`
-	SharedKey string   `conf:"shared_key"`
-	Users     []string `conf:"users"`
+	Host      string   `conf:"host" desc:"The client's host name."`
+	Network   string   `conf:"network" desc:"The client's network, as an address or CIDR range."`
+	SharedKey string   `conf:"shared_key" desc:"The key both sides must share."`
+	Users     []string `conf:"users" desc:"The users this client may authenticate as (all when empty)."`
 }
 
 type clientMatch struct {

@@ -36,29 +36,29 @@ import (
 //	receive_buffer_limit       bound on the bytes all connections hold in
 //	                           large messages; past it reading stops
 type Input struct {
-	Port                int             `conf:"port"`
-	Bind                string          `conf:"bind"`
-	LingerTimeout       int             `conf:"linger_timeout"`
-	ResolveHostname     bool            `conf:"resolve_hostname"`
-	DenyKeepalive       bool            `conf:"deny_keepalive"`
-	SendKeepalivePacket bool            `conf:"send_keepalive_packet"`
-	ChunkSizeLimit      config.Size     `conf:"chunk_size_limit"`
-	ChunkSizeWarnLimit  config.Size     `conf:"chunk_size_warn_limit"`
-	SkipInvalidEvent    bool            `conf:"skip_invalid_event"`
-	SourceAddressKey    string          `conf:"source_address_key"`
-	SourceHostnameKey   string          `conf:"source_hostname_key"`
-	AddTagPrefix        string          `conf:"add_tag_prefix"`
-	MaxConnections      int             `conf:"max_connections"`
-	IdleTimeout         time.Duration   `conf:"idle_timeout"`
-	MaxConnectionAge    time.Duration   `conf:"max_connection_age"`
-	MaxConnectionJitter time.Duration   `conf:"max_connection_age_jitter"`
-	AckDedupSize        int             `conf:"ack_dedup_size"`
-	AckDedupTTL         time.Duration   `conf:"ack_dedup_ttl"`
-	MaxDecompressedSize config.Size     `conf:"max_decompressed_size"`
-	HandshakeTimeout    time.Duration   `conf:"handshake_timeout"`
-	ReceiveBufferLimit  config.Size     `conf:"receive_buffer_limit"`
-	Security            *config.Element `section:"security"`
-	TransportSection    *config.Element `section:"transport"`
+	Port                int             `conf:"port" desc:"The TCP port events arrive on; heartbeats use the same UDP port."`
+	Bind                string          `conf:"bind" desc:"The address to listen on."`
+	LingerTimeout       int             `conf:"linger_timeout" desc:"SO_LINGER seconds for closed connections (0: the kernel's default)."`
+	ResolveHostname     bool            `conf:"resolve_hostname" desc:"Accepted for Fluentd compatibility; source_hostname_key always resolves."`
+	DenyKeepalive       bool            `conf:"deny_keepalive" desc:"Close each connection after its first message, as Fluentd does with this set."`
+	SendKeepalivePacket bool            `conf:"send_keepalive_packet" desc:"Enable TCP keepalive probes on accepted connections, to find dead peers."`
+	ChunkSizeLimit      config.Size     `conf:"chunk_size_limit" desc:"The largest message accepted; a larger one is refused, counted, and its connection closed."`
+	ChunkSizeWarnLimit  config.Size     `conf:"chunk_size_warn_limit" desc:"Log a warning for messages larger than this (0: never)."`
+	SkipInvalidEvent    bool            `conf:"skip_invalid_event" desc:"Drop, and count, entries with a bad time or a record that is not a map, keeping the rest of their message; otherwise the whole message is refused."`
+	SourceAddressKey    string          `conf:"source_address_key" desc:"Add the client's IP address to each record under this key."`
+	SourceHostnameKey   string          `conf:"source_hostname_key" desc:"Add the client's host name (reverse DNS) to each record under this key."`
+	AddTagPrefix        string          `conf:"add_tag_prefix" desc:"Prefix every tag with this and a dot."`
+	MaxConnections      int             `conf:"max_connections" desc:"Refuse connections past this many at once (0: no cap)."`
+	IdleTimeout         time.Duration   `conf:"idle_timeout" desc:"Close connections that send nothing for this long (0: never)."`
+	MaxConnectionAge    time.Duration   `conf:"max_connection_age" desc:"Close a connection, at a message boundary and after its acks, once it is this old, so that clients reconnect through the load balancer and new instances get a share (0: never)."`
+	MaxConnectionJitter time.Duration   `conf:"max_connection_age_jitter" desc:"Up to this much is added, at random, to each connection's max_connection_age, so that clients do not all reconnect at once."`
+	AckDedupSize        int             `conf:"ack_dedup_size" desc:"How many acknowledged chunk IDs are remembered, so that a chunk a client resends after a lost ack is acknowledged without being emitted twice (0: off)."`
+	AckDedupTTL         time.Duration   `conf:"ack_dedup_ttl" desc:"How long an acknowledged chunk ID is remembered."`
+	MaxDecompressedSize config.Size     `conf:"max_decompressed_size" desc:"The largest a gzip or zstd payload may grow when inflated; past it the message is refused."`
+	HandshakeTimeout    time.Duration   `conf:"handshake_timeout" desc:"How long a client has to complete the <security> handshake."`
+	ReceiveBufferLimit  config.Size     `conf:"receive_buffer_limit" desc:"The most bytes all connections together hold in messages still arriving; past it they stop being read until memory frees, so that memory stays bounded."`
+	Security            *config.Element `section:"security" desc:"Shared-key authentication (and user authentication) of clients, as Fluentd's <security>."`
+	TransportSection    *config.Element `section:"transport" desc:"tcp or tls, and the server's certificate."`
 
 	security  *Security
 	transport transport.Transport
@@ -129,6 +129,10 @@ const defaultChunkSizeLimit = 64 << 20
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: "forward", Summary: "receive events over the Forward protocol",
+		Sections: map[string]plugin.Section{
+			"security":  {New: func() any { return &Security{AllowAnonymousSource: true} }},
+			"transport": {New: func() any { t := transport.Default(); return &t }},
+		},
 		New: func() any {
 			return &Input{Port: 24224, Bind: "0.0.0.0", ChunkSizeLimit: defaultChunkSizeLimit,
 				AckDedupSize: 65536, AckDedupTTL: 10 * time.Minute, MaxDecompressedSize: defaultChunkSizeLimit,

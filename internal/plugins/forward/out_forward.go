@@ -35,36 +35,36 @@ import (
 // twice. A failed write marks its server unavailable for recover_wait and
 // the runtime's retry picks another server: that is the failover.
 type Output struct {
-	Servers                 []ServerConfig  `section:"server"`
-	RequireAckResponse      bool            `conf:"require_ack_response"`
-	AckResponseTimeout      time.Duration   `conf:"ack_response_timeout"`
-	SendTimeout             time.Duration   `conf:"send_timeout"`
-	ConnectTimeout          time.Duration   `conf:"connect_timeout"`
-	RecoverWait             time.Duration   `conf:"recover_wait"`
-	HeartbeatType           string          `conf:"heartbeat_type" enum:"transport,tcp,udp,none"`
-	HeartbeatInterval       time.Duration   `conf:"heartbeat_interval"`
-	PhiFailureDetector      bool            `conf:"phi_failure_detector"`
-	PhiThreshold            int             `conf:"phi_threshold"`
-	HardTimeout             time.Duration   `conf:"hard_timeout"`
-	ExpireDNSCache          time.Duration   `conf:"expire_dns_cache"`
-	DNSRoundRobin           bool            `conf:"dns_round_robin"`
-	IgnoreNetworkErrors     bool            `conf:"ignore_network_errors_at_startup"`
-	VerifyConnectionAtStart bool            `conf:"verify_connection_at_startup"`
-	Compress                string          `conf:"compress" enum:"text,gzip"`
-	Keepalive               bool            `conf:"keepalive"`
-	KeepaliveTimeout        time.Duration   `conf:"keepalive_timeout"`
-	TimeAsInteger           bool            `conf:"time_as_integer"`
-	TransportName           string          `conf:"transport" enum:"tcp,tls"`
-	TLSVersion              string          `conf:"tls_version" enum:"TLSv1_1,TLSv1_2,TLSv1_3"`
-	TLSCiphers              string          `conf:"tls_ciphers"`
-	TLSInsecureMode         bool            `conf:"tls_insecure_mode"`
-	TLSAllowSelfSignedCert  bool            `conf:"tls_allow_self_signed_cert"`
-	TLSVerifyHostname       bool            `conf:"tls_verify_hostname"`
-	TLSCertPath             []string        `conf:"tls_cert_path"`
-	TLSClientCertPath       string          `conf:"tls_client_cert_path"`
-	TLSClientKeyPath        string          `conf:"tls_client_private_key_path"`
-	TLSClientKeyPassphrase  string          `conf:"tls_client_private_key_passphrase"`
-	Security                *config.Element `section:"security"`
+	Servers                 []ServerConfig  `section:"server" desc:"A destination; events are balanced over them by weight, standbys taking over when all others fail."`
+	RequireAckResponse      bool            `conf:"require_ack_response" desc:"Wait for the server's ack of each chunk before committing it; without it a chunk counts as delivered once written to the socket."`
+	AckResponseTimeout      time.Duration   `conf:"ack_response_timeout" desc:"How long to wait for an ack before the chunk is retried."`
+	SendTimeout             time.Duration   `conf:"send_timeout" desc:"The deadline of writing one chunk to the socket."`
+	ConnectTimeout          time.Duration   `conf:"connect_timeout" desc:"The deadline of connecting, and of the TLS and security handshakes (0: send_timeout)."`
+	RecoverWait             time.Duration   `conf:"recover_wait" desc:"How long a failed server rests before it is tried again."`
+	HeartbeatType           string          `conf:"heartbeat_type" enum:"transport,tcp,udp,none" desc:"How servers are checked: transport (the connection itself), tcp or udp probes, or none."`
+	HeartbeatInterval       time.Duration   `conf:"heartbeat_interval" desc:"How often a server is probed."`
+	PhiFailureDetector      bool            `conf:"phi_failure_detector" desc:"Mark a server failed when its heartbeats are late by the phi accrual detector, not only when hard_timeout passes."`
+	PhiThreshold            int             `conf:"phi_threshold" desc:"The phi above which a server counts as failed."`
+	HardTimeout             time.Duration   `conf:"hard_timeout" desc:"A server silent for this long counts as failed."`
+	ExpireDNSCache          time.Duration   `conf:"expire_dns_cache" desc:"Accepted for Fluentd compatibility; host names are resolved at each connect."`
+	DNSRoundRobin           bool            `conf:"dns_round_robin" desc:"Spread connections over every address a host name resolves to."`
+	IgnoreNetworkErrors     bool            `conf:"ignore_network_errors_at_startup" desc:"Accepted for Fluentd compatibility; network errors at start never fail it."`
+	VerifyConnectionAtStart bool            `conf:"verify_connection_at_startup" desc:"Connect to every server at start, and fail the start if one cannot be reached."`
+	Compress                string          `conf:"compress" enum:"text,gzip" desc:"gzip compresses each chunk on the wire (CompressedPackedForward)."`
+	Keepalive               bool            `conf:"keepalive" desc:"Reuse a connection for further chunks instead of one connection per chunk."`
+	KeepaliveTimeout        time.Duration   `conf:"keepalive_timeout" desc:"Close a kept connection after this long (0: never)."`
+	TimeAsInteger           bool            `conf:"time_as_integer" desc:"Send times as whole seconds, for Fluentd before v0.14; otherwise as EventTime with nanoseconds."`
+	TransportName           string          `conf:"transport" enum:"tcp,tls" desc:"tcp or tls to every server."`
+	TLSVersion              string          `conf:"tls_version" enum:"TLSv1_1,TLSv1_2,TLSv1_3" desc:"The lowest TLS version used."`
+	TLSCiphers              string          `conf:"tls_ciphers" desc:"Accepted for Fluentd compatibility (OpenSSL cipher names); Go's cipher suites for the version are used."`
+	TLSInsecureMode         bool            `conf:"tls_insecure_mode" desc:"Skip verification of the server's certificate (tests only)."`
+	TLSAllowSelfSignedCert  bool            `conf:"tls_allow_self_signed_cert" desc:"Accepted for Fluentd compatibility; a self-signed server certificate is trusted by listing it in tls_cert_path."`
+	TLSVerifyHostname       bool            `conf:"tls_verify_hostname" desc:"Check that the server's certificate names the host connected to."`
+	TLSCertPath             []string        `conf:"tls_cert_path" desc:"PEM CA certificates to trust, instead of the system's."`
+	TLSClientCertPath       string          `conf:"tls_client_cert_path" desc:"The PEM client certificate to present, for servers that require one."`
+	TLSClientKeyPath        string          `conf:"tls_client_private_key_path" desc:"The PEM private key of tls_client_cert_path."`
+	TLSClientKeyPassphrase  string          `conf:"tls_client_private_key_passphrase" desc:"The passphrase of an encrypted client private key."`
+	Security                *config.Element `section:"security" desc:"Shared-key authentication with the servers, as Fluentd's <security>."`
 
 	security *Security
 	tlsConf  *tls.Config
@@ -77,14 +77,14 @@ type Output struct {
 
 // ServerConfig is a <server>.
 type ServerConfig struct {
-	Name      string `conf:"name"`
-	Host      string `conf:"host,required"`
-	Port      int    `conf:"port"`
-	SharedKey string `conf:"shared_key"`
-	Username  string `conf:"username"`
-	Password  string `conf:"password"`
-	Standby   bool   `conf:"standby"`
-	Weight    int    `conf:"weight"`
+	Name      string `conf:"name" desc:"The server's name in logs and metrics; defaults to host:port."`
+	Host      string `conf:"host,required" desc:"The server's host name or address."`
+	Port      int    `conf:"port" desc:"The server's port."`
+	SharedKey string `conf:"shared_key" desc:"The shared key of the <security> handshake with this server (overrides <security>'s)."`
+	Username  string `conf:"username" desc:"The user of user authentication with this server."`
+	Password  string `conf:"password" desc:"The password of username."`
+	Standby   bool   `conf:"standby" desc:"Use this server only when every other one has failed."`
+	Weight    int    `conf:"weight" desc:"The server's share of the chunks against the others' weights (0 means the default, 60)."`
 }
 
 var _ plugin.BufferedOutput = (*Output)(nil)
@@ -95,6 +95,7 @@ func init() {
 		BufferDefaults: map[string]string{"": "tag"},
 		// A chunk is sent, and its ack awaited, within Write.
 		DoneWithDataOnReturn: true,
+		Sections:             map[string]plugin.Section{"security": {New: func() any { return &Security{} }}},
 		New: func() any {
 			return &Output{AckResponseTimeout: 190 * time.Second, SendTimeout: 60 * time.Second, RecoverWait: 10 * time.Second,
 				HeartbeatType: "transport", HeartbeatInterval: time.Second, PhiFailureDetector: true, PhiThreshold: 16,

@@ -49,26 +49,26 @@ import (
 // balancer health checks); a GET with ?json= is an event, which the seed
 // deployment's Docker health check relies on.
 type Input struct {
-	Port                 int             `conf:"port"`
-	Bind                 string          `conf:"bind"`
-	BodySizeLimit        config.Size     `conf:"body_size_limit"`
-	KeepaliveTimeout     time.Duration   `conf:"keepalive_timeout"`
-	Backlog              int             `conf:"backlog"`
-	AddHTTPHeaders       bool            `conf:"add_http_headers"`
-	AddRemoteAddr        bool            `conf:"add_remote_addr"`
-	AddQueryParams       bool            `conf:"add_query_params"`
-	BlockingTimeout      time.Duration   `conf:"blocking_timeout"`
-	CORSAllowOrigins     []string        `conf:"cors_allow_origins"`
-	CORSAllowCredentials bool            `conf:"cors_allow_credentials"`
-	RespondWithEmptyImg  bool            `conf:"respond_with_empty_img"`
-	Use204Response       bool            `conf:"use_204_response"`
-	DumpErrorLog         bool            `conf:"dump_error_log"`
-	MaxConnections       int             `conf:"max_connections"`
-	RequestTimeout       time.Duration   `conf:"request_timeout"`
-	MaxHeaderSize        config.Size     `conf:"max_header_size"`
-	BodyBufferLimit      config.Size     `conf:"body_buffer_limit"`
-	Parse                *config.Element `section:"parse"`
-	TransportSection     *config.Element `section:"transport"`
+	Port                 int             `conf:"port" desc:"The TCP port to listen on."`
+	Bind                 string          `conf:"bind" desc:"The address to listen on."`
+	BodySizeLimit        config.Size     `conf:"body_size_limit" desc:"The largest request body accepted, after decompression; a larger one is answered 413."`
+	KeepaliveTimeout     time.Duration   `conf:"keepalive_timeout" desc:"How long an idle keep-alive connection stays open."`
+	Backlog              int             `conf:"backlog" desc:"Accepted for Fluentd compatibility; the kernel's listen backlog applies."`
+	AddHTTPHeaders       bool            `conf:"add_http_headers" desc:"Add the request's headers to each record, as HTTP_NAME fields."`
+	AddRemoteAddr        bool            `conf:"add_remote_addr" desc:"Add the client's address to each record as REMOTE_ADDR (X-Forwarded-For first when present)."`
+	AddQueryParams       bool            `conf:"add_query_params" desc:"Add the query parameters to each record, as QUERY_NAME fields."`
+	BlockingTimeout      time.Duration   `conf:"blocking_timeout" desc:"Accepted for Fluentd compatibility; a request waits for the buffer within request_timeout."`
+	CORSAllowOrigins     []string        `conf:"cors_allow_origins" desc:"The origins allowed to post from a browser (* for any); a request with another Origin is answered 403. Empty: no CORS checks or headers."`
+	CORSAllowCredentials bool            `conf:"cors_allow_credentials" desc:"Allow browsers to send credentials (Access-Control-Allow-Credentials)."`
+	RespondWithEmptyImg  bool            `conf:"respond_with_empty_img" desc:"Answer with a 1x1 GIF, for tracking pixels."`
+	Use204Response       bool            `conf:"use_204_response" desc:"Answer 204 No Content instead of 200."`
+	DumpErrorLog         bool            `conf:"dump_error_log" desc:"Log each request answered with an error."`
+	MaxConnections       int             `conf:"max_connections" desc:"Refuse connections past this many at once (0: no cap)."`
+	RequestTimeout       time.Duration   `conf:"request_timeout" desc:"The deadline of reading a request and writing its answer."`
+	MaxHeaderSize        config.Size     `conf:"max_header_size" desc:"The largest request header block accepted."`
+	BodyBufferLimit      config.Size     `conf:"body_buffer_limit" desc:"The most bytes all requests together hold in bodies being read and decoded; past it requests wait, then are answered 503."`
+	Parse                *config.Element `section:"parse" desc:"A parser for the whole body, instead of the JSON, NDJSON, msgpack and form bodies taken by default."`
+	TransportSection     *config.Element `section:"transport" desc:"tcp or tls, and the server's certificate."`
 
 	log       *slog.Logger
 	transport transport.Transport
@@ -129,6 +129,10 @@ var emptyGIF = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x0
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: "http", Summary: "receive events over HTTP",
+		Sections: map[string]plugin.Section{
+			"parse":     {Kind: plugin.KindParser},
+			"transport": {New: func() any { t := transport.Default(); return &t }},
+		},
 		New: func() any {
 			return &Input{Port: 9880, Bind: "0.0.0.0", BodySizeLimit: 32 << 20, KeepaliveTimeout: 10 * time.Second,
 				BlockingTimeout: 500 * time.Millisecond, DumpErrorLog: true, RequestTimeout: 60 * time.Second,

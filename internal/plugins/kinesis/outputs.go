@@ -33,21 +33,21 @@ const (
 
 // Shared holds the parameters both outputs share.
 type Shared struct {
-	Region                string          `conf:"region"`
-	Endpoint              string          `conf:"endpoint"`
-	AWSKeyID              string          `conf:"aws_key_id"`
-	AWSSecKey             string          `conf:"aws_sec_key"`
-	AWSSesToken           string          `conf:"aws_ses_token"`
-	HTTPProxy             string          `conf:"http_proxy"`
-	SSLVerifyPeer         bool            `conf:"ssl_verify_peer"`
-	AppendNewLine         bool            `conf:"append_new_line"`
-	DataKey               string          `conf:"data_key"`
-	LogTruncateMaxSize    int             `conf:"log_truncate_max_size"`
-	BatchRequestMaxCount  int             `conf:"batch_request_max_count"`
-	BatchRequestMaxSize   config.Size     `conf:"batch_request_max_size"`
-	RetriesOnBatchRequest int             `conf:"retries_on_batch_request"`
-	ResetBackoffIfSuccess bool            `conf:"reset_backoff_if_success"`
-	Format                *config.Element `section:"format"`
+	Region                string          `conf:"region" desc:"The stream's region; defaults to AWS_REGION."`
+	Endpoint              string          `conf:"endpoint" desc:"An endpoint instead of AWS's (a VPC endpoint, a local test server)."`
+	AWSKeyID              string          `conf:"aws_key_id" desc:"The access key ID; without it credentials come from the credential sections, the environment, or the instance's role."`
+	AWSSecKey             string          `conf:"aws_sec_key" desc:"The secret access key that goes with aws_key_id."`
+	AWSSesToken           string          `conf:"aws_ses_token" desc:"The session token of temporary credentials."`
+	HTTPProxy             string          `conf:"http_proxy" desc:"An HTTP proxy for the API requests."`
+	SSLVerifyPeer         bool            `conf:"ssl_verify_peer" desc:"Verify the endpoint's TLS certificate."`
+	AppendNewLine         bool            `conf:"append_new_line" desc:"End each record's data with a newline, so that records concatenated downstream (S3 from Firehose) stay one per line."`
+	DataKey               string          `conf:"data_key" desc:"Send only this field's value as the record's data, instead of the formatted event."`
+	LogTruncateMaxSize    int             `conf:"log_truncate_max_size" desc:"Truncate records quoted in error logs to this many bytes (0: no limit)."`
+	BatchRequestMaxCount  int             `conf:"batch_request_max_count" desc:"The most records one batch call carries (500 for both services)."`
+	BatchRequestMaxSize   config.Size     `conf:"batch_request_max_size" desc:"The most bytes one batch call carries (4MB for Firehose, 5MB for Streams)."`
+	RetriesOnBatchRequest int             `conf:"retries_on_batch_request" desc:"How many times the records a batch call failed are sent again, with backoff, before the chunk is retried."`
+	ResetBackoffIfSuccess bool            `conf:"reset_backoff_if_success" desc:"Start the backoff again from its first wait after a batch call in which every record succeeded."`
+	Format                *config.Element `section:"format" desc:"How each event becomes a record's data: a formatter, json unless @type says otherwise."`
 	awsauth.Options
 
 	f        plugin.Formatter
@@ -204,10 +204,10 @@ func (c *Shared) build(ctx context.Context, ch *plugin.Chunk, done *doneSet, max
 
 // Firehose is the kinesis_firehose output.
 type Firehose struct {
-	DeliveryStreamName string `conf:"delivery_stream_name,required"`
+	DeliveryStreamName string `conf:"delivery_stream_name,required" desc:"The Firehose delivery stream (placeholders allowed)."`
 	// PackRecords joins newline-delimited events into records of up to the
 	// per-record limit: Firehose bills each record rounded up to 5 KB.
-	PackRecords bool `conf:"pack_records"`
+	PackRecords bool `conf:"pack_records" desc:"Join newline-delimited events into records of up to 1000KB, as Firehose bills each record rounded up to 5KB."`
 	Shared
 
 	stream *buffer.Template
@@ -222,8 +222,8 @@ type firehoseAPI interface {
 
 // Streams is the kinesis_streams output.
 type Streams struct {
-	StreamName   string `conf:"stream_name,required"`
-	PartitionKey string `conf:"partition_key"`
+	StreamName   string `conf:"stream_name,required" desc:"The Kinesis data stream (placeholders allowed)."`
+	PartitionKey string `conf:"partition_key" desc:"The record field whose value is the partition key; without it a random key spreads records over the shards."`
 	Shared
 
 	stream  *buffer.Template
@@ -242,10 +242,11 @@ var (
 )
 
 func init() {
+	format := map[string]plugin.Section{"format": {Kind: plugin.KindFormatter, Default: "json"}}
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "kinesis_firehose", Summary: "send records to Amazon Kinesis Data Firehose",
-		New: func() any { return &Firehose{Shared: defaultShared(firehoseMaxCount, firehoseMaxBytes)} }})
+		Sections: format, New: func() any { return &Firehose{Shared: defaultShared(firehoseMaxCount, firehoseMaxBytes)} }})
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "kinesis_streams", Summary: "send records to Amazon Kinesis Data Streams",
-		New: func() any { return &Streams{Shared: defaultShared(streamsMaxCount, streamsMaxBytes)} }})
+		Sections: format, New: func() any { return &Streams{Shared: defaultShared(streamsMaxCount, streamsMaxBytes)} }})
 }
 
 // Configure implements plugin.Configurer.

@@ -14,14 +14,14 @@ import (
 // MonitorAgent is Fluentd's `monitor_agent` source: the plugins and their
 // buffer counters as JSON at /api/plugins.json.
 type MonitorAgent struct {
-	Bind          string `conf:"bind"`
-	Port          int    `conf:"port"`
-	IncludeConfig bool   `conf:"include_config"`
-	IncludeRetry  bool   `conf:"include_retry"`
+	Bind          string `conf:"bind" desc:"The address to listen on."`
+	Port          int    `conf:"port" desc:"The TCP port to listen on."`
+	IncludeConfig bool   `conf:"include_config" desc:"Include each plugin's configuration in /api/plugins.json."`
+	IncludeRetry  bool   `conf:"include_retry" desc:"Include each output's retry state in /api/plugins.json."`
 	// Tag and EmitInterval make Fluentd emit the same data as events;
 	// Sluice does not, and says so at start when tag is set.
-	Tag          string        `conf:"tag"`
-	EmitInterval time.Duration `conf:"emit_interval"`
+	Tag          string        `conf:"tag" desc:"Accepted for Fluentd compatibility; Sluice does not emit the data as events (poll /api/plugins.json)."`
+	EmitInterval time.Duration `conf:"emit_interval" desc:"Accepted for Fluentd compatibility (see tag)."`
 
 	api http.Handler
 	log *slog.Logger

@@ -26,18 +26,18 @@ import (
 
 // Server is the `prometheus` source.
 type Server struct {
-	Bind        string `conf:"bind"`
-	Port        int    `conf:"port"`
-	MetricsPath string `conf:"metrics_path"`
+	Bind        string `conf:"bind" desc:"The address to listen on."`
+	Port        int    `conf:"port" desc:"The TCP port to listen on."`
+	MetricsPath string `conf:"metrics_path" desc:"The path Prometheus scrapes."`
 	// AggregatedMetricsPath serves the same metrics: Sluice has one process,
 	// not Fluentd's workers to aggregate.
-	AggregatedMetricsPath string          `conf:"aggregated_metrics_path"`
-	Labels                *config.Element `section:"labels"`
+	AggregatedMetricsPath string          `conf:"aggregated_metrics_path" desc:"The same metrics again: Sluice is one process, with no workers to aggregate."`
+	Labels                *config.Element `section:"labels" desc:"Labels added to the series this source asks for (prometheus_output_monitor and prometheus_monitor only; ignored, with a warning, in prometheus)."`
 	// Sluice's probes, on the same listener.
-	HealthPath string `conf:"health_path"`
-	ReadyPath  string `conf:"ready_path"`
+	HealthPath string `conf:"health_path" desc:"The liveness probe: 200 while the process runs."`
+	ReadyPath  string `conf:"ready_path" desc:"The readiness probe: 503 while starting, shutting down, or while a buffer is fuller than ready_buffer_high_water, so that a load balancer sends new connections elsewhere."`
 	// ReadyHighWater is the buffer fill (0 to 1) above which /readyz fails.
-	ReadyHighWater float64 `conf:"ready_buffer_high_water"`
+	ReadyHighWater float64 `conf:"ready_buffer_high_water" desc:"The buffer fill (above 0, at most 1) past which the readiness probe fails."`
 
 	health  plugin.Health
 	handler http.Handler
@@ -62,9 +62,9 @@ type PluginsHost interface {
 // keeps the counters anyway; the source decides which family of series
 // is served and which labels its <labels> adds to them.
 type Monitor struct {
-	Interval time.Duration   `conf:"interval"`
-	GaugeAll bool            `conf:"gauge_all"`
-	Labels   *config.Element `section:"labels"`
+	Interval time.Duration   `conf:"interval" desc:"Accepted for fluent-plugin-prometheus compatibility: the values are read at each scrape."`
+	GaugeAll bool            `conf:"gauge_all" desc:"Accepted for fluent-plugin-prometheus compatibility."`
+	Labels   *config.Element `section:"labels" desc:"Labels added to the series this source asks for (prometheus_output_monitor and prometheus_monitor only; ignored, with a warning, in prometheus)."`
 
 	family string
 	labels map[string]string

@@ -46,35 +46,35 @@ import (
 // Keys of different instances differ by host name (#{Socket.gethostname}
 // or %{hostname} in s3_object_key_format).
 type S3 struct {
-	AWSKeyID                string          `conf:"aws_key_id"`
-	AWSSecKey               string          `conf:"aws_sec_key"`
-	S3Bucket                string          `conf:"s3_bucket,required"`
-	S3Region                string          `conf:"s3_region"`
-	S3Endpoint              string          `conf:"s3_endpoint"`
-	ForcePathStyle          string          `conf:"force_path_style"`
-	Path                    string          `conf:"path"`
-	S3ObjectKeyFormat       string          `conf:"s3_object_key_format"`
-	TimeSliceFormat         string          `conf:"time_slice_format"`
-	IndexFormat             string          `conf:"index_format"`
-	HexRandomLength         int             `conf:"hex_random_length"`
-	StoreAs                 string          `conf:"store_as" enum:"gzip,gzip_command,json,text,txt,zstd"`
-	CheckObject             bool            `conf:"check_object"`
-	CheckBucket             bool            `conf:"check_bucket"`
-	CheckApikeyOnStart      bool            `conf:"check_apikey_on_start"`
-	AutoCreateBucket        bool            `conf:"auto_create_bucket"`
-	StorageClass            string          `conf:"storage_class"`
-	ACL                     string          `conf:"acl"`
-	UseServerSideEncryption string          `conf:"use_server_side_encryption"`
-	SSEKMSKeyID             string          `conf:"ssekms_key_id"`
-	ComputeChecksums        bool            `conf:"compute_checksums"`
-	ProxyURI                string          `conf:"proxy_uri"`
-	SSLVerifyPeer           bool            `conf:"ssl_verify_peer"`
-	Utc                     bool            `conf:"utc"`
-	Localtime               bool            `conf:"localtime"`
-	UploadPartSize          config.Size     `conf:"upload_part_size"`
-	UploadConcurrency       int             `conf:"upload_concurrency"`
-	Metadata                []MetadataEntry `section:"s3_metadata"`
-	Format                  *config.Element `section:"format"`
+	AWSKeyID                string          `conf:"aws_key_id" desc:"The access key ID; without it credentials come from the credential sections, the environment, or the instance's role."`
+	AWSSecKey               string          `conf:"aws_sec_key" desc:"The secret access key that goes with aws_key_id."`
+	S3Bucket                string          `conf:"s3_bucket,required" desc:"The bucket the objects are written to."`
+	S3Region                string          `conf:"s3_region" desc:"The bucket's region; defaults to AWS_REGION, else us-east-1."`
+	S3Endpoint              string          `conf:"s3_endpoint" desc:"An S3-compatible endpoint (MinIO, a VPC endpoint) instead of AWS's."`
+	ForcePathStyle          string          `conf:"force_path_style" desc:"true addresses the bucket in the URL's path (https://host/bucket/key), as MinIO needs; unset, path style is used for an s3_endpoint on localhost or an IP address."`
+	Path                    string          `conf:"path" desc:"The key prefix, the value of %{path} (placeholders allowed)."`
+	S3ObjectKeyFormat       string          `conf:"s3_object_key_format" desc:"The object key: %{path}, %{time_slice}, %{index}, %{file_extension}, %{uuid_flush}, %{hex_random}, %{hostname}, and the buffer's ${tag}, ${key} and strftime placeholders. It is decided once per chunk and kept with it, so a retry writes the same object."`
+	TimeSliceFormat         string          `conf:"time_slice_format" desc:"The strftime format of %{time_slice}, from the chunk's timekey."`
+	IndexFormat             string          `conf:"index_format" desc:"The printf format of %{index}, which counts the objects under one key prefix."`
+	HexRandomLength         int             `conf:"hex_random_length" desc:"How many hex digits %{hex_random} has."`
+	StoreAs                 string          `conf:"store_as" enum:"gzip,gzip_command,json,text,txt,zstd" desc:"How the objects are compressed and named: gzip (.gz), zstd, json or text (uncompressed); gzip_command is taken as gzip."`
+	CheckObject             bool            `conf:"check_object" desc:"Find a free %{index} for a new key prefix by listing the objects already there."`
+	CheckBucket             bool            `conf:"check_bucket" desc:"Check at start that the bucket exists (and create it with auto_create_bucket)."`
+	CheckApikeyOnStart      bool            `conf:"check_apikey_on_start" desc:"Check at start that the credentials work."`
+	AutoCreateBucket        bool            `conf:"auto_create_bucket" desc:"Create the bucket at start when check_bucket finds it missing."`
+	StorageClass            string          `conf:"storage_class" desc:"The objects' storage class (STANDARD, STANDARD_IA, GLACIER_IR...)."`
+	ACL                     string          `conf:"acl" desc:"A canned ACL for the objects (private, bucket-owner-full-control...)."`
+	UseServerSideEncryption string          `conf:"use_server_side_encryption" desc:"Server-side encryption: AES256 or aws:kms."`
+	SSEKMSKeyID             string          `conf:"ssekms_key_id" desc:"The KMS key of aws:kms encryption."`
+	ComputeChecksums        bool            `conf:"compute_checksums" desc:"Send a checksum of each object, which S3 verifies."`
+	ProxyURI                string          `conf:"proxy_uri" desc:"An HTTP proxy for the S3 requests."`
+	SSLVerifyPeer           bool            `conf:"ssl_verify_peer" desc:"Verify the endpoint's TLS certificate."`
+	Utc                     bool            `conf:"utc" desc:"Compute %{time_slice} in UTC."`
+	Localtime               bool            `conf:"localtime" desc:"Compute %{time_slice} in local time (the default)."`
+	UploadPartSize          config.Size     `conf:"upload_part_size" desc:"Objects larger than this are uploaded in parts of this size."`
+	UploadConcurrency       int             `conf:"upload_concurrency" desc:"How many parts of one object are uploaded at once."`
+	Metadata                []MetadataEntry `section:"s3_metadata" desc:"User metadata set on every object, as x-amz-meta- headers."`
+	Format                  *config.Element `section:"format" desc:"How each event is written in the object: a formatter, out_file unless @type says otherwise."`
 	awsauth.Options
 
 	f         plugin.Formatter
@@ -94,8 +94,8 @@ type S3 struct {
 
 // MetadataEntry is one <s3_metadata> key/value.
 type MetadataEntry struct {
-	Key   string `conf:"key,required"`
-	Value string `conf:"value,required"`
+	Key   string `conf:"key,required" desc:"The metadata key."`
+	Value string `conf:"value,required" desc:"The metadata value."`
 }
 
 // s3API is the part of the S3 client the output uses; tests give a fake
@@ -116,6 +116,7 @@ func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "s3", Summary: "write chunks as objects to Amazon S3 or an S3-compatible store",
 		// fluent-plugin-s3 chunks by time, one hour.
 		BufferDefaults: map[string]string{"": "time", "timekey": "1h"},
+		Sections:       map[string]plugin.Section{"format": {Kind: plugin.KindFormatter, Default: "out_file"}},
 		New: func() any {
 			return &S3{S3ObjectKeyFormat: "%{path}%{time_slice}_%{index}.%{file_extension}", TimeSliceFormat: "%Y%m%d%H",
 				IndexFormat: "%d", HexRandomLength: 4, StoreAs: "gzip", CheckObject: true, CheckBucket: true,

@@ -18,12 +18,12 @@ import (
 // Sample emits rate streams per second, each of size records cycled from
 // the sample list.
 type Sample struct {
-	Tag              string `conf:"tag,required"`
-	Rate             int    `conf:"rate"`
-	Size             int    `conf:"size"`
-	AutoIncrementKey string `conf:"auto_increment_key"`
-	Suspend          bool   `conf:"suspend"`
-	Sample           string `conf:"sample" alias:"dummy"`
+	Tag              string `conf:"tag,required" desc:"The tag of the events."`
+	Rate             int    `conf:"rate" desc:"How many batches are emitted each second."`
+	Size             int    `conf:"size" desc:"How many events each batch holds."`
+	AutoIncrementKey string `conf:"auto_increment_key" desc:"Add a counter that grows by one per event under this key."`
+	Suspend          bool   `conf:"suspend" desc:"Emit nothing: the source runs but stays silent."`
+	Sample           string `conf:"sample" alias:"dummy" desc:"The records to emit, as a JSON object or an array of objects used in turn."`
 
 	records [][]byte // each an encoded map
 	log     *slog.Logger

@@ -19,10 +19,10 @@ import (
 // dropped by an <and> of excludes when all match and by an <or> of
 // excludes when one does. A missing field matches nothing.
 type Grep struct {
-	Regexps  []GrepRule  `section:"regexp"`
-	Excludes []GrepRule  `section:"exclude"`
-	And      []GrepGroup `section:"and"`
-	Or       []GrepGroup `section:"or"`
+	Regexps  []GrepRule  `section:"regexp" desc:"Keep only records whose key matches pattern (all <regexp>s must match)."`
+	Excludes []GrepRule  `section:"exclude" desc:"Drop records whose key matches pattern (any <exclude> drops)."`
+	And      []GrepGroup `section:"and" desc:"Keep a record only if every rule inside holds."`
+	Or       []GrepGroup `section:"or" desc:"Keep a record if any rule inside holds."`
 
 	keep, drop []grepMatcher
 	groups     []grepGroup
@@ -30,8 +30,8 @@ type Grep struct {
 
 // GrepGroup is an <and> or <or> of rules.
 type GrepGroup struct {
-	Regexps  []GrepRule `section:"regexp"`
-	Excludes []GrepRule `section:"exclude"`
+	Regexps  []GrepRule `section:"regexp" desc:"Keep only records whose key matches pattern (all <regexp>s must match)."`
+	Excludes []GrepRule `section:"exclude" desc:"Drop records whose key matches pattern (any <exclude> drops)."`
 }
 
 type grepGroup struct {
@@ -41,8 +41,8 @@ type grepGroup struct {
 
 // GrepRule is one <regexp> or <exclude>.
 type GrepRule struct {
-	Key     string `conf:"key,required"`
-	Pattern string `conf:"pattern,required"`
+	Key     string `conf:"key,required" desc:"The record field the rule looks at ($.a.b or a.b for a nested one)."`
+	Pattern string `conf:"pattern,required" desc:"The regular expression, as /.../."`
 }
 
 type grepMatcher struct {

@@ -24,15 +24,15 @@ import (
 //	                       (otherwise they are dropped, or kept as they
 //	                       were with reserve_data)
 type Parser struct {
-	KeyName                string          `conf:"key_name,required"`
-	ReserveData            bool            `conf:"reserve_data"`
-	ReserveTime            bool            `conf:"reserve_time"`
-	RemoveKeyNameField     bool            `conf:"remove_key_name_field"`
-	ReplaceInvalidSequence bool            `conf:"replace_invalid_sequence"`
-	InjectKeyPrefix        string          `conf:"inject_key_prefix"`
-	HashValueField         string          `conf:"hash_value_field"`
-	EmitInvalidRecordToErr bool            `conf:"emit_invalid_record_to_error"`
-	Parse                  *config.Element `section:"parse"`
+	KeyName                string          `conf:"key_name,required" desc:"The field whose text is parsed."`
+	ReserveData            bool            `conf:"reserve_data" desc:"Keep the original record's fields beside the parsed ones."`
+	ReserveTime            bool            `conf:"reserve_time" desc:"Keep the record's own time even when the parsed text has one."`
+	RemoveKeyNameField     bool            `conf:"remove_key_name_field" desc:"Remove key_name from the record once parsed (with reserve_data)."`
+	ReplaceInvalidSequence bool            `conf:"replace_invalid_sequence" desc:"Replace invalid UTF-8 in the text before parsing."`
+	InjectKeyPrefix        string          `conf:"inject_key_prefix" desc:"Prefix the parsed fields' names with this."`
+	HashValueField         string          `conf:"hash_value_field" desc:"Put the parsed fields in a map under this field instead of at the top level."`
+	EmitInvalidRecordToErr bool            `conf:"emit_invalid_record_to_error" desc:"Send records that do not parse to @ERROR; otherwise they are dropped and counted."`
+	Parse                  *config.Element `section:"parse" desc:"The parser, required: <parse> with @type."`
 
 	parser   plugin.Parser
 	errorOut plugin.Emitter
@@ -52,7 +52,8 @@ type parserState struct {
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindFilter, Type: "parser", Summary: "parse a field of each record with <parse>",
-		New: func() any { return &Parser{EmitInvalidRecordToErr: true} }})
+		Sections: map[string]plugin.Section{"parse": {Kind: plugin.KindParser}},
+		New:      func() any { return &Parser{EmitInvalidRecordToErr: true} }})
 }
 
 // parserPool is how many streams may be parsed at once by one filter.

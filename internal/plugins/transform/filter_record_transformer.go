@@ -25,12 +25,12 @@ import (
 // lacks is left as written, as Fluentd leaves it. enable_ruby is refused:
 // Sluice does not run Ruby.
 type RecordTransformer struct {
-	Record       *config.Element `section:"record"`
-	EnableRuby   bool            `conf:"enable_ruby"`
-	AutoTypecast bool            `conf:"auto_typecast"`
-	RenewRecord  bool            `conf:"renew_record"`
-	KeepKeys     []string        `conf:"keep_keys"`
-	RemoveKeys   []string        `conf:"remove_keys"`
+	Record       *config.Element `section:"record" desc:"The fields to set, as key value lines; values may use ${tag}, ${tag_parts[N]}, ${hostname}, ${time} and ${record fields}."`
+	EnableRuby   bool            `conf:"enable_ruby" desc:"Refused: Sluice does not run Ruby; the ${...} placeholders cover the common cases."`
+	AutoTypecast bool            `conf:"auto_typecast" desc:"Keep a value that is exactly one ${field} as the field's type instead of a string."`
+	RenewRecord  bool            `conf:"renew_record" desc:"Start each record empty, with only <record>'s fields (and keep_keys)."`
+	KeepKeys     []string        `conf:"keep_keys" desc:"Fields of the old record kept with renew_record."`
+	RemoveKeys   []string        `conf:"remove_keys" desc:"Fields removed from each record."`
 
 	fields   []rtField
 	skip     map[string]bool // keys not copied from the original record

@@ -24,12 +24,12 @@ import (
 // The tag may use $1..$9 (groups of the pattern), ${tag}, __TAG__,
 // ${tag_parts[N]}, __TAG_PARTS[N]__, ${hostname} and __HOSTNAME__.
 type RewriteTagFilter struct {
-	Rules                        []RewriteRule `section:"rule"`
-	CapitalizeRegexBackreference bool          `conf:"capitalize_regex_backreference"`
-	RemoveTagPrefix              string        `conf:"remove_tag_prefix"`
-	RemoveTagRegexp              string        `conf:"remove_tag_regexp"`
-	HostnameCommand              string        `conf:"hostname_command"`
-	EmitMode                     string        `conf:"emit_mode" enum:"batch,record"`
+	Rules                        []RewriteRule `section:"rule" desc:"A rule, tried in order: the first that takes a record gives its new tag."`
+	CapitalizeRegexBackreference bool          `conf:"capitalize_regex_backreference" desc:"Capitalize the first letter of each $N value in the new tag."`
+	RemoveTagPrefix              string        `conf:"remove_tag_prefix" desc:"Remove this prefix from the tag before ${tag} is substituted."`
+	RemoveTagRegexp              string        `conf:"remove_tag_regexp" desc:"Remove what this regular expression matches from the tag before ${tag} is substituted."`
+	HostnameCommand              string        `conf:"hostname_command" desc:"Accepted for Fluentd compatibility but not run; ${hostname} is the machine's host name."`
+	EmitMode                     string        `conf:"emit_mode" enum:"batch,record" desc:"batch routes records that get the same tag together; record routes them one by one."`
 
 	rules     []rewriteRule
 	removeRE  *regexp.Regexp
@@ -42,10 +42,10 @@ type RewriteTagFilter struct {
 
 // RewriteRule is one <rule>.
 type RewriteRule struct {
-	Key     string `conf:"key,required"`
-	Pattern string `conf:"pattern,required"`
-	Tag     string `conf:"tag,required"`
-	Invert  bool   `conf:"invert"`
+	Key     string `conf:"key,required" desc:"The record field the rule looks at ($.a.b or a.b for a nested one)."`
+	Pattern string `conf:"pattern,required" desc:"The regular expression, as /.../."`
+	Tag     string `conf:"tag,required" desc:"The new tag, with $1..$9 from the pattern's groups, ${tag}, ${tag_parts[N]} and ${hostname}."`
+	Invert  bool   `conf:"invert" desc:"The rule takes records whose field does not match."`
 }
 
 type rewriteRule struct {
