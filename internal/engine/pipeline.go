@@ -56,11 +56,11 @@ func (en *entry) Emit(ctx context.Context, s event.Stream) error {
 		p.active.Add(1)
 		if p.retired.Load() {
 			// A reload replaced p after we loaded it; cur holds the successor.
-			p.active.Add(-1)
+			p.leave()
 			continue
 		}
 		err := p.Emit(ctx, s)
-		p.active.Add(-1)
+		p.leave()
 		return err
 	}
 }
@@ -85,13 +85,35 @@ type pipeline struct {
 
 	active  atomic.Int64 // emits in progress, through an entry
 	retired atomic.Bool  // a reload has replaced this pipeline
+	// drained is closed once the pipeline is retired and no emit runs
+	// through it any more.
+	drained   chan struct{}
+	drainOnce sync.Once
 
 	mu     sync.Mutex
 	warned map[string]struct{} // guarded by mu; tags already logged as unmatched
 }
 
+// leave ends one emit through p. The last one out of a retired pipeline
+// closes drained. (retire stores retired before it reads active, and an
+// emit adds to active before it reads retired, so one of them sees the
+// other.)
+func (p *pipeline) leave() {
+	if p.active.Add(-1) == 0 && p.retired.Load() {
+		p.drainOnce.Do(func() { close(p.drained) })
+	}
+}
+
+// retire marks p replaced; drained closes when what runs through it ends.
+func (p *pipeline) retire() {
+	p.retired.Store(true)
+	if p.active.Load() == 0 {
+		p.drainOnce.Do(func() { close(p.drained) })
+	}
+}
+
 func newPipeline(name string, e *Engine) *pipeline {
-	return &pipeline{name: name, eng: e, router: route.NewRouter[*node, plugin.Emitter](0), warned: map[string]struct{}{}}
+	return &pipeline{name: name, eng: e, router: route.NewRouter[*node, plugin.Emitter](0), warned: map[string]struct{}{}, drained: make(chan struct{})}
 }
 
 var builderPool = sync.Pool{New: func() any { return new([2]event.Builder) }}

@@ -104,11 +104,12 @@ func (e *Engine) reload(root *config.Element) error {
 	e.g.Store(g)
 	e.point(g)
 	for _, p := range old.pipelines {
-		p.retired.Store(true)
+		p.retire()
 	}
 	for _, p := range old.pipelines {
-		for p.active.Load() > 0 && deadline.Err() == nil {
-			time.Sleep(time.Millisecond)
+		select {
+		case <-p.drained:
+		case <-deadline.Done():
 		}
 	}
 
