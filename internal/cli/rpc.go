@@ -3,11 +3,12 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/sluice-log/sluice/internal/transport"
 )
 
 // rpcActions are what Fluentd's HTTP RPC endpoints do; each is also a
@@ -58,13 +59,7 @@ func serveRPC(ctx context.Context, addr string, h http.Handler, logger *slog.Log
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := transport.ServeHTTP(ctx, srv, ln); err != nil {
 			logger.Error("rpc endpoint stopped", "err", err)
 		}
 	}()

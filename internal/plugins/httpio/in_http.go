@@ -225,7 +225,7 @@ func (in *Input) BoundAddr() string {
 }
 
 // Run implements plugin.Input. On cancel the server stops accepting and
-// finishes the requests in progress (up to 10 seconds).
+// finishes the requests in progress (up to transport.HTTPDrainGrace).
 func (in *Input) Run(ctx context.Context, out plugin.Emitter) error {
 	in.emitCtx = ctx
 	in.server = &http.Server{
@@ -238,28 +238,7 @@ func (in *Input) Run(ctx context.Context, out plugin.Emitter) error {
 		TLSConfig:         in.tlsConfig,
 		ErrorLog:          slog.NewLogLogger(in.log.Handler(), slog.LevelDebug),
 	}
-	errc := make(chan error, 1)
-	go func() {
-		var err error
-		if in.tlsConfig != nil {
-			err = in.server.ServeTLS(in.ln, "", "")
-		} else {
-			err = in.server.Serve(in.ln)
-		}
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		errc <- err
-	}()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = in.server.Shutdown(shut)
-	return <-errc
+	return transport.ServeHTTP(ctx, in.server, in.ln)
 }
 
 // Close implements plugin.Closer.
