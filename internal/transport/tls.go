@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 )
@@ -49,10 +50,11 @@ func (t *Transport) Validate(server bool) error {
 	return nil
 }
 
-// Config reads the certificates; it is called at Init, not at check.
-// Cipher names follow OpenSSL and are not mapped: Go's defaults are used
-// (the min and max versions are honoured).
-func (t *Transport) Config(server bool) (*tls.Config, error) {
+// ServerConfig reads the certificates of a server's <transport tls>; it
+// is called at Init, not at check, and returns nil for tcp. Cipher names
+// follow OpenSSL and are not mapped: Go's defaults are used (the min and
+// max versions are honoured).
+func (t *Transport) ServerConfig() (*tls.Config, error) {
 	if t.Protocol != "tls" {
 		return nil, nil
 	}
@@ -71,27 +73,92 @@ func (t *Transport) Config(server bool) (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	if t.CAPath != "" {
-		pem, err := os.ReadFile(t.CAPath)
+		pool, err := LoadPool("ca_path", t.CAPath)
 		if err != nil {
-			return nil, fmt.Errorf("ca_path: %w", err)
+			return nil, err
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ca_path %s: no PEM certificates", t.CAPath)
-		}
-		if server {
-			cfg.ClientCAs = pool
-		} else {
-			cfg.RootCAs = pool
-		}
+		cfg.ClientCAs = pool
 	}
-	if server && t.ClientCertAuth {
+	if t.ClientCertAuth {
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	if !server {
-		cfg.InsecureSkipVerify = t.Insecure
+	return cfg, nil
+}
+
+// Client is the TLS setup of a client, from its output's parameters
+// (out_forward's tls_*; the HTTP outputs' ssl_* and tls_*).
+type Client struct {
+	// MinVersion is a Versions name; empty means TLSv1_2.
+	MinVersion string
+	// CAPaths are PEM files of the CAs to trust instead of the system's.
+	CAPaths []string
+	// CertPath, KeyPath and KeyPassphrase are the client certificate, for
+	// servers that ask for one.
+	CertPath, KeyPath, KeyPassphrase string
+	// Insecure skips every check of the server's certificate.
+	Insecure bool
+	// SkipHostname checks the server's chain but not that it names the
+	// host dialled (Fluentd's tls_verify_hostname false).
+	SkipHostname bool
+}
+
+// Config reads the files and returns the client configuration.
+func (c Client) Config() (*tls.Config, error) {
+	version := c.MinVersion
+	if version == "" {
+		version = "TLSv1_2"
+	}
+	cfg := &tls.Config{MinVersion: Versions[version], InsecureSkipVerify: c.Insecure}
+	if len(c.CAPaths) > 0 {
+		pool, err := LoadPool("ca", c.CAPaths...)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pool
+	}
+	if c.CertPath != "" {
+		cert, err := LoadKeyPair(c.CertPath, c.KeyPath, c.KeyPassphrase)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	if c.SkipHostname && !c.Insecure {
+		// The standard check is both chain and name; do the chain alone.
+		cfg.InsecureSkipVerify = true
+		cfg.VerifyConnection = verifyChainOnly(cfg.RootCAs)
 	}
 	return cfg, nil
+}
+
+// verifyChainOnly checks the server's certificate chain but not its name.
+func verifyChainOnly(roots *x509.CertPool) func(tls.ConnectionState) error {
+	return func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("server sent no certificate")
+		}
+		opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
+		for _, c := range cs.PeerCertificates[1:] {
+			opts.Intermediates.AddCert(c)
+		}
+		_, err := cs.PeerCertificates[0].Verify(opts)
+		return err
+	}
+}
+
+// LoadPool reads PEM CA certificates; what names the parameter in errors.
+func LoadPool(what string, paths ...string) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		if !pool.AppendCertsFromPEM(data) {
+			return nil, fmt.Errorf("%s %s: no PEM certificates", what, p)
+		}
+	}
+	return pool, nil
 }
 
 // LoadKeyPair reads a PEM certificate and key; passphrase decrypts a key in

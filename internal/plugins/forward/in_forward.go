@@ -181,7 +181,7 @@ func (in *Input) Configure(c *plugin.Context) error {
 // Init binds the TCP listener and the UDP heartbeat socket, so a busy port
 // fails the start, and reads the TLS certificates.
 func (in *Input) Init(context.Context) error {
-	cfg, err := in.transport.Config(true)
+	cfg, err := in.transport.ServerConfig()
 	if err != nil {
 		return err
 	}

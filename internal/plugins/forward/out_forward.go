@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -157,30 +155,11 @@ func (o *Output) Configure(c *plugin.Context) error {
 // heartbeat.
 func (o *Output) Init(ctx context.Context) error {
 	if o.TransportName == "tls" {
-		cfg := &tls.Config{MinVersion: transport.Versions[o.TLSVersion], InsecureSkipVerify: o.TLSInsecureMode}
-		if len(o.TLSCertPath) > 0 {
-			pool := x509.NewCertPool()
-			for _, p := range o.TLSCertPath {
-				pem, err := os.ReadFile(p)
-				if err != nil {
-					return fmt.Errorf("tls_cert_path: %w", err)
-				}
-				if !pool.AppendCertsFromPEM(pem) {
-					return fmt.Errorf("tls_cert_path %s: no PEM certificates", p)
-				}
-			}
-			cfg.RootCAs = pool
-		}
-		if o.TLSClientCertPath != "" {
-			cert, err := transport.LoadKeyPair(o.TLSClientCertPath, o.TLSClientKeyPath, o.TLSClientKeyPassphrase)
-			if err != nil {
-				return err
-			}
-			cfg.Certificates = []tls.Certificate{cert}
-		}
-		if !o.TLSVerifyHostname && !o.TLSInsecureMode {
-			cfg.InsecureSkipVerify = true
-			cfg.VerifyConnection = verifyChainOnly(cfg.RootCAs)
+		cfg, err := transport.Client{MinVersion: o.TLSVersion, CAPaths: o.TLSCertPath, CertPath: o.TLSClientCertPath,
+			KeyPath: o.TLSClientKeyPath, KeyPassphrase: o.TLSClientKeyPassphrase, Insecure: o.TLSInsecureMode,
+			SkipHostname: !o.TLSVerifyHostname}.Config()
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
 		}
 		o.tlsConf = cfg
 	}
@@ -209,22 +188,6 @@ func (o *Output) Init(ctx context.Context) error {
 		go o.heartbeat()
 	}
 	return nil
-}
-
-// verifyChainOnly checks the server's certificate chain but not its name
-// (tls_verify_hostname false).
-func verifyChainOnly(roots *x509.CertPool) func(tls.ConnectionState) error {
-	return func(cs tls.ConnectionState) error {
-		if len(cs.PeerCertificates) == 0 {
-			return errors.New("server sent no certificate")
-		}
-		opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
-		for _, c := range cs.PeerCertificates[1:] {
-			opts.Intermediates.AddCert(c)
-		}
-		_, err := cs.PeerCertificates[0].Verify(opts)
-		return err
-	}
 }
 
 // Close implements plugin.Closer.

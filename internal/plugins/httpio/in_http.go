@@ -201,7 +201,7 @@ func (in *Input) Configure(c *plugin.Context) error {
 
 // Init binds the listener.
 func (in *Input) Init(context.Context) error {
-	cfg, err := in.transport.Config(true)
+	cfg, err := in.transport.ServerConfig()
 	if err != nil {
 		return err
 	}
