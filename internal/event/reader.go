@@ -121,7 +121,7 @@ func decodeHead(e *Entry, b []byte) ([]byte, error) {
 	*e = Entry{Raw: b}
 	if len(b) >= 11 && b[0] == 0x92 && b[1] == 0xd7 && b[2] == 0 {
 		// [EventTime, ...], as the forward protocol's clients send it.
-		e.Time = eventTime(b[3:11])
+		e.Time = eventTimeBody(b[3:11])
 		return b[11:], nil
 	}
 	n, b, err := msgp.ReadArrayHeaderBytes(b)
@@ -160,16 +160,11 @@ func ReadTime(b []byte) (Time, []byte, error) {
 		return 0, b, fmt.Errorf("%w: missing time", ErrEntry)
 	}
 	switch b[0] {
-	case 0xd7: // fixext8
-		if len(b) < 10 || b[1] != 0 {
-			return 0, b, fmt.Errorf("%w: time extension is not EventTime", ErrEntry)
+	case 0xd7, 0xc7:
+		if t, rest, ok := readEventTime(b); ok {
+			return t, rest, nil
 		}
-		return eventTime(b[2:10]), b[10:], nil
-	case 0xc7: // ext8 with an 8-byte body
-		if len(b) < 11 || b[1] != 8 || b[2] != 0 {
-			return 0, b, fmt.Errorf("%w: time extension is not EventTime", ErrEntry)
-		}
-		return eventTime(b[3:11]), b[11:], nil
+		return 0, b, fmt.Errorf("%w: time extension is not EventTime", ErrEntry)
 	case 0xc0:
 		return 0, b[1:], nil
 	}
@@ -196,9 +191,29 @@ func ReadTime(b []byte) (Time, []byte, error) {
 	return 0, b, fmt.Errorf("%w: time is %s", ErrEntry, msgp.NextType(b))
 }
 
-func eventTime(b []byte) Time {
-	sec := binary.BigEndian.Uint32(b[0:4])
-	nsec := binary.BigEndian.Uint32(b[4:8])
+// readEventTime decodes an EventTime, the forward protocol's time
+// extension (type 0: seconds and nanoseconds, each a big-endian uint32),
+// in either of the encodings clients use: fixext8, or ext8 with an 8-byte
+// body. Nanoseconds past a second are taken modulo 1e9. Every reader of
+// times (entries, record values) decodes through it, so that the same
+// bytes always give the same time.
+func readEventTime(b []byte) (Time, []byte, bool) {
+	var body []byte
+	switch {
+	case len(b) >= 10 && b[0] == 0xd7 && b[1] == 0: // fixext8
+		body, b = b[2:10], b[10:]
+	case len(b) >= 11 && b[0] == 0xc7 && b[1] == 8 && b[2] == 0: // ext8
+		body, b = b[3:11], b[11:]
+	default:
+		return 0, b, false
+	}
+	return eventTimeBody(body), b, true
+}
+
+// eventTimeBody decodes the 8 bytes of an EventTime.
+func eventTimeBody(body []byte) Time {
+	sec := binary.BigEndian.Uint32(body[0:4])
+	nsec := binary.BigEndian.Uint32(body[4:8])
 	return Time(int64(sec)*1e9 + int64(nsec%1e9))
 }
 

@@ -2,7 +2,6 @@ package event
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"math"
 	"slices"
@@ -195,9 +194,8 @@ func appendJSON(dst, b []byte, depth int) ([]byte, []byte, error) {
 		}
 	}
 	if isExt(b) {
-		if len(b) >= 10 && b[0] == 0xd7 && b[1] == 0 {
-			t := Time(int64(binary.BigEndian.Uint32(b[2:6]))*1e9 + int64(binary.BigEndian.Uint32(b[6:10])))
-			return strconv.AppendFloat(dst, float64(t)/1e9, 'f', -1, 64), b[10:], nil
+		if t, rest, ok := readEventTime(b); ok {
+			return strconv.AppendFloat(dst, float64(t)/1e9, 'f', -1, 64), rest, nil
 		}
 		rest, err := msgp.Skip(b)
 		if err != nil {
