@@ -140,12 +140,8 @@ func (r *Runtime) prepare(s event.Stream, p *prepared) error {
 		e := rd.Entry()
 		before := len(p.data)
 		if r.fmtr != nil {
-			var err error
-			p.data, err = r.fmtr.FormatEntry(p.data, s.Tag, e.Time, e.Record)
-			if err != nil {
-				p.data = p.data[:before]
-				r.Stats.Drop(DropFormat, 1)
-				r.log.Warn("dropping a record the formatter refused", "output", r.id, "tag", s.Tag, "err", err)
+			var ok bool
+			if p.data, ok = r.formatEntry(p.data, s.Tag, e); !ok {
 				continue
 			}
 		} else {

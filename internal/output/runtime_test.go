@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/plugin"
@@ -425,5 +426,39 @@ func TestTimekeysOfDifferentRuntimes(t *testing.T) {
 				t.Errorf("%s chunk has timekey %d, want %d", name, c.Key.Timekey, s.want)
 			}
 		}
+	}
+}
+
+// refusingFormatter formats a record as its n field and refuses n == 1.
+type refusingFormatter struct{ *sink }
+
+func (refusingFormatter) FormatEntry(dst []byte, _ string, _ event.Time, r event.Record) ([]byte, error) {
+	v, _ := r.Get("n")
+	if v.String() == "1" {
+		return dst, errors.New("n is 1")
+	}
+	return append(append(dst, v.String()...), '\n'), nil
+}
+
+// TestUnformattedChunkLosesOnlyRefusedRecords: a chunk stored as entries
+// (a Fluentd chunk imported) for an output that formats is formatted when
+// it is written; a record the formatter refuses is dropped and counted,
+// as it is at append, and the rest of the chunk is written.
+func TestUnformattedChunkLosesOnlyRefusedRecords(t *testing.T) {
+	r, err := New("test", refusingFormatter{newSink()}, DefaultBufferConfig("memory"), Options{Logger: quiet, RootDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := stream(t, "x", 1, 2, 3)
+	c := &buffer.Chunk{ID: buffer.NewID(), Key: buffer.Key{Tag: "x"}, Data: s.Data, Records: 3}
+	data, err := r.load(c, nil)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if string(data) != "0\n2\n" {
+		t.Errorf("formatted %q, want the records other than n=1", data)
+	}
+	if n := r.Stats.Dropped[DropFormat].Load(); n != 1 {
+		t.Errorf("%d records counted as refused by the formatter, want 1", n)
 	}
 }
