@@ -1,8 +1,9 @@
 package output
 
 import (
-	"math"
 	"time"
+
+	"github.com/sluice-log/sluice/internal/backoff"
 )
 
 // Retries are per chunk, as Fluent Bit keeps them per task: one chunk's
@@ -46,20 +47,29 @@ type retryPolicy struct {
 	timeout            time.Duration
 	secondaryThreshold float64
 	hasSecondary       bool
-	exponential        bool
-	wait               time.Duration
-	base               float64
-	maxInterval        time.Duration
-	randomize          bool
+	backoff            backoff.Exponential
 }
 
 func newRetryPolicy(c BufferConfig, hasSecondary bool) retryPolicy {
 	return retryPolicy{
 		forever: c.RetryForever, maxTimes: c.RetryMaxTimes, timeout: c.RetryTimeout,
 		secondaryThreshold: c.RetrySecondaryThreshold, hasSecondary: hasSecondary,
-		exponential: c.RetryType == "exponential_backoff", wait: c.RetryWait,
-		base: c.RetryExponentialBackoffBase, maxInterval: c.RetryMaxInterval, randomize: c.RetryRandomize,
+		backoff: fluentdBackoff(c),
 	}
+}
+
+// fluentdBackoff is Fluentd's retry interval: retry_wait *
+// base^(steps-1) (retry_wait for periodic), capped by retry_max_interval,
+// and spread by ±12.5% when retry_randomize is on.
+func fluentdBackoff(c BufferConfig) backoff.Exponential {
+	b := backoff.Exponential{Initial: c.RetryWait, Factor: 1, Max: c.RetryMaxInterval}
+	if c.RetryType == "exponential_backoff" {
+		b.Factor = c.RetryExponentialBackoffBase
+	}
+	if c.RetryRandomize {
+		b.Low, b.High = 0.875, 1.125
+	}
+	return b
 }
 
 // decide is the whole retry decision for one failed write of a chunk in
@@ -89,31 +99,11 @@ func (p retryPolicy) decide(st chunkRetry, f failure, now time.Time, jitter floa
 	if !p.forever && (p.maxTimes >= 0 && st.steps > p.maxTimes || now.Sub(st.start) >= p.timeout) {
 		return st, giveUp
 	}
-	wait := max(p.backoff(st.steps, jitter), f.retryAfter)
+	wait := max(p.backoff.Delay(st.steps, jitter), f.retryAfter)
 	st.next = now.Add(wait)
 	if p.hasSecondary && !st.secondary {
 		st.secondary = p.maxTimes >= 0 && float64(st.steps) >= p.secondaryThreshold*float64(p.maxTimes) ||
 			st.next.Sub(st.start) >= time.Duration(p.secondaryThreshold*float64(p.timeout))
 	}
 	return st, retryLater
-}
-
-// backoff is Fluentd's retry interval before write number steps+1:
-// retry_wait * base^(steps-1) (retry_wait for periodic), capped by
-// retry_max_interval, and spread by ±12.5% when retry_randomize is on.
-func (p retryPolicy) backoff(steps int, jitter float64) time.Duration {
-	wait := float64(p.wait)
-	if p.exponential {
-		wait *= math.Pow(p.base, float64(steps-1))
-	}
-	if p.maxInterval > 0 && wait > float64(p.maxInterval) {
-		wait = float64(p.maxInterval)
-	}
-	if p.randomize {
-		wait *= 0.875 + jitter*0.25
-	}
-	if wait > float64(365*24*time.Hour) {
-		wait = float64(365 * 24 * time.Hour)
-	}
-	return time.Duration(wait)
 }

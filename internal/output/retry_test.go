@@ -8,13 +8,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-log/sluice/internal/backoff"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
 func TestRetryDecision(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
-	base := retryPolicy{maxTimes: -1, timeout: time.Hour, secondaryThreshold: 0.8, exponential: true,
-		wait: time.Second, base: 2}
+	base := retryPolicy{maxTimes: -1, timeout: time.Hour, secondaryThreshold: 0.8,
+		backoff: backoff.Exponential{Initial: time.Second, Factor: 2}}
 	with := func(mutate func(*retryPolicy)) retryPolicy {
 		p := base
 		mutate(&p)
@@ -35,13 +36,13 @@ func TestRetryDecision(t *testing.T) {
 	}{
 		{"first failure waits retry_wait", base, chunkRetry{}, failure{}, t0, 0, retryLater, 1, time.Second, false},
 		{"backoff doubles", base, failed(3, t0), failure{}, t0.Add(time.Minute), 0, retryLater, 4, 8 * time.Second, false},
-		{"retry_max_interval caps", with(func(p *retryPolicy) { p.maxInterval = 5 * time.Second }),
+		{"retry_max_interval caps", with(func(p *retryPolicy) { p.backoff.Max = 5 * time.Second }),
 			failed(9, t0), failure{}, t0, 0, retryLater, 10, 5 * time.Second, false},
-		{"periodic", with(func(p *retryPolicy) { p.exponential = false }),
+		{"periodic", with(func(p *retryPolicy) { p.backoff.Factor = 1 }),
 			failed(9, t0), failure{}, t0, 0, retryLater, 10, time.Second, false},
-		{"randomize spreads low", with(func(p *retryPolicy) { p.randomize = true }),
+		{"randomize spreads low", with(func(p *retryPolicy) { p.backoff.Low, p.backoff.High = 0.875, 1.125 }),
 			chunkRetry{}, failure{}, t0, 0, retryLater, 1, 875 * time.Millisecond, false},
-		{"randomize spreads high", with(func(p *retryPolicy) { p.randomize = true }),
+		{"randomize spreads high", with(func(p *retryPolicy) { p.backoff.Low, p.backoff.High = 0.875, 1.125 }),
 			chunkRetry{}, failure{}, t0, 0.5, retryLater, 1, time.Second, false},
 		{"retry-after longer than backoff", base, chunkRetry{}, failure{retryAfter: 30 * time.Second}, t0, 0,
 			retryLater, 1, 30 * time.Second, false},
@@ -288,5 +289,23 @@ func TestLeftoverExcludesPartsDelivered(t *testing.T) {
 	if left := r.Stop(ctx); left != 2 || r.Stats.Dropped[DropShutdown].Load() != 2 {
 		t.Errorf("left %d, dropped at shutdown %d; want the 2 records the destination had not taken",
 			left, r.Stats.Dropped[DropShutdown].Load())
+	}
+}
+
+// TestFluentdBackoffFromBuffer: <buffer>'s retry parameters map onto the
+// one backoff: retry_wait, the base, the cap, periodic and the spread.
+func TestFluentdBackoffFromBuffer(t *testing.T) {
+	c := DefaultBufferConfig("memory")
+	c.RetryWait, c.RetryExponentialBackoffBase, c.RetryMaxInterval = 2*time.Second, 3, time.Minute
+	b := fluentdBackoff(c)
+	if got := b.Delay(3, 0.5); got != 18*time.Second {
+		t.Errorf("exponential, randomized, middle draw: %v, want 2s*3^2", got)
+	}
+	if got := b.Delay(9, 0); got != time.Minute*875/1000 {
+		t.Errorf("capped, low draw: %v", got)
+	}
+	c.RetryType, c.RetryRandomize = "periodic", false
+	if got := fluentdBackoff(c).Delay(5, 0.9); got != 2*time.Second {
+		t.Errorf("periodic: %v, want retry_wait", got)
 	}
 }

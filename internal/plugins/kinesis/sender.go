@@ -20,6 +20,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 
+	"github.com/sluice-log/sluice/internal/backoff"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
@@ -188,14 +189,10 @@ func (s *sender) batch(ctx context.Context, c *plugin.Chunk, stream string, recs
 	}
 }
 
-// wait is base * 2^(attempt-1), spread by full jitter between half and
-// the whole, capped at 5 seconds.
+// wait is base * 2^(attempt-1), capped at 5 seconds, spread between half
+// and the whole.
 func (s *sender) wait(attempt int) time.Duration {
-	d := s.backoffBase << (attempt - 1)
-	if d > 5*time.Second || d <= 0 {
-		d = 5 * time.Second
-	}
-	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	return backoff.Exponential{Initial: s.backoffBase, Factor: 2, Max: 5 * time.Second, Low: 0.5, High: 1}.Delay(attempt, rand.Float64())
 }
 
 func errorCode(err error) string {
