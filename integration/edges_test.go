@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -143,7 +144,8 @@ func readReply(c net.Conn) (string, error) {
 			c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 		}
 		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() && len(out) > 0 {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && len(out) > 0 {
 				return string(out), nil
 			}
 			return string(out), err

@@ -234,7 +234,7 @@ func TestKillBetweenUploadAndCommit(t *testing.T) {
 
 	second := startSluiceEnv(t, dir, conf, srv.Env(""))
 	// The recovered chunks are written at once; wait for all 20 lines.
-	lines := map[string]int{}
+	var lines map[string]int
 	var after map[string][]byte
 	deadline := time.Now().Add(30 * time.Second)
 	for {

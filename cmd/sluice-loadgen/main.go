@@ -60,7 +60,7 @@ func send(args []string) error {
 	fs := flag.NewFlagSet("send", flag.ExitOnError)
 	cfg := sendFlags(fs)
 	pid := fs.Int("pid", 0, "receiver process to report CPU and peak RSS for")
-	fs.Parse(args)
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var cpu0 float64
@@ -84,12 +84,12 @@ func send(args []string) error {
 func sink(args []string) error {
 	fs := flag.NewFlagSet("sink", flag.ExitOnError)
 	addr := fs.String("listen", "127.0.0.1:24225", "address to listen on")
-	fs.Parse(args)
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 	s, err := loadgen.Listen(*addr)
 	if err != nil {
 		return err
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	fmt.Println("decoding sink on", s.Addr())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -114,7 +114,7 @@ func count(args []string) error {
 	fs := flag.NewFlagSet("count", flag.ExitOnError)
 	cfg := sendFlags(fs)
 	glob := fs.String("glob", "", "files written by the sink: JSON lines or msgpack records")
-	fs.Parse(args)
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
 	c, err := loadgen.CountTracers(*glob, loadgen.ExpectedTracers(*cfg))
 	if err != nil {
 		return err

@@ -142,7 +142,7 @@ func (e *Element) Unused() []error {
 		}
 	}
 	walk(e, e.describe())
-	sort.SliceStable(errs, func(i, j int) bool { return errs[i].(*Error).Pos.Less(errs[j].(*Error).Pos) })
+	sort.SliceStable(errs, func(i, j int) bool { return errs[i].(*Error).Pos.Less(errs[j].(*Error).Pos) }) //nolint:errorlint // built above as *Error
 	return errs
 }
 
@@ -196,8 +196,8 @@ func (e *Element) Fingerprint() string {
 func (e *Element) fingerprint(w io.Writer) {
 	field := func(s string) {
 		var n [binary.MaxVarintLen64]byte
-		w.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
-		io.WriteString(w, s)
+		_, _ = w.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))]) // a hash: writes do not fail
+		_, _ = io.WriteString(w, s)
 	}
 	field(e.Name)
 	field(e.Arg)

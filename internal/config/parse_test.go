@@ -116,7 +116,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src string) {
 		root, err := Parse("fuzz.conf", []byte(src), opts)
 		if err != nil {
-			if _, ok := err.(*Error); !ok {
+			if _, ok := err.(*Error); !ok { //nolint:errorlint // Parse returns *Error itself, never wrapped
 				t.Fatalf("error of type %T: %v", err, err)
 			}
 			return

@@ -150,7 +150,7 @@ func awsError(w http.ResponseWriter, status int, typ, msg string) {
 	w.Header().Set("x-amzn-ErrorType", typ)
 	w.Header().Set("x-amzn-RequestId", requestID())
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"__type": typ, "message": msg})
+	_ = json.NewEncoder(w).Encode(map[string]string{"__type": typ, "message": msg})
 }
 
 func requestID() string {
@@ -234,7 +234,7 @@ func (s *Server) putRecordBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.Header().Set("x-amzn-RequestId", requestID())
-	json.NewEncoder(w).Encode(out)
+	_ = json.NewEncoder(w).Encode(out)
 }
 
 func (s *Server) describe(w http.ResponseWriter, r *http.Request) {
@@ -252,7 +252,7 @@ func (s *Server) describe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	json.NewEncoder(w).Encode(map[string]any{"DeliveryStreamDescription": map[string]any{
+	_ = json.NewEncoder(w).Encode(map[string]any{"DeliveryStreamDescription": map[string]any{
 		"DeliveryStreamName":   st.Name,
 		"DeliveryStreamARN":    "arn:aws:firehose:us-west-2:123456789012:deliverystream/" + st.Name,
 		"DeliveryStreamStatus": "ACTIVE",

@@ -24,7 +24,7 @@ func PluginsAPI(src Source) http.Handler {
 	mux.HandleFunc("/api/plugins.json", func(w http.ResponseWriter, r *http.Request) {
 		list := pluginList(src, r.URL.Query().Get("with_config") != "false")
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"plugins": list})
+		_ = json.NewEncoder(w).Encode(map[string]any{"plugins": list}) // the client went away
 	})
 	mux.HandleFunc("/api/plugins", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

@@ -93,7 +93,7 @@ func (r *Runtime) flush(t task) {
 	} else {
 		err = r.out.Write(ctx, view)
 	}
-	if err != nil && context.Cause(t.ctx) == errWriteTimeout {
+	if err != nil && errors.Is(context.Cause(t.ctx), errWriteTimeout) {
 		err = fmt.Errorf("write_timeout (%v) passed: %w", r.cfg.WriteTimeout, err)
 	}
 	t.cancel(nil)

@@ -19,8 +19,7 @@ import (
 // integers, as Fluentd's apache2 parser does.
 type Apache2 struct {
 	Common
-	fields []field
-	buf    []byte
+	buf []byte
 }
 
 var apache2RE = regexp.MustCompile(`^(?P<host>\S+) \S+ (?P<user>\S+) \[(?P<time>[^\]]*)\] "(?P<method>\S+)(?: +(?P<path>(?:[^"\\]|\\.)*?)(?: +\S*)?)?" (?P<code>\S+) (?P<size>\S+)(?: "(?P<referer>(?:[^"\\]|\\.)*)" "(?P<agent>(?:[^"\\]|\\.)*)")?\s*$`)
@@ -125,8 +124,7 @@ type Syslog struct {
 	WithPriority  bool   `conf:"with_priority" desc:"The messages start with a <PRI> priority, which becomes the pri field."`
 	Common
 
-	fields []field
-	buf    []byte
+	buf []byte
 }
 
 var (

@@ -66,7 +66,7 @@ func Run(cfg Config, plan Plan) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer t.Stop()
+	defer func() { _ = t.Stop() }() // best effort: the run's own result is what is reported
 	host, port := t.Addr()
 	tr, err := startTraffic(cfg, host, port)
 	if err != nil {

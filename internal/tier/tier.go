@@ -104,12 +104,12 @@ func Start(cfg Config) (*Tier, error) {
 	}
 	for _, in := range t.instances[:cfg.Instances] {
 		if err := t.startInstance(in); err != nil {
-			t.Stop()
+			_ = t.Stop() // the start error is the one to report
 			return nil, err
 		}
 	}
 	if err := t.startHAProxy(); err != nil {
-		t.Stop()
+		_ = t.Stop()
 		return nil, err
 	}
 	return t, nil

@@ -92,13 +92,13 @@ func (tr *traffic) setPhase(p string) { tr.phase.Store(&p) }
 // acked (under tr.mu) for each acknowledged one.
 func (tr *traffic) run(l *fluent.Fluent, rate float64, next func(seq int) (string, map[string]string), acked func(string), tag string) {
 	if rate <= 0 {
-		l.Close()
+		_ = l.Close()
 		return
 	}
 	tr.wg.Add(1)
 	go func() {
 		defer tr.wg.Done()
-		defer l.Close()
+		defer func() { _ = l.Close() }()
 		interval := time.Duration(float64(time.Second) / rate)
 		due := time.Now()
 		for seq := 0; ; seq++ {

@@ -115,7 +115,6 @@ func TestIdleConnectionReleasesInflateBuffer(t *testing.T) {
 		msg = msgp.AppendString(msgp.AppendString(msg, "chunk"), chunk)
 		return msgp.AppendString(msgp.AppendString(msg, "compressed"), "gzip")
 	}
-	entries = nil
 	heap := func() uint64 {
 		var m runtime.MemStats
 		runtime.GC()

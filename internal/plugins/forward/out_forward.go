@@ -215,7 +215,7 @@ func (o *Output) Write(ctx context.Context, c *plugin.Chunk) error {
 	if err != nil {
 		return err
 	}
-	fc, err := n.take(o.KeepaliveTimeout)
+	fc := n.take(o.KeepaliveTimeout)
 	if fc == nil {
 		if fc, err = o.dial(ctx, n); err != nil {
 			o.failed(n, err)
@@ -344,7 +344,7 @@ func (o *Output) dial(ctx context.Context, n *node) (*fconn, error) {
 
 func (o *Output) handshake(fc *fconn, n *node) error {
 	_ = fc.nc.SetDeadline(time.Now().Add(o.ConnectTimeout))
-	defer fc.nc.SetDeadline(time.Time{})
+	defer func() { _ = fc.nc.SetDeadline(time.Time{}) }()
 	msg, err := fc.readObject()
 	if err != nil {
 		return fmt.Errorf("waiting for HELO: %w", err)
@@ -499,7 +499,7 @@ func (n *node) succeeded(now time.Time) {
 // maxIdle bounds the keepalive connections kept per server.
 const maxIdle = 16
 
-func (n *node) take(timeout time.Duration) (*fconn, error) {
+func (n *node) take(timeout time.Duration) *fconn {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for len(n.idle) > 0 {
@@ -509,9 +509,9 @@ func (n *node) take(timeout time.Duration) (*fconn, error) {
 			fc.nc.Close()
 			continue
 		}
-		return fc, nil
+		return fc
 	}
-	return nil, nil
+	return nil
 }
 
 func (n *node) put(fc *fconn) {

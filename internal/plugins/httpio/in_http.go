@@ -342,7 +342,7 @@ func (in *Input) serve(w http.ResponseWriter, r *http.Request, out plugin.Emitte
 	switch {
 	case in.RespondWithEmptyImg:
 		w.Header().Set("Content-Type", "image/gif; charset=utf-8")
-		w.Write(emptyGIF)
+		_, _ = w.Write(emptyGIF)
 	case in.Use204Response:
 		w.WriteHeader(http.StatusNoContent)
 	default:
@@ -542,7 +542,7 @@ func bodyParams(r *http.Request, body []byte, query url.Values) (url.Values, err
 		if err != nil {
 			return nil, fail(http.StatusBadRequest, "multipart form: %v", err)
 		}
-		defer form.RemoveAll()
+		defer func() { _ = form.RemoveAll() }()
 		for k, v := range form.Value {
 			params[k] = v
 		}

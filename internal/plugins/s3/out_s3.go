@@ -498,7 +498,7 @@ func (s *S3) compress(data []byte) (io.Reader, func() error) {
 			pw.CloseWithError(err)
 			done <- err
 		}()
-		return pr, func() error { pr.Close(); return <-done }
+		return pr, func() error { _ = pr.Close(); return <-done }
 	case "zstd":
 		pr, pw := io.Pipe()
 		done := make(chan error, 1)
@@ -512,7 +512,7 @@ func (s *S3) compress(data []byte) (io.Reader, func() error) {
 			pw.CloseWithError(err)
 			done <- err
 		}()
-		return pr, func() error { pr.Close(); return <-done }
+		return pr, func() error { _ = pr.Close(); return <-done }
 	}
 	return bytes.NewReader(data), func() error { return nil }
 }

@@ -34,7 +34,6 @@ type Parser struct {
 	EmitInvalidRecordToErr bool            `conf:"emit_invalid_record_to_error" desc:"Send records that do not parse to @ERROR; otherwise they are dropped and counted."`
 	Parse                  *config.Element `section:"parse" desc:"The parser, required: <parse> with @type."`
 
-	parser   plugin.Parser
 	errorOut plugin.Emitter
 	log      *slog.Logger
 

@@ -64,7 +64,7 @@ type rtPart struct {
 	path []string
 }
 
-type rtScratch struct{ body, text, tagParts []byte }
+type rtScratch struct{ body, text []byte }
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindFilter, Type: "record_transformer", Summary: "add, change or remove record fields",
@@ -221,8 +221,7 @@ func (t *RecordTransformer) transform(sc *rtScratch, tag string, e *event.Entry)
 	body := append(sc.body[:0], 0, 0, 0, 0, 0)
 	var n uint32
 	err := e.Record.Each(func(k []byte, v event.Value) bool {
-		key := string(k) // map lookups with string(k) do not allocate
-		if t.RenewRecord && !t.keep[key] || t.skip[key] {
+		if t.RenewRecord && !t.keep[string(k)] || t.skip[string(k)] { // lookups with string(k) do not allocate
 			return true
 		}
 		body = msgp.AppendStringFromBytes(body, k)
