@@ -12,21 +12,56 @@ import (
 // ErrWait reports a connection that waited too long for buffer space.
 var ErrWait = errors.New("no buffer space for this connection within its patience")
 
+// Space is a bound on bytes held, with a signal for those waiting for
+// room. It has no lock of its own: its owner calls it under the lock that
+// also guards what the bytes are for (the output runtime's, around its
+// chunks and overflow_action). Bytes is the same bound for owners with no
+// such lock. The zero value is not usable; see NewSpace.
+type Space struct {
+	limit int64
+	used  int64
+	freed chan struct{} // closed when bytes are released
+}
+
+// NewSpace returns a bound of limit bytes.
+func NewSpace(limit int64) Space { return Space{limit: limit, freed: make(chan struct{})} }
+
+// Fits reports whether n more bytes stay within the limit.
+func (s *Space) Fits(n int64) bool { return s.used+n <= s.limit }
+
+// Add counts n bytes as held (n may be negative, as a chunk's stored size
+// shrinks when it is compressed).
+func (s *Space) Add(n int64) { s.used += n }
+
+// Release gives n bytes back and wakes every waiter.
+func (s *Space) Release(n int64) {
+	s.used -= n
+	close(s.freed)
+	s.freed = make(chan struct{})
+}
+
+// Freed returns a channel closed at the next Release: read it under the
+// owner's lock, wait on it after unlocking.
+func (s *Space) Freed() <-chan struct{} { return s.freed }
+
+// Used returns the bytes held.
+func (s *Space) Used() int64 { return s.used }
+
+// Limit returns the bound.
+func (s *Space) Limit() int64 { return s.limit }
+
 // Bytes bounds the memory all connections of an input spend on messages
 // larger than their base buffer. A connection that would pass the bound
 // stops reading (TCP backpressure) until another frees space; one that
 // waits longer than its patience is closed, so that connections holding
 // halves of messages cannot wait on each other for ever.
 type Bytes struct {
-	limit int64
-
 	mu    sync.Mutex
-	used  int64         // guarded by mu
-	freed chan struct{} // guarded by mu; closed when space is released
+	space Space // guarded by mu
 }
 
 // New returns a budget of limit bytes.
-func New(limit int64) *Bytes { return &Bytes{limit: limit, freed: make(chan struct{})} }
+func New(limit int64) *Bytes { return &Bytes{space: NewSpace(limit)} }
 
 // Acquire takes n bytes, waiting up to patience for them.
 func (b *Bytes) Acquire(ctx context.Context, n int64, patience time.Duration) error {
@@ -34,12 +69,12 @@ func (b *Bytes) Acquire(ctx context.Context, n int64, patience time.Duration) er
 	for {
 		b.mu.Lock()
 		// With nothing held anywhere, one message may take what it needs.
-		if b.used+n <= b.limit || b.used == 0 {
-			b.used += n
+		if b.space.Fits(n) || b.space.Used() == 0 {
+			b.space.Add(n)
 			b.mu.Unlock()
 			return nil
 		}
-		ch := b.freed
+		ch := b.space.Freed()
 		b.mu.Unlock()
 		if timeout == nil {
 			t := time.NewTimer(patience)
@@ -62,9 +97,7 @@ func (b *Bytes) Release(n int64) {
 		return
 	}
 	b.mu.Lock()
-	b.used -= n
-	close(b.freed)
-	b.freed = make(chan struct{})
+	b.space.Release(n)
 	b.mu.Unlock()
 }
 
@@ -72,7 +105,7 @@ func (b *Bytes) Release(n int64) {
 func (b *Bytes) Used() int64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.used
+	return b.space.Used()
 }
 
 // Refused wraps reserve's error in ReadAll's: the memory was refused, the

@@ -44,3 +44,35 @@ func TestReadAll(t *testing.T) {
 }
 
 var errFull = errors.New("full")
+
+// TestSpaceSignalsRelease: a channel taken from Freed before a Release
+// closes at it, one taken after does not, and the bound follows Add and
+// Release (Add may shrink what is held).
+func TestSpaceSignalsRelease(t *testing.T) {
+	s := NewSpace(100)
+	s.Add(80)
+	if s.Fits(21) || !s.Fits(20) {
+		t.Fatalf("80 of 100 held: Fits(21)=%v Fits(20)=%v", s.Fits(21), s.Fits(20))
+	}
+	waiting := s.Freed()
+	s.Add(-10) // a chunk compressed smaller than its events
+	select {
+	case <-waiting:
+		t.Fatal("Add woke a waiter")
+	default:
+	}
+	s.Release(30)
+	select {
+	case <-waiting:
+	default:
+		t.Fatal("Release did not wake a waiter")
+	}
+	select {
+	case <-s.Freed():
+		t.Fatal("a channel taken after the Release is already closed")
+	default:
+	}
+	if s.Used() != 40 || !s.Fits(60) {
+		t.Errorf("used %d", s.Used())
+	}
+}

@@ -48,7 +48,7 @@ func (r *Runtime) emit(ctx context.Context, s event.Stream) error {
 		if r.stopping {
 			return fmt.Errorf("output %s is shutting down", r.id)
 		}
-		if r.size+need <= int64(r.cfg.TotalLimitSize) {
+		if r.space.Fits(need) {
 			break
 		}
 		switch r.cfg.OverflowAction {
@@ -57,7 +57,7 @@ func (r *Runtime) emit(ctx context.Context, s event.Stream) error {
 				blocked = true // one count per emit that had to wait
 				r.Stats.OverflowCount.Add(1)
 			}
-			ch := r.spaceCh
+			ch := r.space.Freed()
 			r.mu.Unlock()
 			select {
 			case <-ch:
@@ -262,7 +262,7 @@ func (r *Runtime) appendLocked(k buffer.Key, data []byte, n int) error {
 	if err := r.store.Append(c, data, n); err != nil {
 		return err
 	}
-	r.size += c.Size - before
+	r.space.Add(c.Size - before)
 	full := float64(c.Size) >= float64(r.cfg.ChunkLimitSize)*r.cfg.ChunkFullThreshold ||
 		(r.cfg.ChunkLimitRecords > 0 && float64(c.Records) >= float64(r.cfg.ChunkLimitRecords)*r.cfg.ChunkFullThreshold)
 	if full {

@@ -358,9 +358,7 @@ func (r *Runtime) finish(t task, err error) {
 }
 
 func (r *Runtime) freeLocked(c *buffer.Chunk) {
-	r.size -= c.Size
-	close(r.spaceCh)
-	r.spaceCh = make(chan struct{})
+	r.space.Release(c.Size)
 }
 
 // backupLocked moves a chunk that cannot be delivered to the backup

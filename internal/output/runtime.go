@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-log/sluice/internal/budget"
 	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/plugin"
@@ -79,13 +80,12 @@ type Runtime struct {
 	queue    []*buffer.Chunk              // guarded by mu; chunks that have not failed, oldest first
 	retrying []task                       // guarded by mu; failed chunks waiting for their next write
 	inflight map[*buffer.Chunk]*write     // guarded by mu; chunks being written
-	size     int64                        // guarded by mu; bytes staged, queued and in flight
+	space    budget.Space                 // guarded by mu; bytes staged, queued and in flight, within total_limit_size
 	stopping bool                         // guarded by mu
 	// abandoned is set when Stop gave up on writes that ignored their
 	// cancelled context; a write that returns after it changes nothing.
-	abandoned atomic.Bool   // set under mu
-	stopped   bool          // guarded by mu; Stop has counted what it left
-	spaceCh   chan struct{} // guarded by mu; closed when space frees
+	abandoned atomic.Bool // set under mu
+	stopped   bool        // guarded by mu; Stop has counted what it left
 	policy    retryPolicy
 
 	wake     chan struct{} // capacity 1: there may be work for the workers
@@ -127,7 +127,7 @@ func New(id string, out plugin.BufferedOutput, cfg BufferConfig, opts Options) (
 		staged:   map[buffer.Key]*buffer.Chunk{},
 		inflight: map[*buffer.Chunk]*write{},
 		policy:   newRetryPolicy(cfg, opts.Secondary != nil),
-		spaceCh:  make(chan struct{}),
+		space:    budget.NewSpace(int64(cfg.TotalLimitSize)),
 		wake:     make(chan struct{}, 1),
 		stopCh:   make(chan struct{}),
 	}
@@ -204,12 +204,12 @@ func (r *Runtime) Start() error {
 			r.enqueueLocked(old)
 		}
 		r.staged[c.Key] = c
-		r.size += c.Size
+		r.space.Add(c.Size)
 	}
 	sort.Slice(queued, func(i, j int) bool { return queued[i].Created.Before(queued[j].Created) })
 	for _, c := range queued {
 		r.queue = append(r.queue, c)
-		r.size += c.Size
+		r.space.Add(c.Size)
 	}
 	r.mu.Unlock()
 	if n := len(staged) + len(queued); n > 0 {

@@ -131,13 +131,13 @@ type Status struct {
 func (r *Runtime) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := Status{StageLength: len(r.staged), QueueLength: len(r.queue) + len(r.retrying), TotalBytes: r.size}
+	st := Status{StageLength: len(r.staged), QueueLength: len(r.queue) + len(r.retrying), TotalBytes: r.space.Used()}
 	for _, c := range r.staged {
 		st.StageBytes += c.Size
 	}
-	st.QueueBytes = r.size - st.StageBytes
+	st.QueueBytes = r.space.Used() - st.StageBytes
 	if limit := float64(r.cfg.TotalLimitSize); limit > 0 {
-		st.AvailableSpaceRatio = 100 * (1 - float64(r.size)/limit)
+		st.AvailableSpaceRatio = 100 * (1 - float64(r.space.Used())/limit)
 	}
 	st.Undelivered = r.Stats.ShutdownLeftover.Load()
 	if r.stopping && !r.stopped {
@@ -180,5 +180,5 @@ func (r *Runtime) pendingRecordsLocked() int {
 func (r *Runtime) Pending() (chunks int, bytes int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.staged) + len(r.queue) + len(r.retrying) + len(r.inflight), r.size
+	return len(r.staged) + len(r.queue) + len(r.retrying) + len(r.inflight), r.space.Used()
 }
