@@ -168,6 +168,15 @@ func (e *Engine) closeNodes(nodes []*node) {
 				n.logger(e).Warn("close failed", "err", err)
 			}
 		}
+		if n.stopped != nil {
+			// An input whose Run outlived the shutdown deadline: Close has
+			// taken its sockets, so it ends now; wait within closeTimeout.
+			select {
+			case <-n.stopped:
+			case <-ctx.Done():
+				n.logger(e).Error("input still running after close; abandoning it", "timeout", closeTimeout.String())
+			}
+		}
 		cancel()
 	}
 }

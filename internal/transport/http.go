@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,4 +45,22 @@ func ServeHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
 		_ = srv.Close() // the grace passed: cut the requests still running
 	}
 	return <-errc
+}
+
+// HTTPServer is the server of an input's Run, kept so that the input's
+// Close can end what a drain still waits for: the engine closes inputs
+// after the shutdown deadline, which may come before HTTPDrainGrace.
+type HTTPServer struct{ srv atomic.Pointer[http.Server] }
+
+// Serve runs srv on ln with ServeHTTP.
+func (h *HTTPServer) Serve(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	h.srv.Store(srv)
+	return ServeHTTP(ctx, srv, ln)
+}
+
+// Close closes the server's listener and every connection at once.
+func (h *HTTPServer) Close() {
+	if srv := h.srv.Load(); srv != nil {
+		_ = srv.Close()
+	}
 }

@@ -76,7 +76,7 @@ type Input struct {
 	parsers   chan *parserSet // a pool: parsers are not safe for concurrent use
 	custom    bool            // <parse> given
 	budget    *budget.Bytes
-	server    *http.Server
+	server    transport.HTTPServer
 	ln        net.Listener
 	bound     atomic.Pointer[string]
 	emitCtx   context.Context
@@ -228,7 +228,7 @@ func (in *Input) BoundAddr() string {
 // finishes the requests in progress (up to transport.HTTPDrainGrace).
 func (in *Input) Run(ctx context.Context, out plugin.Emitter) error {
 	in.emitCtx = ctx
-	in.server = &http.Server{
+	srv := &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { in.serve(w, r, out) }),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       in.RequestTimeout,
@@ -238,11 +238,13 @@ func (in *Input) Run(ctx context.Context, out plugin.Emitter) error {
 		TLSConfig:         in.tlsConfig,
 		ErrorLog:          slog.NewLogLogger(in.log.Handler(), slog.LevelDebug),
 	}
-	return transport.ServeHTTP(ctx, in.server, in.ln)
+	return in.server.Serve(ctx, srv, in.ln)
 }
 
-// Close implements plugin.Closer.
+// Close implements plugin.Closer: it ends requests a drain cut short by
+// the shutdown deadline still waits for.
 func (in *Input) Close(context.Context) error {
+	in.server.Close()
 	if in.ln != nil {
 		in.ln.Close()
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -468,4 +469,32 @@ func TestDecodedBodiesCountAgainstBodyBufferLimit(t *testing.T) {
 	plugintest.WaitFor(t, "the decoded body to be held from the budget", func() bool {
 		return in.BodyBufferUsed() >= int64(records.Len())
 	})
+}
+
+// TestStopEndsRequestsTheDrainWaitsFor: a client that sent half a request
+// keeps its connection active, and the server's drain would wait
+// transport.HTTPDrainGrace for it. When the shutdown deadline is shorter,
+// the engine's close of the input ends the connection, and the engine
+// stops only once the input has (the package's goleak check sees any
+// input goroutine left behind).
+func TestStopEndsRequestsTheDrainWaitsFor(t *testing.T) {
+	plugintest.Reset()
+	e := plugintest.Build(t, "<system>\n  shutdown_timeout 0.2\n</system>\n"+source("")+"<match **>\n  @type null\n</match>\n")
+	stop := plugintest.Start(t, e)
+	in := e.Inputs()[0].(*httpio.Input)
+	var addr string
+	plugintest.WaitFor(t, "the listener", func() bool { addr = in.BoundAddr(); return addr != "" })
+	half, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer half.Close()
+	_, err = half.Write([]byte("POST /app HTTP/1.1\r\nHost: x\r\n"))
+	plugintest.Must(t, err)
+	time.Sleep(50 * time.Millisecond) // the server has read the first bytes: the connection is active
+	stop()
+	_ = half.SetReadDeadline(time.Now().Add(3 * time.Second))
+	_, err = io.ReadAll(half)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the half-sent request's connection was still open 3s after the engine stopped")
+	}
 }

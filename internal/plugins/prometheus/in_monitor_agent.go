@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/transport"
 )
 
 // MonitorAgent is Fluentd's `monitor_agent` source: the plugins and their
@@ -26,6 +27,7 @@ type MonitorAgent struct {
 	api http.Handler
 	log *slog.Logger
 	ln  net.Listener
+	srv transport.HTTPServer
 }
 
 func init() {
@@ -69,5 +71,8 @@ func (m *MonitorAgent) Run(ctx context.Context, _ plugin.Emitter) error {
 		})
 	}
 	m.log.Info("serving monitor_agent", "addr", m.ln.Addr().String())
-	return serve(ctx, m.ln, h)
+	return serve(ctx, &m.srv, m.ln, h)
 }
+
+// Close implements plugin.Closer.
+func (m *MonitorAgent) Close(context.Context) error { return closeServer(&m.srv, m.ln) }

@@ -44,6 +44,7 @@ type Server struct {
 	handler http.Handler
 	log     *slog.Logger
 	ln      net.Listener
+	server  transport.HTTPServer
 }
 
 // MetricsHost is the instance whose metrics a prometheus source serves
@@ -170,12 +171,25 @@ func (s *Server) Run(ctx context.Context, _ plugin.Emitter) error {
 		mux.Handle(s.ReadyPath, probe(func() error { return s.health.Ready(s.ReadyHighWater) }))
 	}
 	s.log.Info("serving metrics", "addr", s.ln.Addr().String(), "path", s.MetricsPath)
-	return serve(ctx, s.ln, mux)
+	return serve(ctx, &s.server, s.ln, mux)
 }
 
-// serve serves h on ln until ctx ends, then shuts down within 5 seconds.
-func serve(ctx context.Context, ln net.Listener, h http.Handler) error {
-	return transport.ServeHTTP(ctx, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln)
+// Close implements plugin.Closer.
+func (s *Server) Close(context.Context) error { return closeServer(&s.server, s.ln) }
+
+// serve serves h on ln until ctx ends, then drains (transport.ServeHTTP).
+func serve(ctx context.Context, srv *transport.HTTPServer, ln net.Listener, h http.Handler) error {
+	return srv.Serve(ctx, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln)
+}
+
+// closeServer ends what the server still serves and frees its listener,
+// which Run may never have taken (a start that failed later).
+func closeServer(srv *transport.HTTPServer, ln net.Listener) error {
+	srv.Close()
+	if ln != nil {
+		ln.Close()
+	}
+	return nil
 }
 
 // listen binds bind:port.
