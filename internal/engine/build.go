@@ -345,6 +345,9 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 		return config.Errorf(pos, format, args...)
 	}
 	if typ == "" {
+		if sec == nil {
+			return nil, fmt.Errorf("no @type for the %s", kind)
+		}
 		return nil, fail("<%s %s> has no @type", sec.Name, sec.Arg)
 	}
 	info, ok := plugin.Lookup(kind, typ)
@@ -501,8 +504,8 @@ func (g *graph) secondary(sec *config.Element, primary *node, keys buffer.ChunkK
 	n, err := g.construct(plugin.KindOutput, sec, how{id: primary.id + ".secondary", chunksOf: &keys})
 	if err != nil {
 		var ce *config.Error
-		if errors.As(err, &ce) && ce.Pos == sec.Pos {
-			return nil, err
+		if errors.As(err, &ce) {
+			return nil, err // it names its line
 		}
 		return nil, config.Errorf(sec.Pos, "<secondary>: %v", err)
 	}

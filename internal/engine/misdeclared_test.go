@@ -67,3 +67,19 @@ func TestMisdeclaredPluginFailsEveryStart(t *testing.T) {
 		}
 	}
 }
+
+// TestSubPluginWithoutType: a builder asked for a parser with neither a
+// section nor a default type gets an error, not a crash.
+func TestSubPluginWithoutType(t *testing.T) {
+	root, err := config.Parse("test.conf", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := Build(root, Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Builder().Parser(nil, ""); err == nil || !strings.Contains(err.Error(), "no @type for the parser") {
+		t.Errorf("Parser(nil, \"\"): %v", err)
+	}
+}
