@@ -140,10 +140,12 @@ func (r *Runtime) prepare(s event.Stream, p *prepared) error {
 		e := rd.Entry()
 		before := len(p.data)
 		if r.fmtr != nil {
-			var ok bool
-			if p.data, ok = r.formatEntry(p.data, s.Tag, e); !ok {
+			formatted, err := r.fmtr.FormatEntry(p.data, s.Tag, e.Time, e.Record)
+			if err != nil {
+				r.refused(s.Tag, err) // p.data is as it was
 				continue
 			}
+			p.data = formatted
 		} else {
 			p.data = append(p.data, e.Raw...)
 		}
