@@ -90,6 +90,10 @@ func decodeStruct(e *Element, sv reflect.Value) error {
 			}
 			continue
 		}
+		if p.Nil {
+			fv.Set(reflect.Zero(fv.Type())) // use_nil: nothing, not the default
+			continue
+		}
 		if err := setValue(fv, p.Value, f, p.Pos, name); err != nil {
 			return err
 		}

@@ -58,7 +58,10 @@ type Param struct {
 	Key   string
 	Value string
 	Pos   Pos
-	used  bool
+	// Nil is a value of "#{... || use_nil}": the parameter is set to
+	// nothing, its zero value, whatever its default.
+	Nil  bool
+	used bool
 }
 
 // Element is a directive or section: <Name Arg> ... </Name>. The root of a

@@ -71,6 +71,9 @@ type parser struct {
 	file  string
 	opts  *Options
 	depth int
+	// special is use_default or use_nil when the value just read was one
+	// "#{...}" that gave it; rubyString otherwise.
+	special rubyKind
 }
 
 func (p *parser) pos() Pos { return Pos{File: p.file, Line: p.line} }
@@ -240,12 +243,22 @@ func (p *parser) param(e *Element) error {
 		return Errorf(pos, "invalid parameter name %q", key)
 	}
 	p.skipSpaces()
+	p.special = rubyString
 	value, err := p.value()
 	if err != nil {
 		return err
 	}
 	if key == "@include" {
 		return p.include(e, value, pos)
+	}
+	switch p.special {
+	case rubyUseDefault:
+		p.special = rubyString
+		return nil // as if the parameter were not there
+	case rubyUseNil:
+		p.special = rubyString
+		e.Params = append(e.Params, &Param{Key: key, Pos: pos, Nil: true})
+		return nil
 	}
 	e.Params = append(e.Params, &Param{Key: key, Value: value, Pos: pos})
 	return nil
@@ -297,10 +310,15 @@ func (p *parser) value() (string, error) {
 	return strings.TrimRight(string(p.src[start:end]), " \t\r\f\v"), nil
 }
 
+// doubleQuoted reads a double-quoted value, evaluating the embedded Ruby
+// in it. A value that is one "#{...}" alone may be use_default or use_nil,
+// which it reports in p.special.
 func (p *parser) doubleQuoted() (string, error) {
 	pos := p.pos()
 	p.next()
 	var b strings.Builder
+	p.special = rubyString
+	parts := 0 // literal runs and expressions
 	for {
 		if p.eof() {
 			return "", Errorf(pos, "unterminated double-quoted string")
@@ -308,6 +326,9 @@ func (p *parser) doubleQuoted() (string, error) {
 		c := p.next()
 		switch c {
 		case '"':
+			if parts > 1 && p.special != rubyString {
+				return "", Errorf(pos, "use_default and use_nil must be the whole value")
+			}
 			return b.String(), nil
 		case '\\':
 			if p.eof() {
@@ -343,12 +364,18 @@ func (p *parser) doubleQuoted() (string, error) {
 				if err != nil {
 					return "", Errorf(pos, "%v", err)
 				}
-				b.WriteString(v)
+				if v.kind == rubyUseDefault || v.kind == rubyUseNil {
+					p.special = v.kind
+				}
+				parts++
+				b.WriteString(v.text())
 				continue
 			}
 			b.WriteByte(c)
+			parts++
 		default:
 			b.WriteByte(c)
+			parts++
 		}
 	}
 }
