@@ -429,6 +429,15 @@ func (g *graph) attachBuffer(n *node, el *config.Element, logger *slog.Logger, c
 	if n.sync != nil && len(secs) == 0 {
 		return nil // stdout, null: unbuffered unless asked
 	}
+	if len(secs) == 0 {
+		compat, err := v012Buffer(el, declaredParams(n.info))
+		if err != nil {
+			return err
+		}
+		if compat != nil {
+			secs = []*config.Element{compat}
+		}
+	}
 	typ := "memory"
 	if len(secs) > 0 {
 		if t, ok := secs[0].Get("@type"); ok {
@@ -444,6 +453,11 @@ func (g *graph) attachBuffer(n *node, el *config.Element, logger *slog.Logger, c
 		pos = secs[0].Pos
 		if err := config.Decode(secs[0], &cfg); err != nil {
 			return err
+		}
+	}
+	if cfg.Type == "file" {
+		if cfg.Path, err = v012Path(cfg.Path); err != nil {
+			return config.Errorf(pos, "<buffer>: %v", err)
 		}
 	}
 	keys, err := buffer.ParseChunkKeys(cfg.ChunkKeys)

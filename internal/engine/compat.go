@@ -1,0 +1,108 @@
+package engine
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/plugin"
+)
+
+// Fluentd v0.12 put an output's buffer parameters in the output's own
+// section; v1's compat_parameters helper turns them into a <buffer> when
+// the section has none, and so does Sluice. The names are Fluentd's.
+var v012BufferParams = []struct{ old, v1 string }{
+	{"buffer_type", "@type"},
+	{"buffer_path", "path"},
+	{"num_threads", "flush_thread_count"},
+	{"flush_interval", "flush_interval"},
+	{"try_flush_interval", "flush_thread_interval"},
+	{"queued_chunk_flush_interval", "flush_thread_burst_interval"},
+	{"disable_retry_limit", "retry_forever"},
+	{"retry_limit", "retry_max_times"},
+	{"retry_wait", "retry_wait"},
+	{"max_retry_wait", "retry_max_interval"},
+	{"buffer_chunk_limit", "chunk_limit_size"},
+	{"buffer_queue_limit", "queue_limit_length"},
+	{"buffer_queue_full_action", "overflow_action"},
+	{"flush_at_shutdown", "flush_at_shutdown"},
+	{"time_slice_wait", "timekey_wait"},
+	{"timezone", "timekey_zone"},
+}
+
+// v012Buffer returns the <buffer> that el's flat v0.12 parameters
+// describe, or nil when it has none. declared are the parameters the
+// output itself takes (s3's time_slice_format and timezone are its own
+// as well): those are read, not consumed.
+func v012Buffer(el *config.Element, declared map[string]bool) (*config.Element, error) {
+	var buf *config.Element
+	add := func(p *config.Param, key, value string) {
+		if buf == nil {
+			buf = &config.Element{Name: "buffer", Pos: p.Pos}
+			buf.MarkUsed()
+		}
+		buf.Params = append(buf.Params, &config.Param{Key: key, Value: value, Pos: p.Pos})
+	}
+	for _, m := range v012BufferParams {
+		if declared[m.old] {
+			continue
+		}
+		p := el.Param(m.old)
+		if p == nil {
+			continue
+		}
+		value := p.Value
+		if m.old == "buffer_queue_full_action" && value == "exception" {
+			value = "throw_exception"
+		}
+		add(p, m.v1, value)
+	}
+	// time_slice_format chose the time chunks' width: by its finest field.
+	if p := el.Param("time_slice_format"); p != nil {
+		width := ""
+		for _, f := range []struct{ field, width string }{{"%S", "1s"}, {"%M", "1m"}, {"%H", "1h"}, {"%d", "1d"}} {
+			if strings.Contains(p.Value, f.field) {
+				width = f.width
+				break
+			}
+		}
+		if width == "" {
+			return nil, config.Errorf(p.Pos, "time_slice_format %q: no %%d, %%H, %%M or %%S to take the time chunks' width from", p.Value)
+		}
+		add(p, "timekey", width)
+		buf.Arg = "time"
+	} else if p := el.Param("flush_interval"); p != nil && !declared["flush_interval"] {
+		// A v0.12 output that was not time-sliced flushed every
+		// flush_interval.
+		add(p, "flush_mode", "interval")
+	}
+	return buf, nil
+}
+
+// v012Path turns a v0.12 buffer_path, which named chunk files with a '*'
+// (/var/buffer/s3.*.buffer), into the directory a Sluice file buffer keeps
+// them in (/var/buffer/s3), beside which Fluentd's own chunks are found
+// and imported at start (buffer.File looks for path.*).
+func v012Path(path string) (string, error) {
+	i := strings.IndexByte(path, '*')
+	if i < 0 {
+		return path, nil
+	}
+	dir := strings.TrimRight(path[:i], ".")
+	if dir == "" || strings.HasSuffix(dir, "/") {
+		return "", fmt.Errorf("buffer path %q: a '*' needs a name before it (as in /var/buffer/s3.*.buffer)", path)
+	}
+	return dir, nil
+}
+
+// declaredParams are the names of the parameters a plugin type takes in its
+// own section.
+func declaredParams(info plugin.Info) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range plugin.Params(info) {
+		if !strings.HasPrefix(p.Name, "<") {
+			out[p.Name] = true
+		}
+	}
+	return out
+}
