@@ -59,6 +59,10 @@ func (e *Engine) build(root *config.Element, prev *graph) (*graph, error) {
 		}
 	}
 
+	if err := expandWorkers(root, g.system.Workers, e.log); err != nil {
+		g.fail(err)
+	}
+
 	// Labels exist before anything refers to them.
 	g.pipelines[""] = newPipeline("", e)
 	labelSecs := root.Sections("label")
@@ -86,9 +90,6 @@ func (e *Engine) build(root *config.Element, prev *graph) (*graph, error) {
 	for _, el := range root.Elements {
 		switch el.Name {
 		case "system", "source", "filter", "match", "label":
-		case "worker":
-			g.fail(config.Errorf(el.Pos, "<worker> sections are not supported: Sluice runs one process that uses every core"))
-			el.MarkAllUsed()
 		default:
 			g.fail(config.Errorf(el.Pos, "unknown directive <%s>", el.Name))
 			el.MarkAllUsed()

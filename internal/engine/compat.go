@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"strings"
 
 	"github.com/sluice-log/sluice/internal/config"
@@ -105,4 +108,55 @@ func declaredParams(info plugin.Info) map[string]bool {
 		}
 	}
 	return out
+}
+
+// expandWorkers puts the body of each <worker N> and <worker N-M> in
+// root's place of it, once: Sluice is one process that uses every core,
+// where Fluentd ran each body in the workers named. As in Fluentd, a
+// worker id must be below <system> workers (1 when unset).
+func expandWorkers(root *config.Element, workers int, log *slog.Logger) error {
+	if workers < 1 {
+		workers = 1
+	}
+	var out []*config.Element
+	var errs []error
+	for _, el := range root.Elements {
+		if el.Name != "worker" {
+			out = append(out, el)
+			continue
+		}
+		el.MarkUsed()
+		first, last, err := workerRange(el.Arg)
+		if err == nil && (first < 0 || last >= workers || first > last) {
+			err = fmt.Errorf("worker id %s is not allowed: <system> workers is %d, so ids run from 0 to %d", el.Arg, workers, workers-1)
+		}
+		if err != nil {
+			errs = append(errs, config.Errorf(el.Pos, "<worker %s>: %v", el.Arg, err))
+			el.MarkAllUsed()
+			continue
+		}
+		if len(el.Params) > 0 {
+			errs = append(errs, config.Errorf(el.Params[0].Pos, "<worker %s> takes sections only, not %s", el.Arg, el.Params[0].Key))
+		}
+		log.Warn("<worker> body runs once: Sluice is one process that uses every core", "pos", el.Pos.String(), "worker", el.Arg)
+		out = append(out, el.Elements...)
+	}
+	root.Elements = out
+	return errors.Join(errs...)
+}
+
+func workerRange(arg string) (int, int, error) {
+	lo, hi, ranged := strings.Cut(strings.TrimSpace(arg), "-")
+	first, err := strconv.Atoi(strings.TrimSpace(lo))
+	if err != nil {
+		return 0, 0, fmt.Errorf("want a worker id (0) or a range (0-3)")
+	}
+	if !ranged {
+		return first, first, nil
+	}
+	last, err := strconv.Atoi(strings.TrimSpace(hi))
+	if err != nil {
+		return 0, 0, fmt.Errorf("want a worker id (0) or a range (0-3)")
+	}
+	return first, last, nil
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/engine"
@@ -190,7 +191,9 @@ func TestBuildErrors(t *testing.T) {
 		{"duplicate id", "<match a>\n  @type null\n  @id x\n</match>\n<match b>\n  @type null\n  @id x\n</match>", `test.conf:7: @id "x" is already used at test.conf:3`},
 		{"missing label", "<source>\n  @type sample\n  tag x\n  @label @nope\n</source>", `test.conf:4: @label @nope: no such <label>`},
 		{"bad pattern", "<match {a,b>\n  @type null\n</match>", `unclosed '{'`},
-		{"worker", "<worker 0>\n</worker>", `<worker> sections are not supported`},
+		{"worker id past workers", "<worker 1>\n</worker>", `test.conf:1: <worker 1>: worker id 1 is not allowed: <system> workers is 1`},
+		{"worker range past workers", "<system>\n  workers 2\n</system>\n<worker 0-2>\n</worker>", `test.conf:4: <worker 0-2>: worker id 0-2 is not allowed`},
+		{"worker with a parameter", "<worker 0>\n  tag x\n</worker>", `test.conf:2: <worker 0> takes sections only`},
 		{"enable_ruby", "<filter **>\n  @type record_transformer\n  enable_ruby true\n</filter>\n<match **>\n  @type null\n</match>", `enable_ruby is not supported`},
 		{"placeholder without chunk key", "<match **>\n  @type file\n  path /tmp/${tag}/x\n  <buffer time>\n    timekey 1h\n  </buffer>\n</match>", `needs tag in the chunk keys`},
 		{"time key without timekey", "<match **>\n  @type null\n  <buffer time>\n  </buffer>\n</match>", `timekey is not set`},
@@ -234,5 +237,35 @@ func TestCompatFixturesMatchShared(t *testing.T) {
 		if string(shared) != string(ours) {
 			t.Errorf("testdata/%s differs from shared/compat/%s: copy it again", f, f)
 		}
+	}
+}
+
+// TestWorkerBodiesRunOnce: the sources and matches inside <worker 0> and
+// <worker 0-1> run, once each, as if written at the top level.
+func TestWorkerBodiesRunOnce(t *testing.T) {
+	plugintest.Reset()
+	e := plugintest.Build(t, `
+<system>
+  workers 2
+</system>
+<worker 0>
+  <source>
+    @type counter
+    tag w0
+    count 3
+  </source>
+</worker>
+<worker 0-1>
+  <match w0>
+    @type capture
+    name workers
+  </match>
+</worker>
+`)
+	plugintest.Start(t, e)
+	plugintest.WaitFor(t, "the worker's events", func() bool { return len(plugintest.Captured("workers")) >= 3 })
+	time.Sleep(50 * time.Millisecond)
+	if n := len(plugintest.Captured("workers")); n != 3 {
+		t.Errorf("captured %d events, want the source's 3 once", n)
 	}
 }
