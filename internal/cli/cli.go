@@ -150,7 +150,10 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 		fmt.Fprintln(stderr, "sluice:", err)
 		return 2
 	}
-	root, err := config.ParseFile(o.config, nil)
+	var notices []string
+	root, err := config.ParseFile(o.config, &config.Options{Warn: func(pos config.Pos, msg string) {
+		notices = append(notices, pos.String()+": warning: "+msg)
+	}})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -175,6 +178,9 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 		return 1
 	}
 	if checkOnly || o.dryRun {
+		for _, n := range notices {
+			fmt.Fprintln(stdout, n)
+		}
 		fmt.Fprintf(stdout, "%s: configuration OK\n", o.config)
 		return 0
 	}
@@ -183,7 +189,7 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 		fmt.Fprintln(stderr, "sluice:", err)
 		return 1
 	}
-	root, err = config.ParseFile(o.config, nil)
+	root, err = config.ParseFile(o.config, parseOptions(logger))
 	if err == nil {
 		eng, err = engine.Build(root, engine.Options{Logger: logger})
 	}
@@ -277,7 +283,7 @@ const ExitRecordsLost = 3
 // the signal or "rpc".
 func reload(eng *engine.Engine, path, by string, logger *slog.Logger) error {
 	logger.Info("reloading the configuration", "by", by, "config", path)
-	root, err := config.ParseFile(path, nil)
+	root, err := config.ParseFile(path, parseOptions(logger))
 	if err == nil {
 		err = eng.Reload(root)
 	}
@@ -497,4 +503,9 @@ func topCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// parseOptions logs what the parser accepts with a warning.
+func parseOptions(logger *slog.Logger) *config.Options {
+	return &config.Options{Warn: func(pos config.Pos, msg string) { logger.Warn(msg, "pos", pos.String()) }}
 }

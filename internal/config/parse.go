@@ -1,6 +1,9 @@
 package config
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,6 +19,9 @@ type Options struct {
 	Hostname func() (string, error)
 	// ReadFile reads @include targets; os.ReadFile when nil.
 	ReadFile func(string) ([]byte, error)
+	// Warn hears what the parser accepts but an operator should know
+	// (an @include that matched no file); nil drops it.
+	Warn func(pos Pos, msg string)
 }
 
 func (o *Options) withDefaults() Options {
@@ -490,11 +496,21 @@ func (p *parser) include(e *Element, target string, pos Pos) error {
 		}
 		sort.Strings(m)
 		files = m
+		if len(m) == 0 && p.opts.Warn != nil {
+			p.opts.Warn(pos, fmt.Sprintf("@include %s matches no file; nothing is included, as in Fluentd", target))
+		}
 	} else {
 		files = []string{target}
 	}
 	for _, f := range files {
 		src, err := p.opts.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) && len(files) == 1 && files[0] == target {
+			// Fluentd globs every include path: no file, nothing included.
+			if p.opts.Warn != nil {
+				p.opts.Warn(pos, fmt.Sprintf("@include %s matches no file; nothing is included, as in Fluentd", target))
+			}
+			return nil
+		}
 		if err != nil {
 			return Errorf(pos, "@include: %v", err)
 		}

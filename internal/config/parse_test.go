@@ -94,13 +94,6 @@ func TestIncludeCycle(t *testing.T) {
 	}
 }
 
-func TestIncludeMissingFile(t *testing.T) {
-	_, err := Parse("/nonexistent/dir/x.conf", []byte("@include missing.conf\n"), nil)
-	if err == nil || !strings.Contains(err.Error(), "x.conf:1: @include") {
-		t.Fatalf("want a positioned include error, got %v", err)
-	}
-}
-
 func FuzzParse(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.conf")
 	for _, file := range files {
@@ -125,4 +118,30 @@ func FuzzParse(f *testing.F) {
 		_ = root.String()
 		_ = root.Unused()
 	})
+}
+
+// TestIncludeOfNothing: an @include path that names no file includes
+// nothing, as Fluentd's globbing does, and says so; a file that exists
+// but cannot be read is still an error.
+func TestIncludeOfNothing(t *testing.T) {
+	var warned []string
+	opts := &Options{
+		ReadFile: func(p string) ([]byte, error) {
+			if p == "/etc/x/broken.conf" {
+				return nil, os.ErrPermission
+			}
+			return nil, os.ErrNotExist
+		},
+		Warn: func(pos Pos, msg string) { warned = append(warned, pos.String()+": "+msg) },
+	}
+	root, err := Parse("/etc/x/main.conf", []byte("@include missing.conf\n<system>\n</system>\n"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(root.Elements) != 1 || len(warned) != 1 || !strings.Contains(warned[0], "/etc/x/main.conf:1: @include /etc/x/missing.conf matches no file") {
+		t.Errorf("elements %d, warnings %q", len(root.Elements), warned)
+	}
+	if _, err := Parse("/etc/x/main.conf", []byte("@include broken.conf\n"), opts); err == nil {
+		t.Error("an unreadable include was ignored")
+	}
 }

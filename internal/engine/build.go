@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
@@ -67,8 +68,12 @@ func (e *Engine) build(root *config.Element, prev *graph) (*graph, error) {
 	g.pipelines[""] = newPipeline("", e)
 	labelSecs := root.Sections("label")
 	for _, l := range labelSecs {
-		if len(l.Arg) < 2 || l.Arg[0] != '@' {
-			g.fail(config.Errorf(l.Pos, "<label> needs a name starting with '@', got %q", l.Arg))
+		switch l.Arg {
+		case "":
+			g.fail(config.Errorf(l.Pos, "<label> needs a name"))
+			continue
+		case rootLabel:
+			g.fail(config.Errorf(l.Pos, "<label @ROOT> cannot be defined: @ROOT names the top level, where sources without @label send"))
 			continue
 		}
 		if _, dup := g.pipelines[l.Arg]; dup {
@@ -146,7 +151,11 @@ func (g *graph) buildRules(parent *config.Element, label string) {
 			continue
 		}
 		el.MarkUsed()
-		pat, err := route.Compile(el.Arg)
+		arg := el.Arg
+		if strings.TrimSpace(arg) == "" {
+			arg = "**" // Fluentd's default pattern
+		}
+		pat, err := route.Compile(arg)
 		if err != nil {
 			g.fail(config.Errorf(el.Pos, "<%s %s>: %v", el.Name, el.Arg, err))
 			el.MarkAllUsed()
@@ -170,10 +179,10 @@ func (g *graph) buildRules(parent *config.Element, label string) {
 func (g *graph) buildInput(el *config.Element) {
 	target := g.eng.entry("")
 	if p := el.Param("@label"); p != nil {
-		if _, ok := g.pipelines[p.Value]; !ok {
+		if name := labelName(p.Value); g.pipelines[name] == nil {
 			g.fail(config.Errorf(p.Pos, "@label %s: no such <label>", p.Value))
 		} else {
-			target = g.eng.entry(p.Value)
+			target = g.eng.entry(name)
 		}
 	}
 	if n := g.newNode(plugin.KindInput, el); n != nil {
@@ -197,6 +206,7 @@ func (g *graph) Output(el *config.Element) (plugin.Emitter, error) {
 
 // Label implements plugin.Builder.
 func (g *graph) Label(name string) (plugin.Emitter, error) {
+	name = labelName(name)
 	if _, ok := g.pipelines[name]; ok {
 		return g.eng.entry(name), nil
 	}
@@ -542,4 +552,15 @@ func CheckPlugins() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// rootLabel names the top level in @label and relabel (Fluentd 1.14).
+const rootLabel = "@ROOT"
+
+// labelName maps @ROOT to the top level's name, "".
+func labelName(name string) string {
+	if name == rootLabel {
+		return ""
+	}
+	return name
 }

@@ -269,3 +269,33 @@ func TestWorkerBodiesRunOnce(t *testing.T) {
 		t.Errorf("captured %d events, want the source's 3 once", n)
 	}
 }
+
+// TestLabelsAndPatternsAsFluentd: a label name need not start with '@';
+// relabel to @ROOT goes back to the top level; a <match> without a
+// pattern takes every tag.
+func TestLabelsAndPatternsAsFluentd(t *testing.T) {
+	plugintest.Reset()
+	e := plugintest.Build(t, `
+<source>
+  @type counter
+  tag a
+  count 2
+  @label plain
+</source>
+<label plain>
+  <match a>
+    @type relabel
+    @label @ROOT
+  </match>
+</label>
+<match>
+  @type capture
+  name rootback
+</match>
+`)
+	plugintest.Start(t, e)
+	plugintest.WaitFor(t, "events back at the top level", func() bool { return len(plugintest.Captured("rootback")) == 2 })
+	if _, err := plugintest.BuildErr("<label @ROOT>\n</label>"); err == nil || !strings.Contains(err.Error(), "test.conf:1: <label @ROOT> cannot be defined") {
+		t.Errorf("<label @ROOT>: %v", err)
+	}
+}

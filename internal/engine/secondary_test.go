@@ -61,7 +61,7 @@ func TestSecondaryErrors(t *testing.T) {
 		{"<match **>\n  @type null\n  <buffer>\n  </buffer>\n  <secondary>\n    @type nosuch\n  </secondary>\n</match>", `unknown plugin type "nosuch"`},
 		{"<match **>\n  @type null\n  <buffer>\n  </buffer>\n  <secondary>\n    @type secondary_file\n  </secondary>\n</match>", `required parameter "directory"`},
 		{"<match **>\n  @type null\n  <buffer>\n    @type file\n  </buffer>\n</match>", "needs path"},
-		{"<match **>\n  @type null\n  <buffer>\n    @type file\n    path /tmp/x.*.log\n  </buffer>\n</match>", "give a directory"},
+		{"<match **>\n  @type null\n  <buffer>\n    @type file\n    path /tmp/*.log\n  </buffer>\n</match>", "a '*' needs a name before it"},
 	} {
 		if _, err := plugintest.BuildErr(tc.conf); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("error %v, want %q", err, tc.want)
