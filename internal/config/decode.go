@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -41,6 +42,7 @@ func Decode(e *Element, v any) error {
 }
 
 func decodeStruct(e *Element, sv reflect.Value) error {
+	var errs []error // every problem, not only the first
 	st := sv.Type()
 	for i := 0; i < st.NumField(); i++ {
 		f := st.Field(i)
@@ -50,13 +52,14 @@ func decodeStruct(e *Element, sv reflect.Value) error {
 		}
 		if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("conf") == "" {
 			if err := decodeStruct(e, fv); err != nil {
-				return err
+				errs = append(errs, err)
 			}
 			continue
 		}
 		if name, ok := f.Tag.Lookup("section"); ok {
+			e.know("<" + name + ">")
 			if err := decodeSection(e, name, fv); err != nil {
-				return err
+				errs = append(errs, err)
 			}
 			continue
 		}
@@ -70,14 +73,16 @@ func decodeStruct(e *Element, sv reflect.Value) error {
 				continue // keep the default, as Fluentd does for an empty argument
 			}
 			if err := setValue(fv, e.Arg, f, e.Pos, "argument of <"+e.Name+">"); err != nil {
-				return err
+				errs = append(errs, err)
 			}
 			continue
 		}
+		e.know(name)
 		p := e.Param(name)
 		if p == nil {
 			for _, alias := range strings.Split(f.Tag.Get("alias"), ",") {
 				if alias != "" {
+					e.know(alias)
 					if p = e.Param(alias); p != nil {
 						break
 					}
@@ -86,7 +91,7 @@ func decodeStruct(e *Element, sv reflect.Value) error {
 		}
 		if p == nil {
 			if opts == "required" {
-				return Errorf(e.Pos, "%s: required parameter %q is missing", e.describe(), name)
+				errs = append(errs, Errorf(e.Pos, "%s: required parameter %q is missing", e.describe(), name))
 			}
 			continue
 		}
@@ -95,10 +100,10 @@ func decodeStruct(e *Element, sv reflect.Value) error {
 			continue
 		}
 		if err := setValue(fv, p.Value, f, p.Pos, name); err != nil {
-			return err
+			errs = append(errs, err)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 var elementPtr = reflect.TypeOf((*Element)(nil))
@@ -118,14 +123,16 @@ func decodeSection(e *Element, name string, fv reflect.Value) error {
 		fv.Set(reflect.ValueOf(secs))
 	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
 		out := reflect.MakeSlice(t, 0, len(secs))
+		var errs []error
 		for _, s := range secs {
 			item := reflect.New(t.Elem()).Elem()
 			if err := decodeStruct(s, item); err != nil {
-				return err
+				errs = append(errs, err)
 			}
 			out = reflect.Append(out, item)
 		}
 		fv.Set(out)
+		return errors.Join(errs...)
 	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
 		// An optional section: nil when absent.
 		if len(secs) > 1 {

@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,6 +74,7 @@ type Element struct {
 	Elements []*Element
 	Pos      Pos
 	used     bool
+	known    map[string]struct{} // what decoders take here, for suggestions
 }
 
 // Param returns the last parameter named key (Fluentd lets a later line
@@ -112,6 +114,15 @@ func (e *Element) Sections(name string) []*Element {
 // MarkUsed marks the element itself as consumed.
 func (e *Element) MarkUsed() { e.used = true }
 
+// know records that a decoder takes name here, for "did you mean" in
+// Unused.
+func (e *Element) know(name string) {
+	if e.known == nil {
+		e.known = map[string]struct{}{}
+	}
+	e.known[name] = struct{}{}
+}
+
 // MarkAllUsed marks the element, its parameters and all its descendants as
 // consumed; used for free-form sections such as <record>.
 func (e *Element) MarkAllUsed() {
@@ -124,6 +135,20 @@ func (e *Element) MarkAllUsed() {
 	}
 }
 
+// MarkSectionsUsed marks the element and everything below it consumed,
+// except the element's own parameters and the sections named in read:
+// after a plugin failed to configure, its unknown parameters (and those
+// of the sections that were read all the same) are still worth reporting,
+// but its other sections were never read.
+func (e *Element) MarkSectionsUsed(read ...string) {
+	e.used = true
+	for _, c := range e.Elements {
+		if !slices.Contains(read, c.Name) {
+			c.MarkAllUsed()
+		}
+	}
+}
+
 // Unused returns one error for every parameter and section below e (e
 // itself included) that no decoder consumed. Children of an unused section
 // are not reported separately.
@@ -133,12 +158,12 @@ func (e *Element) Unused() []error {
 	walk = func(el *Element, where string) {
 		for _, p := range el.Params {
 			if !p.used {
-				errs = append(errs, Errorf(p.Pos, "unknown parameter %q in %s", p.Key, where))
+				errs = append(errs, Errorf(p.Pos, "unknown parameter %q in %s%s", p.Key, where, el.suggest(p.Key)))
 			}
 		}
 		for _, c := range el.Elements {
 			if !c.used {
-				errs = append(errs, Errorf(c.Pos, "unknown section <%s> in %s", c.Name, where))
+				errs = append(errs, Errorf(c.Pos, "unknown section <%s> in %s%s", c.Name, where, el.suggest("<"+c.Name+">")))
 				continue
 			}
 			walk(c, c.describe())
@@ -147,6 +172,44 @@ func (e *Element) Unused() []error {
 	walk(e, e.describe())
 	sort.SliceStable(errs, func(i, j int) bool { return errs[i].(*Error).Pos.Less(errs[j].(*Error).Pos) }) //nolint:errorlint // built above as *Error
 	return errs
+}
+
+// suggest returns ` (did you mean "x"?)` for the name a decoder takes here
+// that is closest to name, when one is close (an edit or two, or a
+// prefix), and "" otherwise.
+func (e *Element) suggest(name string) string {
+	best, bestDist := "", 3
+	for k := range e.known {
+		d := editDistance(name, k)
+		if d < bestDist || d == bestDist && k < best {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func (e *Element) describe() string {

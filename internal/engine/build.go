@@ -128,7 +128,19 @@ func errPos(err error) config.Pos {
 	return config.Pos{}
 }
 
-func (g *graph) fail(err error) { g.errs = append(g.errs, err) }
+// fail records err, each error of a joined one apart, so that they sort
+// by position.
+func (g *graph) fail(err error) {
+	if j, ok := err.(interface{ Unwrap() []error }); ok { //nolint:errorlint // taking a joined error apart
+		for _, e := range j.Unwrap() {
+			g.fail(e)
+		}
+		return
+	}
+	if err != errReported { //nolint:errorlint // the sentinel itself: a nested plugin reported its own
+		g.errs = append(g.errs, err)
+	}
+}
 
 func (g *graph) buildRules(parent *config.Element, label string) {
 	p := g.pipelines[label]
@@ -305,7 +317,7 @@ func (g *graph) newNode(kind plugin.Kind, el *config.Element) *node {
 	n, err := g.construct(kind, el, how{id: id})
 	if err != nil {
 		g.fail(err)
-		el.MarkAllUsed()
+		el.MarkSectionsUsed("buffer", "store") // unknown parameters are reported too; <buffer> and copy's <store>s were read whatever failed
 		return nil
 	}
 	if running, ok := g.prev[n.key]; ok {
@@ -387,9 +399,12 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 			}
 			logger = slog.New(&levelHandler{min: lvl, h: logger.Handler()})
 		}
-		if err := config.Decode(sec, n.p); err != nil {
-			return nil, err
-		}
+	}
+	// Decoding and the buffer are checked both before giving up, so that
+	// one run of sluice check reports the problems of both.
+	var decodeErr error
+	if sec != nil {
+		decodeErr = config.Decode(sec, n.p)
 	}
 	ctx := &plugin.Context{ID: id, Type: typ, Element: sec, Logger: logger, Hostname: e.hostname, Build: g,
 		ErrorOut: e.errorEntry, Host: e}
@@ -400,9 +415,12 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 	case h.chunksOf != nil:
 		ctx.ChunkKeys = *h.chunksOf
 	case kind == plugin.KindOutput && sec != nil:
-		if err := g.attachBuffer(n, sec, logger, ctx); err != nil {
-			return nil, err
+		if err := g.attachBuffer(n, sec, logger, ctx); err != nil || decodeErr != nil {
+			return nil, errors.Join(decodeErr, err)
 		}
+	}
+	if decodeErr != nil {
+		return nil, decodeErr
 	}
 	if c, ok := n.p.(plugin.Configurer); ok {
 		if n.key != "" {
@@ -414,7 +432,7 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 		}
 		if err != nil {
 			var ce *config.Error
-			if sec != nil && !errors.As(err, &ce) {
+			if sec != nil && !errors.As(err, &ce) && !errors.Is(err, errReported) {
 				err = config.Errorf(pos, "%s %q: %v", kind, typ, err)
 			}
 			return nil, err

@@ -299,3 +299,51 @@ func TestLabelsAndPatternsAsFluentd(t *testing.T) {
 		t.Errorf("<label @ROOT>: %v", err)
 	}
 }
+
+// TestEveryProblemAtOnce: one build reports every problem of a section,
+// its <buffer> and its neighbours, one line each, in file order, with a
+// suggestion for a misspelt name, and no line for a copy whose store
+// already reported its own.
+func TestEveryProblemAtOnce(t *testing.T) {
+	_, err := plugintest.BuildErr(`<match a.**>
+  @type file
+  pth /tmp/x
+  <buffer>
+    flush_intervl 1s
+    chunk_limit_size 1x
+    retry_max_times many
+  </buffer>
+</match>
+<match b.**>
+  @type copy
+  <store>
+    @type nosuch
+  </store>
+  <store>
+    @type null
+    never_flsh true
+  </store>
+</match>
+`)
+	if err == nil {
+		t.Fatal("the configuration built")
+	}
+	want := []string{
+		`test.conf:1: <match a.**>: required parameter "path" is missing`,
+		`test.conf:3: unknown parameter "pth" in <match a.**> (did you mean "path"?)`,
+		`test.conf:5: unknown parameter "flush_intervl" in <buffer> (did you mean "flush_interval"?)`,
+		`test.conf:6: chunk_limit_size: invalid size "1x"`,
+		`test.conf:7: retry_max_times: invalid integer "many"`,
+		`test.conf:12: unknown plugin type "nosuch" (output)`,
+		`test.conf:17: unknown parameter "never_flsh" in <store> (did you mean "never_flush"?)`,
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d: %q\nwant it to start %q", i+1, lines[i], w)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -38,19 +39,22 @@ func (c *Copy) Configure(ctx *plugin.Context) error {
 		return fmt.Errorf("copy needs at least one <store>")
 	}
 	c.log = ctx.Logger
+	var errs []error // every store's problems, in one check
 	for _, sec := range c.Stores {
 		out, err := ctx.Build.Output(sec)
 		if err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		switch sec.Arg {
 		case "", "ignore_error":
 		default:
-			return config.Errorf(sec.Pos, "<store %s>: the only argument is ignore_error", sec.Arg)
+			errs = append(errs, config.Errorf(sec.Pos, "<store %s>: the only argument is ignore_error", sec.Arg))
+			continue
 		}
 		c.stores = append(c.stores, copyStore{out: out, ignoreError: sec.Arg == "ignore_error"})
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Process implements plugin.SyncOutput. A store's error stops the copy and
