@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/inject"
 	"github.com/sluice-log/sluice/internal/output"
 	"github.com/sluice-log/sluice/internal/plugin"
 	"github.com/sluice-log/sluice/internal/route"
@@ -243,6 +244,7 @@ type node struct {
 	sync      plugin.SyncOutput     // outputs that take streams as they come
 	buffered  plugin.BufferedOutput // outputs that take chunks
 	runtime   *output.Runtime       // buffered outputs with a buffer
+	inject    *inject.Injector      // outputs with <inject>: fields added before the output
 	secondary *node                 // the <secondary> of a buffered output
 	emitTo    plugin.Emitter        // inputs: the entry they feed
 
@@ -410,6 +412,12 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 		ErrorOut: e.errorEntry, Host: e}
 	if kind != plugin.KindInput {
 		ctx.Reemit = e.entry(g.current)
+	}
+	if info.Inject && sec != nil && h.chunksOf == nil {
+		var err error
+		if n.inject, err = g.injector(sec, info); err != nil {
+			decodeErr = errors.Join(decodeErr, err)
+		}
 	}
 	switch {
 	case h.chunksOf != nil:

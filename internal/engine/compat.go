@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sluice-log/sluice/internal/config"
+	"github.com/sluice-log/sluice/internal/inject"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
@@ -159,4 +160,70 @@ func workerRange(arg string) (int, int, error) {
 		return 0, 0, fmt.Errorf("want a worker id (0) or a range (0-3)")
 	}
 	return first, last, nil
+}
+
+// injector builds an output's <inject>, or the one v0.12's flat
+// include_tag_key and include_time_key describe (as Fluentd's
+// compat_parameters does); nil when it adds nothing.
+func (g *graph) injector(el *config.Element, info plugin.Info) (*inject.Injector, error) {
+	cfg := inject.Defaults()
+	secs := el.Sections("inject")
+	switch {
+	case len(secs) > 1:
+		return nil, config.Errorf(secs[1].Pos, "only one <inject> is allowed")
+	case len(secs) == 1:
+		if err := config.Decode(secs[0], &cfg); err != nil {
+			return nil, err
+		}
+	default:
+		declared := declaredParams(info)
+		flat := func(key string) (*config.Param, bool) {
+			if declared[key] {
+				return nil, false
+			}
+			p := el.Param(key)
+			return p, p != nil
+		}
+		on := func(key string) bool {
+			p, ok := flat(key)
+			if !ok {
+				return false
+			}
+			b, err := config.ParseBool(p.Value)
+			return err == nil && b
+		}
+		if on("include_tag_key") {
+			cfg.TagKey = "tag"
+			if p, ok := flat("tag_key"); ok {
+				cfg.TagKey = p.Value
+			}
+		}
+		if on("include_time_key") {
+			cfg.TimeKey, cfg.TimeType = "time", "string"
+			if p, ok := flat("time_key"); ok {
+				cfg.TimeKey = p.Value
+			}
+			if p, ok := flat("time_format"); ok {
+				cfg.TimeFormat = p.Value
+			}
+			if p, ok := flat("timezone"); ok {
+				cfg.Timezone = p.Value
+			}
+			if on("utc") {
+				cfg.UTC = true
+			}
+			if p, ok := flat("localtime"); ok {
+				cfg.Localtime, _ = config.ParseBool(p.Value)
+			}
+		}
+	}
+	in, err := inject.New(cfg, g.eng.hostname)
+	if err != nil {
+		pos := el.Pos
+		if len(secs) == 1 {
+			pos = secs[0].Pos
+		}
+		return nil, config.Errorf(pos, "%v", err)
+	}
+	return in, nil
 }

@@ -24,6 +24,15 @@ func (n *node) Emit(ctx context.Context, s event.Stream) error {
 			return ctx.Err()
 		}
 	}
+	if n.inject != nil {
+		bufs := builderPool.Get().(*[2]event.Builder)
+		defer builderPool.Put(bufs)
+		bufs[0].Reset()
+		var err error
+		if s, err = n.inject.Apply(s, &bufs[0]); err != nil {
+			return fmt.Errorf("output %s: <inject>: %w", n.id, err)
+		}
+	}
 	if n.runtime != nil {
 		return n.runtime.Emit(ctx, s)
 	}

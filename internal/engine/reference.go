@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"github.com/sluice-log/sluice/internal/inject"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
@@ -11,6 +12,12 @@ func Reference(info plugin.Info) []plugin.Param {
 	params := plugin.Params(info)
 	if info.Kind != plugin.KindOutput {
 		return params
+	}
+	if info.Inject {
+		in := inject.Defaults()
+		params = append(params, plugin.Param{Name: "<inject>", Type: "section",
+			Desc: "Fields added to each record before the output formats or buffers it: host name, tag, time."})
+		params = append(params, plugin.StructParams(&in, "<inject> ")...)
 	}
 	if _, ok := info.New().(plugin.BufferedOutput); !ok {
 		return params

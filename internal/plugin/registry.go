@@ -50,6 +50,10 @@ type Info struct {
 	// the next chunk from a file buffer into the same memory instead of
 	// allocating a chunk's worth for each write.
 	DoneWithDataOnReturn bool
+	// Inject (outputs) says the output takes Fluentd's <inject> (and the
+	// flat include_tag_key, include_time_key of v0.12): the engine adds
+	// those fields to each record before the output sees it.
+	Inject bool
 	// Sections describe the sections the plugin keeps raw (a
 	// *config.Element field) and decodes itself, for the parameter
 	// reference: a <format> or <parse> sub-plugin, or a struct.
@@ -145,6 +149,9 @@ func validate(info Info) error {
 	}
 	if info.Admin && info.Kind != KindInput {
 		return fail("Admin is for inputs")
+	}
+	if info.Inject && info.Kind != KindOutput {
+		return fail("Inject is for outputs")
 	}
 	if (info.DoneWithDataOnReturn || info.BufferDefaults != nil) && !buffered {
 		return fail("DoneWithDataOnReturn and BufferDefaults are for buffered outputs, and %T has no Write", p)

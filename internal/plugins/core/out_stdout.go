@@ -27,7 +27,7 @@ var (
 func init() {
 	format := map[string]plugin.Section{"format": {Kind: plugin.KindFormatter, Default: "stdout"}}
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "stdout", Summary: "print events to standard output",
-		DoneWithDataOnReturn: true, Sections: format, New: func() any { return &Stdout{printer: printer{w: os.Stdout}} }})
+		DoneWithDataOnReturn: true, Inject: true, Sections: format, New: func() any { return &Stdout{printer: printer{w: os.Stdout}} }})
 	plugin.Register(plugin.Info{Kind: plugin.KindFilter, Type: "stdout", Summary: "print events and pass them on",
 		Sections: format, New: func() any { return &StdoutFilter{printer: printer{w: os.Stdout}} }})
 }

@@ -64,6 +64,7 @@ func init() {
 		BufferDefaults: map[string]string{"": "time", "timekey": "1d"},
 		// Write is done with the bytes when it returns.
 		DoneWithDataOnReturn: true,
+		Inject:               true,
 		Sections:             map[string]plugin.Section{"format": {Kind: plugin.KindFormatter, Default: "out_file"}},
 		New: func() any {
 			return &File{AddPathSuffix: true, PathSuffix: ".log", Compress: "text", DropPageCache: true}

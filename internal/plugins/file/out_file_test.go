@@ -125,3 +125,39 @@ func TestGzipAppendIsReadable(t *testing.T) {
 		t.Errorf("decompressed %q: want 2 records", data)
 	}
 }
+
+// TestInjectAddsFields: <inject>, and v0.12's flat include_tag_key and
+// include_time_key, add the tag, host and time to the records the file
+// output writes.
+func TestInjectAddsFields(t *testing.T) {
+	for _, c := range []struct{ name, params, want string }{
+		{"section", "<inject>\n    tag_key tag\n    hostname_key host\n    hostname node-9\n    time_key ts\n    time_type unixtime\n  </inject>",
+			`{"n":0,"host":"node-9","tag":"web.access","ts":1362020400}`},
+		{"v0.12", "include_tag_key true\n  include_time_key true\n  time_format %Y%m%d\n  utc true",
+			`{"n":0,"tag":"web.access","time":"20130228"}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			emitTwice(t, `
+<match **>
+  @type file
+  path `+dir+`/app
+  `+c.params+`
+  <format>
+    @type json
+  </format>
+  <buffer>
+    chunk_limit_records 1
+  </buffer>
+</match>`)
+			files := listFiles(t, dir)
+			if len(files) == 0 {
+				t.Fatal("no output")
+			}
+			data, _ := os.ReadFile(filepath.Join(dir, files[0]))
+			if !strings.Contains(string(data), c.want) {
+				t.Errorf("wrote %s\nwant a line %s", data, c.want)
+			}
+		})
+	}
+}

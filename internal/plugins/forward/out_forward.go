@@ -93,6 +93,7 @@ func init() {
 		BufferDefaults: map[string]string{"": "tag"},
 		// A chunk is sent, and its ack awaited, within Write.
 		DoneWithDataOnReturn: true,
+		Inject:               true,
 		Sections:             map[string]plugin.Section{"security": {New: func() any { return &Security{} }}},
 		New: func() any {
 			return &Output{AckResponseTimeout: 190 * time.Second, SendTimeout: 60 * time.Second, RecoverWait: 10 * time.Second,

@@ -244,9 +244,9 @@ var (
 func init() {
 	format := map[string]plugin.Section{"format": {Kind: plugin.KindFormatter, Default: "json"}}
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "kinesis_firehose", Summary: "send records to Amazon Kinesis Data Firehose",
-		Sections: format, New: func() any { return &Firehose{Shared: defaultShared(firehoseMaxCount, firehoseMaxBytes)} }})
+		Sections: format, Inject: true, New: func() any { return &Firehose{Shared: defaultShared(firehoseMaxCount, firehoseMaxBytes)} }})
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "kinesis_streams", Summary: "send records to Amazon Kinesis Data Streams",
-		Sections: format, New: func() any { return &Streams{Shared: defaultShared(streamsMaxCount, streamsMaxBytes)} }})
+		Sections: format, Inject: true, New: func() any { return &Streams{Shared: defaultShared(streamsMaxCount, streamsMaxBytes)} }})
 }
 
 // Configure implements plugin.Configurer.

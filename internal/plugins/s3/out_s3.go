@@ -116,6 +116,7 @@ func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "s3", Summary: "write chunks as objects to Amazon S3 or an S3-compatible store",
 		// fluent-plugin-s3 chunks by time, one hour.
 		BufferDefaults: map[string]string{"": "time", "timekey": "1h"},
+		Inject:         true,
 		Sections:       map[string]plugin.Section{"format": {Kind: plugin.KindFormatter, Default: "out_file"}},
 		New: func() any {
 			return &S3{S3ObjectKeyFormat: "%{path}%{time_slice}_%{index}.%{file_extension}", TimeSliceFormat: "%Y%m%d%H",
