@@ -394,7 +394,11 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 		if id != "" {
 			logger = logger.With("plugin_id", id, "type", typ)
 		}
-		if p := sec.Param("@log_level"); p != nil {
+		p := sec.Param("@log_level")
+		if p == nil && !declaredParams(info)["log_level"] {
+			p = sec.Param("log_level") // v0.12's spelling
+		}
+		if p != nil {
 			lvl, err := ParseLevel(p.Value)
 			if err != nil {
 				return nil, config.Errorf(p.Pos, "@log_level: %v", err)
@@ -406,6 +410,7 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 	// one run of sluice check reports the problems of both.
 	var decodeErr error
 	if sec != nil {
+		v012Sections(sec, info)
 		decodeErr = config.Decode(sec, n.p)
 	}
 	ctx := &plugin.Context{ID: id, Type: typ, Element: sec, Logger: logger, Hostname: e.hostname, Build: g,

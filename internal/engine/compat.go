@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -226,4 +227,65 @@ func (g *graph) injector(el *config.Element, info plugin.Info) (*inject.Injector
 		return nil, config.Errorf(pos, "%v", err)
 	}
 	return in, nil
+}
+
+// v0.12 named a plugin's formatter and parser with flat parameters; v1's
+// compat_parameters turns them into <format> and <parse>, and so does
+// Sluice, for the plugins that take such a section. Each list maps a flat
+// name to the section's.
+var (
+	v012FormatParams = map[string]string{"format": "@type", "delimiter": "delimiter", "force_quotes": "force_quotes",
+		"keys": "fields", "add_newline": "add_newline", "output_key": "message_key", "output_tag": "output_tag",
+		"output_time": "output_time", "output_type": "output_type"}
+	v012ParseParams = map[string]string{"format": "@type", "time_format": "time_format", "time_key": "time_key",
+		"keep_time_key": "keep_time_key", "types": "types", "null_value_pattern": "null_value_pattern",
+		"null_empty_string": "null_empty_string", "estimate_current_event": "estimate_current_event",
+		"time_type": "time_type", "keys": "keys", "delimiter": "delimiter", "message_key": "message_key",
+		"format_firstline": "format_firstline", "multiline_flush_interval": "multiline_flush_interval"}
+)
+
+// v012Sections adds to el the <format> or <parse> its flat v0.12
+// parameters describe, when el has none and its type takes one.
+func v012Sections(el *config.Element, info plugin.Info) {
+	declared := declaredParams(info)
+	for name, sec := range info.Sections {
+		var params map[string]string
+		switch sec.Kind {
+		case plugin.KindFormatter:
+			params = v012FormatParams
+		case plugin.KindParser:
+			params = v012ParseParams
+		default:
+			continue
+		}
+		if len(el.Sections(name)) > 0 || declared["format"] {
+			continue
+		}
+		kind := el.Param("format")
+		if kind == nil && !(sec.Kind == plugin.KindFormatter && el.Param("output_type") != nil) {
+			continue
+		}
+		made := &config.Element{Name: name, Pos: el.Pos}
+		for old, key := range params {
+			if declared[old] {
+				continue
+			}
+			p := el.Param(old)
+			if p == nil {
+				continue
+			}
+			value := p.Value
+			if old == "format" && len(value) >= 2 && value[0] == '/' && value[len(value)-1] == '/' {
+				// format /re/ is the regexp parser.
+				made.Params = append(made.Params, &config.Param{Key: "expression", Value: value, Pos: p.Pos})
+				value = "regexp"
+			}
+			made.Params = append(made.Params, &config.Param{Key: key, Value: value, Pos: p.Pos})
+		}
+		if kind == nil { // stdout's output_type alone
+			made.Params = append(made.Params, &config.Param{Key: "@type", Value: sec.Default, Pos: el.Pos})
+		}
+		sort.Slice(made.Params, func(i, j int) bool { return made.Params[i].Key < made.Params[j].Key })
+		el.Elements = append(el.Elements, made)
+	}
 }

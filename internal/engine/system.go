@@ -22,6 +22,11 @@ type System struct {
 	EnableMsgpackTimeSupport   bool          `conf:"enable_msgpack_time_support" desc:"Accepted for Fluentd compatibility; EventTime is always understood."`
 	FilePermission             string        `conf:"file_permission" desc:"Accepted for Fluentd compatibility."`
 	DirPermission              string        `conf:"dir_permission" desc:"Accepted for Fluentd compatibility."`
+	EnableInputMetrics         bool          `conf:"enable_input_metrics" desc:"Accepted for Fluentd compatibility: Sluice always counts its inputs."`
+	EnableSizeMetrics          bool          `conf:"enable_size_metrics" desc:"Accepted for Fluentd compatibility: Sluice always counts bytes."`
+	StrictConfigValue          bool          `conf:"strict_config_value" desc:"Accepted for Fluentd compatibility: Sluice always refuses a value of the wrong type."`
+	DisableShared              bool          `conf:"disable_shared_socket" desc:"Accepted for Fluentd compatibility: one process shares no sockets."`
+	EnableJITCompiler          bool          `conf:"enable_jit" desc:"Accepted for Fluentd compatibility (Ruby's JIT)."`
 	// ShutdownTimeout bounds the drain at stop; the default stays below
 	// the 30 s that ECS and Kubernetes wait before SIGKILL.
 	ShutdownTimeout time.Duration `conf:"shutdown_timeout" desc:"How long the drain at shutdown may take: buffers flush, with retries, until it passes. Keep it below the orchestrator's kill grace (30s on ECS and Kubernetes)."`
@@ -33,8 +38,11 @@ type System struct {
 
 // LogSection is <system><log>.
 type LogSection struct {
-	Format     string `conf:"format" enum:"text,json" desc:"text or json (one object per line)."`
-	TimeFormat string `conf:"time_format" desc:"Accepted for Fluentd compatibility; log times are RFC 3339."`
+	Format                string `conf:"format" enum:"text,json" desc:"text or json (one object per line)."`
+	RotateAge             string `conf:"rotate_age" desc:"Accepted for Fluentd compatibility: Sluice logs to standard error (or -o FILE) and leaves rotation to the platform."`
+	RotateSize            string `conf:"rotate_size" desc:"Accepted for Fluentd compatibility (see rotate_age)."`
+	ForcedStacktraceLevel string `conf:"forced_stacktrace_level" desc:"Accepted for Fluentd compatibility."`
+	TimeFormat            string `conf:"time_format" desc:"Accepted for Fluentd compatibility; log times are RFC 3339."`
 }
 
 // DefaultShutdownTimeout is <system> shutdown_timeout's default.

@@ -26,7 +26,7 @@ import (
 
 // Security is the <security> section of in_forward and out_forward.
 type Security struct {
-	SelfHostname         string        `conf:"self_hostname" desc:"The host name this side gives in the handshake."`
+	SelfHostname         string        `conf:"self_hostname,required" desc:"The host name this side gives in the handshake (may be empty, as in Fluentd)."`
 	SharedKey            string        `conf:"shared_key" desc:"The key both sides must share."`
 	UserAuth             bool          `conf:"user_auth" desc:"Also require a user name and password from clients (in_forward)."`
 	AllowAnonymousSource bool          `conf:"allow_anonymous_source" desc:"Accept clients that no <client> section names (in_forward)."`
@@ -57,9 +57,6 @@ type clientMatch struct {
 }
 
 func (s *Security) validate(server bool) error {
-	if s.SelfHostname == "" {
-		return fmt.Errorf("<security> needs self_hostname")
-	}
 	if s.SharedKey == "" {
 		return fmt.Errorf("<security> needs shared_key")
 	}

@@ -54,7 +54,7 @@ type S3 struct {
 	ForcePathStyle          string          `conf:"force_path_style" desc:"true addresses the bucket in the URL's path (https://host/bucket/key), as MinIO needs; unset, path style is used for an s3_endpoint on localhost or an IP address."`
 	Path                    string          `conf:"path" desc:"The key prefix, the value of %{path} (placeholders allowed)."`
 	S3ObjectKeyFormat       string          `conf:"s3_object_key_format" desc:"The object key: %{path}, %{time_slice}, %{index}, %{file_extension}, %{uuid_flush}, %{hex_random}, %{hostname}, and the buffer's ${tag}, ${key} and strftime placeholders. It is decided once per chunk and kept with it, so a retry writes the same object."`
-	TimeSliceFormat         string          `conf:"time_slice_format" desc:"The strftime format of %{time_slice}, from the chunk's timekey."`
+	TimeSliceFormat         string          `conf:"time_slice_format" desc:"The strftime format of %{time_slice}, from the chunk's timekey. Unset, it follows the timekey as in fluent-plugin-s3: under a minute %Y%m%d%H%M%S, under an hour %Y%m%d%H%M, under a day %Y%m%d%H, else %Y%m%d."`
 	IndexFormat             string          `conf:"index_format" desc:"The printf format of %{index}, which counts the objects under one key prefix."`
 	HexRandomLength         int             `conf:"hex_random_length" desc:"How many hex digits %{hex_random} has."`
 	StoreAs                 string          `conf:"store_as" enum:"gzip,gzip_command,json,text,txt,zstd" desc:"How the objects are compressed and named: gzip (.gz), zstd, json or text (uncompressed); gzip_command is taken as gzip."`
@@ -119,7 +119,7 @@ func init() {
 		Inject:         true,
 		Sections:       map[string]plugin.Section{"format": {Kind: plugin.KindFormatter, Default: "out_file"}},
 		New: func() any {
-			return &S3{S3ObjectKeyFormat: "%{path}%{time_slice}_%{index}.%{file_extension}", TimeSliceFormat: "%Y%m%d%H",
+			return &S3{S3ObjectKeyFormat: "%{path}%{time_slice}_%{index}.%{file_extension}",
 				IndexFormat: "%d", HexRandomLength: 4, StoreAs: "gzip", CheckObject: true, CheckBucket: true,
 				AutoCreateBucket: true, StorageClass: "STANDARD", ComputeChecksums: true, SSLVerifyPeer: true,
 				Localtime: true, UploadPartSize: 8 << 20, UploadConcurrency: 4}
@@ -175,6 +175,9 @@ func (s *S3) Configure(c *plugin.Context) error {
 		if s.Utc || !s.Localtime {
 			s.loc = time.UTC
 		}
+	}
+	if s.TimeSliceFormat == "" {
+		s.TimeSliceFormat = timekeyFormat(c.Timekey)
 	}
 	f, err := c.Build.Formatter(s.Format, "out_file")
 	if err != nil {
@@ -576,4 +579,20 @@ func classify(err error) error {
 		return &plugin.RetryAfter{Err: err, Delay: 5 * time.Second}
 	}
 	return err
+}
+
+// timekeyFormat is fluent-plugin-s3's time_slice_format for a timekey it
+// was not given: as fine as the timekey's width.
+func timekeyFormat(timekey time.Duration) string {
+	switch {
+	case timekey <= 0:
+		return "%Y%m%d%H" // no time chunks: %{time_slice} is the hour of the write
+	case timekey < time.Minute:
+		return "%Y%m%d%H%M%S"
+	case timekey < time.Hour:
+		return "%Y%m%d%H%M"
+	case timekey < 24*time.Hour:
+		return "%Y%m%d%H"
+	}
+	return "%Y%m%d"
 }

@@ -202,3 +202,19 @@ func TestKeyFormatNeedsUniqueness(t *testing.T) {
 		t.Error("a key format without %{index}, %{hex_random} or %{uuid_flush} was accepted")
 	}
 }
+
+// TestTimeSliceFormatFollowsTimekey: without time_slice_format, object
+// keys are as fine as the timekey, as fluent-plugin-s3 makes them.
+func TestTimeSliceFormatFollowsTimekey(t *testing.T) {
+	for _, c := range []struct {
+		timekey time.Duration
+		want    string
+	}{
+		{30 * time.Second, "%Y%m%d%H%M%S"}, {10 * time.Minute, "%Y%m%d%H%M"}, {time.Hour, "%Y%m%d%H"},
+		{6 * time.Hour, "%Y%m%d%H"}, {24 * time.Hour, "%Y%m%d"}, {7 * 24 * time.Hour, "%Y%m%d"},
+	} {
+		if got := timekeyFormat(c.timekey); got != c.want {
+			t.Errorf("timekey %v: %s, want %s", c.timekey, got, c.want)
+		}
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/sluice-log/sluice/internal/buffer"
+	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/parser"
 	"github.com/sluice-log/sluice/internal/plugin"
@@ -55,8 +57,28 @@ func init() {
 		New: func() any { return &Grep{} }})
 }
 
-// Configure implements plugin.Configurer.
-func (g *Grep) Configure(*plugin.Context) error {
+// Configure implements plugin.Configurer. v0.12's flat regexp1 ...
+// regexp20 and exclude1 ... exclude20 ("KEY PATTERN") are rules too, as
+// in Fluentd.
+func (g *Grep) Configure(c *plugin.Context) error {
+	if c.Element != nil {
+		for i := 1; i <= 20; i++ {
+			for _, flat := range []struct {
+				name  string
+				rules *[]GrepRule
+			}{{"regexp", &g.Regexps}, {"exclude", &g.Excludes}} {
+				p := c.Element.Param(fmt.Sprintf("%s%d", flat.name, i))
+				if p == nil {
+					continue
+				}
+				key, pattern, ok := strings.Cut(strings.TrimSpace(p.Value), " ")
+				if !ok {
+					return config.Errorf(p.Pos, "%s%d: want KEY PATTERN", flat.name, i)
+				}
+				*flat.rules = append(*flat.rules, GrepRule{Key: key, Pattern: strings.TrimSpace(pattern)})
+			}
+		}
+	}
 	build := func(rules []GrepRule) ([]grepMatcher, error) {
 		var out []grepMatcher
 		for _, r := range rules {

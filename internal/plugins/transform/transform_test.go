@@ -305,3 +305,40 @@ func TestRewriteTagFilter(t *testing.T) {
 		t.Errorf("tags %q, want %q", got, want)
 	}
 }
+
+// TestV012FlatParameters: grep's regexpN and excludeN, and the parser
+// filter's flat format /re/ (with v0.12's log_level), mean what their
+// sections mean.
+func TestV012FlatParameters(t *testing.T) {
+	plugintest.Reset()
+	e := plugintest.Build(t, `
+<filter foo.bar>
+  @type grep
+  regexp1 message cool
+  regexp2 hostname ^web\d+\.example\.com$
+  exclude1 message uncool
+</filter>
+<filter foo.bar>
+  @type parser
+  key_name message
+  reserve_data true
+  format /^(?<mood>\w+) (?<rest>.*)$/
+  log_level warn
+</filter>
+<match **>
+  @type capture
+  name flat
+</match>
+`)
+	plugintest.Start(t, e)
+	s := plugintest.Stream(t, "foo.bar",
+		map[string]any{"message": "cool outside", "hostname": "web001.example.com"},
+		map[string]any{"message": "cool but uncool", "hostname": "web002.example.com"},
+		map[string]any{"message": "cool again", "hostname": "db001.example.com"},
+	)
+	plugintest.Must(t, e.Root().Emit(context.Background(), s))
+	got := plugintest.Captured("flat")
+	if len(got) != 1 || got[0].Record["mood"] != "cool" || got[0].Record["rest"] != "outside" || got[0].Record["hostname"] != "web001.example.com" {
+		t.Errorf("kept and parsed %+v", got)
+	}
+}
