@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -22,6 +23,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -51,7 +53,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "check":
 		return run(args, stdout, stderr, true)
 	case "version":
-		fmt.Fprintln(stdout, "sluice", version())
+		fmt.Fprintln(stdout, "sluice", versionLine())
 		return 0
 	case "plugins":
 		return plugins(args, stdout, stderr)
@@ -71,6 +73,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   sluice [run] -c FILE [--dry-run] [-v|-vv] [-q|-qq] [-o LOGFILE] [--log-format text|json]
+               [-i CONFIG_TEXT] [-d PIDFILE] [--umask 0022] [--version]
+               (Fluentd's -p, --no-supervisor, --under-supervisor, --use-v1-config, --log-rotate-*
+               and the like are accepted, with a warning)
   sluice check -c FILE     parse, validate and build the pipeline without opening anything
   sluice version
   sluice plugins [TYPE]    list plugin types; with TYPE, its parameters with defaults and descriptions
@@ -80,6 +85,20 @@ func usage(w io.Writer) {
   sluice probe URL         GET URL (e.g. http://127.0.0.1:24231/healthz): exit 0 on 200, else 1,
                            for container health checks in images without curl
 `)
+}
+
+// versionLine is the version, the commit it was built from and the Go
+// version: what a bug report needs.
+func versionLine() string {
+	line := version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				line += " commit " + s.Value[:12]
+			}
+		}
+	}
+	return line + " " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
 }
 
 func version() string {
@@ -100,12 +119,18 @@ func (c *counter) Set(string) error { *c++; return nil }
 func (c *counter) IsBoolFlag() bool { return true }
 
 type options struct {
-	config    string
-	dryRun    bool
-	verbose   counter
-	quiet     counter
-	logFile   string
-	logFormat string
+	config     string
+	dryRun     bool
+	verbose    counter
+	quiet      counter
+	logFile    string
+	logFormat  string
+	version    bool
+	inline     string
+	pidFile    string
+	umask      string
+	configType string
+	ignored    []string // Fluentd flags accepted without effect
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -116,10 +141,33 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.config, "config", DefaultConfigPath, "configuration file")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "check the configuration and exit")
 	fs.Var(&o.verbose, "v", "more logging (-vv for trace)")
+	fs.Var(&o.verbose, "verbose", "more logging")
 	fs.Var(&o.quiet, "q", "less logging (-qq for errors only)")
+	fs.Var(&o.quiet, "quiet", "less logging")
 	fs.StringVar(&o.logFile, "o", "", "write Sluice's own log to this file")
 	fs.StringVar(&o.logFile, "log", "", "write Sluice's own log to this file")
-	fs.StringVar(&o.logFormat, "log-format", "", "text or json (default: <system><log> format, else text)")
+	fs.StringVar(&o.logFormat, "log-format", "", "text, json or fluentd (default: <system><log> format, else text)")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.StringVar(&o.inline, "i", "", "configuration text appended to the file's")
+	fs.StringVar(&o.inline, "inline-config", "", "configuration text appended to the file's")
+	fs.StringVar(&o.pidFile, "d", "", "write the process id to this file (Sluice does not daemonize)")
+	fs.StringVar(&o.pidFile, "daemon", "", "write the process id to this file (Sluice does not daemonize)")
+	fs.StringVar(&o.umask, "umask", "", "the file mode creation mask, in octal (0022)")
+	fs.StringVar(&o.configType, "config-file-type", "guess", "guess or v1 (YAML configurations are not read)")
+	// Flags Fluentd's images, packages and unit files pass that have no
+	// meaning for one Go process: accepted, and named in a warning.
+	for _, name := range []string{"p", "plugin", "log-rotate-age", "log-rotate-size", "setup", "s", "r", "gemfile", "g"} {
+		fs.Func(name, "accepted for Fluentd compatibility", func(v string) error {
+			o.ignored = append(o.ignored, "-"+name+" "+v)
+			return nil
+		})
+	}
+	for _, name := range []string{"no-supervisor", "under-supervisor", "use-v1-config", "use-v0-config", "suppress-config-dump", "without-source", "strict-config-value", "enable-input-metrics", "enable-size-metrics"} {
+		fs.BoolFunc(name, "accepted for Fluentd compatibility", func(string) error {
+			o.ignored = append(o.ignored, "--"+name)
+			return nil
+		})
+	}
 	// Fluentd spells doubled levels as one flag.
 	var expanded []string
 	for _, a := range args {
@@ -138,7 +186,40 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	switch o.configType {
+	case "guess", "v1":
+	case "yaml":
+		return nil, fmt.Errorf("--config-file-type yaml: Sluice reads Fluentd's v1 syntax only")
+	default:
+		return nil, fmt.Errorf("--config-file-type %q: want guess or v1", o.configType)
+	}
 	return o, nil
+}
+
+// readConfig parses the configuration file, with -i's text after it.
+func readConfig(o *options, opts *config.Options) (*config.Element, error) {
+	if o.inline == "" {
+		return config.ParseFile(o.config, opts)
+	}
+	read := os.ReadFile
+	if opts != nil && opts.ReadFile != nil {
+		read = opts.ReadFile
+	}
+	src, err := read(o.config)
+	if err != nil && !(errors.Is(err, fs.ErrNotExist) && o.config == DefaultConfigPath) {
+		return nil, err
+	}
+	src = append(append(src, '\n'), strings.ReplaceAll(o.inline, `\n`, "\n")...)
+	return config.Parse(o.config, src, opts)
+}
+
+// noConfigHelp explains what to do when there is no configuration at all.
+func noConfigHelp(o *options, err error) string {
+	if errors.Is(err, fs.ErrNotExist) && o.config == DefaultConfigPath {
+		return fmt.Sprintf("sluice: no configuration: %s does not exist. Pass your Fluentd configuration with -c FILE "+
+			"(sluice check -c FILE validates it first), or put it at %s.", DefaultConfigPath, DefaultConfigPath)
+	}
+	return err.Error()
 }
 
 func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
@@ -150,13 +231,30 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 		fmt.Fprintln(stderr, "sluice:", err)
 		return 2
 	}
+	if o.version {
+		fmt.Fprintln(stdout, "sluice", versionLine())
+		return 0
+	}
 	var notices []string
-	root, err := config.ParseFile(o.config, &config.Options{Warn: func(pos config.Pos, msg string) {
+	for _, f := range o.ignored {
+		notices = append(notices, "warning: "+f+" is accepted and ignored: Sluice is one Go process and loads no Ruby plugins")
+	}
+	root, err := readConfig(o, &config.Options{Warn: func(pos config.Pos, msg string) {
 		notices = append(notices, pos.String()+": warning: "+msg)
 	}})
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, noConfigHelp(o, err))
 		return 1
+	}
+	if o.umask != "" {
+		mask, err := strconv.ParseUint(o.umask, 8, 32)
+		if err != nil || mask > 0o777 {
+			fmt.Fprintf(stderr, "sluice: --umask %q: want an octal mode such as 0022\n", o.umask)
+			return 2
+		}
+		if !checkOnly && !o.dryRun {
+			syscall.Umask(int(mask))
+		}
 	}
 	logOut := stderr
 	if o.logFile != "" {
@@ -189,7 +287,18 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 		fmt.Fprintln(stderr, "sluice:", err)
 		return 1
 	}
-	root, err = config.ParseFile(o.config, parseOptions(logger))
+	for _, f := range o.ignored {
+		logger.Warn("command-line flag accepted and ignored: Sluice is one Go process and loads no Ruby plugins", "flag", f)
+	}
+	if o.pidFile != "" {
+		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			fmt.Fprintln(stderr, "sluice: --daemon:", err)
+			return 1
+		}
+		defer os.Remove(o.pidFile)
+		logger.Info("process id written; Sluice runs in the foreground (it does not daemonize)", "pid_file", o.pidFile)
+	}
+	root, err = readConfig(o, parseOptions(logger))
 	if err == nil {
 		eng, err = engine.Build(root, engine.Options{Logger: logger})
 	}
@@ -216,7 +325,7 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 	if addr := eng.System.RPCEndpoint; addr != "" {
 		h := rpcHandler(rpcActions{
 			flush:  eng.Flush,
-			reload: func() error { return reload(eng, o.config, "rpc", logger) },
+			reload: func() error { return reload(eng, o, "rpc", logger) },
 			stop:   stop,
 		})
 		// Served until the drain is over, like the metrics listener.
@@ -243,7 +352,7 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 				logger.Info("SIGUSR1: flushing every buffer")
 				eng.Flush()
 			case sig := <-hup:
-				_ = reload(eng, o.config, sig.String(), logger)
+				_ = reload(eng, o, sig.String(), logger)
 			case <-ctx.Done():
 				return
 			}
@@ -281,9 +390,10 @@ const ExitRecordsLost = 3
 
 // reload applies the configuration file again (engine.Reload); by names
 // the signal or "rpc".
-func reload(eng *engine.Engine, path, by string, logger *slog.Logger) error {
+func reload(eng *engine.Engine, o *options, by string, logger *slog.Logger) error {
+	path := o.config
 	logger.Info("reloading the configuration", "by", by, "config", path)
-	root, err := config.ParseFile(path, parseOptions(logger))
+	root, err := readConfig(o, parseOptions(logger))
 	if err == nil {
 		err = eng.Reload(root)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -176,5 +177,40 @@ func TestLogValuesAreClipped(t *testing.T) {
 	if len(line) > 3*maxLoggedValue || !strings.Contains(line, "(1048576 bytes)") || !strings.Contains(line, "(1048584 bytes)") ||
 		!strings.Contains(line, "n=3") {
 		t.Errorf("log line of %d bytes: %.300s", len(line), line)
+	}
+}
+
+// TestFluentdCommandLine: the flags Fluentd's images, packages and unit
+// files pass are taken: the meaningful ones act, the others are accepted
+// with a warning, and a missing default configuration is explained.
+func TestFluentdCommandLine(t *testing.T) {
+	conf := "../../examples/sluice.conf"
+	code, out, errs := runMain("check", "-c", conf, "-p", "/etc/fluent/plugin", "--no-supervisor", "--under-supervisor",
+		"--use-v1-config", "--log-rotate-age", "5", "--log-rotate-size", "1048576", "--config-file-type", "guess")
+	if code != 0 || !strings.Contains(out, "configuration OK") {
+		t.Fatalf("exit %d: %s %s", code, out, errs)
+	}
+	for _, f := range []string{"-p /etc/fluent/plugin", "--no-supervisor", "--under-supervisor", "--use-v1-config", "-log-rotate-age 5"} {
+		if !strings.Contains(out, "warning: "+f+" is accepted and ignored") {
+			t.Errorf("no warning for %s in:\n%s", f, out)
+		}
+	}
+	// -i appends configuration text: here one with a problem, to see it read.
+	if code, _, errs := runMain("check", "-c", conf, "-i", `<match zzz>\n  @type nosuch\n</match>`); code != 1 || !strings.Contains(errs, `unknown plugin type "nosuch"`) {
+		t.Errorf("-i: exit %d, %s", code, errs)
+	}
+	if code, out, _ := runMain("--version"); code != 0 || !strings.Contains(out, runtime.Version()) {
+		t.Errorf("--version: exit %d, %q", code, out)
+	}
+	if code, _, errs := runMain("check", "-c", conf, "--config-file-type", "yaml"); code != 2 || !strings.Contains(errs, "v1 syntax only") {
+		t.Errorf("yaml: exit %d, %s", code, errs)
+	}
+	if code, _, errs := runMain("check", "-c", conf, "--umask", "9z"); code != 2 || !strings.Contains(errs, "octal") {
+		t.Errorf("umask: exit %d, %s", code, errs)
+	}
+	if _, err := os.Stat(DefaultConfigPath); err != nil {
+		if code, _, errs := runMain("check"); code != 1 || !strings.Contains(errs, "Pass your Fluentd configuration with -c FILE") {
+			t.Errorf("no configuration: exit %d, %s", code, errs)
+		}
 	}
 }
