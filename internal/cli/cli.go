@@ -429,8 +429,10 @@ func newLogger(w io.Writer, sys engine.System, o *options) (*slog.Logger, error)
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	case "text", "":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "fluentd":
+		return slog.New(newFluentdHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("unknown log format %q (text or json)", format)
+	return nil, fmt.Errorf("unknown log format %q (%s)", format, formatNames)
 }
 
 // maxLoggedValue bounds a string in a log line. Tags, peers' names and

@@ -38,7 +38,7 @@ type System struct {
 
 // LogSection is <system><log>.
 type LogSection struct {
-	Format                string `conf:"format" enum:"text,json" desc:"text or json (one object per line)."`
+	Format                string `conf:"format" enum:"text,json,fluentd" desc:"text (key=value), json (one object per line), or fluentd: Fluentd's own text format, for log parsers and alerts written for it."`
 	RotateAge             string `conf:"rotate_age" desc:"Accepted for Fluentd compatibility: Sluice logs to standard error (or -o FILE) and leaves rotation to the platform."`
 	RotateSize            string `conf:"rotate_size" desc:"Accepted for Fluentd compatibility (see rotate_age)."`
 	ForcedStacktraceLevel string `conf:"forced_stacktrace_level" desc:"Accepted for Fluentd compatibility."`

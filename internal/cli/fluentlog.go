@@ -1,0 +1,141 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// fluentdHandler writes Sluice's own log in Fluentd's text format, so that
+// log parsers and alerts written for Fluentd's keep working:
+//
+//	2026-12-03 09:57:00 +0000 [warn]: #0 [s3_out] chunk written to <secondary> records=12
+//
+// The plugin_id attribute a plugin's logger carries becomes the bracketed
+// prefix; the other attributes follow the message as key=value, strings
+// quoted when they hold spaces or quotes.
+type fluentdHandler struct {
+	mu       *sync.Mutex
+	w        io.Writer
+	level    slog.Leveler
+	pluginID string
+	attrs    []byte // rendered " key=value" pairs of With
+	group    string
+	replace  func([]string, slog.Attr) slog.Attr
+}
+
+func newFluentdHandler(w io.Writer, opts *slog.HandlerOptions) *fluentdHandler {
+	return &fluentdHandler{mu: &sync.Mutex{}, w: w, level: opts.Level, replace: opts.ReplaceAttr}
+}
+
+func (h *fluentdHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return h.level == nil || l >= h.level.Level()
+}
+
+// fluentdLevel names a slog level as Fluentd names its levels.
+func fluentdLevel(l slog.Level) string {
+	switch {
+	case l < slog.LevelDebug:
+		return "trace"
+	case l < slog.LevelInfo:
+		return "debug"
+	case l < slog.LevelWarn:
+		return "info"
+	case l < slog.LevelError:
+		return "warn"
+	case l < slog.LevelError+4:
+		return "error"
+	}
+	return "fatal"
+}
+
+func (h *fluentdHandler) Handle(_ context.Context, r slog.Record) error {
+	t := r.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	b := t.AppendFormat(nil, "2006-01-02 15:04:05 -0700")
+	b = append(b, " ["...)
+	b = append(b, fluentdLevel(r.Level)...)
+	b = append(b, "]: #0 "...)
+	id := h.pluginID
+	var rest []byte
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "plugin_id" && h.group == "" {
+			id = a.Value.String()
+			return true
+		}
+		rest = h.appendAttr(rest, a)
+		return true
+	})
+	if id != "" {
+		b = append(append(append(b, '['), id...), "] "...)
+	}
+	b = append(b, r.Message...)
+	b = append(b, h.attrs...)
+	b = append(b, rest...)
+	b = append(b, '\n')
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, err := h.w.Write(b)
+	return err
+}
+
+func (h *fluentdHandler) appendAttr(b []byte, a slog.Attr) []byte {
+	if h.replace != nil {
+		a = h.replace(nil, a)
+	}
+	if a.Equal(slog.Attr{}) {
+		return b
+	}
+	key := a.Key
+	if h.group != "" {
+		key = h.group + "." + key
+	}
+	b = append(append(append(b, ' '), key...), '=')
+	v := a.Value.Resolve().String()
+	if v == "" || needsQuote(v) {
+		return strconv.AppendQuote(b, v)
+	}
+	return append(b, v...)
+}
+
+func needsQuote(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == '"' || c == '=' || c >= 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *fluentdHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := *h
+	c.attrs = append([]byte(nil), h.attrs...)
+	for _, a := range attrs {
+		if a.Key == "plugin_id" && h.group == "" {
+			c.pluginID = a.Value.String()
+			continue
+		}
+		c.attrs = c.appendAttr(c.attrs, a)
+	}
+	return &c
+}
+
+func (h *fluentdHandler) WithGroup(name string) slog.Handler {
+	c := *h
+	if c.group != "" {
+		name = c.group + "." + name
+	}
+	c.group = name
+	return &c
+}
+
+var _ slog.Handler = (*fluentdHandler)(nil)
+
+// formatNames are the log formats newLogger knows.
+var formatNames = fmt.Sprintf("%s, %s or %s", "text", "json", "fluentd")
