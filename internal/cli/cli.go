@@ -298,9 +298,12 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 		defer os.Remove(o.pidFile)
 		logger.Info("process id written; Sluice runs in the foreground (it does not daemonize)", "pid_file", o.pidFile)
 	}
+	// Sluice's own log also goes into the pipeline, as Fluentd's does.
+	flog := engine.NewFluentLog()
+	logger = slog.New(flog.Handler(logger.Handler()))
 	root, err = readConfig(o, parseOptions(logger))
 	if err == nil {
-		eng, err = engine.Build(root, engine.Options{Logger: logger})
+		eng, err = engine.Build(root, engine.Options{Logger: logger, FluentLog: flog})
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -46,6 +46,9 @@ import (
 type Options struct {
 	Logger   *slog.Logger
 	Hostname string
+	// FluentLog, when set, takes the records of Logger (built with its
+	// Handler) into the pipeline: <label @FLUENT_LOG>, or <match fluent.**>.
+	FluentLog *FluentLog
 }
 
 // Engine runs a pipeline graph and replaces it on reload. What outlives a
@@ -84,6 +87,7 @@ type Engine struct {
 	// Reloads and ReloadFailures count applied and rejected reloads.
 	Reloads, ReloadFailures atomic.Int64
 
+	flog       *FluentLog // nil: the log stays out of the pipeline
 	metrics    http.Handler
 	pluginsAPI http.Handler
 	state      atomic.Int32 // stateStarting, stateRunning, stateStopping, stateStopped
@@ -103,7 +107,7 @@ func Build(root *config.Element, opts Options) (*Engine, error) {
 	if err := CheckPlugins(); err != nil {
 		return nil, fmt.Errorf("plugin types registered wrongly (a bug in this build of Sluice):\n%w", err)
 	}
-	e := &Engine{log: opts.Logger, hostname: opts.Hostname, entries: map[string]*entry{}, removed: map[string]chan struct{}{}}
+	e := &Engine{log: opts.Logger, hostname: opts.Hostname, flog: opts.FluentLog, entries: map[string]*entry{}, removed: map[string]chan struct{}{}}
 	e.retireCtx, e.cancelRetire = context.WithCancel(context.Background())
 	e.metrics = metrics.Handler(e)
 	e.pluginsAPI = metrics.PluginsAPI(e)

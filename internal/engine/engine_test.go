@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -345,5 +347,37 @@ func TestEveryProblemAtOnce(t *testing.T) {
 		if !strings.HasPrefix(lines[i], w) {
 			t.Errorf("line %d: %q\nwant it to start %q", i+1, lines[i], w)
 		}
+	}
+}
+
+// TestFluentLogReceivesSluicesLog: with <label @FLUENT_LOG>, a warning
+// Sluice logs arrives there as an event tagged fluent.warn, with its
+// message and attributes; without such a label, <match fluent.**> at the
+// top level takes it.
+func TestFluentLogReceivesSluicesLog(t *testing.T) {
+	for _, c := range []struct{ name, conf string }{
+		{"label", "<label @FLUENT_LOG>\n  <match fluent.**>\n    @type capture\n    name flog\n  </match>\n</label>\n"},
+		{"match", "<match fluent.**>\n  @type capture\n  name flog\n</match>\n"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			plugintest.Reset()
+			root, err := config.Parse("test.conf", []byte(c.conf), nil)
+			plugintest.Must(t, err)
+			flog := engine.NewFluentLog()
+			logger := slog.New(flog.Handler(slog.NewTextHandler(io.Discard, nil)))
+			e, err := engine.Build(root, engine.Options{Logger: logger, FluentLog: flog})
+			plugintest.Must(t, err)
+			plugintest.Start(t, e)
+			logger.With("plugin_id", "out_s3").Warn("retrying the chunk", "retry_times", 3)
+			plugintest.WaitFor(t, "the warning as an event", func() bool {
+				for _, ev := range plugintest.Captured("flog") {
+					if ev.Tag == "fluent.warn" && ev.Record["message"] == "retrying the chunk" &&
+						ev.Record["plugin_id"] == "out_s3" && ev.Record["retry_times"] == "3" {
+						return true
+					}
+				}
+				return false
+			})
+		})
 	}
 }

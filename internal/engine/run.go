@@ -27,6 +27,14 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.state.Store(stateStopped)
 		return err
 	}
+	var logDone sync.WaitGroup
+	logStop := make(chan struct{})
+	if e.flog != nil {
+		// Sluice's own log is an input like any other: it starts with
+		// them, and stops with them, before the drain.
+		logDone.Add(1)
+		go e.flog.deliver(e, logStop, &logDone)
+	}
 	for _, n := range g.inputs {
 		e.runInput(n)
 	}
@@ -55,6 +63,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 	}
 	e.stopInputs(deadline, events)
+	close(logStop)
+	logDone.Wait()
 	left := e.drain(deadline, g.outputs)
 	e.retire.Wait()
 	// The metrics listener served /readyz 503 throughout the drain; it
