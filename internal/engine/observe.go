@@ -160,6 +160,13 @@ func (e *Engine) MetricCounters() []metrics.Counter {
 			Value: func() float64 { return float64(e.Reloads.Load()) }},
 		{Name: "sluice_config_reload_failures_total", Help: "Configuration reloads rejected; the running configuration stayed.",
 			Value: func() float64 { return float64(e.ReloadFailures.Load()) }},
+		{Name: "sluice_log_events_dropped_total", Help: "Sluice's own log records that did not reach <label @FLUENT_LOG> or <match fluent.**> (queue full, or shutdown).",
+			Value: func() float64 {
+				if e.flog == nil {
+					return 0
+				}
+				return float64(e.flog.Dropped())
+			}},
 	}
 }
 
