@@ -56,8 +56,8 @@ type InstanceProfile struct {
 	Retries    int    `conf:"retries" desc:"How many times the metadata service is asked before giving up."`
 	IPAddress  string `conf:"ip_address" desc:"The metadata service's address, instead of 169.254.169.254."`
 	Port       int    `conf:"port" desc:"The metadata service's port."`
-	HTTPOpenTO string `conf:"http_open_timeout" desc:"Accepted for Fluentd compatibility; the SDK's timeouts apply."`
-	HTTPReadTO string `conf:"http_read_timeout" desc:"Accepted for Fluentd compatibility; the SDK's timeouts apply."`
+	HTTPOpenTO string `conf:"http_open_timeout" desc:"Accepted for Fluentd compatibility; the SDK's timeouts apply." ignored:"the SDK's timeouts apply"`
+	HTTPReadTO string `conf:"http_read_timeout" desc:"Accepted for Fluentd compatibility; the SDK's timeouts apply." ignored:"the SDK's timeouts apply"`
 }
 
 // SharedCredential is <shared_credentials>.

@@ -275,6 +275,9 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 		}
 		return 1
 	}
+	for _, n := range eng.Notices() {
+		notices = append(notices, n.Pos.String()+": warning: "+n.Msg)
+	}
 	if checkOnly || o.dryRun {
 		for _, n := range notices {
 			fmt.Fprintln(stdout, n)
@@ -309,8 +312,8 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if eng.System.Workers > 1 {
-		logger.Info("<system> workers is accepted and ignored: one Sluice process uses every core", "workers", eng.System.Workers)
+	for _, n := range eng.Notices() {
+		logger.Warn(n.Msg, "pos", n.Pos.String())
 	}
 	if procs, raised := ioHeadroom(os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); raised {
 		runtime.GOMAXPROCS(procs)

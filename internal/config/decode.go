@@ -95,6 +95,9 @@ func decodeStruct(e *Element, sv reflect.Value) error {
 			}
 			continue
 		}
+		if why := f.Tag.Get("ignored"); why != "" {
+			e.notices = append(e.notices, Notice{Pos: p.Pos, Msg: fmt.Sprintf("%s is accepted and ignored: %s", name, why)})
+		}
 		if p.Nil {
 			fv.Set(reflect.Zero(fv.Type())) // use_nil: nothing, not the default
 			continue

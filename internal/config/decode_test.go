@@ -126,3 +126,23 @@ func TestParseScalars(t *testing.T) {
 		}
 	}
 }
+
+// TestIgnoredParameterIsNoticed: a parameter whose field says `ignored`
+// decodes, and leaves a notice with its line and the reason.
+func TestIgnoredParameterIsNoticed(t *testing.T) {
+	root, err := Parse("t.conf", []byte("<source>\n  backlog 1024\n  port 1\n</source>\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Backlog int `conf:"backlog" ignored:"the kernel's backlog applies"`
+		Port    int `conf:"port"`
+	}
+	if err := Decode(root.Elements[0], &v); err != nil {
+		t.Fatal(err)
+	}
+	n := root.Notices()
+	if v.Backlog != 1024 || len(n) != 1 || n[0].Pos.Line != 2 || n[0].Msg != "backlog is accepted and ignored: the kernel's backlog applies" {
+		t.Errorf("backlog %d, notices %+v", v.Backlog, n)
+	}
+}

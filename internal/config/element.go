@@ -75,6 +75,33 @@ type Element struct {
 	Pos      Pos
 	used     bool
 	known    map[string]struct{} // what decoders take here, for suggestions
+	notices  []Notice            // parameters accepted without effect
+}
+
+// Notice is a parameter the configuration may hold, as Fluentd's does, but
+// that changes nothing in Sluice: it is accepted, and said once.
+type Notice struct {
+	Pos Pos
+	Msg string
+}
+
+// AddNotice records that something at pos was accepted with a warning.
+func (e *Element) AddNotice(pos Pos, msg string) { e.notices = append(e.notices, Notice{Pos: pos, Msg: msg}) }
+
+// Notices returns what decoding accepted and ignored below e, in file
+// order.
+func (e *Element) Notices() []Notice {
+	var out []Notice
+	var walk func(*Element)
+	walk = func(el *Element) {
+		out = append(out, el.notices...)
+		for _, c := range el.Elements {
+			walk(c)
+		}
+	}
+	walk(e)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Pos.Less(out[j].Pos) })
+	return out
 }
 
 // Param returns the last parameter named key (Fluentd lets a later line

@@ -61,7 +61,7 @@ func (e *Engine) build(root *config.Element, prev *graph) (*graph, error) {
 		}
 	}
 
-	if err := expandWorkers(root, g.system.Workers, e.log); err != nil {
+	if err := expandWorkers(root, g.system.Workers); err != nil {
 		g.fail(err)
 	}
 
@@ -359,7 +359,7 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 			typ = t
 		} else if t, ok := sec.Get("type"); ok {
 			typ = t
-			e.log.Warn("'type' is deprecated; use '@type'", "pos", sec.Pos.String())
+			sec.AddNotice(sec.Param("type").Pos, "'type' is deprecated; use '@type' (it still works)")
 		}
 	}
 	fail := func(format string, args ...any) error {

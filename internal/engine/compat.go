@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -116,7 +115,7 @@ func declaredParams(info plugin.Info) map[string]bool {
 // root's place of it, once: Sluice is one process that uses every core,
 // where Fluentd ran each body in the workers named. As in Fluentd, a
 // worker id must be below <system> workers (1 when unset).
-func expandWorkers(root *config.Element, workers int, log *slog.Logger) error {
+func expandWorkers(root *config.Element, workers int) error {
 	if workers < 1 {
 		workers = 1
 	}
@@ -140,7 +139,7 @@ func expandWorkers(root *config.Element, workers int, log *slog.Logger) error {
 		if len(el.Params) > 0 {
 			errs = append(errs, config.Errorf(el.Params[0].Pos, "<worker %s> takes sections only, not %s", el.Arg, el.Params[0].Key))
 		}
-		log.Warn("<worker> body runs once: Sluice is one process that uses every core", "pos", el.Pos.String(), "worker", el.Arg)
+		root.AddNotice(el.Pos, fmt.Sprintf("<worker %s>: the body runs once, as if at the top level: Sluice is one process that uses every core", el.Arg))
 		out = append(out, el.Elements...)
 	}
 	root.Elements = out

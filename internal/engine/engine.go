@@ -88,6 +88,7 @@ type Engine struct {
 	Reloads, ReloadFailures atomic.Int64
 
 	flog       *FluentLog // nil: the log stays out of the pipeline
+	notices    []config.Notice
 	metrics    http.Handler
 	pluginsAPI http.Handler
 	state      atomic.Int32 // stateStarting, stateRunning, stateStopping, stateStopped
@@ -123,6 +124,7 @@ func Build(root *config.Element, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.System = g.system
+	e.notices = dedupNotices(root.Notices())
 	e.g.Store(g)
 	e.point(g)
 	return e, nil
@@ -186,4 +188,20 @@ func (e *Engine) Label(name string) (plugin.Emitter, error) {
 	e.mu.Lock() // the graph's Label may add an entry
 	defer e.mu.Unlock()
 	return e.g.Load().Label(name)
+}
+
+// Notices lists the parameters the configuration given to Build holds that
+// Sluice accepts and ignores, each with why, in file order.
+func (e *Engine) Notices() []config.Notice { return e.notices }
+
+func dedupNotices(in []config.Notice) []config.Notice {
+	var out []config.Notice
+	seen := map[config.Notice]bool{}
+	for _, n := range in {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -9,24 +9,24 @@ import (
 // System is the <system> directive. Sluice accepts Fluentd's parameters;
 // those that have no meaning in one Go process are accepted and ignored.
 type System struct {
-	Workers                    int           `conf:"workers" desc:"Accepted and ignored: one Sluice process uses every core."`
+	Workers                    int           `conf:"workers" desc:"Accepted and ignored: one Sluice process uses every core." ignored:"one Sluice process uses every core"`
 	RootDir                    string        `conf:"root_dir" desc:"The home of file buffers (root_dir/<@id>/buffer) and of the backup directory, when an output's <buffer> names no path."`
 	LogLevel                   string        `conf:"log_level" enum:"trace,debug,info,warn,error,fatal" desc:"The least severe level of Sluice's own log (-v and -q on the command line move it)."`
-	SuppressRepeatedStacktrace bool          `conf:"suppress_repeated_stacktrace" desc:"Accepted for Fluentd compatibility; Sluice logs no stack traces."`
-	EmitErrorLogInterval       time.Duration `conf:"emit_error_log_interval" desc:"Accepted for Fluentd compatibility."`
-	SuppressConfigDump         bool          `conf:"suppress_config_dump" desc:"Accepted for Fluentd compatibility; Sluice does not log its configuration."`
-	WithoutSource              bool          `conf:"without_source" desc:"Accepted for Fluentd compatibility."`
-	ProcessName                string        `conf:"process_name" desc:"Accepted for Fluentd compatibility."`
-	IgnoreRepeatedLogInterval  time.Duration `conf:"ignore_repeated_log_interval" desc:"Accepted for Fluentd compatibility."`
-	IgnoreSameLogInterval      time.Duration `conf:"ignore_same_log_interval" desc:"Accepted for Fluentd compatibility."`
-	EnableMsgpackTimeSupport   bool          `conf:"enable_msgpack_time_support" desc:"Accepted for Fluentd compatibility; EventTime is always understood."`
-	FilePermission             string        `conf:"file_permission" desc:"Accepted for Fluentd compatibility."`
-	DirPermission              string        `conf:"dir_permission" desc:"Accepted for Fluentd compatibility."`
-	EnableInputMetrics         bool          `conf:"enable_input_metrics" desc:"Accepted for Fluentd compatibility: Sluice always counts its inputs."`
-	EnableSizeMetrics          bool          `conf:"enable_size_metrics" desc:"Accepted for Fluentd compatibility: Sluice always counts bytes."`
-	StrictConfigValue          bool          `conf:"strict_config_value" desc:"Accepted for Fluentd compatibility: Sluice always refuses a value of the wrong type."`
-	DisableShared              bool          `conf:"disable_shared_socket" desc:"Accepted for Fluentd compatibility: one process shares no sockets."`
-	EnableJITCompiler          bool          `conf:"enable_jit" desc:"Accepted for Fluentd compatibility (Ruby's JIT)."`
+	SuppressRepeatedStacktrace bool          `conf:"suppress_repeated_stacktrace" desc:"Accepted for Fluentd compatibility; Sluice logs no stack traces." ignored:"Sluice logs no stack traces"`
+	EmitErrorLogInterval       time.Duration `conf:"emit_error_log_interval" desc:"Accepted for Fluentd compatibility." ignored:"Sluice logs each kind of error once per event, not on a timer"`
+	SuppressConfigDump         bool          `conf:"suppress_config_dump" desc:"Accepted for Fluentd compatibility; Sluice does not log its configuration." ignored:"Sluice does not log its configuration"`
+	WithoutSource              bool          `conf:"without_source" desc:"Accepted for Fluentd compatibility." ignored:"sources always run"`
+	ProcessName                string        `conf:"process_name" desc:"Accepted for Fluentd compatibility." ignored:"the process keeps its name"`
+	IgnoreRepeatedLogInterval  time.Duration `conf:"ignore_repeated_log_interval" desc:"Accepted for Fluentd compatibility." ignored:"Sluice does not thin its own log"`
+	IgnoreSameLogInterval      time.Duration `conf:"ignore_same_log_interval" desc:"Accepted for Fluentd compatibility." ignored:"Sluice does not thin its own log"`
+	EnableMsgpackTimeSupport   bool          `conf:"enable_msgpack_time_support" desc:"Accepted for Fluentd compatibility; EventTime is always understood." ignored:"EventTime is always understood"`
+	FilePermission             string        `conf:"file_permission" desc:"Accepted for Fluentd compatibility." ignored:"files are created 0644 less the umask"`
+	DirPermission              string        `conf:"dir_permission" desc:"Accepted for Fluentd compatibility." ignored:"directories are created 0755 less the umask"`
+	EnableInputMetrics         bool          `conf:"enable_input_metrics" desc:"Accepted for Fluentd compatibility: Sluice always counts its inputs." ignored:"inputs are always counted"`
+	EnableSizeMetrics          bool          `conf:"enable_size_metrics" desc:"Accepted for Fluentd compatibility: Sluice always counts bytes." ignored:"bytes are always counted"`
+	StrictConfigValue          bool          `conf:"strict_config_value" desc:"Accepted for Fluentd compatibility: Sluice always refuses a value of the wrong type." ignored:"a value of the wrong type is always an error"`
+	DisableShared              bool          `conf:"disable_shared_socket" desc:"Accepted for Fluentd compatibility: one process shares no sockets." ignored:"one process shares no sockets"`
+	EnableJITCompiler          bool          `conf:"enable_jit" desc:"Accepted for Fluentd compatibility (Ruby's JIT)." ignored:"there is no Ruby to compile"`
 	// ShutdownTimeout bounds the drain at stop; the default stays below
 	// the 30 s that ECS and Kubernetes wait before SIGKILL.
 	ShutdownTimeout time.Duration `conf:"shutdown_timeout" desc:"How long the drain at shutdown may take: buffers flush, with retries, until it passes. Keep it below the orchestrator's kill grace (30s on ECS and Kubernetes)."`
@@ -39,10 +39,10 @@ type System struct {
 // LogSection is <system><log>.
 type LogSection struct {
 	Format                string `conf:"format" enum:"text,json,fluentd" desc:"text (key=value), json (one object per line), or fluentd: Fluentd's own text format, for log parsers and alerts written for it."`
-	RotateAge             string `conf:"rotate_age" desc:"Accepted for Fluentd compatibility: Sluice logs to standard error (or -o FILE) and leaves rotation to the platform."`
-	RotateSize            string `conf:"rotate_size" desc:"Accepted for Fluentd compatibility (see rotate_age)."`
-	ForcedStacktraceLevel string `conf:"forced_stacktrace_level" desc:"Accepted for Fluentd compatibility."`
-	TimeFormat            string `conf:"time_format" desc:"Accepted for Fluentd compatibility; log times are RFC 3339."`
+	RotateAge             string `conf:"rotate_age" desc:"Accepted for Fluentd compatibility: Sluice logs to standard error (or -o FILE) and leaves rotation to the platform." ignored:"Sluice logs to standard error (or -o FILE); rotation is the platform's"`
+	RotateSize            string `conf:"rotate_size" desc:"Accepted for Fluentd compatibility (see rotate_age)." ignored:"Sluice logs to standard error (or -o FILE); rotation is the platform's"`
+	ForcedStacktraceLevel string `conf:"forced_stacktrace_level" desc:"Accepted for Fluentd compatibility." ignored:"Sluice logs no stack traces"`
+	TimeFormat            string `conf:"time_format" desc:"Accepted for Fluentd compatibility; log times are RFC 3339." ignored:"log times are RFC 3339 (text, json) or Fluentd's (fluentd)"`
 }
 
 // DefaultShutdownTimeout is <system> shutdown_timeout's default.

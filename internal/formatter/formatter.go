@@ -103,7 +103,7 @@ func (n Newline) append(dst []byte) []byte {
 // JSON renders the record as a JSON object.
 type JSON struct {
 	AddNewline bool   `conf:"add_newline" desc:"End each formatted event with a newline."`
-	JSONParser string `conf:"json_parser" desc:"Accepted for Fluentd compatibility (oj, yajl, json); one JSON encoder serves them all."` // accepted for compatibility; one encoder serves all
+	JSONParser string `conf:"json_parser" desc:"Accepted for Fluentd compatibility (oj, yajl, json); one JSON encoder serves them all." ignored:"one JSON encoder serves them all"` // accepted for compatibility; one encoder serves all
 	Newline
 }
 

@@ -34,7 +34,7 @@ type BufferConfig struct {
 	FlushThreadCount         int           `conf:"flush_thread_count" desc:"How many chunks are written at once, each by its own flush thread."`
 	FlushThreadInterval      time.Duration `conf:"flush_thread_interval" desc:"How long an idle flush thread sleeps before it looks for work again."`
 	FlushThreadBurstInterval time.Duration `conf:"flush_thread_burst_interval" desc:"How long a flush thread waits between chunks while more are queued."`
-	DelayedCommitTimeout     time.Duration `conf:"delayed_commit_timeout" desc:"Accepted for Fluentd's delayed-commit outputs; Sluice's outputs commit when Write returns."`
+	DelayedCommitTimeout     time.Duration `conf:"delayed_commit_timeout" desc:"Accepted for Fluentd's delayed-commit outputs; Sluice's outputs commit when Write returns." ignored:"Sluice's outputs commit when Write returns"`
 	FlushAtShutdown          bool          `conf:"flush_at_shutdown" desc:"Queue and write every staged chunk at shutdown. Defaults to true for memory (what is not written is lost) and false for file (chunks wait for the next start)."`
 	OverflowAction           string        `conf:"overflow_action" enum:"throw_exception,block,drop_oldest_chunk" desc:"What happens when the buffer is full: throw_exception refuses the events (inputs then do not acknowledge them), block waits for space, drop_oldest_chunk drops the oldest queued chunk and counts it."`
 

@@ -16,8 +16,8 @@ import (
 
 // JSON parses an object, or an array of objects (one record each).
 type JSON struct {
-	JSONParser string `conf:"json_parser" desc:"Accepted for Fluentd compatibility (oj, yajl, json); one JSON decoder serves them all."` // oj, yajl, json: accepted; one decoder serves all
-	Stream     bool   `conf:"stream_buffer_size" desc:"Accepted for Fluentd compatibility; Sluice reads each text whole."`
+	JSONParser string `conf:"json_parser" desc:"Accepted for Fluentd compatibility (oj, yajl, json); one JSON decoder serves them all." ignored:"one JSON decoder serves them all"` // oj, yajl, json: accepted; one decoder serves all
+	Stream     bool   `conf:"stream_buffer_size" desc:"Accepted for Fluentd compatibility; Sluice reads each text whole." ignored:"each text is read whole"`
 	Common
 
 	scratch []byte

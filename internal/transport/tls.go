@@ -22,7 +22,7 @@ type Transport struct {
 	Version              string `conf:"version" enum:"TLSv1_1,TLSv1_2,TLSv1_3" desc:"The lowest TLS version accepted, unless min_version is set."`
 	MinVersion           string `conf:"min_version" enum:"TLSv1_1,TLSv1_2,TLSv1_3" desc:"The lowest TLS version accepted."`
 	MaxVersion           string `conf:"max_version" enum:"TLSv1_1,TLSv1_2,TLSv1_3" desc:"The highest TLS version accepted."`
-	Ciphers              string `conf:"ciphers" desc:"Accepted for Fluentd compatibility (OpenSSL cipher names); Go's own cipher suites for the version are used."`
+	Ciphers              string `conf:"ciphers" desc:"Accepted for Fluentd compatibility (OpenSSL cipher names); Go's own cipher suites for the version are used." ignored:"Go's cipher suites for the TLS version are used"`
 	Insecure             bool   `conf:"insecure" desc:"Accept any certificate from the peer, without verification (tests only)."`
 }
 

@@ -15,8 +15,8 @@ import (
 // all of Fluentd's copy_mode values behave alike: no store can change what
 // another sees.
 type Copy struct {
-	CopyMode string            `conf:"copy_mode" enum:"no_copy,shallow,deep,marshal" desc:"Accepted for Fluentd compatibility: streams are immutable, so no store can change what another sees, whatever the mode."`
-	DeepCopy bool              `conf:"deep_copy" desc:"Accepted for Fluentd compatibility (see copy_mode)."`
+	CopyMode string            `conf:"copy_mode" enum:"no_copy,shallow,deep,marshal" desc:"Accepted for Fluentd compatibility: streams are immutable, so no store can change what another sees, whatever the mode." ignored:"streams are immutable, so no store can change what another sees"`
+	DeepCopy bool              `conf:"deep_copy" desc:"Accepted for Fluentd compatibility (see copy_mode)." ignored:"streams are immutable, so no store can change what another sees"`
 	Stores   []*config.Element `section:"store" desc:"An output that gets every event; ignore_error in <store ignore_error> keeps one store's failure from failing the others."`
 
 	stores []copyStore

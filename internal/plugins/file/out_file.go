@@ -40,7 +40,7 @@ type File struct {
 	AddPathSuffix bool            `conf:"add_path_suffix" desc:"Add path_suffix to the file names."`
 	PathSuffix    string          `conf:"path_suffix" desc:"The suffix of the file names."`
 	Compress      string          `conf:"compress" enum:"text,gzip,gz" desc:"gzip compresses the files (.gz); appended chunks are separate gzip members."`
-	Recompress    bool            `conf:"recompress" desc:"Accepted for Fluentd compatibility; chunks are compressed as they are written."`
+	Recompress    bool            `conf:"recompress" desc:"Accepted for Fluentd compatibility; chunks are compressed as they are written." ignored:"chunks are compressed as they are written"`
 	SymlinkPath   string          `conf:"symlink_path" desc:"A symbolic link kept pointing at the file written last."`
 	DropPageCache bool            `conf:"drop_page_cache" desc:"Tell the kernel, after each write, that the written data need not stay in the page cache."`
 	Format        *config.Element `section:"format" desc:"How each event is written: a formatter, out_file (time, tag, JSON) unless @type says otherwise."`

@@ -39,7 +39,7 @@ type Input struct {
 	Port                int             `conf:"port" desc:"The TCP port events arrive on; heartbeats use the same UDP port."`
 	Bind                string          `conf:"bind" desc:"The address to listen on."`
 	LingerTimeout       int             `conf:"linger_timeout" desc:"SO_LINGER seconds for closed connections (0: the kernel's default)."`
-	ResolveHostname     bool            `conf:"resolve_hostname" desc:"Accepted for Fluentd compatibility; source_hostname_key always resolves."`
+	ResolveHostname     bool            `conf:"resolve_hostname" desc:"Accepted for Fluentd compatibility; source_hostname_key always resolves." ignored:"source_hostname_key always resolves"`
 	DenyKeepalive       bool            `conf:"deny_keepalive" desc:"Close each connection after its first message, as Fluentd does with this set."`
 	SendKeepalivePacket bool            `conf:"send_keepalive_packet" desc:"Enable TCP keepalive probes on accepted connections, to find dead peers."`
 	ChunkSizeLimit      config.Size     `conf:"chunk_size_limit" desc:"The largest message accepted; a larger one is refused, counted, and its connection closed."`

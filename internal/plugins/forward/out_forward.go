@@ -44,9 +44,9 @@ type Output struct {
 	PhiFailureDetector      bool            `conf:"phi_failure_detector" desc:"Mark a server failed when its heartbeats are late by the phi accrual detector, not only when hard_timeout passes."`
 	PhiThreshold            int             `conf:"phi_threshold" desc:"The phi above which a server counts as failed."`
 	HardTimeout             time.Duration   `conf:"hard_timeout" desc:"A server silent for this long counts as failed."`
-	ExpireDNSCache          time.Duration   `conf:"expire_dns_cache" desc:"Accepted for Fluentd compatibility; host names are resolved at each connect."`
+	ExpireDNSCache          time.Duration   `conf:"expire_dns_cache" desc:"Accepted for Fluentd compatibility; host names are resolved at each connect." ignored:"host names are resolved at each connect"`
 	DNSRoundRobin           bool            `conf:"dns_round_robin" desc:"Spread connections over every address a host name resolves to."`
-	IgnoreNetworkErrors     bool            `conf:"ignore_network_errors_at_startup" desc:"Accepted for Fluentd compatibility; network errors at start never fail it."`
+	IgnoreNetworkErrors     bool            `conf:"ignore_network_errors_at_startup" desc:"Accepted for Fluentd compatibility; network errors at start never fail it." ignored:"network errors never fail the start"`
 	VerifyConnectionAtStart bool            `conf:"verify_connection_at_startup" desc:"Connect to every server at start, and fail the start if one cannot be reached."`
 	Compress                string          `conf:"compress" enum:"text,gzip" desc:"gzip compresses each chunk on the wire (CompressedPackedForward)."`
 	Keepalive               bool            `conf:"keepalive" desc:"Reuse a connection for further chunks instead of one connection per chunk."`
@@ -54,9 +54,9 @@ type Output struct {
 	TimeAsInteger           bool            `conf:"time_as_integer" desc:"Send times as whole seconds, for Fluentd before v0.14; otherwise as EventTime with nanoseconds."`
 	TransportName           string          `conf:"transport" enum:"tcp,tls" desc:"tcp or tls to every server."`
 	TLSVersion              string          `conf:"tls_version" enum:"TLSv1_1,TLSv1_2,TLSv1_3" desc:"The lowest TLS version used."`
-	TLSCiphers              string          `conf:"tls_ciphers" desc:"Accepted for Fluentd compatibility (OpenSSL cipher names); Go's cipher suites for the version are used."`
+	TLSCiphers              string          `conf:"tls_ciphers" desc:"Accepted for Fluentd compatibility (OpenSSL cipher names); Go's cipher suites for the version are used." ignored:"Go's cipher suites for the TLS version are used"`
 	TLSInsecureMode         bool            `conf:"tls_insecure_mode" desc:"Skip verification of the server's certificate (tests only)."`
-	TLSAllowSelfSignedCert  bool            `conf:"tls_allow_self_signed_cert" desc:"Accepted for Fluentd compatibility; a self-signed server certificate is trusted by listing it in tls_cert_path."`
+	TLSAllowSelfSignedCert  bool            `conf:"tls_allow_self_signed_cert" desc:"Accepted for Fluentd compatibility; a self-signed server certificate is trusted by listing it in tls_cert_path." ignored:"trust a self-signed certificate by listing it in tls_cert_path"`
 	TLSVerifyHostname       bool            `conf:"tls_verify_hostname" desc:"Check that the server's certificate names the host connected to."`
 	TLSCertPath             []string        `conf:"tls_cert_path" desc:"PEM CA certificates to trust, instead of the system's."`
 	TLSClientCertPath       string          `conf:"tls_client_cert_path" desc:"The PEM client certificate to present, for servers that require one."`

@@ -53,11 +53,11 @@ type Input struct {
 	Bind                 string          `conf:"bind" desc:"The address to listen on."`
 	BodySizeLimit        config.Size     `conf:"body_size_limit" desc:"The largest request body accepted, after decompression; a larger one is answered 413."`
 	KeepaliveTimeout     time.Duration   `conf:"keepalive_timeout" desc:"How long an idle keep-alive connection stays open."`
-	Backlog              int             `conf:"backlog" desc:"Accepted for Fluentd compatibility; the kernel's listen backlog applies."`
+	Backlog              int             `conf:"backlog" desc:"Accepted for Fluentd compatibility; the kernel's listen backlog applies." ignored:"the kernel's listen backlog applies"`
 	AddHTTPHeaders       bool            `conf:"add_http_headers" desc:"Add the request's headers to each record, as HTTP_NAME fields."`
 	AddRemoteAddr        bool            `conf:"add_remote_addr" desc:"Add the client's address to each record as REMOTE_ADDR (X-Forwarded-For first when present)."`
 	AddQueryParams       bool            `conf:"add_query_params" desc:"Add the query parameters to each record, as QUERY_NAME fields."`
-	BlockingTimeout      time.Duration   `conf:"blocking_timeout" desc:"Accepted for Fluentd compatibility; a request waits for the buffer within request_timeout."`
+	BlockingTimeout      time.Duration   `conf:"blocking_timeout" desc:"Accepted for Fluentd compatibility; a request waits for the buffer within request_timeout." ignored:"a request waits for the buffer within request_timeout"`
 	CORSAllowOrigins     []string        `conf:"cors_allow_origins" desc:"The origins allowed to post from a browser (* for any); a request with another Origin is answered 403. Empty: no CORS checks or headers."`
 	CORSAllowCredentials bool            `conf:"cors_allow_credentials" desc:"Allow browsers to send credentials (Access-Control-Allow-Credentials)."`
 	RespondWithEmptyImg  bool            `conf:"respond_with_empty_img" desc:"Answer with a 1x1 GIF, for tracking pixels."`

@@ -64,8 +64,8 @@ type PluginsHost interface {
 // keeps the counters anyway; the source decides which family of series
 // is served and which labels its <labels> adds to them.
 type Monitor struct {
-	Interval time.Duration   `conf:"interval" desc:"Accepted for fluent-plugin-prometheus compatibility: the values are read at each scrape."`
-	GaugeAll bool            `conf:"gauge_all" desc:"Accepted for fluent-plugin-prometheus compatibility."`
+	Interval time.Duration   `conf:"interval" desc:"Accepted for fluent-plugin-prometheus compatibility: the values are read at each scrape." ignored:"the values are read at each scrape"`
+	GaugeAll bool            `conf:"gauge_all" desc:"Accepted for fluent-plugin-prometheus compatibility." ignored:"the series keep fluent-plugin-prometheus's types"`
 	Labels   *config.Element `section:"labels" desc:"Labels added to the series this source asks for (prometheus_output_monitor and prometheus_monitor only; ignored, with a warning, in prometheus)."`
 
 	family string
