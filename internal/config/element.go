@@ -86,7 +86,9 @@ type Notice struct {
 }
 
 // AddNotice records that something at pos was accepted with a warning.
-func (e *Element) AddNotice(pos Pos, msg string) { e.notices = append(e.notices, Notice{Pos: pos, Msg: msg}) }
+func (e *Element) AddNotice(pos Pos, msg string) {
+	e.notices = append(e.notices, Notice{Pos: pos, Msg: msg})
+}
 
 // Notices returns what decoding accepted and ignored below e, in file
 // order.
