@@ -93,6 +93,7 @@ func (e *Engine) build(root *config.Element, prev *graph) (*graph, error) {
 	for _, src := range root.Sections("source") {
 		g.buildInput(src)
 	}
+	g.portConflicts()
 	for _, el := range root.Elements {
 		switch el.Name {
 		case "system", "source", "filter", "match", "label":

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -288,3 +289,33 @@ func v012Sections(el *config.Element, info plugin.Info) {
 		el.Elements = append(el.Elements, made)
 	}
 }
+
+// portConflicts reports each source that would bind a TCP port another
+// source binds: certain to fail at start, so reported at check.
+func (g *graph) portConflicts() {
+	type taken struct {
+		host string
+		pos  config.Pos
+	}
+	byPort := map[string][]taken{}
+	for _, n := range g.inputs {
+		l, ok := n.p.(plugin.Listener)
+		if !ok {
+			continue
+		}
+		for _, addr := range l.Listens() {
+			host, port, err := net.SplitHostPort(addr)
+			if err != nil || port == "0" {
+				continue
+			}
+			for _, t := range byPort[port] {
+				if host == t.host || anyHost(host) || anyHost(t.host) {
+					g.fail(config.Errorf(n.pos, "port %s is already taken by the source at %s", port, t.pos))
+				}
+			}
+			byPort[port] = append(byPort[port], taken{host, n.pos})
+		}
+	}
+}
+
+func anyHost(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" || h == "[::]" }

@@ -195,6 +195,8 @@ func TestBuildErrors(t *testing.T) {
 		{"bad pattern", "<match {a,b>\n  @type null\n</match>", `unclosed '{'`},
 		{"worker id past workers", "<worker 1>\n</worker>", `test.conf:1: <worker 1>: worker id 1 is not allowed: <system> workers is 1`},
 		{"worker range past workers", "<system>\n  workers 2\n</system>\n<worker 0-2>\n</worker>", `test.conf:4: <worker 0-2>: worker id 0-2 is not allowed`},
+		{"two sources on one port", "<source>\n  @type forward\n  port 24299\n</source>\n<source>\n  @type http\n  port 24299\n  bind 127.0.0.1\n</source>", `test.conf:5: port 24299 is already taken by the source at test.conf:1`},
+		{"missing certificate", "<source>\n  @type forward\n  <transport tls>\n    cert_path /nonexistent/server.crt\n    private_key_path /nonexistent/server.key\n  </transport>\n</source>", `<transport tls> cert_path: stat /nonexistent/server.crt`},
 		{"worker with a parameter", "<worker 0>\n  tag x\n</worker>", `test.conf:2: <worker 0> takes sections only`},
 		{"enable_ruby", "<filter **>\n  @type record_transformer\n  enable_ruby true\n</filter>\n<match **>\n  @type null\n</match>", `enable_ruby is not supported`},
 		{"placeholder without chunk key", "<match **>\n  @type file\n  path /tmp/${tag}/x\n  <buffer time>\n    timekey 1h\n  </buffer>\n</match>", `needs tag in the chunk keys`},

@@ -128,6 +128,12 @@ type CurrentTimeEstimator interface {
 	SetEstimateCurrentEvent(bool)
 }
 
+// Listener is an input that binds TCP addresses ("host:port"), so that a
+// check can refuse two sources on one port before a start would fail.
+type Listener interface {
+	Listens() []string
+}
+
 // Configurer validates a decoded plugin and builds its sub-plugins.
 type Configurer interface {
 	Configure(c *Context) error

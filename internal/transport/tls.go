@@ -3,12 +3,18 @@
 package transport
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
+	"time"
 )
 
 // Transport is the <transport> section: "tcp" (the default) or "tls".
@@ -24,6 +30,14 @@ type Transport struct {
 	MaxVersion           string `conf:"max_version" enum:"TLSv1_1,TLSv1_2,TLSv1_3" desc:"The highest TLS version accepted."`
 	Ciphers              string `conf:"ciphers" desc:"Accepted for Fluentd compatibility (OpenSSL cipher names); Go's own cipher suites for the version are used." ignored:"Go's cipher suites for the TLS version are used"`
 	Insecure             bool   `conf:"insecure" desc:"Accept any certificate from the peer, without verification (tests only)."`
+	// Fluentd's certificate generation: without cert_path, a server
+	// certificate for this host is made at start and signed by this CA.
+	CACertPath             string `conf:"ca_cert_path" desc:"Without cert_path: the PEM CA certificate that signs the server certificate made at start."`
+	CAPrivateKeyPath       string `conf:"ca_private_key_path" desc:"The PEM private key of ca_cert_path."`
+	CAPrivateKeyPassphrase string `conf:"ca_private_key_passphrase" desc:"The passphrase of an encrypted ca_private_key_path."`
+	// Hostname is the name a generated certificate is for; the caller
+	// sets it (the machine's host name).
+	Hostname string `conf:"-"`
 }
 
 // Default is <transport tcp>.
@@ -41,11 +55,25 @@ func (t *Transport) Validate(server bool) error {
 	default:
 		return fmt.Errorf("<transport %s>: want tcp or tls", t.Protocol)
 	}
-	if server && (t.CertPath == "" || t.PrivateKeyPath == "") {
-		return fmt.Errorf("<transport tls> needs cert_path and private_key_path")
+	generate := t.CertPath == "" && t.CACertPath != ""
+	if server && !generate && (t.CertPath == "" || t.PrivateKeyPath == "") {
+		return fmt.Errorf("<transport tls> needs cert_path and private_key_path (or ca_cert_path and ca_private_key_path to make one)")
+	}
+	if generate && t.CAPrivateKeyPath == "" {
+		return fmt.Errorf("<transport tls> ca_cert_path needs ca_private_key_path")
 	}
 	if t.ClientCertAuth && t.CAPath == "" {
 		return fmt.Errorf("client_cert_auth needs ca_path")
+	}
+	// What is certain to fail at start is reported at check.
+	for _, f := range []struct{ name, path string }{{"cert_path", t.CertPath}, {"private_key_path", t.PrivateKeyPath},
+		{"ca_path", t.CAPath}, {"ca_cert_path", t.CACertPath}, {"ca_private_key_path", t.CAPrivateKeyPath}} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			return fmt.Errorf("<transport tls> %s: %w", f.name, err)
+		}
 	}
 	return nil
 }
@@ -65,8 +93,15 @@ func (t *Transport) ServerConfig() (*tls.Config, error) {
 	if t.MaxVersion != "" {
 		cfg.MaxVersion = Versions[t.MaxVersion]
 	}
-	if t.CertPath != "" {
+	switch {
+	case t.CertPath != "":
 		cert, err := LoadKeyPair(t.CertPath, t.PrivateKeyPath, t.PrivateKeyPassphrase)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	case t.CACertPath != "":
+		cert, err := signedByCA(t.CACertPath, t.CAPrivateKeyPath, t.CAPrivateKeyPassphrase, t.Hostname)
 		if err != nil {
 			return nil, err
 		}
@@ -189,4 +224,43 @@ func LoadKeyPair(certPath, keyPath, passphrase string) (tls.Certificate, error) 
 		return tls.Certificate{}, fmt.Errorf("certificate %s / key %s: %w", certPath, keyPath, err)
 	}
 	return cert, nil
+}
+
+// signedByCA makes a server certificate for hostname, valid for ten years
+// as Fluentd's generated ones are, signed by the CA in caCert and caKey.
+func signedByCA(caCert, caKey, passphrase, hostname string) (tls.Certificate, error) {
+	ca, err := LoadKeyPair(caCert, caKey, passphrase)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("ca_cert_path: %w", err)
+	}
+	caX509, err := x509.ParseCertificate(ca.Certificate[0])
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("ca_cert_path: %w", err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: hostname},
+		DNSNames:     []string{hostname},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(10, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caX509, &key.PublicKey, ca.PrivateKey)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("signing a certificate with ca_cert_path: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der, ca.Certificate[0]}, PrivateKey: key}, nil
 }

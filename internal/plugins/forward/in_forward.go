@@ -167,6 +167,7 @@ func (in *Input) Configure(c *plugin.Context) error {
 			return err
 		}
 	}
+	in.transport.Hostname = c.Hostname // for a certificate made from ca_cert_path
 	if err := in.transport.Validate(true); err != nil {
 		return err
 	}
@@ -331,4 +332,9 @@ func (in *Input) BoundAddr() string {
 		return *a
 	}
 	return ""
+}
+
+// Listens implements plugin.Listener.
+func (in *Input) Listens() []string {
+	return []string{net.JoinHostPort(in.Bind, strconv.Itoa(in.Port))}
 }

@@ -163,6 +163,7 @@ func (in *Input) Configure(c *plugin.Context) error {
 			return err
 		}
 	}
+	in.transport.Hostname = c.Hostname // for a certificate made from ca_cert_path
 	if err := in.transport.Validate(true); err != nil {
 		return err
 	}
@@ -626,3 +627,8 @@ func (in *Input) extraFields(r *http.Request, query url.Values) []string {
 }
 
 var _ plugin.Input = (*Input)(nil)
+
+// Listens implements plugin.Listener.
+func (in *Input) Listens() []string {
+	return []string{net.JoinHostPort(in.Bind, strconv.Itoa(in.Port))}
+}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/sluice-log/sluice/internal/plugin"
@@ -76,3 +77,8 @@ func (m *MonitorAgent) Run(ctx context.Context, _ plugin.Emitter) error {
 
 // Close implements plugin.Closer.
 func (m *MonitorAgent) Close(context.Context) error { return closeServer(&m.srv, m.ln) }
+
+// Listens implements plugin.Listener.
+func (m *MonitorAgent) Listens() []string {
+	return []string{net.JoinHostPort(m.Bind, strconv.Itoa(m.Port))}
+}

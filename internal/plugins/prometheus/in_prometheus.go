@@ -219,3 +219,6 @@ func probe(check func() error) http.Handler {
 		fmt.Fprintln(w, "ok")
 	})
 }
+
+// Listens implements plugin.Listener.
+func (s *Server) Listens() []string { return []string{net.JoinHostPort(s.Bind, strconv.Itoa(s.Port))} }
