@@ -30,11 +30,12 @@ type RewriteTagFilter struct {
 	RemoveTagRegexp              string        `conf:"remove_tag_regexp" desc:"Remove what this regular expression matches from the tag before ${tag} is substituted."`
 	HostnameCommand              string        `conf:"hostname_command" desc:"Accepted for Fluentd compatibility but not run; ${hostname} is the machine's host name."`
 	EmitMode                     string        `conf:"emit_mode" enum:"batch,record" desc:"batch routes records that get the same tag together; record routes them one by one."`
+	Label                        string        `conf:"@label" desc:"The <label> the records go to with their new tags; the label this output is in when unset."`
 
 	rules     []rewriteRule
 	removeRE  *regexp.Regexp
 	hostname  string
-	reemit    plugin.Emitter
+	reemit    plugin.Emitter // the label this output is in
 	log       *slog.Logger
 	pool      sync.Pool
 	Unmatched atomic.Int64 // records no rule took, dropped
@@ -46,6 +47,7 @@ type RewriteRule struct {
 	Pattern string `conf:"pattern,required" desc:"The regular expression, as /.../."`
 	Tag     string `conf:"tag,required" desc:"The new tag, with $1..$9 from the pattern's groups, ${tag}, ${tag_parts[N]} and ${hostname}."`
 	Invert  bool   `conf:"invert" desc:"The rule takes records whose field does not match."`
+	Label   string `conf:"label" desc:"The <label> this rule's records go to, instead of the output's."`
 }
 
 type rewriteRule struct {
@@ -53,6 +55,8 @@ type rewriteRule struct {
 	re     *regexp.Regexp
 	tag    string
 	invert bool
+	out    plugin.Emitter // where the rule's records go
+	label  string         // out's name, for grouping
 }
 
 var backref = regexp.MustCompile(`\$([1-9])|\$\{tag\}|__TAG__|\$\{tag_parts\[(-?\d+)\]\}|__TAG_PARTS\[(-?\d+)\]__|\$\{hostname\}|__HOSTNAME__`)
@@ -71,6 +75,13 @@ func (f *RewriteTagFilter) Configure(c *plugin.Context) error {
 		return fmt.Errorf("rewrite_tag_filter cannot route from here")
 	}
 	f.reemit, f.log, f.hostname = c.Reemit, c.Logger, c.Hostname
+	out := f.reemit
+	if f.Label != "" {
+		var err error
+		if out, err = c.Build.Label(f.Label); err != nil {
+			return fmt.Errorf("@label %s: %w", f.Label, err)
+		}
+	}
 	if f.HostnameCommand != "" {
 		f.log.Warn("hostname_command is not run; the machine's host name is used", "hostname_command", f.HostnameCommand)
 	}
@@ -83,7 +94,14 @@ func (f *RewriteTagFilter) Configure(c *plugin.Context) error {
 		if err != nil {
 			return fmt.Errorf("<rule> %s: %w", r.Key, err)
 		}
-		f.rules = append(f.rules, rewriteRule{path: path, re: re, tag: r.Tag, invert: r.Invert})
+		rule := rewriteRule{path: path, re: re, tag: r.Tag, invert: r.Invert, out: out, label: f.Label}
+		if r.Label != "" {
+			if rule.out, err = c.Build.Label(r.Label); err != nil {
+				return fmt.Errorf("<rule> label %s: %w", r.Label, err)
+			}
+			rule.label = r.Label
+		}
+		f.rules = append(f.rules, rule)
 	}
 	if f.RemoveTagRegexp != "" {
 		re, err := parser.CompileRuby(f.RemoveTagRegexp)
@@ -92,67 +110,78 @@ func (f *RewriteTagFilter) Configure(c *plugin.Context) error {
 		}
 		f.removeRE = re
 	}
-	f.pool.New = func() any { return &rewriteScratch{groups: map[string]*event.Builder{}} }
+	f.pool.New = func() any { return &rewriteScratch{groups: map[string]*rewriteGroup{}} }
 	return nil
 }
 
 type rewriteScratch struct {
-	groups map[string]*event.Builder
+	groups map[string]*rewriteGroup // by label and tag
 	order  []string
 	text   []byte
+}
+
+// rewriteGroup is the records of one batch that go to one label and tag.
+type rewriteGroup struct {
+	b   event.Builder
+	out plugin.Emitter
+	tag string
 }
 
 // Process implements plugin.SyncOutput.
 func (f *RewriteTagFilter) Process(ctx context.Context, s event.Stream) error {
 	sc := f.pool.Get().(*rewriteScratch)
 	defer f.pool.Put(sc)
-	for _, b := range sc.groups {
-		b.Reset()
+	for _, g := range sc.groups {
+		g.b.Reset()
 	}
 	sc.order = sc.order[:0]
 	r := event.NewReader(s.Data)
 	for r.Next() {
 		e := r.Entry()
-		tag, ok := f.newTag(sc, s.Tag, e.Record)
+		tag, rule, ok := f.newTag(sc, s.Tag, e.Record)
 		if !ok {
 			f.Unmatched.Add(1)
 			continue
 		}
-		if tag == s.Tag {
+		if tag == s.Tag && rule.out == f.reemit {
 			f.log.Warn("a rule gives the same tag again; dropping the record to avoid a loop", "tag", tag)
 			continue
 		}
 		if f.EmitMode == "record" {
 			var one event.Builder
 			one.AppendRaw(e.Raw)
-			if err := f.reemit.Emit(ctx, one.Stream(tag)); err != nil {
+			if err := rule.out.Emit(ctx, one.Stream(tag)); err != nil {
 				return err
 			}
 			continue
 		}
-		b := sc.groups[tag]
-		if b == nil {
+		key := rule.label + "\x00" + tag
+		g := sc.groups[key]
+		if g == nil {
 			if len(sc.groups) > 1024 { // tags come from records: bound the scratch
 				clear(sc.groups)
 			}
-			b = &event.Builder{}
-			sc.groups[tag] = b
+			g = &rewriteGroup{}
+			sc.groups[key] = g
 		}
-		if b.Len() == 0 {
-			sc.order = append(sc.order, tag)
+		if g.b.Len() == 0 {
+			g.out, g.tag = rule.out, tag
+			sc.order = append(sc.order, key)
 		}
-		b.AppendRaw(e.Raw)
+		g.b.AppendRaw(e.Raw)
 	}
-	for _, tag := range sc.order {
-		if err := f.reemit.Emit(ctx, sc.groups[tag].Stream(tag)); err != nil {
+	for _, key := range sc.order {
+		g := sc.groups[key]
+		if err := g.out.Emit(ctx, g.b.Stream(g.tag)); err != nil {
 			return err
 		}
 	}
 	return r.Err()
 }
 
-func (f *RewriteTagFilter) newTag(sc *rewriteScratch, tag string, rec event.Record) (string, bool) {
-	for _, rule := range f.rules {
+func (f *RewriteTagFilter) newTag(sc *rewriteScratch, tag string, rec event.Record) (string, *rewriteRule, bool) {
+	for i := range f.rules {
+		rule := &f.rules[i]
 		v, ok := rec.Lookup(rule.path)
 		sc.text = sc.text[:0]
 		if ok {
@@ -162,9 +191,9 @@ func (f *RewriteTagFilter) newTag(sc *rewriteScratch, tag string, rec event.Reco
 		if (m != nil) == rule.invert || (!ok && !rule.invert) {
 			continue
 		}
-		return f.render(rule.tag, f.trimTag(tag), m), true
+		return f.render(rule.tag, f.trimTag(tag), m), rule, true
 	}
-	return "", false
+	return "", nil, false
 }
 
 func (f *RewriteTagFilter) trimTag(tag string) string {

@@ -342,3 +342,45 @@ func TestV012FlatParameters(t *testing.T) {
 		t.Errorf("kept and parsed %+v", got)
 	}
 }
+
+// TestRewriteTagFilterLabels: @label sends the rewritten records to that
+// label, and a <rule>'s label overrides it for that rule's records.
+func TestRewriteTagFilterLabels(t *testing.T) {
+	plugintest.Reset()
+	e := plugintest.Build(t, `
+<match app>
+  @type rewrite_tag_filter
+  @label @ROUTED
+  <rule>
+    key level
+    pattern ^error$
+    tag alert.${tag}
+    label @ALERTS
+  </rule>
+  <rule>
+    key level
+    pattern .+
+    tag routed.$0
+  </rule>
+</match>
+<label @ROUTED>
+  <match **>
+    @type capture
+    name routed
+  </match>
+</label>
+<label @ALERTS>
+  <match **>
+    @type capture
+    name alerts
+  </match>
+</label>
+`)
+	plugintest.Start(t, e)
+	s := plugintest.Stream(t, "app", map[string]any{"level": "error"}, map[string]any{"level": "info"}, map[string]any{"level": "error"})
+	plugintest.Must(t, e.Root().Emit(context.Background(), s))
+	alerts, routed := plugintest.Captured("alerts"), plugintest.Captured("routed")
+	if len(alerts) != 2 || alerts[0].Tag != "alert.app" || len(routed) != 1 || routed[0].Record["level"] != "info" {
+		t.Errorf("alerts %+v\nrouted %+v", alerts, routed)
+	}
+}
