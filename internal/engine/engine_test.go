@@ -198,7 +198,7 @@ func TestBuildErrors(t *testing.T) {
 		{"two sources on one port", "<source>\n  @type forward\n  port 24299\n</source>\n<source>\n  @type http\n  port 24299\n  bind 127.0.0.1\n</source>", `test.conf:5: port 24299 is already taken by the source at test.conf:1`},
 		{"missing certificate", "<source>\n  @type forward\n  <transport tls>\n    cert_path /nonexistent/server.crt\n    private_key_path /nonexistent/server.key\n  </transport>\n</source>", `<transport tls> cert_path: stat /nonexistent/server.crt`},
 		{"worker with a parameter", "<worker 0>\n  tag x\n</worker>", `test.conf:2: <worker 0> takes sections only`},
-		{"enable_ruby", "<filter **>\n  @type record_transformer\n  enable_ruby true\n</filter>\n<match **>\n  @type null\n</match>", `enable_ruby is not supported`},
+		{"enable_ruby with Ruby", "<filter **>\n  @type record_transformer\n  enable_ruby true\n  <record>\n    up ${record['msg'].upcase}\n  </record>\n</filter>\n<match **>\n  @type null\n</match>", `test.conf:5: up: ${record['msg'].upcase}`},
 		{"placeholder without chunk key", "<match **>\n  @type file\n  path /tmp/${tag}/x\n  <buffer time>\n    timekey 1h\n  </buffer>\n</match>", `needs tag in the chunk keys`},
 		{"time key without timekey", "<match **>\n  @type null\n  <buffer time>\n  </buffer>\n</match>", `timekey is not set`},
 		{"buffer on unbuffered output", "<match **>\n  @type relabel\n  @label @x\n  <buffer>\n  </buffer>\n</match>\n<label @x>\n</label>", `does not use a <buffer>`},

@@ -26,7 +26,7 @@ import (
 // Sluice does not run Ruby.
 type RecordTransformer struct {
 	Record       *config.Element `section:"record" desc:"The fields to set, as key value lines; values may use ${tag}, ${tag_parts[N]}, ${hostname}, ${time} and ${record fields}."`
-	EnableRuby   bool            `conf:"enable_ruby" desc:"Refused: Sluice does not run Ruby; the ${...} placeholders cover the common cases."`
+	EnableRuby   bool            `conf:"enable_ruby" desc:"Accepted: the placeholders that need no Ruby (${record[\"a\"][\"b\"]}, ${tag_parts[N]}, ${hostname} ...) work as with it; an expression that needs Ruby is an error naming it."`
 	AutoTypecast bool            `conf:"auto_typecast" desc:"Keep a value that is exactly one ${field} as the field's type instead of a string."`
 	RenewRecord  bool            `conf:"renew_record" desc:"Start each record empty, with only <record>'s fields (and keep_keys)."`
 	KeepKeys     []string        `conf:"keep_keys" desc:"Fields of the old record kept with renew_record."`
@@ -73,9 +73,6 @@ func init() {
 
 // Configure implements plugin.Configurer.
 func (t *RecordTransformer) Configure(c *plugin.Context) error {
-	if t.EnableRuby {
-		return fmt.Errorf("enable_ruby is not supported: Sluice does not run Ruby; use the ${...} placeholders (tag, tag_parts[N], tag_prefix[N], tag_suffix[N], hostname, time, record fields)")
-	}
 	if len(t.KeepKeys) > 0 && !t.RenewRecord {
 		return fmt.Errorf("keep_keys works only with renew_record true")
 	}
@@ -93,6 +90,11 @@ func (t *RecordTransformer) Configure(c *plugin.Context) error {
 		for _, p := range t.Record.Params {
 			parts, err := parseRTTemplate(p.Value)
 			if err != nil {
+				if t.EnableRuby {
+					// enable_ruby: the forms that need no Ruby (record["a"]["b"],
+					// tag_parts[N], hostname) work; the rest cannot.
+					return config.Errorf(p.Pos, "%s: %v; with enable_ruby Sluice takes ${record[\"key\"]}, ${tag_parts[N]}, ${hostname} and the other placeholders, but runs no Ruby", p.Key, err)
+				}
 				return config.Errorf(p.Pos, "%s: %v", p.Key, err)
 			}
 			t.fields = append(t.fields, rtField{key: p.Key, parts: parts})

@@ -384,3 +384,32 @@ func TestRewriteTagFilterLabels(t *testing.T) {
 		t.Errorf("alerts %+v\nrouted %+v", alerts, routed)
 	}
 }
+
+// TestEnableRubyWithoutRuby: with enable_ruby, the Ruby forms that need no
+// Ruby work.
+func TestEnableRubyWithoutRuby(t *testing.T) {
+	plugintest.Reset()
+	e := plugintest.Build(t, `
+<filter app.**>
+  @type record_transformer
+  enable_ruby true
+  <record>
+    pod ${record["kubernetes"]["pod_name"]}
+    level ${record['level']}
+    service ${tag_parts[1]}
+    node ${hostname}
+  </record>
+</filter>
+<match **>
+  @type capture
+  name ruby
+</match>
+`)
+	plugintest.Start(t, e)
+	s := plugintest.Stream(t, "app.web", map[string]any{"level": "warn", "kubernetes": map[string]any{"pod_name": "web-1"}})
+	plugintest.Must(t, e.Root().Emit(context.Background(), s))
+	got := plugintest.Captured("ruby")
+	if len(got) != 1 || got[0].Record["pod"] != "web-1" || got[0].Record["level"] != "warn" || got[0].Record["service"] != "web" || got[0].Record["node"] == "" {
+		t.Errorf("%+v", got)
+	}
+}
