@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
-	"github.com/sluice-log/sluice/internal/plugintest"
 	_ "github.com/sluice-log/sluice/internal/plugins/all"
+	"github.com/sluice-log/sluice/internal/plugintest"
 )
 
 // TestRoundRobinByWeight: streams go to the stores in turn, a store of
