@@ -7,6 +7,7 @@ package awsauth
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Options are the credential settings of a plugin. Embed it in a plugin
@@ -85,8 +87,8 @@ func Region(configured string) string {
 
 // Load returns an SDK configuration for region with the chosen
 // credentials, an optional proxy and TLS verification setting.
-func Load(ctx context.Context, region string, static Static, o Options, proxyURI string, verifyPeer bool) (aws.Config, error) {
-	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region)}
+func Load(ctx context.Context, region string, static Static, o Options, proxyURI string, verifyPeer bool, log *slog.Logger) (aws.Config, error) {
+	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region), awsconfig.WithLogger(sdkLogger(log))}
 	if static.KeyID != "" {
 		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(static.KeyID, static.Secret, static.SessionToken)))
 	}
@@ -169,4 +171,21 @@ func Load(ctx context.Context, region string, static Static, o Options, proxyURI
 		cfg.Credentials = aws.NewCredentialsCache(ec2rolecreds.New())
 	}
 	return cfg, nil
+}
+
+// sdkLogger sends what the SDK logs (a missing checksum, a deprecated
+// setting) to the plugin's logger, so that no raw "SDK 2026/..." line
+// reaches Sluice's own log, where parsers expect its format.
+func sdkLogger(log *slog.Logger) logging.Logger {
+	if log == nil {
+		return logging.Nop{}
+	}
+	return logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		msg := fmt.Sprintf(format, v...)
+		if c == logging.Warn {
+			log.Warn("AWS SDK: " + msg)
+		} else {
+			log.Debug("AWS SDK: " + msg)
+		}
+	})
 }

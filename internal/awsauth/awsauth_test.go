@@ -3,6 +3,7 @@ package awsauth
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/smithy-go/logging"
 )
 
 // fakeSTS answers AssumeRole and AssumeRoleWithWebIdentity in the AWS
@@ -69,7 +72,7 @@ func TestAssumeRoleCredentials(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	cfg, err := Load(context.Background(), "us-west-2", Static{}, Options{AssumeRole: &AssumeRole{
 		RoleARN: "arn:aws:iam::123456789012:role/sluice", RoleSessionName: "sluice-agg", ExternalID: "ext-1",
-		DurationSeconds: 900 * time.Second, STSEndpointURL: srv.URL}}, "", true)
+		DurationSeconds: 900 * time.Second, STSEndpointURL: srv.URL}}, "", true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +106,7 @@ func TestWebIdentityCredentials(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_STS", srv.URL)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	cfg, err := Load(context.Background(), "us-west-2", Static{}, Options{WebIdentity: &WebIdentity{
-		RoleARN: "arn:aws:iam::123456789012:role/eks-sluice", RoleSessionName: "pod-1", WebIdentityTokenFile: token}}, "", true)
+		RoleARN: "arn:aws:iam::123456789012:role/eks-sluice", RoleSessionName: "pod-1", WebIdentityTokenFile: token}}, "", true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +127,7 @@ func TestStaticCredentialsAndRegion(t *testing.T) {
 	if Region("") != "eu-west-1" || Region("us-west-2") != "us-west-2" {
 		t.Error("region fallback")
 	}
-	cfg, err := Load(context.Background(), "us-west-2", Static{KeyID: "AKIDSTATIC", Secret: "s"}, Options{}, "", true)
+	cfg, err := Load(context.Background(), "us-west-2", Static{KeyID: "AKIDSTATIC", Secret: "s"}, Options{}, "", true, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,4 +135,18 @@ func TestStaticCredentialsAndRegion(t *testing.T) {
 	if err != nil || creds.AccessKeyID != "AKIDSTATIC" {
 		t.Errorf("credentials %+v, %v", creds, err)
 	}
+}
+
+// TestSDKLogGoesToThePluginLogger: what the SDK logs arrives in the
+// plugin's logger, warnings as warnings, not as raw lines on stderr.
+func TestSDKLogGoesToThePluginLogger(t *testing.T) {
+	var b strings.Builder
+	l := sdkLogger(slog.New(slog.NewTextHandler(&b, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	l.Logf(logging.Warn, "Response has no supported checksum. Not validating response payload.")
+	l.Logf(logging.Debug, "request %d", 7)
+	out := b.String()
+	if !strings.Contains(out, `level=WARN msg="AWS SDK: Response has no supported checksum.`) || !strings.Contains(out, `level=DEBUG msg="AWS SDK: request 7"`) {
+		t.Errorf("logged:\n%s", out)
+	}
+	sdkLogger(nil).Logf(logging.Warn, "dropped") // no logger: nothing, no panic
 }

@@ -93,7 +93,7 @@ func (c *Shared) configure(ctx *plugin.Context, maxCount int, maxBytes int64) er
 
 func (c *Shared) awsConfig(ctx context.Context) (aws.Config, error) {
 	return awsauth.Load(ctx, awsauth.Region(c.Region), awsauth.Static{KeyID: c.AWSKeyID, Secret: c.AWSSecKey, SessionToken: c.AWSSesToken},
-		c.Options, c.HTTPProxy, c.SSLVerifyPeer)
+		c.Options, c.HTTPProxy, c.SSLVerifyPeer, c.log)
 }
 
 // data renders one entry as a record's data: the data_key field as it is,

@@ -265,7 +265,7 @@ func (s *S3) Init(ctx context.Context) error {
 }
 
 func (s *S3) newClient(ctx context.Context) (*s3.Client, error) {
-	cfg, err := awsauth.Load(ctx, awsauth.Region(s.S3Region), awsauth.Static{KeyID: s.AWSKeyID, Secret: s.AWSSecKey}, s.Options, s.ProxyURI, s.SSLVerifyPeer)
+	cfg, err := awsauth.Load(ctx, awsauth.Region(s.S3Region), awsauth.Static{KeyID: s.AWSKeyID, Secret: s.AWSSecKey}, s.Options, s.ProxyURI, s.SSLVerifyPeer, s.log)
 	if err != nil {
 		return nil, err
 	}
