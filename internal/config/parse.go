@@ -65,9 +65,15 @@ func parse(name string, src []byte, o *Options, depth int) (*Element, error) {
 	p := &parser{src: src, line: 1, file: name, opts: o, depth: depth}
 	root := &Element{Name: "ROOT", Pos: Pos{File: name, Line: 1}, used: true}
 	if err := p.body(root, ""); err != nil {
-		return nil, err
+		p.errs = append(p.errs, err)
 	}
-	return root, nil
+	switch len(p.errs) {
+	case 0:
+		return root, nil
+	case 1:
+		return nil, p.errs[0]
+	}
+	return nil, errors.Join(p.errs...)
 }
 
 type parser struct {
@@ -80,6 +86,9 @@ type parser struct {
 	// special is use_default or use_nil when the value just read was one
 	// "#{...}" that gave it; rubyString otherwise.
 	special rubyKind
+	// errs are problems the parser could read past (an expression it
+	// cannot evaluate), so that one run reports them all.
+	errs []error
 }
 
 func (p *parser) pos() Pos { return Pos{File: p.file, Line: p.line} }
@@ -368,7 +377,8 @@ func (p *parser) doubleQuoted() (string, error) {
 				}
 				v, err := evalRuby(code, p.opts)
 				if err != nil {
-					return "", Errorf(pos, "%v", err)
+					p.errs = append(p.errs, Errorf(pos, "%v", err)) // the string goes on: read past it
+					continue
 				}
 				if v.kind == rubyUseDefault || v.kind == rubyUseNil {
 					p.special = v.kind

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -109,7 +110,8 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, src string) {
 		root, err := Parse("fuzz.conf", []byte(src), opts)
 		if err != nil {
-			if _, ok := err.(*Error); !ok { //nolint:errorlint // Parse returns *Error itself, never wrapped
+			var ce *Error
+			if !errors.As(err, &ce) {
 				t.Fatalf("error of type %T: %v", err, err)
 			}
 			return

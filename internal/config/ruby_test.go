@@ -97,3 +97,12 @@ func TestUseDefaultAndUseNil(t *testing.T) {
 		t.Error("use_default inside a longer value was accepted")
 	}
 }
+
+// TestEveryRubyErrorAtOnce: two expressions Sluice cannot evaluate, on two
+// lines, are both reported by one parse.
+func TestEveryRubyErrorAtOnce(t *testing.T) {
+	_, err := Parse("t.conf", []byte("<source>\n  a \"#{`x`}\"\n  b \"#{system('y')}\"\n</source>\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "t.conf:2:") || !strings.Contains(err.Error(), "t.conf:3:") {
+		t.Errorf("%v", err)
+	}
+}
