@@ -47,6 +47,10 @@ type Shared struct {
 	BatchRequestMaxSize   config.Size     `conf:"batch_request_max_size" desc:"The most bytes one batch call carries (4MB for Firehose, 5MB for Streams)."`
 	RetriesOnBatchRequest int             `conf:"retries_on_batch_request" desc:"How many times the records a batch call failed are sent again, with backoff, before the chunk is retried."`
 	ResetBackoffIfSuccess bool            `conf:"reset_backoff_if_success" desc:"Start the backoff again from its first wait after a batch call in which every record succeeded."`
+	Compression           string          `conf:"compression" desc:"zlib or gzip compressed each record in aws-fluent-plugin-kinesis; Sluice refuses it rather than send data the consumers do not expect."`
+	ChompRecord           bool            `conf:"chomp_record" desc:"Accepted for aws-fluent-plugin-kinesis compatibility." ignored:"the formatter's trailing newline is always removed before append_new_line"`
+	Debug                 bool            `conf:"debug" desc:"Accepted for aws-fluent-plugin-kinesis compatibility." ignored:"run Sluice with -v for the requests"`
+	AWSIAMRetries         int             `conf:"aws_iam_retries" desc:"Deprecated in aws-fluent-plugin-kinesis." ignored:"the SDK's credential providers retry on their own"`
 	Format                *config.Element `section:"format" desc:"How each event becomes a record's data: a formatter, json unless @type says otherwise."`
 	awsauth.Options
 
@@ -67,6 +71,9 @@ func defaultShared(maxCount int, maxBytes int64) Shared {
 
 func (c *Shared) configure(ctx *plugin.Context, maxCount int, maxBytes int64) error {
 	c.log, c.id, c.errorOut = ctx.Logger, ctx.ID, ctx.ErrorOut
+	if c.Compression != "" {
+		return fmt.Errorf("compression %s is not supported: the records would not be what Sluice's other outputs and your consumers expect; compress in the delivery stream (Firehose) instead", c.Compression)
+	}
 	f, err := ctx.Build.Formatter(c.Format, "json")
 	if err != nil {
 		return err

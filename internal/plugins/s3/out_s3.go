@@ -73,6 +73,20 @@ type S3 struct {
 	Localtime               bool            `conf:"localtime" desc:"Compute %{time_slice} in local time (the default)."`
 	UploadPartSize          config.Size     `conf:"upload_part_size" desc:"Objects larger than this are uploaded in parts of this size."`
 	UploadConcurrency       int             `conf:"upload_concurrency" desc:"How many parts of one object are uploaded at once."`
+	GrantFullControl        string          `conf:"grant_full_control" desc:"Grantees of full control of each object, as S3's x-amz-grant-full-control (id=\"...\")."`
+	GrantRead               string          `conf:"grant_read" desc:"Grantees who may read each object (x-amz-grant-read)."`
+	GrantReadACP            string          `conf:"grant_read_acp" desc:"Grantees who may read each object's ACL (x-amz-grant-read-acp)."`
+	GrantWriteACP           string          `conf:"grant_write_acp" desc:"Grantees who may write each object's ACL (x-amz-grant-write-acp)."`
+	SSECustomerAlgorithm    string          `conf:"sse_customer_algorithm" desc:"Server-side encryption with a key of yours: AES256."`
+	SSECustomerKey          string          `conf:"sse_customer_key" desc:"The key of sse_customer_algorithm, base64."`
+	SSECustomerKeyMD5       string          `conf:"sse_customer_key_md5" desc:"The MD5 of sse_customer_key, base64."`
+	ReducedRedundancy       bool            `conf:"reduced_redundancy" desc:"Deprecated in fluent-plugin-s3: storage_class REDUCED_REDUNDANCY."`
+	AWSIAMRetries           int             `conf:"aws_iam_retries" desc:"Deprecated in fluent-plugin-s3." ignored:"the SDK's credential providers retry on their own"`
+	SignatureVersion        string          `conf:"signature_version" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"requests are signed with SigV4"`
+	WarnForDelay            time.Duration   `conf:"warn_for_delay" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"slow writes are logged by the buffer's slow_flush_log_threshold"`
+	Overwrite               bool            `conf:"overwrite" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"a chunk's object key is decided once and %{index} never repeats, so no object is overwritten"`
+	TransferAcceleration    bool            `conf:"enable_transfer_acceleration" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"objects go to the regional endpoint (or s3_endpoint)"`
+	DualStack               bool            `conf:"enable_dual_stack" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"objects go to the regional endpoint (or s3_endpoint)"`
 	Metadata                []MetadataEntry `section:"s3_metadata" desc:"User metadata set on every object, as x-amz-meta- headers."`
 	Format                  *config.Element `section:"format" desc:"How each event is written in the object: a formatter, out_file unless @type says otherwise."`
 	awsauth.Options
@@ -175,6 +189,9 @@ func (s *S3) Configure(c *plugin.Context) error {
 		if s.Utc || !s.Localtime {
 			s.loc = time.UTC
 		}
+	}
+	if s.ReducedRedundancy && s.StorageClass == "STANDARD" {
+		s.StorageClass = "REDUCED_REDUNDANCY"
 	}
 	if s.TimeSliceFormat == "" {
 		s.TimeSliceFormat = timekeyFormat(c.Timekey)
@@ -335,6 +352,16 @@ func (s *S3) Write(ctx context.Context, c *plugin.Chunk) error {
 	}
 	if s.SSEKMSKeyID != "" {
 		in.SSEKMSKeyId = aws.String(s.SSEKMSKeyID)
+	}
+	for _, f := range []struct {
+		v   string
+		dst **string
+	}{{s.GrantFullControl, &in.GrantFullControl}, {s.GrantRead, &in.GrantRead}, {s.GrantReadACP, &in.GrantReadACP},
+		{s.GrantWriteACP, &in.GrantWriteACP}, {s.SSECustomerAlgorithm, &in.SSECustomerAlgorithm},
+		{s.SSECustomerKey, &in.SSECustomerKey}, {s.SSECustomerKeyMD5, &in.SSECustomerKeyMD5}} {
+		if f.v != "" {
+			*f.dst = aws.String(f.v)
+		}
 	}
 	if len(s.Metadata) > 0 {
 		in.Metadata = map[string]string{}

@@ -29,6 +29,7 @@ type fakeS3 struct {
 	objects map[string][]byte
 	fail    []error // returned by the next PutObject calls
 	puts    []string
+	last    *s3.PutObjectInput
 }
 
 func (f *fakeS3) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
@@ -36,6 +37,7 @@ func (f *fakeS3) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.puts = append(f.puts, aws.ToString(in.Key))
+	f.last = in
 	if len(f.fail) > 0 {
 		err := f.fail[0]
 		f.fail = f.fail[1:]
@@ -216,5 +218,25 @@ func TestTimeSliceFormatFollowsTimekey(t *testing.T) {
 		if got := timekeyFormat(c.timekey); got != c.want {
 			t.Errorf("timekey %v: %s, want %s", c.timekey, got, c.want)
 		}
+	}
+}
+
+// TestGrantsAndCustomerKeys: fluent-plugin-s3's grant_* and sse_customer_*
+// parameters reach the PutObject request.
+func TestGrantsAndCustomerKeys(t *testing.T) {
+	fake := &fakeS3{objects: map[string][]byte{}}
+	s := newTestS3(t, "%{path}%{time_slice}_%{index}.%{file_extension}", fake)
+	s.GrantRead, s.GrantFullControl = `id="reader"`, `id="owner"`
+	s.SSECustomerAlgorithm, s.SSECustomerKey, s.SSECustomerKeyMD5 = "AES256", "a2V5", "bWQ1"
+	if err := s.Write(context.Background(), chunk("p/", 1, "x\n")); err != nil {
+		t.Fatal(err)
+	}
+	in := fake.last
+	if aws.ToString(in.GrantRead) != `id="reader"` || aws.ToString(in.GrantFullControl) != `id="owner"` ||
+		aws.ToString(in.SSECustomerAlgorithm) != "AES256" || aws.ToString(in.SSECustomerKey) != "a2V5" || aws.ToString(in.SSECustomerKeyMD5) != "bWQ1" {
+		t.Errorf("request %+v", in)
+	}
+	if in.GrantWriteACP != nil {
+		t.Error("an unset grant was sent")
 	}
 }
