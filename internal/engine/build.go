@@ -29,6 +29,9 @@ type graph struct {
 	// close after their primaries.
 	secondaries []*node
 	pipelines   map[string]*pipeline // "" is the root
+	// fluentMatch: a top-level <match> names fluent.* tags, so Sluice's
+	// own log goes to the top level when there is no <label @FLUENT_LOG>.
+	fluentMatch bool
 	ids         map[string]config.Pos
 	errs        []error
 	current     string // the label being built ("" for the root)
@@ -168,6 +171,9 @@ func (g *graph) buildRules(parent *config.Element, label string) {
 		arg := el.Arg
 		if strings.TrimSpace(arg) == "" {
 			arg = "**" // Fluentd's default pattern
+		}
+		if el.Name == "match" && label == "" && strings.Contains(arg, "fluent.") {
+			g.fluentMatch = true
 		}
 		pat, err := route.Compile(arg)
 		if err != nil {

@@ -383,3 +383,25 @@ func TestFluentLogReceivesSluicesLog(t *testing.T) {
 		})
 	}
 }
+
+// TestCatchAllDoesNotTakeOwnLog: a <match **> alone does not receive
+// Sluice's own log (only a match that names fluent.* tags, or the label).
+func TestCatchAllDoesNotTakeOwnLog(t *testing.T) {
+	plugintest.Reset()
+	root, err := config.Parse("test.conf", []byte("<match **>\n  @type capture\n  name all\n</match>\n"), nil)
+	plugintest.Must(t, err)
+	flog := engine.NewFluentLog()
+	logger := slog.New(flog.Handler(slog.NewTextHandler(io.Discard, nil)))
+	e, err := engine.Build(root, engine.Options{Logger: logger, FluentLog: flog})
+	plugintest.Must(t, err)
+	stop := plugintest.Start(t, e)
+	logger.Warn("not for the archive")
+	plugintest.Must(t, e.Root().Emit(context.Background(), plugintest.Stream(t, "app", map[string]any{"a": 1})))
+	time.Sleep(200 * time.Millisecond) // the log's delivery is asynchronous: give it the time it would take
+	stop()
+	for _, ev := range plugintest.Captured("all") {
+		if strings.HasPrefix(ev.Tag, "fluent.") {
+			t.Errorf("the catch-all took an own log event: %+v", ev)
+		}
+	}
+}

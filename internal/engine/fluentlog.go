@@ -12,8 +12,11 @@ import (
 
 // Sluice's own log as events, as Fluentd routes its own: each record goes
 // to <label @FLUENT_LOG> when the configuration has one, else to the top
-// level, where <match fluent.**> takes it; with neither, nowhere (and no
-// "no patterns matched" warning). The tag is fluent.LEVEL (fluent.info,
+// level when a <match> there names fluent.* tags (<match fluent.**>); with
+// neither, nowhere (and no "no patterns matched" warning). A catch-all
+// <match **> alone does not take them: Fluentd's would, and a log archive
+// that fills with its shipper's own lines, or loops through them, is not
+// what such a configuration means. The tag is fluent.LEVEL (fluent.info,
 // fluent.warn, ...), the record {"message": ..., plus the log line's
 // attributes as strings}.
 //
@@ -80,7 +83,7 @@ func (e *Engine) deliverLog(ev logEvent) {
 		_ = e.entry(FluentLogLabel).Emit(context.Background(), s)
 		return
 	}
-	if g.pipelines[""].router.Lookup(ev.tag).Matched {
+	if g.fluentMatch && g.pipelines[""].router.Lookup(ev.tag).Matched {
 		_ = e.rootEntry.Emit(context.Background(), s)
 	}
 }
