@@ -169,3 +169,18 @@ func (t *Template) Expand(k Key, loc *time.Location) (string, error) {
 	}
 	return string(b), nil
 }
+
+// TimekeyFormat is Fluentd's strftime layout for a timekey's windows (its
+// timekey_to_timeformat): as fine as the width, %Y%m%d for a day or more.
+// out_file names its files with it, and s3 its %{time_slice}.
+func TimekeyFormat(timekey time.Duration) string {
+	switch {
+	case timekey < time.Minute:
+		return "%Y%m%d%H%M%S"
+	case timekey < time.Hour:
+		return "%Y%m%d%H%M"
+	case timekey < 24*time.Hour:
+		return "%Y%m%d%H"
+	}
+	return "%Y%m%d"
+}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/sluice-log/sluice/internal/engine"
 )
 
 // fluentdHandler writes Sluice's own log in Fluentd's text format, so that
@@ -36,23 +38,6 @@ func (h *fluentdHandler) Enabled(_ context.Context, l slog.Level) bool {
 	return h.level == nil || l >= h.level.Level()
 }
 
-// fluentdLevel names a slog level as Fluentd names its levels.
-func fluentdLevel(l slog.Level) string {
-	switch {
-	case l < slog.LevelDebug:
-		return "trace"
-	case l < slog.LevelInfo:
-		return "debug"
-	case l < slog.LevelWarn:
-		return "info"
-	case l < slog.LevelError:
-		return "warn"
-	case l < slog.LevelError+4:
-		return "error"
-	}
-	return "fatal"
-}
-
 func (h *fluentdHandler) Handle(_ context.Context, r slog.Record) error {
 	t := r.Time
 	if t.IsZero() {
@@ -60,7 +45,7 @@ func (h *fluentdHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	b := t.AppendFormat(nil, "2006-01-02 15:04:05 -0700")
 	b = append(b, " ["...)
-	b = append(b, fluentdLevel(r.Level)...)
+	b = append(b, engine.FluentLevel(r.Level)...)
 	b = append(b, "]: #0 "...)
 	id := h.pluginID
 	var rest []byte

@@ -127,7 +127,7 @@ func (h *fluentLogHandler) Handle(ctx context.Context, r slog.Record) error {
 	if !r.Time.IsZero() {
 		t = event.FromStd(r.Time)
 	}
-	h.sink.queueLog(logEvent{tag: "fluent." + fluentLevelName(r.Level), time: t, record: rec})
+	h.sink.queueLog(logEvent{tag: "fluent." + FluentLevel(r.Level), time: t, record: rec})
 	return err
 }
 
@@ -139,8 +139,9 @@ func (h *fluentLogHandler) WithGroup(name string) slog.Handler {
 	return &fluentLogHandler{base: h.base.WithGroup(name), sink: h.sink, attrs: h.attrs}
 }
 
-// fluentLevelName is Fluentd's name for a slog level.
-func fluentLevelName(l slog.Level) string {
+// FluentLevel is Fluentd's name for a slog level (trace, debug, info,
+// warn, error, fatal), as ParseLevel maps them.
+func FluentLevel(l slog.Level) string {
 	switch {
 	case l < slog.LevelDebug:
 		return "trace"

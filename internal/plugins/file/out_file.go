@@ -85,7 +85,7 @@ func (f *File) Configure(c *plugin.Context) error {
 		if strings.HasSuffix(full, "/") {
 			sep = ""
 		}
-		full += sep + timeSliceFormat(c.Timekey)
+		full += sep + buffer.TimekeyFormat(c.Timekey)
 	}
 	if f.AddPathSuffix {
 		full += f.PathSuffix
@@ -96,19 +96,6 @@ func (f *File) Configure(c *plugin.Context) error {
 	}
 	f.tmpl = tmpl
 	return nil
-}
-
-// timeSliceFormat is the slice Fluentd appends for a timekey.
-func timeSliceFormat(timekey time.Duration) string {
-	switch {
-	case timekey < time.Minute:
-		return "%Y%m%d%H%M%S"
-	case timekey < time.Hour:
-		return "%Y%m%d%H%M"
-	case timekey < 24*time.Hour:
-		return "%Y%m%d%H"
-	}
-	return "%Y%m%d"
 }
 
 // FormatEntry implements plugin.EntryFormatter.

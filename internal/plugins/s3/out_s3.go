@@ -611,15 +611,8 @@ func classify(err error) error {
 // timekeyFormat is fluent-plugin-s3's time_slice_format for a timekey it
 // was not given: as fine as the timekey's width.
 func timekeyFormat(timekey time.Duration) string {
-	switch {
-	case timekey <= 0:
+	if timekey <= 0 {
 		return "%Y%m%d%H" // no time chunks: %{time_slice} is the hour of the write
-	case timekey < time.Minute:
-		return "%Y%m%d%H%M%S"
-	case timekey < time.Hour:
-		return "%Y%m%d%H%M"
-	case timekey < 24*time.Hour:
-		return "%Y%m%d%H"
 	}
-	return "%Y%m%d"
+	return buffer.TimekeyFormat(timekey)
 }
