@@ -365,7 +365,9 @@ func (p *parser) doubleQuoted() (string, error) {
 				b.WriteByte(0)
 			default:
 				if isAlnum(esc) {
-					return "", p.errf("unexpected back-slash escape character '%c'", esc)
+					// As in Fluentd, an error; the string goes on, so that
+					// one run reports every such line.
+					p.errs = append(p.errs, p.errf("unexpected back-slash escape character '%c'", esc))
 				}
 				b.WriteByte(esc)
 			}

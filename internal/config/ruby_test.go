@@ -98,11 +98,12 @@ func TestUseDefaultAndUseNil(t *testing.T) {
 	}
 }
 
-// TestEveryRubyErrorAtOnce: two expressions Sluice cannot evaluate, on two
-// lines, are both reported by one parse.
+// TestEveryRubyErrorAtOnce: two expressions Sluice cannot evaluate and a
+// bad escape, on three lines, are all reported by one parse.
 func TestEveryRubyErrorAtOnce(t *testing.T) {
-	_, err := Parse("t.conf", []byte("<source>\n  a \"#{`x`}\"\n  b \"#{system('y')}\"\n</source>\n"), nil)
-	if err == nil || !strings.Contains(err.Error(), "t.conf:2:") || !strings.Contains(err.Error(), "t.conf:3:") {
+	_, err := Parse("t.conf", []byte("<source>\n  a \"#{`x`}\"\n  b \"#{system('y')}\"\n  c \"\\d\"\n</source>\n"), nil)
+	if err == nil || !strings.Contains(err.Error(), "t.conf:2:") || !strings.Contains(err.Error(), "t.conf:3:") ||
+		!strings.Contains(err.Error(), "t.conf:4: unexpected back-slash escape character 'd'") {
 		t.Errorf("%v", err)
 	}
 }
