@@ -56,6 +56,25 @@ func (b *Builder) Len() int { return b.n }
 // Stream returns a Stream over the builder's entries.
 func (b *Builder) Stream(tag string) Stream { return Stream{Tag: tag, Data: b.buf, Len: b.n} }
 
+// mapHeaderRoom is the size of the largest msgpack map header (map32).
+const mapHeaderRoom = 5
+
+// OpenMap starts, in scratch's memory (its bytes are dropped), a map
+// whose count is not known yet: append its pairs to the result, then
+// CloseMap. It saves walking a record twice, once to count its fields.
+func OpenMap(scratch []byte) []byte { return append(scratch[:0], 0, 0, 0, 0, 0) }
+
+// CloseMap puts the smallest header for n pairs in front of the pairs
+// appended after OpenMap, without moving them, and returns the map: a
+// slice of body, which the caller keeps whole to reuse.
+func CloseMap(body []byte, n uint32) []byte {
+	var hb [mapHeaderRoom]byte
+	hdr := msgp.AppendMapHeader(hb[:0], n)
+	start := mapHeaderRoom - len(hdr)
+	copy(body[start:], hdr)
+	return body[start:]
+}
+
 // AppendRecordFields appends rec with string fields set from kv (key,
 // value, key, value ...). A key rec already has is replaced, as Fluentd's
 // record[key] = value does.

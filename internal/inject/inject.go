@@ -78,11 +78,11 @@ func New(c Config, hostname string) (*Injector, error) {
 // the keys gets the injected value instead, as in Fluentd. An entry that
 // is not a map is passed on as it is.
 func (in *Injector) Apply(s event.Stream, b *event.Builder) (event.Stream, error) {
-	var rec []byte
+	var scratch, rec []byte
 	rd := s.Reader()
 	for rd.Next() {
 		e := rd.Entry()
-		rec = in.record(rec[:0], s.Tag, e)
+		scratch, rec = in.record(scratch, s.Tag, e)
 		b.Append(e.Time, rec)
 	}
 	if err := rd.Err(); err != nil {
@@ -91,25 +91,22 @@ func (in *Injector) Apply(s event.Stream, b *event.Builder) (event.Stream, error
 	return b.Stream(s.Tag), nil
 }
 
-func (in *Injector) record(dst []byte, tag string, e *event.Entry) []byte {
-	n := 0
-	err := e.Record.Each(func(k []byte, _ event.Value) bool {
+// record builds e's record with the fields in scratch's memory and returns
+// that memory (for the next record) and the record.
+func (in *Injector) record(scratch []byte, tag string, e *event.Entry) (body, rec []byte) {
+	dst := event.OpenMap(scratch)
+	n := uint32(in.fields)
+	err := e.Record.Each(func(k []byte, v event.Value) bool {
 		if !in.injects(k) {
+			dst = msgp.AppendStringFromBytes(dst, k)
+			dst = append(dst, v...)
 			n++
 		}
 		return true
 	})
 	if err != nil {
-		return append(dst, e.Record...)
+		return dst, e.Record // not a map: passed on as it is
 	}
-	dst = msgp.AppendMapHeader(dst, uint32(n+in.fields))
-	_ = e.Record.Each(func(k []byte, v event.Value) bool {
-		if !in.injects(k) {
-			dst = msgp.AppendStringFromBytes(dst, k)
-			dst = append(dst, v...)
-		}
-		return true
-	})
 	if in.c.HostnameKey != "" {
 		dst = msgp.AppendString(msgp.AppendString(dst, in.c.HostnameKey), in.hostname)
 	}
@@ -122,7 +119,7 @@ func (in *Injector) record(dst []byte, tag string, e *event.Entry) []byte {
 	if in.c.TimeKey != "" {
 		dst = in.appendTime(msgp.AppendString(dst, in.c.TimeKey), e.Time)
 	}
-	return dst
+	return dst, event.CloseMap(dst, n)
 }
 
 func (in *Injector) injects(k []byte) bool {

@@ -219,8 +219,7 @@ func (t *RecordTransformer) Filter(_ context.Context, s event.Stream, b *event.B
 // transform builds the new record in sc.body and returns it; the slice is
 // valid until the next call.
 func (t *RecordTransformer) transform(sc *rtScratch, tag string, e *event.Entry) ([]byte, error) {
-	// The map body goes after room for the largest header (5 bytes).
-	body := append(sc.body[:0], 0, 0, 0, 0, 0)
+	body := event.OpenMap(sc.body)
 	var n uint32
 	err := e.Record.Each(func(k []byte, v event.Value) bool {
 		if t.RenewRecord && !t.keep[string(k)] || t.skip[string(k)] { // lookups with string(k) do not allocate
@@ -244,12 +243,8 @@ func (t *RecordTransformer) transform(sc *rtScratch, tag string, e *event.Entry)
 		}
 		n++
 	}
-	var hb [5]byte
-	hdr := msgp.AppendMapHeader(hb[:0], n)
-	start := 5 - len(hdr)
-	copy(body[start:], hdr)
 	sc.body = body
-	return body[start:], nil
+	return event.CloseMap(body, n), nil
 }
 
 // typed returns the raw value when auto_typecast keeps a lone record
