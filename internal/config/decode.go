@@ -42,6 +42,7 @@ func Decode(e *Element, v any) error {
 }
 
 func decodeStruct(e *Element, sv reflect.Value) error {
+	e.decoded = true
 	var errs []error // every problem, not only the first
 	st := sv.Type()
 	for i := 0; i < st.NumField(); i++ {

@@ -14,7 +14,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -75,6 +74,7 @@ type Element struct {
 	Pos      Pos
 	used     bool
 	known    map[string]struct{} // what decoders take here, for suggestions
+	decoded  bool                // a decoder read this element's parameters
 	notices  []Notice            // parameters accepted without effect
 }
 
@@ -164,15 +164,17 @@ func (e *Element) MarkAllUsed() {
 	}
 }
 
-// MarkSectionsUsed marks the element and everything below it consumed,
-// except the element's own parameters and the sections named in read:
-// after a plugin failed to configure, its unknown parameters (and those
-// of the sections that were read all the same) are still worth reporting,
-// but its other sections were never read.
-func (e *Element) MarkSectionsUsed(read ...string) {
+// MarkUnread marks consumed everything below e that no decoder read,
+// keeping what one did: after a plugin failed to configure, the unknown
+// parameters of e and of the sections decoded anyway (its <buffer>,
+// copy's <store>s) are worth reporting, but a section left for a step
+// that never ran (a <format> for Configure) is not.
+func (e *Element) MarkUnread() {
 	e.used = true
 	for _, c := range e.Elements {
-		if !slices.Contains(read, c.Name) {
+		if c.decoded {
+			c.MarkUnread()
+		} else {
 			c.MarkAllUsed()
 		}
 	}

@@ -326,7 +326,7 @@ func (g *graph) newNode(kind plugin.Kind, el *config.Element) *node {
 	n, err := g.construct(kind, el, how{id: id})
 	if err != nil {
 		g.fail(err)
-		el.MarkSectionsUsed("buffer", "store") // unknown parameters are reported too; <buffer> and copy's <store>s were read whatever failed
+		el.MarkUnread() // what was decoded still reports its unknown parameters
 		return nil
 	}
 	if running, ok := g.prev[n.key]; ok {
