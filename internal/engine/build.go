@@ -239,7 +239,9 @@ type node struct {
 	id, typ string
 	kind    plugin.Kind
 	info    plugin.Info
-	pos     config.Pos
+	// declared are the parameters the type takes in its own section.
+	declared map[string]bool
+	pos      config.Pos
 	// key names the node's section, its place (label, enclosing copy) and
 	// what else it depends on; a reload keeps a node whose key is unchanged.
 	key string
@@ -395,6 +397,7 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 		return nil, fail("<secondary> @type %s cannot take chunks", typ)
 	}
 	if sec != nil {
+		n.declared = declaredParams(info) // what the compatibility layer must leave to the plugin
 		if id != "" && h.chunksOf == nil {
 			n.key = g.nodeKey(kind, sec)
 		}
@@ -402,7 +405,7 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 			logger = logger.With("plugin_id", id, "type", typ)
 		}
 		p := sec.Param("@log_level")
-		if p == nil && !declaredParams(info)["log_level"] {
+		if p == nil && !n.declared["log_level"] {
 			p = sec.Param("log_level") // v0.12's spelling
 		}
 		if p != nil {
@@ -417,7 +420,7 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 	// one run of sluice check reports the problems of both.
 	var decodeErr error
 	if sec != nil {
-		v012Sections(sec, info)
+		v012Sections(sec, info, n.declared)
 		decodeErr = config.Decode(sec, n.p)
 	}
 	ctx := &plugin.Context{ID: id, Type: typ, Element: sec, Logger: logger, Hostname: e.hostname, Build: g,
@@ -427,7 +430,7 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 	}
 	if info.Inject && sec != nil && h.chunksOf == nil {
 		var err error
-		if n.inject, err = g.injector(sec, info); err != nil {
+		if n.inject, err = g.injector(sec, n.declared); err != nil {
 			decodeErr = errors.Join(decodeErr, err)
 		}
 	}
@@ -479,7 +482,7 @@ func (g *graph) attachBuffer(n *node, el *config.Element, logger *slog.Logger, c
 		return nil // stdout, null: unbuffered unless asked
 	}
 	if len(secs) == 0 {
-		compat, err := v012Buffer(el, declaredParams(n.info))
+		compat, err := v012Buffer(el, n.declared)
 		if err != nil {
 			return err
 		}

@@ -166,7 +166,7 @@ func workerRange(arg string) (int, int, error) {
 // injector builds an output's <inject>, or the one v0.12's flat
 // include_tag_key and include_time_key describe (as Fluentd's
 // compat_parameters does); nil when it adds nothing.
-func (g *graph) injector(el *config.Element, info plugin.Info) (*inject.Injector, error) {
+func (g *graph) injector(el *config.Element, declared map[string]bool) (*inject.Injector, error) {
 	cfg := inject.Defaults()
 	secs := el.Sections("inject")
 	switch {
@@ -177,7 +177,6 @@ func (g *graph) injector(el *config.Element, info plugin.Info) (*inject.Injector
 			return nil, err
 		}
 	default:
-		declared := declaredParams(info)
 		flat := func(key string) (*config.Param, bool) {
 			if declared[key] {
 				return nil, false
@@ -246,8 +245,7 @@ var (
 
 // v012Sections adds to el the <format> or <parse> its flat v0.12
 // parameters describe, when el has none and its type takes one.
-func v012Sections(el *config.Element, info plugin.Info) {
-	declared := declaredParams(info)
+func v012Sections(el *config.Element, info plugin.Info, declared map[string]bool) {
 	for name, sec := range info.Sections {
 		var params map[string]string
 		switch sec.Kind {
