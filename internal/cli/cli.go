@@ -438,7 +438,7 @@ func newLogger(w io.Writer, sys engine.System, o *options) (*slog.Logger, error)
 	case "fluentd":
 		return slog.New(newFluentdHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("unknown log format %q (%s)", format, formatNames)
+	return nil, fmt.Errorf("unknown log format %q (text, json or fluentd)", format)
 }
 
 // maxLoggedValue bounds a string in a log line. Tags, peers' names and

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"strconv"
@@ -121,6 +120,3 @@ func (h *fluentdHandler) WithGroup(name string) slog.Handler {
 }
 
 var _ slog.Handler = (*fluentdHandler)(nil)
-
-// formatNames are the log formats newLogger knows.
-var formatNames = fmt.Sprintf("%s, %s or %s", "text", "json", "fluentd")
