@@ -146,6 +146,10 @@ func (e *Engine) point(g *graph) {
 	for name, en := range e.entries {
 		en.cur.Store(g.pipelines[name])
 	}
+	if e.flog != nil {
+		_, label := g.pipelines[FluentLogLabel]
+		e.flog.wanted.Store(label || g.fluentMatch)
+	}
 }
 
 // Inputs returns the input plugins, in configuration order.

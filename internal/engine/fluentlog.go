@@ -22,7 +22,8 @@ import (
 //
 // A log call may come from under any lock, an output's included, so the
 // records go through a bounded queue to a goroutine of their own; what
-// does not fit is counted in FluentLogDropped. A record logged while
+// does not fit is counted (Dropped). With nothing in the configuration to
+// take them, records are not made at all. A record logged while
 // such events are delivered is delivered too: the queue's bound is what
 // stops a loop.
 
@@ -44,6 +45,8 @@ type logEvent struct {
 type FluentLog struct {
 	queue   chan logEvent
 	dropped atomic.Int64
+	// wanted: the running configuration has a place for these records.
+	wanted atomic.Bool
 }
 
 // NewFluentLog returns an empty sink.
@@ -108,6 +111,9 @@ func (h *fluentLogHandler) Enabled(ctx context.Context, l slog.Level) bool {
 
 func (h *fluentLogHandler) Handle(ctx context.Context, r slog.Record) error {
 	err := h.base.Handle(ctx, r)
+	if !h.sink.wanted.Load() {
+		return err
+	}
 	kv := []string{"message", r.Message}
 	add := func(a slog.Attr) bool {
 		if a.Key != "" && a.Key != "message" {
