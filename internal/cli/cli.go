@@ -243,6 +243,9 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 		notices = append(notices, pos.String()+": warning: "+msg)
 	}})
 	if err != nil {
+		for _, n := range notices {
+			fmt.Fprintln(stderr, n)
+		}
 		fmt.Fprintln(stderr, noConfigHelp(o, err))
 		return 1
 	}
@@ -270,6 +273,9 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 	// the logger it asks for. Building has no side effects, so this is safe.
 	eng, err := engine.Build(root, engine.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
+		for _, n := range notices {
+			fmt.Fprintln(stderr, n)
+		}
 		for _, line := range strings.Split(err.Error(), "\n") {
 			fmt.Fprintln(stderr, line)
 		}

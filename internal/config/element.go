@@ -26,8 +26,11 @@ type Pos struct {
 }
 
 func (p Pos) String() string {
-	if p.File == "" {
+	switch {
+	case p.File == "":
 		return fmt.Sprintf("line %d", p.Line)
+	case p.Line == 0: // the file as a whole
+		return p.File
 	}
 	return fmt.Sprintf("%s:%d", p.File, p.Line)
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -62,18 +63,32 @@ func Parse(name string, src []byte, opts *Options) (*Element, error) {
 }
 
 func parse(name string, src []byte, o *Options, depth int) (*Element, error) {
-	p := &parser{src: src, line: 1, file: name, opts: o, depth: depth}
-	root := &Element{Name: "ROOT", Pos: Pos{File: name, Line: 1}, used: true}
-	if err := p.body(root, ""); err != nil {
-		p.errs = append(p.errs, err)
+	root, errs := parseAll(name, src, o, depth)
+	if len(errs) > maxReported {
+		more := len(errs) - maxReported
+		errs = append(errs[:maxReported:maxReported], Errorf(Pos{File: name}, "%d more problems not shown", more))
 	}
-	switch len(p.errs) {
+	switch len(errs) {
 	case 0:
 		return root, nil
 	case 1:
-		return nil, p.errs[0]
+		return nil, errs[0]
 	}
-	return nil, errors.Join(p.errs...)
+	return nil, errors.Join(errs...)
+}
+
+// maxReported bounds the problems one parse reports: a binary file given
+// by mistake would otherwise print one line per line of it.
+const maxReported = 100
+
+// parseAll parses src and returns every problem found: after an error the
+// parser resumes at the next line it can make sense of, so that one run of
+// check reports them all.
+func parseAll(name string, src []byte, o *Options, depth int) (*Element, []error) {
+	p := &parser{src: src, line: 1, file: name, opts: o, depth: depth}
+	root := &Element{Name: "ROOT", Pos: Pos{File: name, Line: 1}, used: true}
+	p.body(root, "")
+	return root, p.errs
 }
 
 type parser struct {
@@ -86,9 +101,50 @@ type parser struct {
 	// special is use_default or use_nil when the value just read was one
 	// "#{...}" that gave it; rubyString otherwise.
 	special rubyKind
-	// errs are problems the parser could read past (an expression it
-	// cannot evaluate), so that one run reports them all.
+	// errs are the problems found so far; the parser reads past each.
 	errs []error
+	// open holds the sections being read, innermost last.
+	open []*Element
+	// unwind names the enclosing section that a closing tag closed while
+	// inner sections were still open; each inner one reports itself and
+	// returns until that section is reached.
+	unwind string
+}
+
+func (p *parser) fail(err error) { p.errs = append(p.errs, err) }
+
+// mark is a place to come back to after an error.
+type mark struct{ off, line int }
+
+func (p *parser) mark() mark { return mark{p.off, p.line} }
+
+// recover returns to m and skips its line. A scan that ran past that line
+// (an unterminated string or JSON value) has no trustworthy end, so the
+// parser also skips to the next line that starts a section or closes one:
+// the lines between would otherwise be reported as spurious parameters.
+func (p *parser) recover(m mark) {
+	crossed := p.line > m.line+1 || (p.line > m.line && p.off > 0 && p.src[p.off-1] != '\n')
+	p.off, p.line = m.off, m.line
+	p.skipLine()
+	if !p.eof() {
+		p.next()
+	}
+	if !crossed {
+		return
+	}
+	for !p.eof() {
+		i := p.off
+		for i < len(p.src) && isSpace(p.src[i]) {
+			i++
+		}
+		if i < len(p.src) && p.src[i] == '<' {
+			return
+		}
+		p.skipLine()
+		if !p.eof() {
+			p.next()
+		}
+	}
 }
 
 func (p *parser) pos() Pos { return Pos{File: p.file, Line: p.line} }
@@ -154,33 +210,39 @@ func rest(b []byte) string {
 }
 
 // body parses parameters and elements into e until </end> (or EOF at the
-// top level, end == "").
-func (p *parser) body(e *Element, end string) error {
+// top level, end == ""). Problems are recorded and reading goes on.
+func (p *parser) body(e *Element, end string) {
 	for {
 		for !p.eof() && (isSpace(p.peek()) || p.peek() == '\n') {
 			p.next()
 		}
 		if p.eof() {
 			if end != "" {
-				return Errorf(e.Pos, "<%s> is never closed (expected </%s>)", end, end)
+				p.fail(Errorf(e.Pos, "<%s> is never closed (expected </%s>)", end, end))
 			}
-			return nil
+			return
 		}
 		switch c := p.peek(); {
 		case c == '#':
 			p.skipLine()
 		case c == '<':
 			if p.off+1 < len(p.src) && p.src[p.off+1] == '/' {
-				return p.closeTag(end)
+				if p.closeTag(end) {
+					return
+				}
+				continue
 			}
-			child, err := p.element()
-			if err != nil {
-				return err
+			if child := p.element(); child != nil {
+				e.Elements = append(e.Elements, child)
 			}
-			e.Elements = append(e.Elements, child)
+			if p.unwind != "" {
+				return
+			}
 		default:
+			m := p.mark()
 			if err := p.param(e); err != nil {
-				return err
+				p.fail(err)
+				p.recover(m)
 			}
 		}
 	}
@@ -190,7 +252,11 @@ func isNameChar(c byte) bool {
 	return c == '_' || c == '-' || c == '@' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
 }
 
-func (p *parser) closeTag(end string) error {
+// closeTag reads a closing tag inside <end> and reports whether it ends
+// the section being read. A tag naming an enclosing section closes that
+// one (the inner sections report that they were never closed); a tag
+// naming no open section is taken as a misspelt close of the current one.
+func (p *parser) closeTag(end string) bool {
 	pos := p.pos()
 	p.next()
 	p.next()
@@ -200,20 +266,35 @@ func (p *parser) closeTag(end string) error {
 	}
 	name := string(p.src[start:p.off])
 	p.skipSpaces()
-	if p.peek() != '>' {
-		return p.errf("expected '>' to close </%s", name)
+	if p.peek() == '>' {
+		p.next()
+		if err := p.endOfLine("</" + name + ">"); err != nil {
+			p.fail(err)
+			p.skipLine()
+		}
+	} else {
+		p.fail(p.errf("expected '>' to close </%s", name))
+		p.skipLine()
 	}
-	p.next()
-	if end == "" {
-		return Errorf(pos, "</%s> without an opening <%s>", name, name)
+	switch {
+	case end == "":
+		p.fail(Errorf(pos, "</%s> without an opening <%s>", name, name))
+		return false
+	case name == end:
+		return true
 	}
-	if name != end {
-		return Errorf(pos, "</%s> closes <%s>", name, end)
+	for i := len(p.open) - 2; i >= 0; i-- {
+		if p.open[i].Name == name {
+			p.unwind = name
+			return true
+		}
 	}
-	return p.endOfLine("</" + name + ">")
+	p.fail(Errorf(pos, "</%s> closes <%s>", name, end))
+	return true
 }
 
-func (p *parser) element() (*Element, error) {
+// element reads a section; it returns nil when there is none to keep.
+func (p *parser) element() *Element {
 	e := &Element{Pos: p.pos()}
 	p.next() // '<'
 	start := p.off
@@ -222,29 +303,42 @@ func (p *parser) element() (*Element, error) {
 	}
 	e.Name = string(p.src[start:p.off])
 	if e.Name == "" {
-		return nil, p.errf("expected a section name after '<'")
+		p.fail(p.errf("expected a section name after '<'"))
+		p.skipLine()
+		return nil
 	}
 	p.skipSpaces()
 	start = p.off
 	for !p.eof() && p.peek() != '>' && p.peek() != '\n' {
 		p.next()
 	}
-	if p.peek() != '>' {
-		return nil, Errorf(e.Pos, "<%s is missing its closing '>'", e.Name)
-	}
+	closed := p.peek() == '>'
 	arg := strings.TrimSpace(string(p.src[start:p.off]))
 	if len(arg) >= 2 && (arg[0] == '"' || arg[0] == '\'') && arg[len(arg)-1] == arg[0] {
 		arg = arg[1 : len(arg)-1]
 	}
 	e.Arg = arg
-	p.next() // '>'
-	if err := p.endOfLine("<" + e.Name + ">"); err != nil {
-		return nil, err
+	if closed {
+		p.next() // '>'
+		if err := p.endOfLine("<" + e.Name + ">"); err != nil {
+			p.fail(err)
+			p.skipLine()
+		}
+	} else {
+		// Read the body all the same: its closing tag is most likely there.
+		p.fail(Errorf(e.Pos, "<%s is missing its closing '>'", e.Name))
 	}
-	if err := p.body(e, e.Name); err != nil {
-		return nil, err
+	p.open = append(p.open, e)
+	p.body(e, e.Name)
+	p.open = p.open[:len(p.open)-1]
+	switch p.unwind {
+	case "":
+	case e.Name:
+		p.unwind = ""
+	default:
+		p.fail(Errorf(e.Pos, "<%s> is never closed (</%s> closes the section around it)", e.Name, p.unwind))
 	}
-	return e, nil
+	return e
 }
 
 func (p *parser) param(e *Element) error {
@@ -284,11 +378,23 @@ func (p *parser) param(e *Element) error {
 func (p *parser) value() (string, error) {
 	switch p.peek() {
 	case '"':
+		start, from := p.pos(), p.off
 		v, err := p.doubleQuoted()
 		if err != nil {
 			return "", err
 		}
-		return v, p.endOfLine("quoted string")
+		if p.line > start.Line && p.opts.Warn != nil && tagInside(p.src[from:p.off]) {
+			p.opts.Warn(start, fmt.Sprintf("the quoted string that starts here runs to line %d, across a section tag (a missing closing quote?)", p.line))
+		}
+		if err := p.endOfLine("quoted string"); err != nil {
+			if p.line > start.Line {
+				// A double-quoted string may span lines, so a missing
+				// closing quote shows up only where the next quote is.
+				return "", Errorf(start, "the quoted string that starts here ends at line %d and is followed by %q (a missing closing quote?)", p.line, rest(p.src[p.off:]))
+			}
+			return "", err
+		}
+		return v, nil
 	case '\'':
 		v, err := p.singleQuoted()
 		if err != nil {
@@ -396,6 +502,16 @@ func (p *parser) doubleQuoted() (string, error) {
 			parts++
 		}
 	}
+}
+
+// tagInside reports whether a line of b starts with a section tag.
+func tagInside(b []byte) bool {
+	for _, line := range bytes.Split(b, []byte("\n"))[1:] {
+		if l := bytes.TrimLeft(line, " \t"); len(l) > 0 && l[0] == '<' {
+			return true
+		}
+	}
+	return false
 }
 
 func isAlnum(c byte) bool {
@@ -526,10 +642,8 @@ func (p *parser) include(e *Element, target string, pos Pos) error {
 		if err != nil {
 			return Errorf(pos, "@include: %v", err)
 		}
-		sub, err := parse(f, src, p.opts, p.depth+1)
-		if err != nil {
-			return err
-		}
+		sub, errs := parseAll(f, src, p.opts, p.depth+1)
+		p.errs = append(p.errs, errs...)
 		e.Params = append(e.Params, sub.Params...)
 		e.Elements = append(e.Elements, sub.Elements...)
 	}

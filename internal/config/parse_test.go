@@ -147,3 +147,20 @@ func TestIncludeOfNothing(t *testing.T) {
 		t.Error("an unreadable include was ignored")
 	}
 }
+
+// TestEveryStructuralProblemOnce: after a structural error the parser goes
+// on, so that one run reports each problem (the golden error_many.conf has
+// the kinds), and a file of garbage reports a bounded number of them.
+func TestEveryStructuralProblemOnce(t *testing.T) {
+	_, err := Parse("g.conf", []byte(strings.Repeat("<\n", 150)), testOptions())
+	if err == nil {
+		t.Fatal("garbage parsed")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != maxReported+1 || lines[len(lines)-1] != "g.conf: 50 more problems not shown" {
+		t.Errorf("%d lines, last %q", len(lines), lines[len(lines)-1])
+	}
+	if lines[1] != "g.conf:2: expected a section name after '<'" {
+		t.Errorf("line 2: %q", lines[1])
+	}
+}
