@@ -126,7 +126,7 @@ func TestExampleWithFluentLoggerGolang(t *testing.T) {
 		t.Fatal("sluice did not stop after SIGTERM")
 	}
 	for line := range logs {
-		if strings.Contains(line, "level=ERROR") {
+		if strings.Contains(line, "[error]:") {
 			t.Errorf("error logged: %s", line)
 		}
 	}

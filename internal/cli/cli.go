@@ -1,6 +1,6 @@
 // Package cli is Sluice's command line:
 //
-//	sluice [run] -c FILE [--dry-run] [-v|-vv] [-q|-qq] [-o LOGFILE] [--log-format text|json]
+//	sluice [run] -c FILE [--dry-run] [-v|-vv] [-q|-qq] [-o LOGFILE] [--log-format text|json|logfmt]
 //	sluice check -c FILE
 //	sluice version
 //	sluice plugins
@@ -72,7 +72,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  sluice [run] -c FILE [--dry-run] [-v|-vv] [-q|-qq] [-o LOGFILE] [--log-format text|json]
+  sluice [run] -c FILE [--dry-run] [-v|-vv] [-q|-qq] [-o LOGFILE] [--log-format text|json|logfmt]
                [-i CONFIG_TEXT] [-d PIDFILE] [--umask 0022] [--version]
                (Fluentd's -p, --no-supervisor, --under-supervisor, --use-v1-config, --log-rotate-*
                and the like are accepted, with a warning)
@@ -146,7 +146,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.quiet, "quiet", "less logging")
 	fs.StringVar(&o.logFile, "o", "", "write Sluice's own log to this file")
 	fs.StringVar(&o.logFile, "log", "", "write Sluice's own log to this file")
-	fs.StringVar(&o.logFormat, "log-format", "", "text, json or fluentd (default: <system><log> format, else text)")
+	fs.StringVar(&o.logFormat, "log-format", "", "text (Fluentd's), json (Fluentd's) or logfmt (default: <system><log> format, else text)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.StringVar(&o.inline, "i", "", "configuration text appended to the file's")
 	fs.StringVar(&o.inline, "inline-config", "", "configuration text appended to the file's")
@@ -436,15 +436,21 @@ func newLogger(w io.Writer, sys engine.System, o *options) (*slog.Logger, error)
 		format = o.logFormat
 	}
 	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: clipAttr}
+	// text and json are Fluentd's own formats, as <system><log> format
+	// means in Fluentd; logfmt is slog's key=value, for tools that parse
+	// that instead.
 	switch format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	case "text", "":
+	case "logfmt":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "fluentd":
-		return slog.New(newFluentdHandler(w, opts)), nil
+	case "text", "", "fluentd", "json":
+		h := newFluentdHandler(w, opts)
+		h.json = format == "json"
+		if sys.Log.TimeFormat != "" {
+			h.timeFormat = sys.Log.TimeFormat
+		}
+		return slog.New(h), nil
 	}
-	return nil, fmt.Errorf("unknown log format %q (text, json or fluentd)", format)
+	return nil, fmt.Errorf("unknown log format %q (text, json or logfmt)", format)
 }
 
 // maxLoggedValue bounds a string in a log line. Tags, peers' names and

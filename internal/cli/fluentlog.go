@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"strconv"
@@ -9,28 +11,37 @@ import (
 	"time"
 
 	"github.com/sluice-log/sluice/internal/engine"
+	"github.com/sluice-log/sluice/internal/strftime"
 )
 
-// fluentdHandler writes Sluice's own log in Fluentd's text format, so that
-// log parsers and alerts written for Fluentd's keep working:
+// fluentdHandler writes Sluice's own log as Fluentd writes its own, so that
+// log parsers and alerts written for Fluentd's keep working. Text:
 //
 //	2026-12-03 09:57:00 +0000 [warn]: #0 [s3_out] chunk written to <secondary> records=12
 //
 // The plugin_id attribute a plugin's logger carries becomes the bracketed
 // prefix; the other attributes follow the message as key=value, strings
-// quoted when they hold spaces or quotes.
+// quoted when they hold spaces or quotes. JSON has Fluentd's keys, time,
+// level and message, then plugin_id and the other attributes:
+//
+//	{"time":"2026-12-03 09:57:00 +0000","level":"warn","message":"chunk written to <secondary>","plugin_id":"s3_out","records":"12"}
 type fluentdHandler struct {
-	mu       *sync.Mutex
-	w        io.Writer
-	level    slog.Leveler
-	pluginID string
-	attrs    []byte // rendered " key=value" pairs of With
-	group    string
-	replace  func([]string, slog.Attr) slog.Attr
+	mu         *sync.Mutex
+	w          io.Writer
+	level      slog.Leveler
+	json       bool
+	timeFormat string // strftime; Fluentd's default when empty
+	pluginID   string
+	attrs      []byte // rendered pairs of With
+	group      string
+	replace    func([]string, slog.Attr) slog.Attr
 }
 
+// fluentdTimeFormat is <system><log> time_format's default, Fluentd's.
+const fluentdTimeFormat = "%Y-%m-%d %H:%M:%S %z"
+
 func newFluentdHandler(w io.Writer, opts *slog.HandlerOptions) *fluentdHandler {
-	return &fluentdHandler{mu: &sync.Mutex{}, w: w, level: opts.Level, replace: opts.ReplaceAttr}
+	return &fluentdHandler{mu: &sync.Mutex{}, w: w, level: opts.Level, replace: opts.ReplaceAttr, timeFormat: fluentdTimeFormat}
 }
 
 func (h *fluentdHandler) Enabled(_ context.Context, l slog.Level) bool {
@@ -42,10 +53,6 @@ func (h *fluentdHandler) Handle(_ context.Context, r slog.Record) error {
 	if t.IsZero() {
 		t = time.Now()
 	}
-	b := t.AppendFormat(nil, "2006-01-02 15:04:05 -0700")
-	b = append(b, " ["...)
-	b = append(b, engine.FluentLevel(r.Level)...)
-	b = append(b, "]: #0 "...)
 	id := h.pluginID
 	var rest []byte
 	r.Attrs(func(a slog.Attr) bool {
@@ -56,13 +63,34 @@ func (h *fluentdHandler) Handle(_ context.Context, r slog.Record) error {
 		rest = h.appendAttr(rest, a)
 		return true
 	})
-	if id != "" {
-		b = append(append(append(b, '['), id...), "] "...)
+	var b []byte
+	if h.json {
+		b = append(b, `{"time":`...)
+		b = appendJSONString(b, strftime.Format(h.timeFormat, t))
+		b = append(b, `,"level":"`...)
+		b = append(b, engine.FluentLevel(r.Level)...)
+		b = append(b, `","message":`...)
+		b = appendJSONString(b, r.Message)
+		if id != "" {
+			b = append(b, `,"plugin_id":`...)
+			b = appendJSONString(b, id)
+		}
+		b = append(b, h.attrs...)
+		b = append(b, rest...)
+		b = append(b, "}\n"...)
+	} else {
+		b = strftime.Append(b, h.timeFormat, t)
+		b = append(b, " ["...)
+		b = append(b, engine.FluentLevel(r.Level)...)
+		b = append(b, "]: #0 "...)
+		if id != "" {
+			b = append(append(append(b, '['), id...), "] "...)
+		}
+		b = append(b, r.Message...)
+		b = append(b, h.attrs...)
+		b = append(b, rest...)
+		b = append(b, '\n')
 	}
-	b = append(b, r.Message...)
-	b = append(b, h.attrs...)
-	b = append(b, rest...)
-	b = append(b, '\n')
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	_, err := h.w.Write(b)
@@ -80,12 +108,26 @@ func (h *fluentdHandler) appendAttr(b []byte, a slog.Attr) []byte {
 	if h.group != "" {
 		key = h.group + "." + key
 	}
-	b = append(append(append(b, ' '), key...), '=')
 	v := a.Value.Resolve().String()
+	if h.json {
+		b = appendJSONString(append(b, ','), key)
+		return appendJSONString(append(b, ':'), v)
+	}
+	b = append(append(append(b, ' '), key...), '=')
 	if v == "" || needsQuote(v) {
 		return strconv.AppendQuote(b, v)
 	}
 	return append(b, v...)
+}
+
+// appendJSONString appends s as a JSON string; encoding/json's rules,
+// without its HTML escaping, so that a message reads as written.
+func appendJSONString(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }
 
 func needsQuote(s string) bool {

@@ -38,11 +38,11 @@ type System struct {
 
 // LogSection is <system><log>.
 type LogSection struct {
-	Format                string `conf:"format" enum:"text,json,fluentd" desc:"text (key=value), json (one object per line), or fluentd: Fluentd's own text format, for log parsers and alerts written for it."`
+	Format                string `conf:"format" enum:"text,json,logfmt,fluentd" desc:"text: Fluentd's own text lines (time [level]: #0 [plugin_id] message key=value), so log parsers and alerts written for Fluentd keep working; json: one object per line with Fluentd's keys (time, level, message) and the attributes; logfmt: slog's key=value lines. fluentd is text's old name."`
 	RotateAge             string `conf:"rotate_age" desc:"Accepted for Fluentd compatibility: Sluice logs to standard error (or -o FILE) and leaves rotation to the platform." ignored:"Sluice logs to standard error (or -o FILE); rotation is the platform's"`
 	RotateSize            string `conf:"rotate_size" desc:"Accepted for Fluentd compatibility (see rotate_age)." ignored:"Sluice logs to standard error (or -o FILE); rotation is the platform's"`
 	ForcedStacktraceLevel string `conf:"forced_stacktrace_level" desc:"Accepted for Fluentd compatibility." ignored:"Sluice logs no stack traces"`
-	TimeFormat            string `conf:"time_format" desc:"Accepted for Fluentd compatibility; log times are RFC 3339." ignored:"log times are RFC 3339 (text, json) or Fluentd's (fluentd)"`
+	TimeFormat            string `conf:"time_format" desc:"strftime format of the time in text and json lines; Fluentd's default, %Y-%m-%d %H:%M:%S %z, when unset (logfmt lines use RFC 3339)."`
 }
 
 // DefaultShutdownTimeout is <system> shutdown_timeout's default.
