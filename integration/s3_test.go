@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
 func readAll(t *testing.T, r io.ReadCloser) []byte {
@@ -268,5 +272,105 @@ func TestKillBetweenUploadAndCommit(t *testing.T) {
 	}
 	if len(lines) != 20 {
 		t.Errorf("%d distinct lines stored, want the 20 posted", len(lines))
+	}
+}
+
+// TestS3ObjectSettingsOnARealServer: fluent-plugin-s3's object settings,
+// as its users write them, reach a real S3 server: the s3_metadata hash
+// (placeholders and %{index}), tagging, bucket_lifecycle_rule, and
+// store_as zstd at the <compress> level asked for.
+func TestS3ObjectSettingsOnARealServer(t *testing.T) {
+	srv := startS3Server(t)
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := fmt.Sprintf(`
+<source>
+  @type http
+  port %d
+  bind 127.0.0.1
+</source>
+<match app.**>
+  @type s3
+  s3_bucket settings-bucket
+  path logs/${tag}/
+  s3_object_key_format %%{path}%%{time_slice}_%%{index}.%%{file_extension}
+  store_as zstd
+  <compress>
+    level 19
+  </compress>
+  s3_metadata {"origin-tag": "${tag}", "object-index": "%%{index}"}
+  tagging team=logs&retention=short
+  <bucket_lifecycle_rule>
+    id expire-logs
+    prefix logs/
+    expiration_days 14
+  </bucket_lifecycle_rule>
+  <buffer tag,time>
+    timekey 1h
+    timekey_wait 0s
+  </buffer>
+</match>
+`, port)
+	in := startSluiceEnv(t, dir, conf, srv.Env(""))
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	hour := time.Now().Add(-2 * time.Hour).Truncate(time.Hour)
+	for i := 0; i < 20; i++ {
+		resp, err := http.Post(fmt.Sprintf("%s/app.web?time=%d", base, hour.Unix()+int64(i)), "application/json", strings.NewReader(fmt.Sprintf(`{"n":%d}`, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	var objects map[string][]byte
+	deadline := time.Now().Add(60 * time.Second)
+	for len(objects) == 0 && time.Now().Before(deadline) {
+		time.Sleep(300 * time.Millisecond)
+		objects = srv.objects(t, "settings-bucket")
+	}
+	in.Stop()
+	if len(objects) != 1 {
+		t.Fatalf("objects %v, want one", len(objects))
+	}
+	ctx := context.Background()
+	c := srv.Client()
+	for key, data := range objects {
+		if !strings.HasPrefix(key, "logs/app.web/") || !strings.HasSuffix(key, "_0.zst") {
+			t.Errorf("key %q", key)
+		}
+		zr, err := zstd.NewReader(bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := io.ReadAll(zr)
+		zr.Close()
+		if err != nil || strings.Count(string(plain), "\n") != 20 {
+			t.Errorf("object holds %d lines (%v), want 20", strings.Count(string(plain), "\n"), err)
+		}
+		head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("settings-bucket"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if head.Metadata["origin-tag"] != "app.web" || head.Metadata["object-index"] != "0" {
+			t.Errorf("object metadata %v", head.Metadata)
+		}
+		tags, err := c.GetObjectTagging(ctx, &s3.GetObjectTaggingInput{Bucket: aws.String("settings-bucket"), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, tag := range tags.TagSet {
+			got[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+		}
+		if got["team"] != "logs" || got["retention"] != "short" || len(got) != 2 {
+			t.Errorf("object tags %v", got)
+		}
+	}
+	lc, err := c.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: aws.String("settings-bucket")})
+	if err != nil {
+		t.Fatalf("lifecycle: %v", err)
+	}
+	if len(lc.Rules) != 1 || aws.ToString(lc.Rules[0].ID) != "expire-logs" || aws.ToInt32(lc.Rules[0].Expiration.Days) != 14 {
+		t.Errorf("lifecycle rules %+v", lc.Rules)
 	}
 }

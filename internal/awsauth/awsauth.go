@@ -6,11 +6,15 @@ package awsauth
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +22,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
+	"github.com/aws/aws-sdk-go-v2/credentials/processcreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
@@ -26,10 +31,24 @@ import (
 // Options are the credential settings of a plugin. Embed it in a plugin
 // struct: its fields decode from the plugin's section.
 type Options struct {
-	AssumeRole        *AssumeRole       `section:"assume_role_credentials" desc:"Assume an IAM role through STS, with the credentials found otherwise."`
-	WebIdentity       *WebIdentity      `section:"web_identity_credentials" desc:"Assume an IAM role with a web identity token (EKS IRSA)."`
-	InstanceProfile   *InstanceProfile  `section:"instance_profile_credentials" desc:"Use the EC2 instance profile's credentials from the instance metadata service."`
-	SharedCredentials *SharedCredential `section:"shared_credentials" desc:"Use a profile of a shared credentials file (~/.aws/credentials)."`
+	AssumeRole        *AssumeRole        `section:"assume_role_credentials" desc:"Assume an IAM role through STS, with the credentials found otherwise."`
+	WebIdentity       *WebIdentity       `section:"web_identity_credentials" desc:"Assume an IAM role with a web identity token (EKS IRSA)."`
+	InstanceProfile   *InstanceProfile   `section:"instance_profile_credentials" desc:"Use the EC2 instance profile's credentials from the instance metadata service."`
+	SharedCredentials *SharedCredential  `section:"shared_credentials" desc:"Use a profile of a shared credentials file (~/.aws/credentials)."`
+	Process           *ProcessCredential `section:"process_credentials" desc:"Run a command that prints credentials, as the AWS CLI's credential_process does."`
+}
+
+// ProcessCredential is <process_credentials>.
+type ProcessCredential struct {
+	Process string `conf:"process,required" desc:"The command line to run; it prints the credentials as JSON (Version 1, AccessKeyId, SecretAccessKey, SessionToken, Expiration)."`
+}
+
+// HTTP is how a plugin's requests reach AWS.
+type HTTP struct {
+	Proxy      string // an HTTP proxy URL
+	VerifyPeer bool
+	CABundle   string // a PEM file of CA certificates, instead of the system's
+	CADir      string // a directory of PEM files of CA certificates
 }
 
 // AssumeRole is <assume_role_credentials>.
@@ -41,16 +60,17 @@ type AssumeRole struct {
 	Policy          string        `conf:"policy" desc:"A session policy (JSON) that narrows the role's permissions."`
 	STSRegion       string        `conf:"sts_region" desc:"The region of the STS endpoint."`
 	STSEndpointURL  string        `conf:"sts_endpoint_url" desc:"The STS endpoint, instead of the region's."`
+	STSHTTPProxy    string        `conf:"sts_http_proxy" desc:"An HTTP proxy for the STS requests only."`
 }
 
 // WebIdentity is <web_identity_credentials> (EKS service accounts).
 type WebIdentity struct {
-	RoleARN              string `conf:"role_arn,required" desc:"The ARN of the role to assume."`
-	RoleSessionName      string `conf:"role_session_name,required" desc:"The session name the assumed role's activity is recorded under."`
-	WebIdentityTokenFile string `conf:"web_identity_token_file,required" desc:"The file holding the web identity token."`
-	Policy               string `conf:"policy" desc:"A session policy (JSON) that narrows the role's permissions."`
-	DurationSeconds      int    `conf:"duration_seconds" desc:"How long the assumed role's credentials last (0: the STS default)."`
-	STSRegion            string `conf:"sts_region" desc:"The region of the STS endpoint."`
+	RoleARN              string        `conf:"role_arn,required" desc:"The ARN of the role to assume."`
+	RoleSessionName      string        `conf:"role_session_name,required" desc:"The session name the assumed role's activity is recorded under."`
+	WebIdentityTokenFile string        `conf:"web_identity_token_file,required" desc:"The file holding the web identity token."`
+	Policy               string        `conf:"policy" desc:"A session policy (JSON) that narrows the role's permissions."`
+	DurationSeconds      time.Duration `conf:"duration_seconds" desc:"How long the assumed role's credentials last, in seconds or as 1h (0: the STS default)."`
+	STSRegion            string        `conf:"sts_region" desc:"The region of the STS endpoint."`
 }
 
 // InstanceProfile is <instance_profile_credentials>.
@@ -86,8 +106,8 @@ func Region(configured string) string {
 }
 
 // Load returns an SDK configuration for region with the chosen
-// credentials, an optional proxy and TLS verification setting.
-func Load(ctx context.Context, region string, static Static, o Options, proxyURI string, verifyPeer bool, log *slog.Logger) (aws.Config, error) {
+// credentials and the plugin's HTTP settings.
+func Load(ctx context.Context, region string, static Static, o Options, h HTTP, log *slog.Logger) (aws.Config, error) {
 	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region), awsconfig.WithLogger(sdkLogger(log))}
 	if static.KeyID != "" {
 		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(static.KeyID, static.Secret, static.SessionToken)))
@@ -100,20 +120,9 @@ func Load(ctx context.Context, region string, static Static, o Options, proxyURI
 			opts = append(opts, awsconfig.WithSharedConfigProfile(sc.ProfileName))
 		}
 	}
-	httpClient := awshttp.NewBuildableClient()
-	if proxyURI != "" {
-		proxy, err := url.Parse(proxyURI)
-		if err != nil {
-			return aws.Config{}, fmt.Errorf("proxy: %w", err)
-		}
-		httpClient = httpClient.WithTransportOptions(func(t *http.Transport) { t.Proxy = http.ProxyURL(proxy) })
-	}
-	if !verifyPeer {
-		httpClient = httpClient.WithTransportOptions(func(t *http.Transport) {
-			if t.TLSClientConfig != nil {
-				t.TLSClientConfig.InsecureSkipVerify = true
-			}
-		})
+	httpClient, err := h.client()
+	if err != nil {
+		return aws.Config{}, err
 	}
 	// One attempt per call: the SDK's own retries (three attempts with
 	// backoff by default) would hide failures inside a flush for seconds
@@ -133,6 +142,15 @@ func Load(ctx context.Context, region string, static Static, o Options, proxyURI
 		stsCfg := cfg.Copy()
 		if ar.STSRegion != "" {
 			stsCfg.Region = ar.STSRegion
+		}
+		if ar.STSHTTPProxy != "" {
+			stsHTTP := h
+			stsHTTP.Proxy = ar.STSHTTPProxy
+			c, err := stsHTTP.client()
+			if err != nil {
+				return aws.Config{}, fmt.Errorf("sts_http_proxy: %w", err)
+			}
+			stsCfg.HTTPClient = c
 		}
 		stsClient := sts.NewFromConfig(stsCfg, func(so *sts.Options) {
 			if ar.STSEndpointURL != "" {
@@ -164,13 +182,75 @@ func Load(ctx context.Context, region string, static Static, o Options, proxyURI
 					wo.Policy = aws.String(wi.Policy)
 				}
 				if wi.DurationSeconds > 0 {
-					wo.Duration = time.Duration(wi.DurationSeconds) * time.Second
+					wo.Duration = wi.DurationSeconds
 				}
 			}))
 	case o.InstanceProfile != nil:
 		cfg.Credentials = aws.NewCredentialsCache(ec2rolecreds.New())
+	case o.Process != nil:
+		cfg.Credentials = aws.NewCredentialsCache(processcreds.NewProvider(o.Process.Process))
 	}
 	return cfg, nil
+}
+
+// client is the HTTP client of the SDK's calls: the proxy, the CA
+// certificates and the verification the plugin asks for.
+func (h HTTP) client() (*awshttp.BuildableClient, error) {
+	c := awshttp.NewBuildableClient()
+	if h.Proxy != "" {
+		proxy, err := url.Parse(h.Proxy)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: %w", err)
+		}
+		c = c.WithTransportOptions(func(t *http.Transport) { t.Proxy = http.ProxyURL(proxy) })
+	}
+	var roots *x509.CertPool
+	addPEM := func(path string) error {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if roots == nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(b) {
+			return fmt.Errorf("%s holds no PEM certificate", path)
+		}
+		return nil
+	}
+	if h.CABundle != "" {
+		if err := addPEM(h.CABundle); err != nil {
+			return nil, fmt.Errorf("CA bundle: %w", err)
+		}
+	}
+	if h.CADir != "" {
+		entries, err := os.ReadDir(h.CADir)
+		if err != nil {
+			return nil, fmt.Errorf("CA directory: %w", err)
+		}
+		for _, e := range entries {
+			if e.Type().IsRegular() && (strings.HasSuffix(e.Name(), ".pem") || strings.HasSuffix(e.Name(), ".crt")) {
+				if err := addPEM(filepath.Join(h.CADir, e.Name())); err != nil {
+					return nil, fmt.Errorf("CA directory: %w", err)
+				}
+			}
+		}
+		if roots == nil {
+			return nil, fmt.Errorf("CA directory %s holds no .pem or .crt file", h.CADir)
+		}
+	}
+	if roots != nil || !h.VerifyPeer {
+		c = c.WithTransportOptions(func(t *http.Transport) {
+			if t.TLSClientConfig == nil {
+				t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			if roots != nil {
+				t.TLSClientConfig.RootCAs = roots
+			}
+			t.TLSClientConfig.InsecureSkipVerify = !h.VerifyPeer
+		})
+	}
+	return c, nil
 }
 
 // sdkLogger sends what the SDK logs (a missing checksum, a deprecated

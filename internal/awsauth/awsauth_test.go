@@ -2,6 +2,7 @@ package awsauth
 
 import (
 	"context"
+	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/smithy-go/logging"
 )
 
@@ -72,7 +74,7 @@ func TestAssumeRoleCredentials(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	cfg, err := Load(context.Background(), "us-west-2", Static{}, Options{AssumeRole: &AssumeRole{
 		RoleARN: "arn:aws:iam::123456789012:role/sluice", RoleSessionName: "sluice-agg", ExternalID: "ext-1",
-		DurationSeconds: 900 * time.Second, STSEndpointURL: srv.URL}}, "", true, nil)
+		DurationSeconds: 900 * time.Second, STSEndpointURL: srv.URL}}, HTTP{VerifyPeer: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +108,7 @@ func TestWebIdentityCredentials(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_STS", srv.URL)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	cfg, err := Load(context.Background(), "us-west-2", Static{}, Options{WebIdentity: &WebIdentity{
-		RoleARN: "arn:aws:iam::123456789012:role/eks-sluice", RoleSessionName: "pod-1", WebIdentityTokenFile: token}}, "", true, nil)
+		RoleARN: "arn:aws:iam::123456789012:role/eks-sluice", RoleSessionName: "pod-1", WebIdentityTokenFile: token}}, HTTP{VerifyPeer: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +129,7 @@ func TestStaticCredentialsAndRegion(t *testing.T) {
 	if Region("") != "eu-west-1" || Region("us-west-2") != "us-west-2" {
 		t.Error("region fallback")
 	}
-	cfg, err := Load(context.Background(), "us-west-2", Static{KeyID: "AKIDSTATIC", Secret: "s"}, Options{}, "", true, nil)
+	cfg, err := Load(context.Background(), "us-west-2", Static{KeyID: "AKIDSTATIC", Secret: "s"}, Options{}, HTTP{VerifyPeer: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,4 +151,90 @@ func TestSDKLogGoesToThePluginLogger(t *testing.T) {
 		t.Errorf("logged:\n%s", out)
 	}
 	sdkLogger(nil).Logf(logging.Warn, "dropped") // no logger: nothing, no panic
+}
+
+// assumeRole loads credentials for a role whose STS endpoint is endpoint.
+func assumeRole(t *testing.T, endpoint, stsProxy string, h HTTP) (aws.Credentials, error) {
+	t.Helper()
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDBASE")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "base-secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	cfg, err := Load(context.Background(), "us-west-2", Static{}, Options{AssumeRole: &AssumeRole{
+		RoleARN: "arn:aws:iam::123456789012:role/sluice", RoleSessionName: "s", STSEndpointURL: endpoint, STSHTTPProxy: stsProxy}}, h, nil)
+	if err != nil {
+		return aws.Credentials{}, err
+	}
+	return cfg.Credentials.Retrieve(context.Background())
+}
+
+// TestSTSHTTPProxy: with sts_http_proxy the STS calls go through that
+// proxy (an HTTP proxy gets the absolute URL of a plain-HTTP request).
+func TestSTSHTTPProxy(t *testing.T) {
+	var hosts []string
+	var mu sync.Mutex
+	sts := &fakeSTS{}
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hosts = append(hosts, r.URL.Host)
+		mu.Unlock()
+		sts.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	creds, err := assumeRole(t, "http://sts.example.invalid", proxy.URL, HTTP{VerifyPeer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if creds.AccessKeyID != "ASIAASSUMEROLE" || len(hosts) != 1 || hosts[0] != "sts.example.invalid" {
+		t.Errorf("credentials %+v, proxy saw %v", creds, hosts)
+	}
+}
+
+// TestCABundle: an endpoint whose certificate a private CA signed is
+// trusted with ssl_ca_bundle (or a directory of such files), and refused
+// without it.
+func TestCABundle(t *testing.T) {
+	srv := httptest.NewTLSServer(&fakeSTS{})
+	defer srv.Close()
+	if _, err := assumeRole(t, srv.URL, "", HTTP{VerifyPeer: true}); err == nil {
+		t.Fatal("a certificate from an unknown CA was trusted")
+	}
+	dir := t.TempDir()
+	bundle := filepath.Join(dir, "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(bundle, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []HTTP{{VerifyPeer: true, CABundle: bundle}, {VerifyPeer: true, CADir: dir}} {
+		if creds, err := assumeRole(t, srv.URL, "", h); err != nil || creds.AccessKeyID != "ASIAASSUMEROLE" {
+			t.Errorf("%+v: %+v, %v", h, creds, err)
+		}
+	}
+	if _, err := (HTTP{CABundle: filepath.Join(dir, "missing.pem")}).client(); err == nil {
+		t.Error("a missing CA bundle was accepted")
+	}
+	if err := os.WriteFile(bundle, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (HTTP{CABundle: bundle}).client(); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+		t.Errorf("a bundle with no certificate: %v", err)
+	}
+}
+
+// TestProcessCredentials: <process_credentials> runs the command and uses
+// the credentials it prints in credential_process's JSON shape.
+func TestProcessCredentials(t *testing.T) {
+	script := filepath.Join(t.TempDir(), "creds.sh")
+	body := "#!/bin/sh\necho '{\"Version\": 1, \"AccessKeyId\": \"AKIDPROCESS\", \"SecretAccessKey\": \"s\", \"SessionToken\": \"tok\"}'\n"
+	if err := os.WriteFile(script, []byte(body), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	cfg, err := Load(context.Background(), "us-west-2", Static{}, Options{Process: &ProcessCredential{Process: script}}, HTTP{VerifyPeer: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := cfg.Credentials.Retrieve(context.Background())
+	if err != nil || creds.AccessKeyID != "AKIDPROCESS" || creds.SessionToken != "tok" {
+		t.Errorf("credentials %+v, %v", creds, err)
+	}
 }

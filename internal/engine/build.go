@@ -430,7 +430,7 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 	}
 	if info.Inject && sec != nil && h.chunksOf == nil {
 		var err error
-		if n.inject, err = g.injector(sec, n.declared); err != nil {
+		if n.inject, err = g.injector(info, sec, n.declared); err != nil {
 			decodeErr = errors.Join(decodeErr, err)
 		}
 	}
@@ -541,25 +541,38 @@ func (g *graph) attachBuffer(n *node, el *config.Element, logger *slog.Logger, c
 // Fluentd's generic ones for the buffer type, then the output's own.
 func bufferConfig(info plugin.Info, typ string) (output.BufferConfig, error) {
 	cfg := output.DefaultBufferConfig(typ)
-	if len(info.BufferDefaults) == 0 {
-		return cfg, nil
+	return cfg, typeDefaults(info, "buffer", info.BufferDefaults, &cfg)
+}
+
+// injectConfig returns the <inject> defaults of an output of info's type:
+// the inject helper's, then the output's own.
+func injectConfig(info plugin.Info) (inject.Config, error) {
+	cfg := inject.Defaults()
+	return cfg, typeDefaults(info, "inject", info.InjectDefaults, &cfg)
+}
+
+// typeDefaults decodes the defaults a type declares for one of its
+// sections (key "" is the section's argument) over dst.
+func typeDefaults(info plugin.Info, section string, defaults map[string]string, dst any) error {
+	if len(defaults) == 0 {
+		return nil
 	}
-	el := &config.Element{Name: "buffer", Pos: config.Pos{File: "(" + info.Type + "'s buffer defaults)"}}
-	for k, v := range info.BufferDefaults {
+	el := &config.Element{Name: section, Pos: config.Pos{File: "(" + info.Type + "'s " + section + " defaults)"}}
+	for k, v := range defaults {
 		if k == "" {
 			el.Arg = v
 			continue
 		}
 		el.Params = append(el.Params, &config.Param{Key: k, Value: v})
 	}
-	err := config.Decode(el, &cfg)
+	err := config.Decode(el, dst)
 	if err == nil {
 		err = errors.Join(el.Unused()...)
 	}
 	if err != nil {
-		return cfg, fmt.Errorf("plugin output %q: BufferDefaults: %w", info.Type, err)
+		return fmt.Errorf("plugin %s %q: %s defaults: %w", info.Kind, info.Type, section, err)
 	}
-	return cfg, nil
+	return nil
 }
 
 // secondary builds the output of a <secondary> section: a buffered output
@@ -581,7 +594,8 @@ func (g *graph) secondary(sec *config.Element, primary *node, keys buffer.ChunkK
 
 // CheckPlugins reports every plugin type that registered wrongly: a value
 // that is not what its kind needs, a field of Info for another kind,
-// BufferDefaults that are not <buffer> parameters. Build calls it, so
+// BufferDefaults or InjectDefaults that are not parameters of their
+// section. Build calls it, so
 // that such a plugin fails the start of every configuration.
 func CheckPlugins() error {
 	errs := []error{plugin.Check()}
@@ -590,6 +604,9 @@ func CheckPlugins() error {
 			if _, err := bufferConfig(info, "memory"); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if _, err := injectConfig(info); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -166,8 +166,11 @@ func workerRange(arg string) (int, int, error) {
 // injector builds an output's <inject>, or the one v0.12's flat
 // include_tag_key and include_time_key describe (as Fluentd's
 // compat_parameters does); nil when it adds nothing.
-func (g *graph) injector(el *config.Element, declared map[string]bool) (*inject.Injector, error) {
-	cfg := inject.Defaults()
+func (g *graph) injector(info plugin.Info, el *config.Element, declared map[string]bool) (*inject.Injector, error) {
+	cfg, err := injectConfig(info)
+	if err != nil {
+		return nil, err
+	}
 	secs := el.Sections("inject")
 	switch {
 	case len(secs) > 1:

@@ -28,11 +28,14 @@ func init() {
 		return
 	}
 	// An output with no Write, declaring a buffer; and a buffered output
-	// whose buffer defaults name a parameter <buffer> does not have.
+	// whose buffer defaults name a parameter <buffer> does not have; and one
+	// whose <inject> default is not a value time_type takes.
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "t_no_write", DoneWithDataOnReturn: true,
 		New: func() any { return chunkless{} }})
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "t_bad_defaults",
 		BufferDefaults: map[string]string{"flush_intervl": "1s"}, New: func() any { return &nullChunks{} }})
+	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "t_bad_inject", Inject: true,
+		InjectDefaults: map[string]string{"time_type": "fortnights"}, New: func() any { return &nullChunks{} }})
 }
 
 // TestMisdeclaredPluginFailsEveryStart: a configuration that uses no
@@ -59,8 +62,10 @@ func TestMisdeclaredPluginFailsEveryStart(t *testing.T) {
 	for _, want := range []string{
 		"BUILD ERROR: plugin types registered wrongly",
 		`plugin output "t_no_write": engine.chunkless does not implement plugin.BufferedOutput or plugin.SyncOutput`,
-		`plugin output "t_bad_defaults": BufferDefaults:`,
+		`plugin output "t_bad_defaults": buffer defaults:`,
 		"flush_intervl",
+		`plugin output "t_bad_inject": inject defaults:`,
+		"fortnights",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("missing %q in:\n%s", want, out)

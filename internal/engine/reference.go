@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"github.com/sluice-log/sluice/internal/inject"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
@@ -14,7 +13,7 @@ func Reference(info plugin.Info) []plugin.Param {
 		return params
 	}
 	if info.Inject {
-		in := inject.Defaults()
+		in, _ := injectConfig(info) // CheckPlugins reports an error
 		params = append(params, plugin.Param{Name: "<inject>", Type: "section",
 			Desc: "Fields added to each record before the output formats or buffers it: host name, tag, time."})
 		params = append(params, plugin.StructParams(&in, "<inject> ")...)

@@ -54,6 +54,11 @@ type Info struct {
 	// flat include_tag_key, include_time_key of v0.12): the engine adds
 	// those fields to each record before the output sees it.
 	Inject bool
+	// InjectDefaults (with Inject) are the <inject> parameters whose
+	// default differs for this output from the inject helper's, in
+	// configuration syntax: aws-fluent-plugin-kinesis writes times as
+	// strings ("time_type": "string").
+	InjectDefaults map[string]string
 	// Sections describe the sections the plugin keeps raw (a
 	// *config.Element field) and decodes itself, for the parameter
 	// reference: a <format> or <parse> sub-plugin, or a struct.
@@ -152,6 +157,9 @@ func validate(info Info) error {
 	}
 	if info.Inject && info.Kind != KindOutput {
 		return fail("Inject is for outputs")
+	}
+	if info.InjectDefaults != nil && !info.Inject {
+		return fail("InjectDefaults needs Inject")
 	}
 	if (info.DoneWithDataOnReturn || info.BufferDefaults != nil) && !buffered {
 		return fail("DoneWithDataOnReturn and BufferDefaults are for buffered outputs, and %T has no Write", p)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -242,6 +243,35 @@ func TestFirehosePackRecords(t *testing.T) {
 	}
 }
 
+// aggregated_record_size (aws-fluent-plugin-kinesis) joins events into
+// records of at most that many bytes; max_record_size sends a larger event
+// to @ERROR; <inject> writes the time as the plugin does, a string with
+// nanoseconds.
+func TestFirehoseAggregatedRecordSizeAndInject(t *testing.T) {
+	fake, url := startFake(t, "stream-a")
+	emit, stop := runEngine(t, firehoseConf(url, "aggregated_record_size 1200\nmax_record_size 5000\n<inject>\n  time_key at\n  utc true\n</inject>"))
+	errorsBefore := len(plugintest.Captured("errors")) // the capture is shared by the package's tests
+	emitIDs(t, emit, "app.a", 0, 100, 100)
+	emit(plugintest.Stream(t, "app.a", map[string]any{"log": strings.Repeat("x", 6000)}))
+	plugintest.WaitFor(t, "every record", func() bool { return len(idsIn(t, fake.Records("stream-a"))) >= 100 })
+	plugintest.WaitFor(t, "the oversized event in @ERROR", func() bool { return len(plugintest.Captured("errors")) == errorsBefore+1 })
+	stop()
+	recs := fake.Records("stream-a")
+	checkExactlyOnce(t, idsIn(t, recs), 100)
+	if len(recs) < 2 || len(recs) > 50 {
+		t.Errorf("%d records for 100 events packed to 1200 bytes", len(recs))
+	}
+	for _, r := range recs {
+		if len(r) > 1200 {
+			t.Errorf("record of %d bytes, over aggregated_record_size", len(r))
+		}
+	}
+	first := strings.SplitN(string(recs[0]), "\n", 2)[0]
+	if !regexp.MustCompile(`"at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}\+0000"`).MatchString(first) {
+		t.Errorf("injected time in %s, want the plugin's string format", first)
+	}
+}
+
 // append_new_line false and data_key: the field's value as the record.
 func TestFirehoseDataKey(t *testing.T) {
 	fake, url := startFake(t, "stream-a")
@@ -260,6 +290,8 @@ func TestFirehoseConfigErrors(t *testing.T) {
 		{"batch_request_max_count 501", "batch_request_max_count must be between 1 and 500"},
 		{"batch_request_max_size 5m", "batch_request_max_size must be between 1 and 4194304"},
 		{"pack_records true\nappend_new_line false", "pack_records needs append_new_line"},
+		{"max_record_size 2m", "max_record_size must be between 1 and 1048576"},
+		{"aggregated_record_size 2000\nmax_record_size 1000", "aggregated_record_size (2000) can't be greater than max_record_size (1000)"},
 	} {
 		_, err := plugintest.BuildErr(firehoseConf("http://127.0.0.1:1", tc.extra))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

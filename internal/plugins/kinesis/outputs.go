@@ -29,6 +29,9 @@ const (
 	streamsMaxCount   = 500
 	streamsMaxBytes   = 5 << 20
 	streamsMaxRecord  = 1 << 20
+	// pluginMaxRecord is aws-fluent-plugin-kinesis's max_record_size
+	// default and bound.
+	pluginMaxRecord = 1 << 20
 )
 
 // Shared holds the parameters both outputs share.
@@ -42,7 +45,8 @@ type Shared struct {
 	SSLVerifyPeer         bool            `conf:"ssl_verify_peer" desc:"Verify the endpoint's TLS certificate."`
 	AppendNewLine         bool            `conf:"append_new_line" desc:"End each record's data with a newline, so that records concatenated downstream (S3 from Firehose) stay one per line."`
 	DataKey               string          `conf:"data_key" desc:"Send only this field's value as the record's data, instead of the formatted event."`
-	LogTruncateMaxSize    int             `conf:"log_truncate_max_size" desc:"Truncate records quoted in error logs to this many bytes (0: no limit)."`
+	LogTruncateMaxSize    int             `conf:"log_truncate_max_size" desc:"Accepted for aws-fluent-plugin-kinesis compatibility (it truncates the records its error lines quote)." ignored:"Sluice's error lines name records by count and size, never quote them"`
+	MaxRecordSize         config.Size     `conf:"max_record_size" desc:"The largest record sent; a larger one goes to <label @ERROR>. At most 1MB, and never more than the service takes (Firehose 1000KB)."`
 	BatchRequestMaxCount  int             `conf:"batch_request_max_count" desc:"The most records one batch call carries (500 for both services)."`
 	BatchRequestMaxSize   config.Size     `conf:"batch_request_max_size" desc:"The most bytes one batch call carries (4MB for Firehose, 5MB for Streams)."`
 	RetriesOnBatchRequest int             `conf:"retries_on_batch_request" desc:"How many times the records a batch call failed are sent again, with backoff, before the chunk is retried."`
@@ -66,7 +70,8 @@ type Shared struct {
 
 func defaultShared(maxCount int, maxBytes int64) Shared {
 	return Shared{SSLVerifyPeer: true, AppendNewLine: true, BatchRequestMaxCount: maxCount,
-		BatchRequestMaxSize: config.Size(maxBytes), RetriesOnBatchRequest: 8, ResetBackoffIfSuccess: true}
+		BatchRequestMaxSize: config.Size(maxBytes), RetriesOnBatchRequest: 8, ResetBackoffIfSuccess: true,
+		LogTruncateMaxSize: 1024, MaxRecordSize: pluginMaxRecord}
 }
 
 func (c *Shared) configure(ctx *plugin.Context, maxCount int, maxBytes int64) error {
@@ -90,6 +95,9 @@ func (c *Shared) configure(ctx *plugin.Context, maxCount int, maxBytes int64) er
 	if c.BatchRequestMaxSize < 1 || int64(c.BatchRequestMaxSize) > maxBytes {
 		return fmt.Errorf("batch_request_max_size must be between 1 and %d", maxBytes)
 	}
+	if c.MaxRecordSize < 1 || c.MaxRecordSize > pluginMaxRecord {
+		return fmt.Errorf("max_record_size must be between 1 and %d", pluginMaxRecord)
+	}
 	if c.RetriesOnBatchRequest < 0 {
 		return fmt.Errorf("retries_on_batch_request must not be negative")
 	}
@@ -100,7 +108,13 @@ func (c *Shared) configure(ctx *plugin.Context, maxCount int, maxBytes int64) er
 
 func (c *Shared) awsConfig(ctx context.Context) (aws.Config, error) {
 	return awsauth.Load(ctx, awsauth.Region(c.Region), awsauth.Static{KeyID: c.AWSKeyID, Secret: c.AWSSecKey, SessionToken: c.AWSSesToken},
-		c.Options, c.HTTPProxy, c.SSLVerifyPeer, c.log)
+		c.Options, awsauth.HTTP{Proxy: c.HTTPProxy, VerifyPeer: c.SSLVerifyPeer}, c.log)
+}
+
+// maxRecord is the largest record to send: max_record_size, within what
+// the service takes.
+func (c *Shared) maxRecord(service int) int {
+	return min(int(c.MaxRecordSize), service)
 }
 
 // data renders one entry as a record's data: the data_key field as it is,
@@ -139,7 +153,7 @@ func (c *Shared) Measure(report plugin.Report) {
 }
 
 // write sends a chunk's undelivered entries to stream.
-func (c *Shared) write(ctx context.Context, ch *plugin.Chunk, stream string, maxRecord int, pack bool,
+func (c *Shared) write(ctx context.Context, ch *plugin.Chunk, stream string, maxRecord, pack int,
 	key func(*event.Entry) string) error {
 	done := loadDone(ch)
 	if n := done.count(); n > 0 {
@@ -152,11 +166,12 @@ func (c *Shared) write(ctx context.Context, ch *plugin.Chunk, stream string, max
 	return c.sender.send(ctx, ch, stream, recs, &done)
 }
 
-// build turns a chunk's undelivered entries into records. An entry too big
+// build turns a chunk's undelivered entries into records, joining entries
+// into records of up to pack bytes when pack > 0. An entry too big
 // for one record goes to <label @ERROR> (splitting a JSON line would give
 // the destination two broken halves), is counted, and is marked delivered
 // so that it is not sent there twice.
-func (c *Shared) build(ctx context.Context, ch *plugin.Chunk, done *doneSet, maxRecord int, pack bool,
+func (c *Shared) build(ctx context.Context, ch *plugin.Chunk, done *doneSet, maxRecord, pack int,
 	key func(*event.Entry) string) ([]record, error) {
 	var recs []record
 	var oversized event.Builder
@@ -188,9 +203,9 @@ func (c *Shared) build(ctx context.Context, ch *plugin.Chunk, done *doneSet, max
 				"bytes", len(scratch), "limit", maxRecord)
 			continue
 		}
-		if pack && len(recs) > 0 {
+		if pack > 0 && len(recs) > 0 {
 			last := &recs[len(recs)-1]
-			if len(last.data)+len(scratch) <= maxRecord {
+			if len(last.data)+len(scratch) <= pack {
 				last.data = append(last.data, scratch...)
 				last.entries = append(last.entries, i)
 				continue
@@ -214,12 +229,15 @@ type Firehose struct {
 	DeliveryStreamName string `conf:"delivery_stream_name,required" desc:"The Firehose delivery stream (placeholders allowed)."`
 	// PackRecords joins newline-delimited events into records of up to the
 	// per-record limit: Firehose bills each record rounded up to 5 KB.
-	PackRecords bool `conf:"pack_records" desc:"Join newline-delimited events into records of up to 1000KB, as Firehose bills each record rounded up to 5KB."`
+	PackRecords bool `conf:"pack_records" desc:"Join newline-delimited events into records of up to max_record_size (1000KB), as Firehose bills each record rounded up to 5KB."`
+	// AggregatedRecordSize is aws-fluent-plugin-kinesis's form of the same.
+	AggregatedRecordSize int `conf:"aggregated_record_size" desc:"Join events into records of up to this many bytes (0: one event per record), as aws-fluent-plugin-kinesis does; at most max_record_size."`
 	Shared
 
 	stream *buffer.Template
 	loc    *time.Location
 	client firehoseAPI
+	pack   int // join events into records of up to this many bytes
 }
 
 // firehoseAPI is the part of the Firehose client the output uses.
@@ -250,10 +268,13 @@ var (
 
 func init() {
 	format := map[string]plugin.Section{"format": {Kind: plugin.KindFormatter, Default: "json"}}
+	// aws-fluent-plugin-kinesis's <inject> writes times as strings with
+	// nanoseconds, where the inject helper's default is a float.
+	inject := map[string]string{"time_type": "string", "time_format": "%Y-%m-%dT%H:%M:%S.%N%z"}
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "kinesis_firehose", Summary: "send records to Amazon Kinesis Data Firehose",
-		Sections: format, Inject: true, New: func() any { return &Firehose{Shared: defaultShared(firehoseMaxCount, firehoseMaxBytes)} }})
+		Sections: format, Inject: true, InjectDefaults: inject, New: func() any { return &Firehose{Shared: defaultShared(firehoseMaxCount, firehoseMaxBytes)} }})
 	plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: "kinesis_streams", Summary: "send records to Amazon Kinesis Data Streams",
-		Sections: format, Inject: true, New: func() any { return &Streams{Shared: defaultShared(streamsMaxCount, streamsMaxBytes)} }})
+		Sections: format, Inject: true, InjectDefaults: inject, New: func() any { return &Streams{Shared: defaultShared(streamsMaxCount, streamsMaxBytes)} }})
 }
 
 // Configure implements plugin.Configurer.
@@ -263,6 +284,13 @@ func (f *Firehose) Configure(c *plugin.Context) error {
 	}
 	if f.PackRecords && !f.AppendNewLine {
 		return fmt.Errorf("pack_records needs append_new_line: the newlines keep packed events apart")
+	}
+	if f.AggregatedRecordSize < 0 || f.AggregatedRecordSize > int(f.MaxRecordSize) {
+		return fmt.Errorf("aggregated_record_size (%d) can't be greater than max_record_size (%d)", f.AggregatedRecordSize, f.MaxRecordSize)
+	}
+	f.pack = f.AggregatedRecordSize
+	if f.PackRecords {
+		f.pack = f.maxRecord(firehoseMaxRecord)
 	}
 	var err error
 	if f.stream, err = buffer.NewTemplate(f.DeliveryStreamName, c.ChunkKeys); err != nil {
@@ -295,7 +323,7 @@ func (f *Firehose) Write(ctx context.Context, c *plugin.Chunk) error {
 	if err != nil {
 		return fmt.Errorf("delivery_stream_name: %w", err)
 	}
-	return f.write(ctx, c, stream, firehoseMaxRecord, f.PackRecords, nil)
+	return f.write(ctx, c, stream, f.maxRecord(firehoseMaxRecord), f.pack, nil)
 }
 
 func (f *Firehose) put(ctx context.Context, stream string, recs []record) ([]string, error) {
@@ -360,7 +388,7 @@ func (s *Streams) Write(ctx context.Context, c *plugin.Chunk) error {
 	if err != nil {
 		return fmt.Errorf("stream_name: %w", err)
 	}
-	return s.write(ctx, c, stream, streamsMaxRecord, false, s.partitionKey)
+	return s.write(ctx, c, stream, s.maxRecord(streamsMaxRecord), 0, s.partitionKey)
 }
 
 // partitionKey is the partition_key field, or a random key (an even

@@ -15,6 +15,8 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,49 +48,57 @@ import (
 // Keys of different instances differ by host name (#{Socket.gethostname}
 // or %{hostname} in s3_object_key_format).
 type S3 struct {
-	AWSKeyID                string          `conf:"aws_key_id" desc:"The access key ID; without it credentials come from the credential sections, the environment, or the instance's role."`
-	AWSSecKey               string          `conf:"aws_sec_key" desc:"The secret access key that goes with aws_key_id."`
-	S3Bucket                string          `conf:"s3_bucket,required" desc:"The bucket the objects are written to."`
-	S3Region                string          `conf:"s3_region" desc:"The bucket's region; defaults to AWS_REGION, else us-east-1."`
-	S3Endpoint              string          `conf:"s3_endpoint" desc:"An S3-compatible endpoint (MinIO, a VPC endpoint) instead of AWS's."`
-	ForcePathStyle          string          `conf:"force_path_style" desc:"true addresses the bucket in the URL's path (https://host/bucket/key), as MinIO needs; unset, path style is used for an s3_endpoint on localhost or an IP address."`
-	Path                    string          `conf:"path" desc:"The key prefix, the value of %{path} (placeholders allowed)."`
-	S3ObjectKeyFormat       string          `conf:"s3_object_key_format" desc:"The object key: %{path}, %{time_slice}, %{index}, %{file_extension}, %{uuid_flush}, %{hex_random}, %{hostname}, and the buffer's ${tag}, ${key} and strftime placeholders. It is decided once per chunk and kept with it, so a retry writes the same object."`
-	TimeSliceFormat         string          `conf:"time_slice_format" desc:"The strftime format of %{time_slice}, from the chunk's timekey. Unset, it follows the timekey as in fluent-plugin-s3: under a minute %Y%m%d%H%M%S, under an hour %Y%m%d%H%M, under a day %Y%m%d%H, else %Y%m%d."`
-	IndexFormat             string          `conf:"index_format" desc:"The printf format of %{index}, which counts the objects under one key prefix."`
-	HexRandomLength         int             `conf:"hex_random_length" desc:"How many hex digits %{hex_random} has."`
-	StoreAs                 string          `conf:"store_as" enum:"gzip,gzip_command,json,text,txt,zstd" desc:"How the objects are compressed and named: gzip (.gz), zstd, json or text (uncompressed); gzip_command is taken as gzip."`
-	CheckObject             bool            `conf:"check_object" desc:"Find a free %{index} for a new key prefix by listing the objects already there."`
-	CheckBucket             bool            `conf:"check_bucket" desc:"Check at start that the bucket exists (and create it with auto_create_bucket)."`
-	CheckApikeyOnStart      bool            `conf:"check_apikey_on_start" desc:"Check at start that the credentials work."`
-	AutoCreateBucket        bool            `conf:"auto_create_bucket" desc:"Create the bucket at start when check_bucket finds it missing."`
-	StorageClass            string          `conf:"storage_class" desc:"The objects' storage class (STANDARD, STANDARD_IA, GLACIER_IR...)."`
-	ACL                     string          `conf:"acl" desc:"A canned ACL for the objects (private, bucket-owner-full-control...)."`
-	UseServerSideEncryption string          `conf:"use_server_side_encryption" desc:"Server-side encryption: AES256 or aws:kms."`
-	SSEKMSKeyID             string          `conf:"ssekms_key_id" desc:"The KMS key of aws:kms encryption."`
-	ComputeChecksums        bool            `conf:"compute_checksums" desc:"Send a checksum of each object, which S3 verifies."`
-	ProxyURI                string          `conf:"proxy_uri" desc:"An HTTP proxy for the S3 requests."`
-	SSLVerifyPeer           bool            `conf:"ssl_verify_peer" desc:"Verify the endpoint's TLS certificate."`
-	Utc                     bool            `conf:"utc" desc:"Compute %{time_slice} in UTC."`
-	Localtime               bool            `conf:"localtime" desc:"Compute %{time_slice} in local time (the default)."`
-	UploadPartSize          config.Size     `conf:"upload_part_size" desc:"Objects larger than this are uploaded in parts of this size."`
-	UploadConcurrency       int             `conf:"upload_concurrency" desc:"How many parts of one object are uploaded at once."`
-	GrantFullControl        string          `conf:"grant_full_control" desc:"Grantees of full control of each object, as S3's x-amz-grant-full-control (id=\"...\")."`
-	GrantRead               string          `conf:"grant_read" desc:"Grantees who may read each object (x-amz-grant-read)."`
-	GrantReadACP            string          `conf:"grant_read_acp" desc:"Grantees who may read each object's ACL (x-amz-grant-read-acp)."`
-	GrantWriteACP           string          `conf:"grant_write_acp" desc:"Grantees who may write each object's ACL (x-amz-grant-write-acp)."`
-	SSECustomerAlgorithm    string          `conf:"sse_customer_algorithm" desc:"Server-side encryption with a key of yours: AES256."`
-	SSECustomerKey          string          `conf:"sse_customer_key" desc:"The key of sse_customer_algorithm, base64."`
-	SSECustomerKeyMD5       string          `conf:"sse_customer_key_md5" desc:"The MD5 of sse_customer_key, base64."`
-	ReducedRedundancy       bool            `conf:"reduced_redundancy" desc:"Deprecated in fluent-plugin-s3: storage_class REDUCED_REDUNDANCY."`
-	AWSIAMRetries           int             `conf:"aws_iam_retries" desc:"Deprecated in fluent-plugin-s3." ignored:"the SDK's credential providers retry on their own"`
-	SignatureVersion        string          `conf:"signature_version" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"requests are signed with SigV4"`
-	WarnForDelay            time.Duration   `conf:"warn_for_delay" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"slow writes are logged by the buffer's slow_flush_log_threshold"`
-	Overwrite               bool            `conf:"overwrite" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"a chunk's object key is decided once and %{index} never repeats, so no object is overwritten"`
-	TransferAcceleration    bool            `conf:"enable_transfer_acceleration" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"objects go to the regional endpoint (or s3_endpoint)"`
-	DualStack               bool            `conf:"enable_dual_stack" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"objects go to the regional endpoint (or s3_endpoint)"`
-	Metadata                []MetadataEntry `section:"s3_metadata" desc:"User metadata set on every object, as x-amz-meta- headers."`
-	Format                  *config.Element `section:"format" desc:"How each event is written in the object: a formatter, out_file unless @type says otherwise."`
+	AWSKeyID                string            `conf:"aws_key_id" desc:"The access key ID; without it credentials come from the credential sections, the environment, or the instance's role."`
+	AWSSecKey               string            `conf:"aws_sec_key" desc:"The secret access key that goes with aws_key_id."`
+	S3Bucket                string            `conf:"s3_bucket,required" desc:"The bucket the objects are written to."`
+	S3Region                string            `conf:"s3_region" desc:"The bucket's region; defaults to AWS_REGION, else us-east-1."`
+	S3Endpoint              string            `conf:"s3_endpoint" desc:"An S3-compatible endpoint (MinIO, a VPC endpoint) instead of AWS's."`
+	ForcePathStyle          string            `conf:"force_path_style" desc:"true addresses the bucket in the URL's path (https://host/bucket/key), as MinIO needs; unset, path style is used for an s3_endpoint on localhost or an IP address."`
+	Path                    string            `conf:"path" desc:"The key prefix, the value of %{path} (placeholders allowed)."`
+	S3ObjectKeyFormat       string            `conf:"s3_object_key_format" desc:"The object key: %{path}, %{time_slice}, %{index}, %{file_extension}, %{uuid_flush}, %{hex_random}, %{hostname}, and the buffer's ${tag}, ${key} and strftime placeholders. It is decided once per chunk and kept with it, so a retry writes the same object."`
+	TimeSliceFormat         string            `conf:"time_slice_format" desc:"The strftime format of %{time_slice}, from the chunk's timekey. Unset, it follows the timekey as in fluent-plugin-s3: under a minute %Y%m%d%H%M%S, under an hour %Y%m%d%H%M, under a day %Y%m%d%H, else %Y%m%d."`
+	IndexFormat             string            `conf:"index_format" desc:"The printf format of %{index}, which counts the objects under one key prefix."`
+	HexRandomLength         int               `conf:"hex_random_length" desc:"How many hex digits %{hex_random} has."`
+	StoreAs                 string            `conf:"store_as" enum:"gzip,gzip_command,json,text,txt,zstd" desc:"How the objects are compressed and named: gzip (.gz), zstd, json or text (uncompressed); gzip_command is taken as gzip."`
+	CheckObject             bool              `conf:"check_object" desc:"Find a free %{index} for a new key prefix by listing the objects already there."`
+	CheckBucket             bool              `conf:"check_bucket" desc:"Check at start that the bucket exists (and create it with auto_create_bucket)."`
+	CheckApikeyOnStart      bool              `conf:"check_apikey_on_start" desc:"Check at start that the credentials work."`
+	AutoCreateBucket        bool              `conf:"auto_create_bucket" desc:"Create the bucket at start when check_bucket finds it missing."`
+	StorageClass            string            `conf:"storage_class" desc:"The objects' storage class (STANDARD, STANDARD_IA, GLACIER_IR...)."`
+	ACL                     string            `conf:"acl" desc:"A canned ACL for the objects (private, bucket-owner-full-control...)."`
+	UseServerSideEncryption string            `conf:"use_server_side_encryption" desc:"Server-side encryption: AES256 or aws:kms."`
+	SSEKMSKeyID             string            `conf:"ssekms_key_id" desc:"The KMS key of aws:kms encryption."`
+	ComputeChecksums        bool              `conf:"compute_checksums" desc:"Send a checksum of each object, which S3 verifies."`
+	ProxyURI                string            `conf:"proxy_uri" desc:"An HTTP proxy for the S3 requests."`
+	SSLVerifyPeer           bool              `conf:"ssl_verify_peer" desc:"Verify the endpoint's TLS certificate."`
+	SSLCABundle             string            `conf:"ssl_ca_bundle" desc:"A PEM file of the CA certificates that sign the endpoint's certificate, instead of the system's."`
+	SSLCADirectory          string            `conf:"ssl_ca_directory" desc:"A directory of PEM files (.pem, .crt) of CA certificates, instead of the system's."`
+	UseBundledCert          bool              `conf:"use_bundled_cert" desc:"Accepted for fluent-plugin-s3 compatibility (the Ruby SDK's own CA bundle)." ignored:"Sluice uses the system's CA certificates, or ssl_ca_bundle"`
+	Utc                     bool              `conf:"utc" desc:"Compute %{time_slice} in UTC."`
+	Localtime               bool              `conf:"localtime" desc:"Compute %{time_slice} in local time (the default)."`
+	UploadPartSize          config.Size       `conf:"upload_part_size" desc:"Objects larger than this are uploaded in parts of this size."`
+	UploadConcurrency       int               `conf:"upload_concurrency" desc:"How many parts of one object are uploaded at once."`
+	GrantFullControl        string            `conf:"grant_full_control" desc:"Grantees of full control of each object, as S3's x-amz-grant-full-control (id=\"...\")."`
+	GrantRead               string            `conf:"grant_read" desc:"Grantees who may read each object (x-amz-grant-read)."`
+	GrantReadACP            string            `conf:"grant_read_acp" desc:"Grantees who may read each object's ACL (x-amz-grant-read-acp)."`
+	GrantWriteACP           string            `conf:"grant_write_acp" desc:"Grantees who may write each object's ACL (x-amz-grant-write-acp)."`
+	SSECustomerAlgorithm    string            `conf:"sse_customer_algorithm" desc:"Server-side encryption with a key of yours: AES256."`
+	SSECustomerKey          string            `conf:"sse_customer_key" desc:"The key of sse_customer_algorithm, base64."`
+	SSECustomerKeyMD5       string            `conf:"sse_customer_key_md5" desc:"The MD5 of sse_customer_key, base64."`
+	ReducedRedundancy       bool              `conf:"reduced_redundancy" desc:"Deprecated in fluent-plugin-s3: storage_class REDUCED_REDUNDANCY."`
+	AWSIAMRetries           int               `conf:"aws_iam_retries" desc:"Deprecated in fluent-plugin-s3." ignored:"the SDK's credential providers retry on their own"`
+	SignatureVersion        string            `conf:"signature_version" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"requests are signed with SigV4"`
+	WarnForDelay            time.Duration     `conf:"warn_for_delay" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"slow writes are logged by the buffer's slow_flush_log_threshold"`
+	Overwrite               bool              `conf:"overwrite" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"a chunk's object key is decided once and %{index} never repeats, so no object is overwritten"`
+	TransferAcceleration    bool              `conf:"enable_transfer_acceleration" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"objects go to the regional endpoint (or s3_endpoint)"`
+	DualStack               bool              `conf:"enable_dual_stack" desc:"Accepted for fluent-plugin-s3 compatibility." ignored:"objects go to the regional endpoint (or s3_endpoint)"`
+	Metadata                []MetadataEntry   `section:"s3_metadata" desc:"User metadata set on every object, as x-amz-meta- headers."`
+	MetadataHash            map[string]string `conf:"s3_metadata" desc:"User metadata set on every object, as fluent-plugin-s3's hash: {\"key\": \"value\"} or key:value,key2:value2; values may hold the buffer's placeholders and %{index}."`
+	Tagging                 string            `conf:"tagging" desc:"The objects' tag set, URL-encoded as S3's x-amz-tagging header takes it (team=logs&env=prod)."`
+	LifecycleRules          []LifecycleRule   `section:"bucket_lifecycle_rule" desc:"Expiration rules set on the bucket at start, when the bucket's rules differ from them."`
+	Compress                ZstdConfig        `section:"compress" desc:"zstd's compression level (store_as zstd)."`
+	CommandParameter        string            `conf:"command_parameter" desc:"gzip_command's gzip flags; a level (-1 to -9, --fast, --best) is honoured by the built-in gzip, other flags are ignored with a warning."`
+	Format                  *config.Element   `section:"format" desc:"How each event is written in the object: a formatter, out_file unless @type says otherwise."`
 	awsauth.Options
 
 	f         plugin.Formatter
@@ -102,8 +112,23 @@ type S3 struct {
 	log       *slog.Logger
 	pathStyle bool
 
+	metadata  map[string]*buffer.Template // s3_metadata's values
+	gzipLevel int
+
 	mu      sync.Mutex     // guards indexes
 	indexes map[string]int // next %{index} per key prefix
+}
+
+// LifecycleRule is one <bucket_lifecycle_rule>.
+type LifecycleRule struct {
+	ID             string `conf:"id,required" desc:"The rule's ID."`
+	Prefix         string `conf:"prefix" desc:"The key prefix the rule applies to; empty, every object."`
+	ExpirationDays int    `conf:"expiration_days,required" desc:"Objects under the prefix expire this many days after they are written."`
+}
+
+// ZstdConfig is <compress> of store_as zstd.
+type ZstdConfig struct {
+	Level int `conf:"level" desc:"The zstd level, 1 (fastest) to 22 (smallest); 3 by default."`
 }
 
 // MetadataEntry is one <s3_metadata> key/value.
@@ -119,6 +144,8 @@ type s3API interface {
 	HeadBucket(context.Context, *s3.HeadBucketInput, ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
 	CreateBucket(context.Context, *s3.CreateBucketInput, ...func(*s3.Options)) (*s3.CreateBucketOutput, error)
 	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
+	GetBucketLifecycleConfiguration(context.Context, *s3.GetBucketLifecycleConfigurationInput, ...func(*s3.Options)) (*s3.GetBucketLifecycleConfigurationOutput, error)
+	PutBucketLifecycleConfiguration(context.Context, *s3.PutBucketLifecycleConfigurationInput, ...func(*s3.Options)) (*s3.PutBucketLifecycleConfigurationOutput, error)
 }
 
 var (
@@ -136,7 +163,7 @@ func init() {
 			return &S3{S3ObjectKeyFormat: "%{path}%{time_slice}_%{index}.%{file_extension}",
 				IndexFormat: "%d", HexRandomLength: 4, StoreAs: "gzip", CheckObject: true, CheckBucket: true,
 				AutoCreateBucket: true, StorageClass: "STANDARD", ComputeChecksums: true, SSLVerifyPeer: true,
-				Localtime: true, UploadPartSize: 8 << 20, UploadConcurrency: 4}
+				Localtime: true, UploadPartSize: 8 << 20, UploadConcurrency: 4, Compress: ZstdConfig{Level: 3}}
 		}})
 }
 
@@ -210,6 +237,23 @@ func (s *S3) Configure(c *plugin.Context) error {
 	if err := s.checkUnique(); err != nil {
 		return err
 	}
+	if len(s.MetadataHash) > 0 {
+		s.metadata = map[string]*buffer.Template{}
+		for k, v := range s.MetadataHash {
+			if s.metadata[k], err = buffer.NewTemplate(v, s.keys); err != nil {
+				return fmt.Errorf("s3_metadata %s: %w", k, err)
+			}
+		}
+	}
+	if s.Compress.Level < 1 || s.Compress.Level > 22 {
+		return fmt.Errorf("<compress> level %d: zstd's levels are 1 to 22", s.Compress.Level)
+	}
+	s.gzipLevel = gzipLevel(s.CommandParameter, s.log)
+	for _, r := range s.LifecycleRules {
+		if r.ExpirationDays < 1 {
+			return fmt.Errorf("<bucket_lifecycle_rule> %s: expiration_days must be at least 1", r.ID)
+		}
+	}
 	if s.UploadPartSize < config.Size(manager.MinUploadPartSize) {
 		return fmt.Errorf("upload_part_size must be at least %d", manager.MinUploadPartSize)
 	}
@@ -252,12 +296,20 @@ func (s *S3) Init(ctx context.Context) error {
 		u.PartSize = int64(s.UploadPartSize)
 		u.Concurrency = s.UploadConcurrency
 	})
-	if !s.CheckBucket {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, err = s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.S3Bucket)})
+	if s.CheckBucket {
+		if err := s.ensureBucket(ctx); err != nil {
+			return err
+		}
+	}
+	return s.ensureLifecycle(ctx)
+}
+
+// ensureBucket checks that the bucket exists and creates it when
+// auto_create_bucket allows.
+func (s *S3) ensureBucket(ctx context.Context) error {
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.S3Bucket)})
 	if err == nil {
 		return nil
 	}
@@ -281,8 +333,82 @@ func (s *S3) Init(ctx context.Context) error {
 	return nil
 }
 
+// ensureLifecycle sets the bucket's expiration rules to the configured
+// ones when they differ, as fluent-plugin-s3 does at start. Rules are
+// compared by ID, prefix, days and status; the bucket's whole rule set is
+// replaced, as S3's API only allows.
+func (s *S3) ensureLifecycle(ctx context.Context) error {
+	if len(s.LifecycleRules) == 0 {
+		return nil
+	}
+	want := make([]string, 0, len(s.LifecycleRules))
+	rules := make([]types.LifecycleRule, 0, len(s.LifecycleRules))
+	for _, r := range s.LifecycleRules {
+		want = append(want, fmt.Sprintf("%s\x00%s\x00%d\x00Enabled", r.ID, r.Prefix, r.ExpirationDays))
+		rules = append(rules, types.LifecycleRule{ID: aws.String(r.ID), Status: types.ExpirationStatusEnabled,
+			Filter:     &types.LifecycleRuleFilter{Prefix: aws.String(r.Prefix)},
+			Expiration: &types.LifecycleExpiration{Days: aws.Int32(int32(r.ExpirationDays))}})
+	}
+	sort.Strings(want)
+	var have []string
+	out, err := s.client.GetBucketLifecycleConfiguration(ctx, &s3.GetBucketLifecycleConfigurationInput{Bucket: aws.String(s.S3Bucket)})
+	switch {
+	case err == nil:
+		for _, r := range out.Rules {
+			prefix := aws.ToString(r.Prefix) //nolint:staticcheck // rules written by older tools carry the prefix here
+			if r.Filter != nil && r.Filter.Prefix != nil {
+				prefix = *r.Filter.Prefix
+			}
+			var days int32
+			if r.Expiration != nil {
+				days = aws.ToInt32(r.Expiration.Days)
+			}
+			have = append(have, fmt.Sprintf("%s\x00%s\x00%d\x00%s", aws.ToString(r.ID), prefix, days, r.Status))
+		}
+		sort.Strings(have)
+	case !isNoLifecycle(err):
+		return fmt.Errorf("reading the lifecycle rules of bucket %s: %w", s.S3Bucket, describe(err))
+	}
+	if slices.Equal(have, want) {
+		return nil
+	}
+	if _, err := s.client.PutBucketLifecycleConfiguration(ctx, &s3.PutBucketLifecycleConfigurationInput{Bucket: aws.String(s.S3Bucket),
+		LifecycleConfiguration: &types.BucketLifecycleConfiguration{Rules: rules}}); err != nil {
+		return fmt.Errorf("setting the lifecycle rules of bucket %s: %w", s.S3Bucket, describe(err))
+	}
+	s.log.Info("set the bucket's lifecycle rules", "bucket", s.S3Bucket, "rules", len(rules))
+	return nil
+}
+
+// isNoLifecycle reports S3's answer for a bucket without lifecycle rules.
+func isNoLifecycle(err error) bool {
+	var api smithy.APIError
+	return errors.As(err, &api) && api.ErrorCode() == "NoSuchLifecycleConfiguration"
+}
+
+// gzipLevel reads a level from gzip_command's command_parameter (gzip's
+// -1 to -9, --fast, --best); Sluice compresses in process, so the other
+// flags have nothing to act on.
+func gzipLevel(param string, log *slog.Logger) int {
+	level := pgzip.DefaultCompression
+	for _, f := range strings.Fields(param) {
+		switch {
+		case f == "--fast":
+			level = 1
+		case f == "--best":
+			level = 9
+		case len(f) == 2 && f[0] == '-' && f[1] >= '1' && f[1] <= '9':
+			level = int(f[1] - '0')
+		default:
+			log.Warn("command_parameter flag accepted and ignored: Sluice gzips in process, and only a level applies", "flag", f)
+		}
+	}
+	return level
+}
+
 func (s *S3) newClient(ctx context.Context) (*s3.Client, error) {
-	cfg, err := awsauth.Load(ctx, awsauth.Region(s.S3Region), awsauth.Static{KeyID: s.AWSKeyID, Secret: s.AWSSecKey}, s.Options, s.ProxyURI, s.SSLVerifyPeer, s.log)
+	cfg, err := awsauth.Load(ctx, awsauth.Region(s.S3Region), awsauth.Static{KeyID: s.AWSKeyID, Secret: s.AWSSecKey}, s.Options,
+		awsauth.HTTP{Proxy: s.ProxyURI, VerifyPeer: s.SSLVerifyPeer, CABundle: s.SSLCABundle, CADir: s.SSLCADirectory}, s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -329,11 +455,17 @@ func (s *S3) Write(ctx context.Context, c *plugin.Chunk) error {
 	key, _ := c.Meta("s3_key")
 	if key == "" {
 		var err error
-		if key, err = s.objectKey(ctx, c); err != nil {
+		var index string
+		if key, index, err = s.objectKey(ctx, c); err != nil {
 			return err
 		}
 		if err := c.SaveMeta("s3_key", key); err != nil {
 			return fmt.Errorf("keeping the object key with the chunk: %w", err)
+		}
+		if s.metadataUsesIndex() {
+			if err := c.SaveMeta("s3_index", index); err != nil {
+				return fmt.Errorf("keeping the object's index with the chunk: %w", err)
+			}
 		}
 	}
 	body, wait := s.compress(c.Data)
@@ -363,10 +495,21 @@ func (s *S3) Write(ctx context.Context, c *plugin.Chunk) error {
 			*f.dst = aws.String(f.v)
 		}
 	}
-	if len(s.Metadata) > 0 {
+	if s.Tagging != "" {
+		in.Tagging = aws.String(s.Tagging)
+	}
+	if len(s.Metadata) > 0 || len(s.metadata) > 0 {
 		in.Metadata = map[string]string{}
 		for _, m := range s.Metadata {
 			in.Metadata[m.Key] = m.Value
+		}
+		index, _ := c.Meta("s3_index")
+		for k, t := range s.metadata {
+			v, err := t.Expand(c.Key, s.loc)
+			if err != nil {
+				return fmt.Errorf("s3_metadata %s: %w", k, err)
+			}
+			in.Metadata[k] = strings.ReplaceAll(v, "%{index}", index)
 		}
 	}
 	_, err := s.uploader.Upload(ctx, in)
@@ -381,10 +524,22 @@ func (s *S3) Write(ctx context.Context, c *plugin.Chunk) error {
 
 // objectKey builds the key: path and the literal parts of the format with
 // their placeholders, then the %{...} tokens, %{index} last.
-func (s *S3) objectKey(ctx context.Context, c *plugin.Chunk) (string, error) {
+// metadataUsesIndex reports whether an s3_metadata value holds %{index}.
+func (s *S3) metadataUsesIndex() bool {
+	for _, v := range s.MetadataHash {
+		if strings.Contains(v, "%{index}") {
+			return true
+		}
+	}
+	return false
+}
+
+// objectKey decides a chunk's object key, and the %{index} in it ("" when
+// the format has none).
+func (s *S3) objectKey(ctx context.Context, c *plugin.Chunk) (key, index string, err error) {
 	path, err := s.pathTmpl.Expand(c.Key, s.loc)
 	if err != nil {
-		return "", fmt.Errorf("path: %w", err)
+		return "", "", fmt.Errorf("path: %w", err)
 	}
 	sliceTime := time.Now().In(s.loc)
 	if s.keys.Time {
@@ -396,7 +551,7 @@ func (s *S3) objectKey(ctx context.Context, c *plugin.Chunk) (string, error) {
 		if p.tmpl != nil {
 			v, err := p.tmpl.Expand(c.Key, s.loc)
 			if err != nil {
-				return "", fmt.Errorf("s3_object_key_format: %w", err)
+				return "", "", fmt.Errorf("s3_object_key_format: %w", err)
 			}
 			b.WriteString(v)
 			continue
@@ -419,16 +574,17 @@ func (s *S3) objectKey(ctx context.Context, c *plugin.Chunk) (string, error) {
 			b.WriteString("\x00")
 		}
 	}
-	key := b.String()
+	key = b.String()
 	if indexAt < 0 {
-		return key, nil
+		return key, "", nil
 	}
 	prefix, suffix := key[:indexAt], key[indexAt+1:]
 	n, err := s.nextIndex(ctx, prefix)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return prefix + fmt.Sprintf(s.IndexFormat, n) + suffix, nil
+	index = fmt.Sprintf(s.IndexFormat, n)
+	return prefix + index + suffix, index, nil
 }
 
 // maxPrefixes bounds the remembered index counters (one per key prefix,
@@ -516,7 +672,7 @@ func (s *S3) compress(data []byte) (io.Reader, func() error) {
 		pr, pw := io.Pipe()
 		done := make(chan error, 1)
 		go func() {
-			zw, err := pgzip.NewWriterLevel(pw, pgzip.DefaultCompression)
+			zw, err := pgzip.NewWriterLevel(pw, s.gzipLevel)
 			if err == nil {
 				err = zw.SetConcurrency(gzipBlock, 2*runtime.GOMAXPROCS(0))
 			}
@@ -534,7 +690,8 @@ func (s *S3) compress(data []byte) (io.Reader, func() error) {
 		pr, pw := io.Pipe()
 		done := make(chan error, 1)
 		go func() {
-			zw, err := zstd.NewWriter(pw, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
+			zw, err := zstd.NewWriter(pw, zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+				zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(s.Compress.Level)))
 			if err == nil {
 				if _, err = zw.Write(data); err == nil {
 					err = zw.Close()

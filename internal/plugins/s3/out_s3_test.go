@@ -30,6 +30,8 @@ type fakeS3 struct {
 	fail    []error // returned by the next PutObject calls
 	puts    []string
 	last    *s3.PutObjectInput
+	rules   []types.LifecycleRule // the bucket's lifecycle rules; nil: none
+	ruleSet int                   // PutBucketLifecycleConfiguration calls
 }
 
 func (f *fakeS3) PutObject(ctx context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
@@ -75,6 +77,23 @@ func (f *fakeS3) ListObjectsV2(_ context.Context, in *s3.ListObjectsV2Input, _ .
 		}
 	}
 	return out, nil
+}
+
+func (f *fakeS3) GetBucketLifecycleConfiguration(context.Context, *s3.GetBucketLifecycleConfigurationInput, ...func(*s3.Options)) (*s3.GetBucketLifecycleConfigurationOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.rules == nil {
+		// S3's answer for a bucket with no rules.
+		return nil, &smithy.GenericAPIError{Code: "NoSuchLifecycleConfiguration", Message: "The lifecycle configuration does not exist"}
+	}
+	return &s3.GetBucketLifecycleConfigurationOutput{Rules: f.rules}, nil
+}
+func (f *fakeS3) PutBucketLifecycleConfiguration(_ context.Context, in *s3.PutBucketLifecycleConfigurationInput, _ ...func(*s3.Options)) (*s3.PutBucketLifecycleConfigurationOutput, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rules = in.LifecycleConfiguration.Rules
+	f.ruleSet++
+	return &s3.PutBucketLifecycleConfigurationOutput{}, nil
 }
 
 func newTestS3(t *testing.T, format string, fake *fakeS3) *S3 {
@@ -176,8 +195,8 @@ func TestStableRandomPlaceholders(t *testing.T) {
 	fake := &fakeS3{objects: map[string][]byte{}}
 	s := newTestS3(t, "%{path}/%{hex_random}-%{uuid_flush}.%{file_extension}", fake)
 	c := chunk("p", 0, "x")
-	k1, _ := s.objectKey(context.Background(), c)
-	k2, _ := s.objectKey(context.Background(), c)
+	k1, _, _ := s.objectKey(context.Background(), c)
+	k2, _, _ := s.objectKey(context.Background(), c)
 	if k1 != k2 || !strings.HasPrefix(k1, "p/") || len(k1) < 40 {
 		t.Errorf("keys %q and %q: derived from the chunk id, they must not change", k1, k2)
 	}
@@ -238,5 +257,65 @@ func TestGrantsAndCustomerKeys(t *testing.T) {
 	}
 	if in.GrantWriteACP != nil {
 		t.Error("an unset grant was sent")
+	}
+}
+
+// TestLifecycleRulesSetOnlyWhenTheyDiffer: <bucket_lifecycle_rule> sets
+// the bucket's rules at start when they differ from the configured ones,
+// and leaves them alone when they are the same (in any order).
+func TestLifecycleRulesSetOnlyWhenTheyDiffer(t *testing.T) {
+	fake := &fakeS3{objects: map[string][]byte{}}
+	s := newTestS3(t, "%{path}%{time_slice}_%{index}.%{file_extension}", fake)
+	s.LifecycleRules = []LifecycleRule{{ID: "logs", Prefix: "logs/", ExpirationDays: 30}, {ID: "all", ExpirationDays: 400}}
+	ctx := context.Background()
+	if err := s.ensureLifecycle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if fake.ruleSet != 1 || len(fake.rules) != 2 || aws.ToString(fake.rules[0].Filter.Prefix) != "logs/" || aws.ToInt32(fake.rules[0].Expiration.Days) != 30 {
+		t.Fatalf("after the first start: %d calls, rules %+v", fake.ruleSet, fake.rules)
+	}
+	fake.rules[0], fake.rules[1] = fake.rules[1], fake.rules[0]
+	if err := s.ensureLifecycle(ctx); err != nil || fake.ruleSet != 1 {
+		t.Errorf("the same rules were set again (%d calls, %v)", fake.ruleSet, err)
+	}
+	s.LifecycleRules[0].ExpirationDays = 7
+	if err := s.ensureLifecycle(ctx); err != nil || fake.ruleSet != 2 {
+		t.Errorf("changed rules were not set (%d calls, %v)", fake.ruleSet, err)
+	}
+}
+
+// TestMetadataTaggingAndLevels: the s3_metadata hash's values take the
+// chunk's placeholders and the object's %{index}; tagging is sent as
+// given; command_parameter's level flags choose the gzip level.
+func TestMetadataTaggingAndLevels(t *testing.T) {
+	fake := &fakeS3{objects: map[string][]byte{}}
+	s := newTestS3(t, "%{path}%{time_slice}_%{index}.%{file_extension}", fake)
+	s.MetadataHash = map[string]string{"source-path": "${path}", "object-index": "%{index}"}
+	s.Tagging = "team=logs&env=prod"
+	s.metadata = map[string]*buffer.Template{}
+	for k, v := range s.MetadataHash {
+		tmpl, err := buffer.NewTemplate(v, s.keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.metadata[k] = tmpl
+	}
+	c := chunk("web/", 1, "x\n")
+	if err := s.Write(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	c2 := chunk("web/", 1, "y\n")
+	if err := s.Write(context.Background(), c2); err != nil {
+		t.Fatal(err)
+	}
+	in := fake.last
+	if in.Metadata["source-path"] != "web/" || in.Metadata["object-index"] != "1" || aws.ToString(in.Tagging) != "team=logs&env=prod" {
+		t.Errorf("metadata %v, tagging %q", in.Metadata, aws.ToString(in.Tagging))
+	}
+	log := slog.New(slog.DiscardHandler)
+	for param, want := range map[string]int{"": -1, "-9": 9, "--fast": 1, "--best -n": 9, "-3 --rsyncable": 3} {
+		if got := gzipLevel(param, log); got != want {
+			t.Errorf("command_parameter %q: level %d, want %d", param, got, want)
+		}
 	}
 }
