@@ -4,8 +4,9 @@ package transport
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
+	"crypto/fips140"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -13,8 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"time"
+
+	"github.com/sluice-log/sluice/internal/config"
 )
 
 // Transport is the <transport> section: "tcp" (the default) or "tls".
@@ -35,13 +39,30 @@ type Transport struct {
 	CACertPath             string `conf:"ca_cert_path" desc:"Without cert_path: the PEM CA certificate that signs the server certificate made at start."`
 	CAPrivateKeyPath       string `conf:"ca_private_key_path" desc:"The PEM private key of ca_cert_path."`
 	CAPrivateKeyPassphrase string `conf:"ca_private_key_passphrase" desc:"The passphrase of an encrypted ca_private_key_path."`
+	// How a certificate is made (signed by ca_cert_path, or self-signed
+	// with insecure and no certificate given), as Fluentd's generate_*.
+	GenerateKeyLength  int           `conf:"generate_private_key_length" desc:"The RSA key length of a certificate made at start."`
+	GenerateCountry    string        `conf:"generate_cert_country" desc:"The country (C) of a certificate made at start."`
+	GenerateState      string        `conf:"generate_cert_state" desc:"The state (ST) of a certificate made at start."`
+	GenerateLocality   string        `conf:"generate_cert_locality" desc:"The locality (L) of a certificate made at start."`
+	GenerateCommonName string        `conf:"generate_cert_common_name" desc:"The common name (CN, and DNS name) of a certificate made at start; the host name by default."`
+	GenerateExpiration time.Duration `conf:"generate_cert_expiration" desc:"How long a certificate made at start is valid."`
+	GenerateDigest     string        `conf:"generate_cert_digest" enum:"sha1,sha256,sha384,sha512" desc:"The digest a certificate made at start is signed with (sha1 is refused: Go's TLS does not accept it)."`
+	CertVerifier       string        `conf:"cert_verifier" desc:"Refused: Fluentd loads this Ruby file to verify client certificates; use client_cert_auth with ca_path."`
+	EnsureFIPS         bool          `conf:"ensure_fips" desc:"Refuse to start unless Go's cryptography runs in FIPS 140-3 mode (GODEBUG=fips140=on), as Fluentd refuses without OpenSSL's FIPS mode."`
+	// Socket options of accepted connections.
+	LingerTimeout     int         `conf:"linger_timeout" desc:"SO_LINGER seconds for closed connections (0: the kernel's default)."`
+	ReceiveBufferSize config.Size `conf:"receive_buffer_size" desc:"SO_RCVBUF of accepted connections (0: the kernel's default)."`
 	// Hostname is the name a generated certificate is for; the caller
 	// sets it (the machine's host name).
 	Hostname string `conf:"-"`
 }
 
 // Default is <transport tcp>.
-func Default() Transport { return Transport{Protocol: "tcp", Version: "TLSv1_2"} }
+func Default() Transport {
+	return Transport{Protocol: "tcp", Version: "TLSv1_2", GenerateKeyLength: 2048, GenerateCountry: "US", GenerateState: "CA",
+		GenerateLocality: "Mountain View", GenerateExpiration: 10 * 365 * 24 * time.Hour, GenerateDigest: "sha256"}
+}
 
 // Versions maps Fluentd's TLS version names to Go's.
 var Versions = map[string]uint16{"TLSv1_1": tls.VersionTLS11, "TLSv1_2": tls.VersionTLS12, "TLSv1_3": tls.VersionTLS13}
@@ -55,9 +76,19 @@ func (t *Transport) Validate(server bool) error {
 	default:
 		return fmt.Errorf("<transport %s>: want tcp or tls", t.Protocol)
 	}
+	if t.CertVerifier != "" {
+		return fmt.Errorf("<transport tls> cert_verifier loads Ruby code, which Sluice cannot run; verify clients with client_cert_auth and ca_path")
+	}
+	if t.EnsureFIPS && !fips140.Enabled() {
+		return fmt.Errorf("<transport tls> ensure_fips: Go's cryptography is not in FIPS 140-3 mode; start Sluice with GODEBUG=fips140=on")
+	}
+	if t.GenerateDigest == "sha1" {
+		return fmt.Errorf("<transport tls> generate_cert_digest sha1: Go's TLS refuses SHA-1 certificates; use sha256")
+	}
 	generate := t.CertPath == "" && t.CACertPath != ""
-	if server && !generate && (t.CertPath == "" || t.PrivateKeyPath == "") {
-		return fmt.Errorf("<transport tls> needs cert_path and private_key_path (or ca_cert_path and ca_private_key_path to make one)")
+	selfSigned := t.CertPath == "" && t.CACertPath == "" && t.Insecure
+	if server && !generate && !selfSigned && (t.CertPath == "" || t.PrivateKeyPath == "") {
+		return fmt.Errorf("<transport tls> needs cert_path and private_key_path, ca_cert_path and ca_private_key_path to make one, or insecure true for a self-signed one")
 	}
 	if generate && t.CAPrivateKeyPath == "" {
 		return fmt.Errorf("<transport tls> ca_cert_path needs ca_private_key_path")
@@ -76,6 +107,26 @@ func (t *Transport) Validate(server bool) error {
 		}
 	}
 	return nil
+}
+
+// Tune sets the section's socket options on an accepted connection;
+// lingerDefault is the plugin's own linger_timeout, which the section's
+// overrides (Fluentd moved the option into <transport>).
+func (t *Transport) Tune(c net.Conn, lingerDefault int) {
+	tcp, ok := c.(*net.TCPConn)
+	if !ok {
+		return
+	}
+	linger := lingerDefault
+	if t.LingerTimeout > 0 {
+		linger = t.LingerTimeout
+	}
+	if linger > 0 {
+		_ = tcp.SetLinger(linger)
+	}
+	if t.ReceiveBufferSize > 0 {
+		_ = tcp.SetReadBuffer(int(t.ReceiveBufferSize))
+	}
 }
 
 // ServerConfig reads the certificates of a server's <transport tls>; it
@@ -101,9 +152,21 @@ func (t *Transport) ServerConfig() (*tls.Config, error) {
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	case t.CACertPath != "":
-		cert, err := signedByCA(t.CACertPath, t.CAPrivateKeyPath, t.CAPrivateKeyPassphrase, t.Hostname)
+		ca, err := LoadKeyPair(t.CACertPath, t.CAPrivateKeyPath, t.CAPrivateKeyPassphrase)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("ca_cert_path: %w", err)
+		}
+		cert, err := t.generate(&ca)
+		if err != nil {
+			return nil, fmt.Errorf("signing a certificate with ca_cert_path: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	case t.Insecure:
+		// Fluentd's insecure server: a self-signed certificate, which
+		// clients accept only with their verification off.
+		cert, err := t.generate(nil)
+		if err != nil {
+			return nil, fmt.Errorf("making a self-signed certificate: %w", err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
@@ -226,18 +289,15 @@ func LoadKeyPair(certPath, keyPath, passphrase string) (tls.Certificate, error) 
 	return cert, nil
 }
 
-// signedByCA makes a server certificate for hostname, valid for ten years
-// as Fluentd's generated ones are, signed by the CA in caCert and caKey.
-func signedByCA(caCert, caKey, passphrase, hostname string) (tls.Certificate, error) {
-	ca, err := LoadKeyPair(caCert, caKey, passphrase)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("ca_cert_path: %w", err)
+// generate makes the server certificate of the generate_* parameters for
+// t.Hostname (or generate_cert_common_name): signed by ca, or self-signed
+// when ca is nil.
+func (t *Transport) generate(ca *tls.Certificate) (tls.Certificate, error) {
+	bits := t.GenerateKeyLength
+	if bits == 0 {
+		bits = 2048
 	}
-	caX509, err := x509.ParseCertificate(ca.Certificate[0])
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("ca_cert_path: %w", err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := rsa.GenerateKey(rand.Reader, bits)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
@@ -245,22 +305,69 @@ func signedByCA(caCert, caKey, passphrase, hostname string) (tls.Certificate, er
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	if hostname == "" {
-		hostname, _ = os.Hostname()
+	name := t.GenerateCommonName
+	if name == "" {
+		name = t.Hostname
+	}
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	life := t.GenerateExpiration
+	if life <= 0 {
+		life = 10 * 365 * 24 * time.Hour
+	}
+	subject := pkix.Name{CommonName: name}
+	for _, f := range []struct {
+		v   string
+		dst *[]string
+	}{{t.GenerateCountry, &subject.Country}, {t.GenerateState, &subject.Province}, {t.GenerateLocality, &subject.Locality}} {
+		if f.v != "" {
+			*f.dst = []string{f.v}
+		}
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: hostname},
-		DNSNames:     []string{hostname},
+		Subject:      subject,
+		DNSNames:     []string{name},
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.AddDate(10, 0, 0),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
+		NotAfter:     now.Add(life),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caX509, &key.PublicKey, ca.PrivateKey)
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("signing a certificate with ca_cert_path: %w", err)
+	parent, signer, chain := tmpl, any(key), [][]byte(nil)
+	if ca != nil {
+		caX509, err := x509.ParseCertificate(ca.Certificate[0])
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		parent, signer, chain = caX509, ca.PrivateKey, ca.Certificate[:1]
 	}
-	return tls.Certificate{Certificate: [][]byte{der, ca.Certificate[0]}, PrivateKey: key}, nil
+	tmpl.SignatureAlgorithm = signatureAlgorithm(signer, t.GenerateDigest)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: append([][]byte{der}, chain...), PrivateKey: key}, nil
+}
+
+// signatureAlgorithm is generate_cert_digest for the signer's key type;
+// x509's default for the key when the digest is unset.
+func signatureAlgorithm(signer any, digest string) x509.SignatureAlgorithm {
+	algs := map[string][2]x509.SignatureAlgorithm{
+		"sha256": {x509.SHA256WithRSA, x509.ECDSAWithSHA256},
+		"sha384": {x509.SHA384WithRSA, x509.ECDSAWithSHA384},
+		"sha512": {x509.SHA512WithRSA, x509.ECDSAWithSHA512},
+	}
+	pair, ok := algs[digest]
+	if !ok {
+		return x509.UnknownSignatureAlgorithm
+	}
+	switch signer.(type) {
+	case *rsa.PrivateKey:
+		return pair[0]
+	case *ecdsa.PrivateKey:
+		return pair[1]
+	}
+	return x509.UnknownSignatureAlgorithm
 }

@@ -96,14 +96,10 @@ func (in *Input) serve(ctx context.Context, nc net.Conn, out plugin.Emitter) {
 	if addr, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.ip = addr.IP
 	}
-	if tcp, ok := nc.(*net.TCPConn); ok {
-		if in.SendKeepalivePacket {
-			_ = tcp.SetKeepAlive(true)
-		}
-		if in.LingerTimeout > 0 {
-			_ = tcp.SetLinger(in.LingerTimeout)
-		}
+	if tcp, ok := nc.(*net.TCPConn); ok && in.SendKeepalivePacket {
+		_ = tcp.SetKeepAlive(true)
 	}
+	in.transport.Tune(nc, in.LingerTimeout)
 	if in.tlsConfig != nil {
 		tc := tls.Server(nc, in.tlsConfig)
 		_ = tc.SetDeadline(now.Add(in.HandshakeTimeout))
@@ -565,7 +561,7 @@ func (c *conn) ack(chunk []byte) bool {
 }
 
 // tag returns the message's tag as a string, interned per connection, with
-// add_tag_prefix applied.
+// the tag parameter and add_tag_prefix applied.
 func (c *conn) tag(raw []byte) string {
 	if t, ok := c.tags[string(raw)]; ok {
 		return t
@@ -574,6 +570,9 @@ func (c *conn) tag(raw []byte) string {
 		clear(c.tags)
 	}
 	t := string(raw)
+	if c.in.Tag != "" {
+		t = c.in.Tag
+	}
 	if c.in.AddTagPrefix != "" {
 		t = c.in.AddTagPrefix + "." + t
 	}

@@ -47,7 +47,10 @@ type Input struct {
 	SkipInvalidEvent    bool            `conf:"skip_invalid_event" desc:"Drop, and count, entries with a bad time or a record that is not a map, keeping the rest of their message; otherwise the whole message is refused."`
 	SourceAddressKey    string          `conf:"source_address_key" desc:"Add the client's IP address to each record under this key."`
 	SourceHostnameKey   string          `conf:"source_hostname_key" desc:"Add the client's host name (reverse DNS) to each record under this key."`
+	Tag                 string          `conf:"tag" desc:"Give every event this tag instead of the one it came with (add_tag_prefix still applies)."`
 	AddTagPrefix        string          `conf:"add_tag_prefix" desc:"Prefix every tag with this and a dot."`
+	Backlog             int             `conf:"backlog" desc:"Accepted for Fluentd compatibility." ignored:"Go listens with the kernel's maximum backlog (net.core.somaxconn)"`
+	BlockingTimeout     time.Duration   `conf:"blocking_timeout" desc:"Accepted for Fluentd compatibility (Cool.io's loop timeout)." ignored:"Sluice has no event loop to time out; shutdown is bounded by shutdown_timeout"`
 	MaxConnections      int             `conf:"max_connections" desc:"Refuse connections past this many at once (0: no cap)."`
 	IdleTimeout         time.Duration   `conf:"idle_timeout" desc:"Close connections that send nothing for this long (0: never)."`
 	MaxConnectionAge    time.Duration   `conf:"max_connection_age" desc:"Close a connection, at a message boundary and after its acks, once it is this old, so that clients reconnect through the load balancer and new instances get a share (0: never)."`

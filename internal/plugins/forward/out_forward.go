@@ -58,7 +58,15 @@ type Output struct {
 	TLSInsecureMode         bool            `conf:"tls_insecure_mode" desc:"Skip verification of the server's certificate (tests only)."`
 	TLSAllowSelfSignedCert  bool            `conf:"tls_allow_self_signed_cert" desc:"Accepted for Fluentd compatibility; a self-signed server certificate is trusted by listing it in tls_cert_path." ignored:"trust a self-signed certificate by listing it in tls_cert_path"`
 	TLSVerifyHostname       bool            `conf:"tls_verify_hostname" desc:"Check that the server's certificate names the host connected to."`
-	TLSCertPath             []string        `conf:"tls_cert_path" desc:"PEM CA certificates to trust, instead of the system's."`
+	TLSCertPath             []string        `conf:"tls_cert_path" desc:"PEM CA certificates to trust, instead of the system's (replaces tls_ca_cert_path when both are set, as in Fluentd)."`
+	TLSCACertPath           []string        `conf:"tls_ca_cert_path" desc:"PEM CA certificates to trust, instead of the system's."`
+	TLSCertThumbprint       string          `conf:"tls_cert_thumbprint" desc:"Windows certificate store only; refused elsewhere, as Fluentd refuses it."`
+	TLSCertLogicalStore     string          `conf:"tls_cert_logical_store_name" desc:"Windows certificate store only; refused elsewhere, as Fluentd refuses it."`
+	TLSCertEnterpriseStore  bool            `conf:"tls_cert_use_enterprise_store" desc:"Accepted for Fluentd compatibility (Windows certificate store)." ignored:"Windows certificate stores are not read"`
+	ReadIntervalMsec        int             `conf:"read_interval_msec" desc:"Accepted for Fluentd compatibility (its ack polling interval)." ignored:"acks are read as they arrive"`
+	ReadLength              config.Size     `conf:"read_length" desc:"Accepted for Fluentd compatibility (its ack read size)." ignored:"acks are read as they arrive"`
+	ObsoleteHost            string          `conf:"host" desc:"Obsoleted in Fluentd: refused; use <server>."`
+	ObsoletePort            int             `conf:"port" desc:"Obsoleted in Fluentd: refused; use <server>."`
 	TLSClientCertPath       string          `conf:"tls_client_cert_path" desc:"The PEM client certificate to present, for servers that require one."`
 	TLSClientKeyPath        string          `conf:"tls_client_private_key_path" desc:"The PEM private key of tls_client_cert_path."`
 	TLSClientKeyPassphrase  string          `conf:"tls_client_private_key_passphrase" desc:"The passphrase of an encrypted client private key."`
@@ -98,13 +106,23 @@ func init() {
 		New: func() any {
 			return &Output{AckResponseTimeout: 190 * time.Second, SendTimeout: 60 * time.Second, RecoverWait: 10 * time.Second,
 				HeartbeatType: "transport", HeartbeatInterval: time.Second, PhiFailureDetector: true, PhiThreshold: 16,
-				HardTimeout: 60 * time.Second, Compress: "text", TransportName: "tcp", TLSVersion: "TLSv1_2", TLSVerifyHostname: true}
+				HardTimeout: 60 * time.Second, Compress: "text", TransportName: "tcp", TLSVersion: "TLSv1_2", TLSVerifyHostname: true,
+				TLSCertEnterpriseStore: true, ReadIntervalMsec: 50, ReadLength: 512}
 		}})
 }
 
 // Configure implements plugin.Configurer.
 func (o *Output) Configure(c *plugin.Context) error {
 	o.log = c.Logger
+	if o.ObsoleteHost != "" || o.ObsoletePort != 0 {
+		return fmt.Errorf("host and port are obsoleted parameters of the forward output (Fluentd refuses them too): use <server> host ... port ... </server>")
+	}
+	if o.TLSCertThumbprint != "" || o.TLSCertLogicalStore != "" {
+		return fmt.Errorf("tls_cert_thumbprint and tls_cert_logical_store_name are for Windows only (Fluentd refuses them elsewhere too): use tls_ca_cert_path")
+	}
+	if len(o.TLSCertPath) > 0 {
+		o.TLSCACertPath = o.TLSCertPath
+	}
 	if len(o.Servers) == 0 {
 		return fmt.Errorf("forward output needs at least one <server>")
 	}
@@ -156,7 +174,7 @@ func (o *Output) Configure(c *plugin.Context) error {
 // heartbeat.
 func (o *Output) Init(ctx context.Context) error {
 	if o.TransportName == "tls" {
-		cfg, err := transport.Client{MinVersion: o.TLSVersion, CAPaths: o.TLSCertPath, CertPath: o.TLSClientCertPath,
+		cfg, err := transport.Client{MinVersion: o.TLSVersion, CAPaths: o.TLSCACertPath, CertPath: o.TLSClientCertPath,
 			KeyPath: o.TLSClientKeyPath, KeyPassphrase: o.TLSClientKeyPassphrase, Insecure: o.TLSInsecureMode,
 			SkipHostname: !o.TLSVerifyHostname}.Config()
 		if err != nil {

@@ -3,11 +3,16 @@ package forward_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/engine"
+	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/plugins/forward"
 	"github.com/sluice-log/sluice/internal/plugintest"
 )
 
@@ -28,7 +33,8 @@ func idsOf(name string) map[string]int {
 }
 
 // TestSluiceToSluiceSecure sends through out_forward to in_forward with
-// TLS, a shared key, gzip, acks and keepalive.
+// TLS (the server's certificate trusted by tls_ca_cert_path), a shared
+// key, gzip, acks and keepalive.
 func TestSluiceToSluiceSecure(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := plugintest.WriteCert(t, dir)
@@ -46,7 +52,7 @@ func TestSluiceToSluiceSecure(t *testing.T) {
 <match **>
   @type forward
   transport tls
-  tls_cert_path `+cert+`
+  tls_ca_cert_path `+cert+`
   require_ack_response true
   ack_response_timeout 5
   compress gzip
@@ -187,4 +193,34 @@ func outputGivenUp(e *engine.Engine) int64 {
 		}
 	}
 	return n
+}
+
+// TestForwardOutputParametersFluentdRefuses: the obsoleted flat host and
+// port, and the Windows certificate store parameters, are refused with
+// what to write instead, as Fluentd refuses them on Linux; tls_cert_path
+// replaces tls_ca_cert_path, as in Fluentd.
+func TestForwardOutputParametersFluentdRefuses(t *testing.T) {
+	for extra, want := range map[string]string{
+		"host 10.0.0.1\n  port 24224":                 "obsoleted parameters",
+		"transport tls\n  tls_cert_thumbprint 0a1b2c": "for Windows only",
+	} {
+		_, err := plugintest.BuildErr(`
+<match **>
+  @type forward
+  ` + extra + `
+  <server>
+    host 127.0.0.1
+  </server>
+</match>`)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", extra, err, want)
+		}
+	}
+	o := &forward.Output{TLSCertPath: []string{"/a.pem"}, TLSCACertPath: []string{"/b.pem"}, Servers: []forward.ServerConfig{{Host: "h"}}}
+	if err := o.Configure(&plugin.Context{Logger: slog.New(slog.DiscardHandler), ChunkKeys: buffer.ChunkKeys{Tag: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(o.TLSCACertPath) != 1 || o.TLSCACertPath[0] != "/a.pem" {
+		t.Errorf("CA paths %v, want tls_cert_path's", o.TLSCACertPath)
+	}
 }

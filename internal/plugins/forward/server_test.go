@@ -218,6 +218,21 @@ func TestSkipInvalidEventSourceKeysAndPrefix(t *testing.T) {
 	}
 }
 
+// TestTagParameter: tag gives every event a fixed tag, and add_tag_prefix
+// still applies to it, as in Fluentd.
+func TestTagParameter(t *testing.T) {
+	_, _, addr := server(t, "fixedtag", "tag from-agents\nadd_tag_prefix fwd")
+	c, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer c.Close()
+	c.Write(message(t, "docker.abc123", "t1", "log", "hello"))
+	expectAck(t, c, "t1")
+	got := plugintest.Captured("fixedtag")
+	if len(got) != 1 || got[0].Tag != "fwd.from-agents" {
+		t.Errorf("captured %+v, want one event tagged fwd.from-agents", got)
+	}
+}
+
 func TestUDPHeartbeat(t *testing.T) {
 	_, in, addr := server(t, "hb", "")
 	u, err := net.Dial("udp", addr)

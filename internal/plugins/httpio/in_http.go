@@ -270,6 +270,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		l.in.Stats.Connections.Add(1)
+		l.in.transport.Tune(c, 0)
 		return &countedConn{Conn: c, in: l.in}, nil
 	}
 }
