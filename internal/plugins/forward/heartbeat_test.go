@@ -40,7 +40,7 @@ func TestUDPHeartbeatDetachesAndRecovers(t *testing.T) {
 	o := &Output{HeartbeatType: "udp", HeartbeatInterval: 20 * time.Millisecond, PhiFailureDetector: true,
 		PhiThreshold: 16, HardTimeout: 300 * time.Millisecond, RecoverWait: 200 * time.Millisecond, log: quiet}
 	n := &node{cfg: ServerConfig{Name: "r", Host: "127.0.0.1", Port: port, Weight: 60}, addr: "127.0.0.1:" + strconv.Itoa(port), available: true, phi: newPhi()}
-	o.nodes = []*node{n}
+	o.nodes.Store(&[]*node{n})
 	if err := o.Init(context.Background()); err != nil {
 		t.Fatal(err)
 	}

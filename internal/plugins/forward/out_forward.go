@@ -12,6 +12,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -33,52 +34,54 @@ import (
 // twice. A failed write marks its server unavailable for recover_wait and
 // the runtime's retry picks another server: that is the failover.
 type Output struct {
-	Servers                 []ServerConfig  `section:"server" desc:"A destination; events are balanced over them by weight, standbys taking over when all others fail."`
-	RequireAckResponse      bool            `conf:"require_ack_response" desc:"Wait for the server's ack of each chunk before committing it; without it a chunk counts as delivered once written to the socket."`
-	AckResponseTimeout      time.Duration   `conf:"ack_response_timeout" desc:"How long to wait for an ack before the chunk is retried."`
-	SendTimeout             time.Duration   `conf:"send_timeout" desc:"The deadline of writing one chunk to the socket."`
-	ConnectTimeout          time.Duration   `conf:"connect_timeout" desc:"The deadline of connecting, and of the TLS and security handshakes (0: send_timeout)."`
-	RecoverWait             time.Duration   `conf:"recover_wait" desc:"How long a failed server rests before it is tried again."`
-	HeartbeatType           string          `conf:"heartbeat_type" enum:"transport,tcp,udp,none" desc:"How servers are checked: transport (the connection itself), tcp or udp probes, or none."`
-	HeartbeatInterval       time.Duration   `conf:"heartbeat_interval" desc:"How often a server is probed."`
-	PhiFailureDetector      bool            `conf:"phi_failure_detector" desc:"Mark a server failed when its heartbeats are late by the phi accrual detector, not only when hard_timeout passes."`
-	PhiThreshold            int             `conf:"phi_threshold" desc:"The phi above which a server counts as failed."`
-	HardTimeout             time.Duration   `conf:"hard_timeout" desc:"A server silent for this long counts as failed."`
-	ExpireDNSCache          time.Duration   `conf:"expire_dns_cache" desc:"Accepted for Fluentd compatibility; host names are resolved at each connect." ignored:"host names are resolved at each connect"`
-	DNSRoundRobin           bool            `conf:"dns_round_robin" desc:"Spread connections over every address a host name resolves to."`
-	IgnoreNetworkErrors     bool            `conf:"ignore_network_errors_at_startup" desc:"Accepted for Fluentd compatibility; network errors at start never fail it." ignored:"network errors never fail the start"`
-	VerifyConnectionAtStart bool            `conf:"verify_connection_at_startup" desc:"Connect to every server at start, and fail the start if one cannot be reached."`
-	Compress                string          `conf:"compress" enum:"text,gzip" desc:"gzip compresses each chunk on the wire (CompressedPackedForward)."`
-	Keepalive               bool            `conf:"keepalive" desc:"Reuse a connection for further chunks instead of one connection per chunk."`
-	KeepaliveTimeout        time.Duration   `conf:"keepalive_timeout" desc:"Close a kept connection after this long (0: never)."`
-	TimeAsInteger           bool            `conf:"time_as_integer" desc:"Send times as whole seconds, for Fluentd before v0.14; otherwise as EventTime with nanoseconds."`
-	TransportName           string          `conf:"transport" enum:"tcp,tls" desc:"tcp or tls to every server."`
-	TLSVersion              string          `conf:"tls_version" enum:"TLSv1_1,TLSv1_2,TLSv1_3" desc:"The lowest TLS version used."`
-	TLSCiphers              string          `conf:"tls_ciphers" desc:"Accepted for Fluentd compatibility (OpenSSL cipher names); Go's cipher suites for the version are used." ignored:"Go's cipher suites for the TLS version are used"`
-	TLSInsecureMode         bool            `conf:"tls_insecure_mode" desc:"Skip verification of the server's certificate (tests only)."`
-	TLSAllowSelfSignedCert  bool            `conf:"tls_allow_self_signed_cert" desc:"Accepted for Fluentd compatibility; a self-signed server certificate is trusted by listing it in tls_cert_path." ignored:"trust a self-signed certificate by listing it in tls_cert_path"`
-	TLSVerifyHostname       bool            `conf:"tls_verify_hostname" desc:"Check that the server's certificate names the host connected to."`
-	TLSCertPath             []string        `conf:"tls_cert_path" desc:"PEM CA certificates to trust, instead of the system's (replaces tls_ca_cert_path when both are set, as in Fluentd)."`
-	TLSCACertPath           []string        `conf:"tls_ca_cert_path" desc:"PEM CA certificates to trust, instead of the system's."`
-	TLSCertThumbprint       string          `conf:"tls_cert_thumbprint" desc:"Windows certificate store only; refused elsewhere, as Fluentd refuses it."`
-	TLSCertLogicalStore     string          `conf:"tls_cert_logical_store_name" desc:"Windows certificate store only; refused elsewhere, as Fluentd refuses it."`
-	TLSCertEnterpriseStore  bool            `conf:"tls_cert_use_enterprise_store" desc:"Accepted for Fluentd compatibility (Windows certificate store)." ignored:"Windows certificate stores are not read"`
-	ReadIntervalMsec        int             `conf:"read_interval_msec" desc:"Accepted for Fluentd compatibility (its ack polling interval)." ignored:"acks are read as they arrive"`
-	ReadLength              config.Size     `conf:"read_length" desc:"Accepted for Fluentd compatibility (its ack read size)." ignored:"acks are read as they arrive"`
-	ObsoleteHost            string          `conf:"host" desc:"Obsoleted in Fluentd: refused; use <server>."`
-	ObsoletePort            int             `conf:"port" desc:"Obsoleted in Fluentd: refused; use <server>."`
-	TLSClientCertPath       string          `conf:"tls_client_cert_path" desc:"The PEM client certificate to present, for servers that require one."`
-	TLSClientKeyPath        string          `conf:"tls_client_private_key_path" desc:"The PEM private key of tls_client_cert_path."`
-	TLSClientKeyPassphrase  string          `conf:"tls_client_private_key_passphrase" desc:"The passphrase of an encrypted client private key."`
-	Security                *config.Element `section:"security" desc:"Shared-key authentication with the servers, as Fluentd's <security>."`
+	Servers                 []ServerConfig    `section:"server" desc:"A destination; events are balanced over them by weight, standbys taking over when all others fail."`
+	RequireAckResponse      bool              `conf:"require_ack_response" desc:"Wait for the server's ack of each chunk before committing it; without it a chunk counts as delivered once written to the socket."`
+	AckResponseTimeout      time.Duration     `conf:"ack_response_timeout" desc:"How long to wait for an ack before the chunk is retried."`
+	SendTimeout             time.Duration     `conf:"send_timeout" desc:"The deadline of writing one chunk to the socket."`
+	ConnectTimeout          time.Duration     `conf:"connect_timeout" desc:"The deadline of connecting, and of the TLS and security handshakes (0: send_timeout)."`
+	RecoverWait             time.Duration     `conf:"recover_wait" desc:"How long a failed server rests before it is tried again."`
+	HeartbeatType           string            `conf:"heartbeat_type" enum:"transport,tcp,udp,none" desc:"How servers are checked: transport (the connection itself), tcp or udp probes, or none."`
+	HeartbeatInterval       time.Duration     `conf:"heartbeat_interval" desc:"How often a server is probed."`
+	PhiFailureDetector      bool              `conf:"phi_failure_detector" desc:"Mark a server failed when its heartbeats are late by the phi accrual detector, not only when hard_timeout passes."`
+	PhiThreshold            int               `conf:"phi_threshold" desc:"The phi above which a server counts as failed."`
+	HardTimeout             time.Duration     `conf:"hard_timeout" desc:"A server silent for this long counts as failed."`
+	ExpireDNSCache          time.Duration     `conf:"expire_dns_cache" desc:"Accepted for Fluentd compatibility; host names are resolved at each connect." ignored:"host names are resolved at each connect"`
+	DNSRoundRobin           bool              `conf:"dns_round_robin" desc:"Spread connections over every address a host name resolves to."`
+	IgnoreNetworkErrors     bool              `conf:"ignore_network_errors_at_startup" desc:"Accepted for Fluentd compatibility; network errors at start never fail it." ignored:"network errors never fail the start"`
+	VerifyConnectionAtStart bool              `conf:"verify_connection_at_startup" desc:"Connect to every server at start, and fail the start if one cannot be reached."`
+	Compress                string            `conf:"compress" enum:"text,gzip" desc:"gzip compresses each chunk on the wire (CompressedPackedForward)."`
+	Keepalive               bool              `conf:"keepalive" desc:"Reuse a connection for further chunks instead of one connection per chunk."`
+	KeepaliveTimeout        time.Duration     `conf:"keepalive_timeout" desc:"Close a kept connection after this long (0: never)."`
+	TimeAsInteger           bool              `conf:"time_as_integer" desc:"Send times as whole seconds, for Fluentd before v0.14; otherwise as EventTime with nanoseconds."`
+	TransportName           string            `conf:"transport" enum:"tcp,tls" desc:"tcp or tls to every server."`
+	TLSVersion              string            `conf:"tls_version" enum:"TLSv1_1,TLSv1_2,TLSv1_3" desc:"The lowest TLS version used."`
+	TLSCiphers              string            `conf:"tls_ciphers" desc:"Accepted for Fluentd compatibility (OpenSSL cipher names); Go's cipher suites for the version are used." ignored:"Go's cipher suites for the TLS version are used"`
+	TLSInsecureMode         bool              `conf:"tls_insecure_mode" desc:"Skip verification of the server's certificate (tests only)."`
+	TLSAllowSelfSignedCert  bool              `conf:"tls_allow_self_signed_cert" desc:"Accepted for Fluentd compatibility; a self-signed server certificate is trusted by listing it in tls_cert_path." ignored:"trust a self-signed certificate by listing it in tls_cert_path"`
+	TLSVerifyHostname       bool              `conf:"tls_verify_hostname" desc:"Check that the server's certificate names the host connected to."`
+	TLSCertPath             []string          `conf:"tls_cert_path" desc:"PEM CA certificates to trust, instead of the system's (replaces tls_ca_cert_path when both are set, as in Fluentd)."`
+	TLSCACertPath           []string          `conf:"tls_ca_cert_path" desc:"PEM CA certificates to trust, instead of the system's."`
+	TLSCertThumbprint       string            `conf:"tls_cert_thumbprint" desc:"Windows certificate store only; refused elsewhere, as Fluentd refuses it."`
+	TLSCertLogicalStore     string            `conf:"tls_cert_logical_store_name" desc:"Windows certificate store only; refused elsewhere, as Fluentd refuses it."`
+	TLSCertEnterpriseStore  bool              `conf:"tls_cert_use_enterprise_store" desc:"Accepted for Fluentd compatibility (Windows certificate store)." ignored:"Windows certificate stores are not read"`
+	ReadIntervalMsec        int               `conf:"read_interval_msec" desc:"Accepted for Fluentd compatibility (its ack polling interval)." ignored:"acks are read as they arrive"`
+	ReadLength              config.Size       `conf:"read_length" desc:"Accepted for Fluentd compatibility (its ack read size)." ignored:"acks are read as they arrive"`
+	ObsoleteHost            string            `conf:"host" desc:"Obsoleted in Fluentd: refused; use <server>."`
+	ObsoletePort            int               `conf:"port" desc:"Obsoleted in Fluentd: refused; use <server>."`
+	TLSClientCertPath       string            `conf:"tls_client_cert_path" desc:"The PEM client certificate to present, for servers that require one."`
+	TLSClientKeyPath        string            `conf:"tls_client_private_key_path" desc:"The PEM private key of tls_client_cert_path."`
+	TLSClientKeyPassphrase  string            `conf:"tls_client_private_key_passphrase" desc:"The passphrase of an encrypted client private key."`
+	Security                *config.Element   `section:"security" desc:"Shared-key authentication with the servers, as Fluentd's <security>."`
+	ServiceDiscovery        []*config.Element `section:"service_discovery" desc:"More servers: @type static (<service> sections), file (a YAML or JSON list, reread when it changes) or srv (DNS SRV records, asked again every interval)."`
 
-	security *Security
-	tlsConf  *tls.Config
-	nodes    []*node
-	log      *slog.Logger
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	udp      net.PacketConn
+	security    *Security
+	tlsConf     *tls.Config
+	discoveries []discovery
+	nodes       atomic.Pointer[[]*node] // replaced whole when discovery changes the servers
+	log         *slog.Logger
+	stop        chan struct{}
+	wg          sync.WaitGroup
+	udp         net.PacketConn
 }
 
 // ServerConfig is a <server>.
@@ -102,7 +105,8 @@ func init() {
 		// A chunk is sent, and its ack awaited, within Write.
 		DoneWithDataOnReturn: true,
 		Inject:               true,
-		Sections:             map[string]plugin.Section{"security": {New: func() any { return &Security{} }}},
+		Sections: map[string]plugin.Section{"security": {New: func() any { return &Security{} }},
+			"service_discovery": {New: newDiscoveryReference}},
 		New: func() any {
 			return &Output{AckResponseTimeout: 190 * time.Second, SendTimeout: 60 * time.Second, RecoverWait: 10 * time.Second,
 				HeartbeatType: "transport", HeartbeatInterval: time.Second, PhiFailureDetector: true, PhiThreshold: 16,
@@ -123,8 +127,8 @@ func (o *Output) Configure(c *plugin.Context) error {
 	if len(o.TLSCertPath) > 0 {
 		o.TLSCACertPath = o.TLSCertPath
 	}
-	if len(o.Servers) == 0 {
-		return fmt.Errorf("forward output needs at least one <server>")
+	if len(o.Servers) == 0 && len(o.ServiceDiscovery) == 0 {
+		return fmt.Errorf("forward output needs at least one <server> or <service_discovery>")
 	}
 	if !c.ChunkKeys.Tag {
 		return fmt.Errorf("forward output needs tag in the <buffer> chunk keys")
@@ -144,25 +148,25 @@ func (o *Output) Configure(c *plugin.Context) error {
 			return err
 		}
 	}
-	for i, s := range o.Servers {
-		if s.Port == 0 {
-			s.Port = 24224
+	for _, el := range o.ServiceDiscovery {
+		d, err := decodeDiscovery(el)
+		if err != nil {
+			return err
 		}
-		if s.Weight == 0 {
-			s.Weight = 60
+		o.discoveries = append(o.discoveries, d)
+	}
+	var known []ServerConfig
+	known = append(known, o.Servers...)
+	for _, d := range o.discoveries {
+		known = append(known, d.static...)
+	}
+	for _, s := range known {
+		if _, err := o.normalise(s); err != nil {
+			return err
 		}
-		if s.Weight < 0 || s.Port < 0 || s.Port > 65535 {
-			return fmt.Errorf("<server> %s: bad port or weight", s.Host)
-		}
-		if s.Name == "" {
-			s.Name = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
-		}
-		if (s.SharedKey != "" || s.Username != "") && o.security == nil {
-			return fmt.Errorf("<server> %s: shared_key and username need a <security> section", s.Name)
-		}
-		o.Servers[i] = s
-		n := &node{cfg: s, addr: net.JoinHostPort(s.Host, strconv.Itoa(s.Port)), available: true, phi: newPhi()}
-		o.nodes = append(o.nodes, n)
+	}
+	if err := o.setServers(known); err != nil {
+		return err
 	}
 	if o.TLSClientCertPath != "" && o.TLSClientKeyPath == "" {
 		return fmt.Errorf("tls_client_cert_path needs tls_client_private_key_path")
@@ -182,8 +186,20 @@ func (o *Output) Init(ctx context.Context) error {
 		}
 		o.tlsConf = cfg
 	}
+	if o.dynamicDiscovery() {
+		servers, err := o.discover(ctx)
+		if err != nil {
+			o.log.Warn("service discovery failed at start", "err", err)
+		}
+		if len(servers) == 0 {
+			return fmt.Errorf("forward output: service discovery found no server (%v)", err)
+		}
+		if err := o.setServers(servers); err != nil {
+			return err
+		}
+	}
 	if o.VerifyConnectionAtStart {
-		for _, n := range o.nodes {
+		for _, n := range o.nodeList() {
 			fc, err := o.dial(ctx, n)
 			if err != nil {
 				return fmt.Errorf("verify_connection_at_startup: %s: %w", n.cfg.Name, err)
@@ -206,6 +222,10 @@ func (o *Output) Init(ctx context.Context) error {
 		o.wg.Add(1)
 		go o.heartbeat()
 	}
+	if o.dynamicDiscovery() {
+		o.wg.Add(1)
+		go o.watchDiscovery()
+	}
 	return nil
 }
 
@@ -222,7 +242,7 @@ func (o *Output) Close(context.Context) error {
 		o.udp.Close()
 	}
 	o.wg.Wait()
-	for _, n := range o.nodes {
+	for _, n := range o.nodeList() {
 		n.closeIdle()
 	}
 	return nil
@@ -267,9 +287,10 @@ func (o *Output) Write(ctx context.Context, c *plugin.Chunk) error {
 // among the available standbys when no active one is.
 func (o *Output) pick() (*node, error) {
 	now := time.Now()
+	nodes := o.nodeList()
 	for _, standby := range []bool{false, true} {
 		total := 0
-		for _, n := range o.nodes {
+		for _, n := range nodes {
 			if n.cfg.Standby == standby && o.usable(n, now) {
 				total += n.cfg.Weight
 			}
@@ -278,7 +299,7 @@ func (o *Output) pick() (*node, error) {
 			continue
 		}
 		r := rand.IntN(total)
-		for _, n := range o.nodes {
+		for _, n := range nodes {
 			if n.cfg.Standby == standby && o.usable(n, now) {
 				if r < n.cfg.Weight {
 					return n, nil
@@ -498,6 +519,48 @@ func (fc *fconn) readObject() ([]byte, error) {
 }
 
 // node is one <server> and its health.
+// nodeList is the servers now.
+func (o *Output) nodeList() []*node {
+	if p := o.nodes.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// dynamicDiscovery reports whether a source's servers can change.
+func (o *Output) dynamicDiscovery() bool {
+	for _, d := range o.discoveries {
+		if d.file != nil || d.srv != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// normalise fills a server's defaults (port 24224, weight 60, its name)
+// and checks it.
+func (o *Output) normalise(s ServerConfig) (ServerConfig, error) {
+	if s.Port == 0 {
+		s.Port = 24224
+	}
+	if s.Weight == 0 {
+		s.Weight = 60
+	}
+	if s.Weight < 0 || s.Port < 0 || s.Port > 65535 {
+		return s, fmt.Errorf("server %s: bad port or weight", s.Host)
+	}
+	if s.Name == "" {
+		s.Name = net.JoinHostPort(s.Host, strconv.Itoa(s.Port))
+	}
+	if (s.SharedKey != "" || s.Username != "") && o.security == nil {
+		return s, fmt.Errorf("server %s: shared_key and username need a <security> section", s.Name)
+	}
+	return s, nil
+}
+
+// key identifies a server across discovery updates.
+func (n *node) key() string { return n.addr + "|" + n.cfg.Name }
+
 type node struct {
 	cfg  ServerConfig
 	addr string
@@ -566,7 +629,7 @@ func (o *Output) heartbeat() {
 			return
 		case <-t.C:
 		}
-		for _, n := range o.nodes {
+		for _, n := range o.nodeList() {
 			switch o.HeartbeatType {
 			case "tcp":
 				c, err := net.DialTimeout("tcp", n.addr, o.HeartbeatInterval)
@@ -586,7 +649,7 @@ func (o *Output) heartbeat() {
 func (o *Output) udpReplies() {
 	defer o.wg.Done()
 	readDatagrams(o.udp, func(_ int, from net.Addr) {
-		for _, n := range o.nodes {
+		for _, n := range o.nodeList() {
 			if addr, err := net.ResolveUDPAddr("udp", n.addr); err == nil && addr.String() == from.String() {
 				o.beat(n)
 			}
