@@ -55,6 +55,9 @@ type File struct {
 	MemoryLimit int64
 	// ChunkLimit caps a single copy (chunk_limit_size).
 	ChunkLimit int64
+	// Perm is the mode of the files and directories the store creates
+	// (the zero value: DefaultPerm).
+	Perm Perm
 
 	mu    sync.Mutex            // guards dirty, open, queued, gen and names
 	dirty map[*os.File]struct{} // files with writes not yet fsynced
@@ -144,10 +147,12 @@ var chunkName = regexp.MustCompile(`^sluice\.([bqs])([0-9a-f]{32})\.chunk$`)
 // Dir implements Store.
 func (s *File) Dir() string { return s.Path }
 
+func (s *File) perm() Perm { return s.Perm.OrDefault() }
+
 // Open implements Store: it prepares the directories and starts the
 // interval syncer.
 func (s *File) Open() error {
-	if err := os.MkdirAll(s.Path, 0o755); err != nil {
+	if err := os.MkdirAll(s.Path, s.perm().Dir); err != nil {
 		return fmt.Errorf("buffer path: %w", err)
 	}
 	s.dirty = map[*os.File]struct{}{}
@@ -227,11 +232,11 @@ func (s *File) create(c *Chunk, path string, h []byte) error {
 	if f, size := s.openSpare(path, h); f != nil {
 		fc.f, fc.size = f, size
 	} else {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, s.perm().File)
 		if errors.Is(err, os.ErrNotExist) {
 			// The directory went away (an operator cleaned up): make it again.
-			if err = os.MkdirAll(s.Path, 0o755); err == nil {
-				f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+			if err = os.MkdirAll(s.Path, s.perm().Dir); err == nil {
+				f, err = os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, s.perm().File)
 			}
 		}
 		if err != nil {
@@ -631,7 +636,7 @@ func (s *File) SaveMeta(c *Chunk) error {
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
 	path := s.metaPath(c.ID)
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, s.perm().File)
 	if err != nil {
 		return fmt.Errorf("buffer: %w", err)
 	}
@@ -704,13 +709,14 @@ func (s *File) Backup(c *Chunk, dir, reason string) error {
 	s.release(fc)
 	_ = trimTail(fc) // else the backup holds old bytes after the chunk
 	os.Remove(s.metaPath(c.ID))
-	return moveAside(fc.path, dir, reason)
+	return moveAside(fc.path, dir, reason, s.perm())
 }
 
 // moveAside renames path into dir, copying when dir is on another
 // file system.
-func moveAside(path, dir, reason string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+func moveAside(path, dir, reason string, perm Perm) error {
+	perm = perm.OrDefault()
+	if err := os.MkdirAll(dir, perm.Dir); err != nil {
 		return err
 	}
 	dst := filepath.Join(dir, filepath.Base(path)+"."+reason)
@@ -726,7 +732,7 @@ func moveAside(path, dir, reason string) error {
 	if rerr != nil {
 		return rerr
 	}
-	if werr := os.WriteFile(dst, data, 0o644); werr != nil {
+	if werr := os.WriteFile(dst, data, perm.File); werr != nil {
 		return werr
 	}
 	return os.Remove(path)
@@ -869,7 +875,7 @@ func (s *File) Recover() (staged, queued []*Chunk, problems []error) {
 			problems = append(problems, err)
 		}
 		if err != nil && c == nil {
-			if merr := moveAside(path, s.BackupDir, "corrupt"); merr != nil {
+			if merr := moveAside(path, s.BackupDir, "corrupt", s.perm()); merr != nil {
 				problems = append(problems, fmt.Errorf("buffer: moving %s aside: %w", path, merr))
 			}
 			continue
@@ -974,13 +980,13 @@ func (s *File) recoverFile(path string, staged bool, scratch *[]byte) (*Chunk, e
 // at any step leaves either the old file, to salvage again, or the new
 // one. It returns how many bytes were moved aside.
 func (s *File) salvage(path string, header, raw []byte, frames, damaged []span, id ID) (int, error) {
-	if err := os.MkdirAll(s.BackupDir, 0o755); err != nil {
+	if err := os.MkdirAll(s.BackupDir, s.perm().Dir); err != nil {
 		return 0, err
 	}
 	lost := 0
 	for _, d := range damaged {
 		name := filepath.Join(s.BackupDir, fmt.Sprintf("%s.damaged-%d.bin", id, d.start))
-		if err := writeSynced(name, raw[d.start:d.end]); err != nil {
+		if err := writeSynced(name, raw[d.start:d.end], s.perm().File); err != nil {
 			return 0, err
 		}
 		lost += d.end - d.start
@@ -993,7 +999,7 @@ func (s *File) salvage(path string, header, raw []byte, frames, damaged []span, 
 		kept = append(kept, raw[f.start:f.end]...)
 	}
 	tmp := path + ".salvage"
-	if err := writeSynced(tmp, kept); err != nil {
+	if err := writeSynced(tmp, kept, s.perm().File); err != nil {
 		os.Remove(tmp)
 		return 0, err
 	}
@@ -1005,8 +1011,8 @@ func (s *File) salvage(path string, header, raw []byte, frames, damaged []span, 
 }
 
 // writeSynced writes data to a new file at path and fsyncs it.
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+func writeSynced(path string, data []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
 	if err != nil {
 		return err
 	}

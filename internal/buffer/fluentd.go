@@ -47,8 +47,8 @@ func (s *File) importFluentd() (imported []*Chunk, problems []error) {
 		c, err := s.importOne(path, id)
 		if err != nil {
 			problems = append(problems, fmt.Errorf("buffer: importing Fluentd chunk %s: %w", path, err))
-			if merr := moveAside(path, s.BackupDir, "fluentd-corrupt"); merr == nil {
-				_ = moveAside(path+".meta", s.BackupDir, "fluentd-corrupt")
+			if merr := moveAside(path, s.BackupDir, "fluentd-corrupt", s.perm()); merr == nil {
+				_ = moveAside(path+".meta", s.BackupDir, "fluentd-corrupt", s.perm())
 			}
 			continue
 		}

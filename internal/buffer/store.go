@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
@@ -66,6 +68,9 @@ type IntoLoader interface {
 type Settings struct {
 	// Type is <buffer> @type: "memory" or "file".
 	Type string
+	// Perm is the mode of the files and directories a buffer creates
+	// (chunks, metadata, backups); the zero value is DefaultPerm.
+	Perm Perm
 	// Dir and BackupDir are a file buffer's chunk and backup directories.
 	Dir, BackupDir string
 	// Fsync and FsyncInterval are a file buffer's fsync policy.
@@ -85,17 +90,45 @@ type Settings struct {
 
 // New returns the store s describes, not yet open.
 func New(s Settings) (Store, error) {
+	perm := s.Perm.OrDefault()
 	switch s.Type {
 	case "memory", "":
-		return &Memory{Gzip: s.Gzip, ChunkLimit: s.ChunkLimit}, nil
+		return &Memory{Gzip: s.Gzip, ChunkLimit: s.ChunkLimit, Perm: perm}, nil
 	case "file":
 		if s.Dir == "" {
 			return nil, fmt.Errorf("a file buffer needs a directory")
 		}
 		return &File{Path: s.Dir, BackupDir: s.BackupDir, Policy: s.Fsync, Interval: s.FsyncInterval, Gzip: s.Gzip,
-			Formatted: s.Formatted, Keys: s.Keys, Log: s.Log, MemoryLimit: s.MemoryCache, ChunkLimit: s.ChunkLimit}, nil
+			Formatted: s.Formatted, Keys: s.Keys, Log: s.Log, MemoryLimit: s.MemoryCache, ChunkLimit: s.ChunkLimit, Perm: perm}, nil
 	}
 	return nil, fmt.Errorf("unknown buffer type %q (memory or file)", s.Type)
+}
+
+// Perm is the mode of the files and directories Sluice creates, as
+// Fluentd's file_permission and dir_permission (the umask still applies).
+type Perm struct{ File, Dir os.FileMode }
+
+// DefaultPerm is Fluentd's default: 0644 files, 0755 directories.
+var DefaultPerm = Perm{File: 0o644, Dir: 0o755}
+
+// OrDefault fills a zero mode with DefaultPerm's.
+func (p Perm) OrDefault() Perm {
+	if p.File == 0 {
+		p.File = DefaultPerm.File
+	}
+	if p.Dir == 0 {
+		p.Dir = DefaultPerm.Dir
+	}
+	return p
+}
+
+// ParsePerm reads an octal mode such as 0640 (Fluentd's file_permission).
+func ParsePerm(s string) (os.FileMode, error) {
+	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0o"), 8, 32)
+	if err != nil || v > 0o777 {
+		return 0, fmt.Errorf("invalid permission %q: want an octal mode such as 0644", s)
+	}
+	return os.FileMode(v), nil
 }
 
 // Memory keeps chunks in memory: fast, and lost with the process.
@@ -104,6 +137,8 @@ type Memory struct {
 	Gzip bool
 	// ChunkLimit caps how far a chunk's memory grows ahead of its data.
 	ChunkLimit int64
+	// Perm is the mode of backup files (the zero value: DefaultPerm).
+	Perm Perm
 }
 
 var _ Store = (*Memory)(nil)
@@ -180,11 +215,12 @@ func (m *Memory) Backup(c *Chunk, dir, reason string) error {
 	if err != nil {
 		data = c.Data
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	perm := m.Perm.OrDefault()
+	if err := os.MkdirAll(dir, perm.Dir); err != nil {
 		return err
 	}
 	name := filepath.Join(dir, c.ID.String()+"."+reason+".log")
-	if err := os.WriteFile(name, data, 0o644); err != nil {
+	if err := os.WriteFile(name, data, perm.File); err != nil {
 		return err
 	}
 	c.Data = nil

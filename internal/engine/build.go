@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/config"
@@ -22,6 +23,7 @@ import (
 type graph struct {
 	eng     *Engine
 	system  System
+	perm    buffer.Perm // <system> file_permission and dir_permission
 	inputs  []*node
 	filters []*node
 	outputs []*node // build order: nested stores come before their copy
@@ -62,6 +64,10 @@ func (e *Engine) build(root *config.Element, prev *graph) (*graph, error) {
 		if err := config.Decode(systems[0], &g.system); err != nil {
 			g.fail(err)
 		}
+	}
+	var err error
+	if g.perm, err = g.system.Perm(); err != nil {
+		g.fail(config.Errorf(systems[0].Pos, "<system> %v", err))
 	}
 
 	if err := expandWorkers(root, g.system.Workers); err != nil {
@@ -424,7 +430,7 @@ func (g *graph) construct(kind plugin.Kind, sec *config.Element, h how) (*node, 
 		decodeErr = config.Decode(sec, n.p)
 	}
 	ctx := &plugin.Context{ID: id, Type: typ, Element: sec, Logger: logger, Hostname: e.hostname, Build: g,
-		ErrorOut: e.errorEntry, Host: e}
+		ErrorOut: e.errorEntry, Host: e, Perm: g.perm}
 	if kind != plugin.KindInput {
 		ctx.Reemit = e.entry(g.current)
 	}
@@ -472,6 +478,16 @@ func (g *graph) attachBuffer(n *node, el *config.Element, logger *slog.Logger, c
 	if len(secs) > 1 {
 		return config.Errorf(secs[1].Pos, "only one <buffer> is allowed")
 	}
+	var slowFlush time.Duration
+	if p := el.Param("slow_flush_log_threshold"); p != nil && !n.declared["slow_flush_log_threshold"] {
+		var err error
+		if slowFlush, err = config.ParseDuration(p.Value); err != nil || slowFlush <= 0 {
+			return config.Errorf(p.Pos, "slow_flush_log_threshold: want a positive time such as 20 or 40s")
+		}
+		if n.buffered == nil || (n.sync != nil && len(secs) == 0) {
+			el.AddNotice(p.Pos, "slow_flush_log_threshold is accepted and ignored: this output writes without a buffer, so there are no flushes to time")
+		}
+	}
 	if n.buffered == nil {
 		if len(secs) > 0 {
 			return config.Errorf(secs[0].Pos, "output %q does not use a <buffer>", n.typ)
@@ -516,7 +532,8 @@ func (g *graph) attachBuffer(n *node, el *config.Element, logger *slog.Logger, c
 	if err != nil {
 		return config.Errorf(pos, "<buffer>: %v", err)
 	}
-	opts := output.Options{RootDir: g.system.RootDir, Logger: logger, DoneWithData: n.info.DoneWithDataOnReturn}
+	opts := output.Options{RootDir: g.system.RootDir, Logger: logger, DoneWithData: n.info.DoneWithDataOnReturn, Perm: g.perm,
+		SlowFlushThreshold: slowFlush}
 	if secs := el.Sections("secondary"); len(secs) > 0 {
 		if len(secs) > 1 {
 			return config.Errorf(secs[1].Pos, "only one <secondary> is allowed")

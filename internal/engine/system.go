@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"fmt"
 	"time"
 
+	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
@@ -20,8 +22,8 @@ type System struct {
 	IgnoreRepeatedLogInterval  time.Duration `conf:"ignore_repeated_log_interval" desc:"Accepted for Fluentd compatibility." ignored:"Sluice does not thin its own log"`
 	IgnoreSameLogInterval      time.Duration `conf:"ignore_same_log_interval" desc:"Accepted for Fluentd compatibility." ignored:"Sluice does not thin its own log"`
 	EnableMsgpackTimeSupport   bool          `conf:"enable_msgpack_time_support" desc:"Accepted for Fluentd compatibility; EventTime is always understood." ignored:"EventTime is always understood"`
-	FilePermission             string        `conf:"file_permission" desc:"Accepted for Fluentd compatibility." ignored:"files are created 0644 less the umask"`
-	DirPermission              string        `conf:"dir_permission" desc:"Accepted for Fluentd compatibility." ignored:"directories are created 0755 less the umask"`
+	FilePermission             string        `conf:"file_permission" desc:"The octal mode of the files Sluice creates: file buffers' chunks and backups, out_file's and secondary_file's files (0644 by default; the umask still applies)."`
+	DirPermission              string        `conf:"dir_permission" desc:"The octal mode of the directories Sluice creates for them (0755 by default)."`
 	EnableInputMetrics         bool          `conf:"enable_input_metrics" desc:"Accepted for Fluentd compatibility: Sluice always counts its inputs." ignored:"inputs are always counted"`
 	EnableSizeMetrics          bool          `conf:"enable_size_metrics" desc:"Accepted for Fluentd compatibility: Sluice always counts bytes." ignored:"bytes are always counted"`
 	StrictConfigValue          bool          `conf:"strict_config_value" desc:"Accepted for Fluentd compatibility: Sluice always refuses a value of the wrong type." ignored:"a value of the wrong type is always an error"`
@@ -43,6 +45,23 @@ type LogSection struct {
 	RotateSize            string `conf:"rotate_size" desc:"Accepted for Fluentd compatibility (see rotate_age)." ignored:"Sluice logs to standard error (or -o FILE); rotation is the platform's"`
 	ForcedStacktraceLevel string `conf:"forced_stacktrace_level" desc:"Accepted for Fluentd compatibility." ignored:"Sluice logs no stack traces"`
 	TimeFormat            string `conf:"time_format" desc:"strftime format of the time in text and json lines; Fluentd's default, %Y-%m-%d %H:%M:%S %z, when unset (logfmt lines use RFC 3339)."`
+}
+
+// Perm is file_permission and dir_permission, or the defaults.
+func (s *System) Perm() (buffer.Perm, error) {
+	p := buffer.DefaultPerm
+	var err error
+	if s.FilePermission != "" {
+		if p.File, err = buffer.ParsePerm(s.FilePermission); err != nil {
+			return p, fmt.Errorf("file_permission: %w", err)
+		}
+	}
+	if s.DirPermission != "" {
+		if p.Dir, err = buffer.ParsePerm(s.DirPermission); err != nil {
+			return p, fmt.Errorf("dir_permission: %w", err)
+		}
+	}
+	return p, nil
 }
 
 // DefaultShutdownTimeout is <system> shutdown_timeout's default.

@@ -12,7 +12,7 @@ import (
 
 // BufferConfig is Fluentd's <buffer> section with its names and defaults.
 type BufferConfig struct {
-	Type      string `conf:"@type" enum:"memory,file" desc:"Where chunks are kept: memory (fast, lost with the process) or file (one file per chunk, kept across restarts and crashes)."`
+	Type      string `conf:"@type" enum:"memory,file,file_single" desc:"Where chunks are kept: memory (fast, lost with the process) or file (one file per chunk, kept across restarts and crashes); file_single, Fluentd's other file buffer, is the same file buffer here."`
 	Path      string `conf:"path" desc:"The directory of a file buffer. Defaults to <system> root_dir/<@id>/buffer; must differ between outputs."`
 	ChunkKeys string `conf:",arg" desc:"The chunk keys: tag, time, and record keys (a.b for nested ones), comma-separated. Events that share them go into one chunk, and ${tag}, %Y... and ${key} placeholders in the output's parameters take their values."`
 
@@ -61,6 +61,13 @@ type BufferConfig struct {
 	// Sluice's file buffer: bytes of the chunks it writes also kept in
 	// memory, so that a flush does not read them back from disk.
 	MemoryCacheSize config.Size `conf:"memory_cache_size" desc:"How many bytes of the chunks a file buffer writes are also kept in memory, so that writing them out needs no read back."`
+
+	// Fluentd's buf_file and buf_file_single parameters.
+	FilePermission string `conf:"file_permission" desc:"The octal mode of a file buffer's chunk, metadata and backup files; <system> file_permission, else 0644, when unset."`
+	DirPermission  string `conf:"dir_permission" desc:"The octal mode of a file buffer's directories; <system> dir_permission, else 0755, when unset."`
+	PathSuffix     string `conf:"path_suffix" desc:"Accepted for Fluentd compatibility (its chunk files' suffix)." ignored:"Sluice names its chunk files itself (sluice.<state><id>.chunk, see docs/buffer-format.md)"`
+	ChunkFormat    string `conf:"chunk_format" desc:"Accepted for Fluentd compatibility (file_single's chunk format)." ignored:"chunks hold what the output stores: msgpack, or its formatted bytes"`
+	CalcNumRecords bool   `conf:"calc_num_records" desc:"Accepted for Fluentd compatibility (file_single)." ignored:"record counts are always kept with each chunk"`
 }
 
 // DefaultBufferConfig returns Fluentd's defaults for a buffer of type typ
@@ -138,6 +145,16 @@ func (c *BufferConfig) validate(keys buffer.ChunkKeys) error {
 	}
 	if c.RetrySecondaryThreshold <= 0 || c.RetrySecondaryThreshold > 1 {
 		return fmt.Errorf("retry_secondary_threshold must be in (0, 1]")
+	}
+	if c.Type == "file_single" {
+		c.Type = "file" // both keep one file per chunk; Sluice has one file buffer
+	}
+	for _, p := range []string{c.FilePermission, c.DirPermission} {
+		if p != "" {
+			if _, err := buffer.ParsePerm(p); err != nil {
+				return err
+			}
+		}
 	}
 	if c.MemoryCacheSize < 0 {
 		return fmt.Errorf("memory_cache_size must not be negative")

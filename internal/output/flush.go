@@ -75,10 +75,10 @@ func (r *Runtime) flush(t task) {
 	defer func() {
 		took := r.now().Sub(began)
 		r.Stats.WriteSeconds.Observe(took)
-		if took > SlowFlushThreshold {
+		if took > r.slowFlush {
 			r.Stats.SlowFlushes.Add(1)
 			r.log.Warn("buffer flush took longer than slow_flush_log_threshold", "output", r.id,
-				"elapsed", took.String(), "threshold", SlowFlushThreshold.String(), "chunk", c.ID.String())
+				"elapsed", took.String(), "threshold", r.slowFlush.String(), "chunk", c.ID.String())
 		}
 	}()
 	report := &plugin.WriteReport{Retries: &r.Stats.RetryCount}

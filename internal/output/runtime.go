@@ -47,6 +47,12 @@ type Options struct {
 	DoneWithData, SecondaryDoneWithData bool
 	// Logger logs with the output's plugin_id.
 	Logger *slog.Logger
+	// Perm is <system> file_permission and dir_permission, which the
+	// buffer's own parameters override.
+	Perm buffer.Perm
+	// SlowFlushThreshold is the output's slow_flush_log_threshold; zero
+	// means Fluentd's default, SlowFlushThreshold.
+	SlowFlushThreshold time.Duration
 }
 
 // DefaultBackupRoot holds backups when there is no root_dir, as Fluentd's
@@ -88,13 +94,15 @@ type Runtime struct {
 	stopped   bool        // guarded by mu; Stop has counted what it left
 	policy    retryPolicy
 
-	wake     chan struct{} // capacity 1: there may be work for the workers
-	stopCh   chan struct{} // closed by Stop
-	stopOnce sync.Once
-	left     int // set by the first Stop
-	writeCtx context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	wake   chan struct{} // capacity 1: there may be work for the workers
+	stopCh chan struct{} // closed by Stop
+	// slowFlush is slow_flush_log_threshold: a longer write is logged.
+	slowFlush time.Duration
+	stopOnce  sync.Once
+	left      int // set by the first Stop
+	writeCtx  context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 
 	Stats Stats
 }
@@ -124,12 +132,16 @@ func New(id string, out plugin.BufferedOutput, cfg BufferConfig, opts Options) (
 	}
 	r := &Runtime{
 		id: id, out: out, secondary: opts.Secondary, outDone: opts.DoneWithData, secondaryDone: opts.SecondaryDoneWithData, cfg: cfg, keys: keys, loc: loc, log: log, now: time.Now,
-		staged:   map[buffer.Key]*buffer.Chunk{},
-		inflight: map[*buffer.Chunk]*write{},
-		policy:   newRetryPolicy(cfg, opts.Secondary != nil),
-		space:    budget.NewSpace(int64(cfg.TotalLimitSize)),
-		wake:     make(chan struct{}, 1),
-		stopCh:   make(chan struct{}),
+		staged:    map[buffer.Key]*buffer.Chunk{},
+		inflight:  map[*buffer.Chunk]*write{},
+		policy:    newRetryPolicy(cfg, opts.Secondary != nil),
+		space:     budget.NewSpace(int64(cfg.TotalLimitSize)),
+		wake:      make(chan struct{}, 1),
+		stopCh:    make(chan struct{}),
+		slowFlush: opts.SlowFlushThreshold,
+	}
+	if r.slowFlush <= 0 {
+		r.slowFlush = SlowFlushThreshold
 	}
 	r.fmtr, _ = out.(plugin.EntryFormatter)
 	backupRoot := opts.RootDir
@@ -138,7 +150,14 @@ func New(id string, out plugin.BufferedOutput, cfg BufferConfig, opts Options) (
 	}
 	r.backupDir = filepath.Join(backupRoot, "backup", safeName(id))
 	settings := buffer.Settings{Type: cfg.Type, Fsync: cfg.Fsync, FsyncInterval: cfg.FsyncInterval, Gzip: cfg.Compress == "gzip",
-		Formatted: r.fmtr != nil, Keys: keys, Log: log, MemoryCache: int64(cfg.MemoryCacheSize), ChunkLimit: int64(cfg.ChunkLimitSize)}
+		Formatted: r.fmtr != nil, Keys: keys, Log: log, MemoryCache: int64(cfg.MemoryCacheSize), ChunkLimit: int64(cfg.ChunkLimitSize),
+		Perm: opts.Perm}
+	if cfg.FilePermission != "" {
+		settings.Perm.File, _ = buffer.ParsePerm(cfg.FilePermission) // validated
+	}
+	if cfg.DirPermission != "" {
+		settings.Perm.Dir, _ = buffer.ParsePerm(cfg.DirPermission)
+	}
 	if cfg.Type == "file" {
 		settings.Dir = cfg.Path
 		if settings.Dir == "" {

@@ -462,3 +462,40 @@ func TestUnformattedChunkLosesOnlyRefusedRecords(t *testing.T) {
 		t.Errorf("%d records counted as refused by the formatter, want 1", n)
 	}
 }
+
+// slowSink takes a while over each write.
+type slowSink struct {
+	*sink
+	delay time.Duration
+}
+
+func (s slowSink) Write(ctx context.Context, c *plugin.Chunk) error {
+	time.Sleep(s.delay)
+	return s.sink.Write(ctx, c)
+}
+
+// TestSlowFlushLogThreshold: a write longer than the output's
+// slow_flush_log_threshold is counted; with a threshold above it, not.
+func TestSlowFlushLogThreshold(t *testing.T) {
+	for _, tc := range []struct {
+		threshold time.Duration
+		slow      bool
+	}{{5 * time.Millisecond, true}, {time.Minute, false}} {
+		s := slowSink{sink: newSink(), delay: 30 * time.Millisecond}
+		r, err := New("slow", s, fastConfig("tag"), Options{Logger: quiet, RootDir: t.TempDir(), SlowFlushThreshold: tc.threshold})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Emit(context.Background(), stream(t, "a", 1, 2)); err != nil {
+			t.Fatal(err)
+		}
+		waitRecords(t, s.sink, 2)
+		stop(t, r)
+		if got := r.Stats.SlowFlushes.Load(); (got > 0) != tc.slow {
+			t.Errorf("threshold %v: %d slow flushes counted", tc.threshold, got)
+		}
+	}
+}

@@ -169,6 +169,9 @@ type Context struct {
 	ChunkKeys buffer.ChunkKeys
 	Location  *time.Location
 	Timekey   time.Duration
+	// Perm is the mode of files and directories the plugin creates
+	// (<system> file_permission and dir_permission; 0644 and 0755).
+	Perm buffer.Perm
 	// Host is the running instance, for the sources that serve its state
 	// (Info.Admin). Besides Health, the engine's value serves its metrics
 	// and plugin list over HTTP: such a source asserts the interface it

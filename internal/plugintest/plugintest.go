@@ -85,7 +85,7 @@ func Reset() {
 // Capture is the test output.
 type Capture struct {
 	Name string `conf:"name,required" desc:"The capture's name, for the test to find it."`
-	Fail int    `conf:"fail" desc:"Fail this many writes first."`
+	Fail int    `conf:"fail" desc:"Fail this many writes (or synchronous emits) first."`
 
 	mu sync.Mutex
 }
@@ -105,6 +105,13 @@ func (c *Capture) keep(tag string, data []byte) {
 
 // Process implements plugin.SyncOutput.
 func (c *Capture) Process(_ context.Context, s event.Stream) error {
+	c.mu.Lock()
+	if c.Fail > 0 {
+		c.Fail--
+		c.mu.Unlock()
+		return errors.New("capture: injected failure")
+	}
+	c.mu.Unlock()
 	c.keep(s.Tag, s.Data)
 	return nil
 }

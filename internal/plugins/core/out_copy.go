@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
@@ -17,15 +18,16 @@ import (
 type Copy struct {
 	CopyMode string            `conf:"copy_mode" enum:"no_copy,shallow,deep,marshal" desc:"Accepted for Fluentd compatibility: streams are immutable, so no store can change what another sees, whatever the mode." ignored:"streams are immutable, so no store can change what another sees"`
 	DeepCopy bool              `conf:"deep_copy" desc:"Accepted for Fluentd compatibility (see copy_mode)." ignored:"streams are immutable, so no store can change what another sees"`
-	Stores   []*config.Element `section:"store" desc:"An output that gets every event; ignore_error in <store ignore_error> keeps one store's failure from failing the others."`
+	Stores   []*config.Element `section:"store" desc:"An output that gets every event. <store ignore_error> keeps this store's failure from failing the copy; <store ignore_if_prev_success> skips this store when the one before it took the events (a fallback chain); both may be given."`
 
 	stores []copyStore
 	log    *slog.Logger
 }
 
 type copyStore struct {
-	out         plugin.Emitter
-	ignoreError bool
+	out          plugin.Emitter
+	ignoreError  bool
+	ifPrevFailed bool // ignore_if_prev_success
 }
 
 func init() {
@@ -46,13 +48,27 @@ func (c *Copy) Configure(ctx *plugin.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		switch sec.Arg {
-		case "", "ignore_error":
-		default:
-			errs = append(errs, config.Errorf(sec.Pos, "<store %s>: the only argument is ignore_error", sec.Arg))
+		st := copyStore{out: out}
+		bad := false
+		for _, word := range strings.Fields(sec.Arg) {
+			switch word {
+			case "ignore_error":
+				st.ignoreError = true
+			case "ignore_if_prev_success":
+				st.ifPrevFailed = true
+			default:
+				bad = true
+			}
+		}
+		switch {
+		case bad:
+			errs = append(errs, config.Errorf(sec.Pos, "<store %s>: the arguments are ignore_error and ignore_if_prev_success", sec.Arg))
+			continue
+		case st.ifPrevFailed && len(c.stores) == 0:
+			errs = append(errs, config.Errorf(sec.Pos, "<store %s>: ignore_if_prev_success needs a <store> before it", sec.Arg))
 			continue
 		}
-		c.stores = append(c.stores, copyStore{out: out, ignoreError: sec.Arg == "ignore_error"})
+		c.stores = append(c.stores, st)
 	}
 	return errors.Join(errs...)
 }
@@ -60,16 +76,26 @@ func (c *Copy) Configure(ctx *plugin.Context) error {
 // Process implements plugin.SyncOutput. A store's error stops the copy and
 // is returned (the input then does not acknowledge), unless the store is
 // marked ignore_error. Stores before it keep what they accepted, so a
-// client's resend can duplicate there, as in Fluentd.
+// client's resend can duplicate there, as in Fluentd. A store marked
+// ignore_if_prev_success is skipped when the store before it succeeded.
 func (c *Copy) Process(ctx context.Context, s event.Stream) error {
+	prevOK := false
 	for i, st := range c.stores {
+		if st.ifPrevFailed && prevOK {
+			// The store before took them. As in Fluentd, a skipped store
+			// does not count as a success for the store after it.
+			prevOK = false
+			continue
+		}
 		if err := st.out.Emit(ctx, s); err != nil {
+			prevOK = false
 			if st.ignoreError {
 				c.log.Warn("store failed; ignored", "store", i, "err", err)
 				continue
 			}
 			return fmt.Errorf("store %d: %w", i, err)
 		}
+		prevOK = true
 	}
 	return nil
 }

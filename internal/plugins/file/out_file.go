@@ -50,6 +50,7 @@ type File struct {
 	f    plugin.Formatter
 	mu   sync.Mutex // serialises index selection and writes
 	wb   writeBehind
+	perm buffer.Perm // <system> file_permission, dir_permission
 }
 
 var (
@@ -73,6 +74,7 @@ func init() {
 
 // Configure implements plugin.Configurer.
 func (f *File) Configure(c *plugin.Context) error {
+	f.perm = c.Perm.OrDefault()
 	formatter, err := c.Build.Formatter(f.Format, "out_file")
 	if err != nil {
 		return err
@@ -111,14 +113,14 @@ func (f *File) Write(_ context.Context, c *plugin.Chunk) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(base), f.perm.Dir); err != nil {
 		return refusedName(err)
 	}
 	path, flags, err := f.target(base)
 	if err != nil {
 		return refusedName(err)
 	}
-	fh, err := os.OpenFile(path, flags, 0o644)
+	fh, err := os.OpenFile(path, flags, f.perm.File)
 	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%s appeared while writing; will retry with the next index", path)

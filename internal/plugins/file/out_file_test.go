@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -159,5 +160,74 @@ func TestInjectAddsFields(t *testing.T) {
 				t.Errorf("wrote %s\nwant a line %s", data, c.want)
 			}
 		})
+	}
+}
+
+// TestFilePermissions: <system> file_permission and dir_permission set the
+// modes of out_file's files and directories and of a file buffer's
+// chunks; the buffer's own dir_permission overrides the system's.
+func TestFilePermissions(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	conf := `
+<system>
+  file_permission 0600
+  dir_permission 0700
+</system>
+<match **>
+  @type file
+  path ` + dir + `/out/app
+  <buffer time>
+    @type file
+    path ` + dir + `/buf
+    dir_permission 0750
+    timekey 1d
+    timekey_use_utc true
+    flush_at_shutdown false
+  </buffer>
+</match>`
+	e := plugintest.Build(t, conf)
+	stop := plugintest.Start(t, e)
+	plugintest.Must(t, e.Root().Emit(context.Background(), plugintest.Stream(t, "web", map[string]any{"n": 1})))
+	chunks, _ := filepath.Glob(filepath.Join(dir, "buf", "sluice.*.chunk"))
+	stop()
+	mode := func(p string) os.FileMode {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Mode().Perm()
+	}
+	if len(chunks) == 0 {
+		t.Fatal("no chunk file in the buffer")
+	}
+	if m := mode(chunks[0]); m != 0o600 {
+		t.Errorf("chunk file mode %o, want 600 (system file_permission)", m)
+	}
+	if m := mode(filepath.Join(dir, "buf")); m != 0o750 {
+		t.Errorf("buffer directory mode %o, want 750 (the buffer's dir_permission)", m)
+	}
+
+	// out_file's own files, from a memory buffer flushed at shutdown.
+	out := t.TempDir()
+	emitTwice(t, `
+<system>
+  file_permission 0600
+  dir_permission 0700
+</system>
+<match **>
+  @type file
+  path `+out+`/logs/app
+</match>`)
+	files, _ := filepath.Glob(filepath.Join(out, "logs", "app.*"))
+	if len(files) == 0 {
+		t.Fatal("no output file")
+	}
+	if m := mode(files[0]); m != 0o600 {
+		t.Errorf("output file mode %o, want 600", m)
+	}
+	if m := mode(filepath.Join(out, "logs")); m != 0o700 {
+		t.Errorf("output directory mode %o, want 700", m)
 	}
 }

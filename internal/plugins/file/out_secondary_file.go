@@ -28,7 +28,8 @@ type SecondaryFile struct {
 
 	tmpl *buffer.Template
 	loc  *time.Location
-	mu   sync.Mutex // serialises index selection and writes
+	mu   sync.Mutex  // serialises index selection and writes
+	perm buffer.Perm // <system> file_permission, dir_permission
 }
 
 func init() {
@@ -40,6 +41,7 @@ func init() {
 
 // Configure implements plugin.Configurer.
 func (s *SecondaryFile) Configure(c *plugin.Context) error {
+	s.perm = c.Perm.OrDefault()
 	if strings.Contains(s.Basename, "/") {
 		return fmt.Errorf("basename %q must not contain '/'", s.Basename)
 	}
@@ -66,7 +68,7 @@ func (s *SecondaryFile) Write(_ context.Context, c *plugin.Chunk) error {
 	base = strings.ReplaceAll(base, "\x00chunk_id\x00", c.ID.String())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := os.MkdirAll(filepath.Dir(base), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(base), s.perm.Dir); err != nil {
 		return refusedName(err)
 	}
 	ext := ""
@@ -80,7 +82,7 @@ func (s *SecondaryFile) Write(_ context.Context, c *plugin.Chunk) error {
 		}
 		flags = os.O_CREATE | os.O_WRONLY | os.O_EXCL
 	}
-	fh, err := os.OpenFile(path, flags, 0o644)
+	fh, err := os.OpenFile(path, flags, s.perm.File)
 	if err != nil {
 		return refusedName(err)
 	}

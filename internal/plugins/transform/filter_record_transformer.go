@@ -3,9 +3,11 @@ package transform
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/tinylib/msgp/msgp"
 
@@ -31,6 +33,7 @@ type RecordTransformer struct {
 	RenewRecord  bool            `conf:"renew_record" desc:"Start each record empty, with only <record>'s fields (and keep_keys)."`
 	KeepKeys     []string        `conf:"keep_keys" desc:"Fields of the old record kept with renew_record."`
 	RemoveKeys   []string        `conf:"remove_keys" desc:"Fields removed from each record."`
+	RenewTimeKey string          `conf:"renew_time_key" desc:"Set each event's time from this field of the new record, in seconds since the epoch (a number, or a string holding one); an event without it, or with a value that is not a number, keeps its time."`
 
 	fields   []rtField
 	skip     map[string]bool // keys not copied from the original record
@@ -208,13 +211,34 @@ func (t *RecordTransformer) Filter(_ context.Context, s event.Stream, b *event.B
 		if err != nil {
 			return s, err
 		}
-		b.Append(e.Time, rec)
+		b.Append(t.eventTime(sc, e.Time, rec), rec)
 	}
 	if err := r.Err(); err != nil {
 		return s, err
 	}
 	return b.Stream(s.Tag), nil
 }
+
+// eventTime is renew_time_key's time from the new record, or old.
+func (t *RecordTransformer) eventTime(sc *rtScratch, old event.Time, rec []byte) event.Time {
+	if t.RenewTimeKey == "" {
+		return old
+	}
+	v, ok := event.Record(rec).Get(t.RenewTimeKey)
+	if !ok {
+		return old
+	}
+	sc.text = v.AppendText(sc.text[:0])
+	secs, err := strconv.ParseFloat(string(sc.text), 64)
+	if err != nil || math.IsNaN(secs) || math.IsInf(secs, 0) || math.Abs(secs) > maxUnixSeconds {
+		return old
+	}
+	whole, frac := math.Modf(secs)
+	return event.Time(int64(whole)*int64(time.Second) + int64(math.Round(frac*1e9)))
+}
+
+// maxUnixSeconds keeps a renewed time within what event.Time holds.
+const maxUnixSeconds = float64(math.MaxInt64 / int64(time.Second))
 
 // transform builds the new record in sc.body and returns it; the slice is
 // valid until the next call.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-log/sluice/internal/plugintest"
 )
@@ -121,6 +122,34 @@ func TestRecordTransformerRenewAndKeep(t *testing.T) {
 	r := plugintest.Captured("renew")[0].Record
 	if len(r) != 2 || r["a"] != int64(1) || r["b"] != "new" {
 		t.Errorf("record %v, want {a:1 b:new}", r)
+	}
+}
+
+// TestRecordTransformerRenewTimeKey: renew_time_key sets the event time
+// from the new record's field (a number or a numeric string, fractions
+// kept); without the field, or with a non-number, the time stays.
+func TestRecordTransformerRenewTimeKey(t *testing.T) {
+	plugintest.Reset()
+	e := plugintest.Build(t, "<filter **>\n  @type record_transformer\n  renew_time_key ts\n  <record>\n    ts ${record[\"epoch\"]}\n  </record>\n</filter>\n<match **>\n  @type capture\n  name renewtime\n</match>\n")
+	plugintest.Start(t, e)
+	for _, epoch := range []any{1700000000.25, int64(1600000000), "1500000000", "not a time"} {
+		plugintest.Must(t, e.Root().Emit(context.Background(), plugintest.Stream(t, "t", map[string]any{"epoch": epoch})))
+	}
+	plugintest.Must(t, e.Root().Emit(context.Background(), plugintest.Stream(t, "t", map[string]any{"other": 1})))
+	got := plugintest.Captured("renewtime")
+	if len(got) != 5 {
+		t.Fatalf("%d events", len(got))
+	}
+	want := []time.Time{time.Unix(1700000000, 250000000), time.Unix(1600000000, 0), time.Unix(1500000000, 0)}
+	for i, w := range want {
+		if !got[i].Time.Std().Equal(w) {
+			t.Errorf("event %d: time %v, want %v", i, got[i].Time, w)
+		}
+	}
+	for _, ev := range got[3:] {
+		if ev.Time.Unix() != 1362020400 { // plugintest.Stream's time
+			t.Errorf("an event without a numeric ts got time %v; it should keep its own", ev.Time.Std())
+		}
 	}
 }
 
