@@ -34,6 +34,8 @@ func TestFormatters(t *testing.T) {
 		{"out_file comma unixtime", "@type out_file\ndelimiter COMMA\ntime_type unixtime\noutput_tag false", "1362020400,{\"host\":\"192.168.0.1\",\"method\":\"PUT\",\"size\":777}\n"},
 		{"stdout", "@type stdout\ntimezone +09:00", "2013-02-28 12:00:00.000000000 +0900 app.event: {\"host\":\"192.168.0.1\",\"method\":\"PUT\",\"size\":777}\n"},
 		{"stdout ltsv", "@type stdout\noutput_type ltsv\nutc", "2013-02-28 03:00:00.000000000 +0000 app.event: host:192.168.0.1\tmethod:PUT\tsize:777\n"},
+		{"tsv", "@type tsv\nkeys method,missing,size", "PUT\t\t777\n"},
+		{"tsv delimiter", "@type tsv\nkeys host,size\ndelimiter |\nadd_newline false", "192.168.0.1|777"},
 		{"hash", "@type hash", `{"host"=>"192.168.0.1", "method"=>"PUT", "size"=>777}` + "\n"},
 		{"msgpack", "@type msgpack", ""},
 	}

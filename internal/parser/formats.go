@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/strftime"
 )
 
 // Apache2 parses Apache's combined log format into host, user, method,
@@ -35,7 +36,7 @@ func init() {
 		return newRegexpFormat(nginxExpr, "%d/%b/%Y:%H:%M:%S %z", nil)
 	})
 	register("syslog", "syslog (RFC 3164, RFC 5424, or either)", func() any {
-		return &Syslog{MessageFormat: "rfc3164", Common: defaultCommon("time")}
+		return &Syslog{MessageFormat: "rfc3164", RFC5424TimeFormat: fluentdRFC5424TimeFormat, ParserEngine: "regexp", SupportColonlessIdent: true, Common: defaultCommon("time")}
 	})
 	register("multiline", "several lines by format_firstline and format1..formatN", func() any {
 		return &Multiline{Regexp: Regexp{Common: defaultCommon("time")}}
@@ -122,6 +123,11 @@ func (p *regexpFormat) Parse(text []byte, emit func(event.Time, []byte) error) e
 type Syslog struct {
 	MessageFormat string `conf:"message_format" enum:"rfc3164,rfc5424,auto" desc:"The syslog message format: rfc3164, rfc5424, or auto (each message by its shape)."`
 	WithPriority  bool   `conf:"with_priority" desc:"The messages start with a <PRI> priority, which becomes the pri field."`
+	// RFC5424TimeFormat is Fluentd's strptime format for RFC 5424 times;
+	// Fluentd's default reads the same times as RFC 3339 does.
+	RFC5424TimeFormat     string `conf:"rfc5424_time_format" desc:"The strftime format of RFC 5424 times; unset, or Fluentd's default %Y-%m-%dT%H:%M:%S.%L%z, reads RFC 3339 times (fractions optional, Z or an offset)."`
+	ParserEngine          string `conf:"parser_engine" alias:"parser_type" enum:"regexp,string" desc:"Accepted for Fluentd compatibility (its regexp or hand-written string parser); Sluice's one parser serves both." ignored:"one syslog parser serves both"`
+	SupportColonlessIdent bool   `conf:"support_colonless_ident" desc:"Accepted for Fluentd compatibility (the string parser's option)." ignored:"an ident without a colon is always read"`
 	Common
 
 	buf []byte
@@ -132,6 +138,9 @@ var (
 	rfc5424RE   = regexp.MustCompile(`^<(?P<pri>[0-9]{1,3})>[1-9][0-9]{0,2} (?P<time>\S+) (?P<host>\S+) (?P<ident>\S+) (?P<pid>\S+) (?P<msgid>\S+) (?P<extradata>-|(?:\[(?:[^\]"\\]|\\.|"(?:[^"\\]|\\.)*")*\])+)(?: (?P<message>(?s:.*?)))?\s*$`)
 	rfc5424Hint = regexp.MustCompile(`^<[0-9]{1,3}>[1-9][0-9]{0,2} `)
 )
+
+// fluentdRFC5424TimeFormat is Fluentd's rfc5424_time_format default.
+const fluentdRFC5424TimeFormat = "%Y-%m-%dT%H:%M:%S.%L%z"
 
 // Configure implements plugin.Configurer.
 func (p *Syslog) Configure(*plugin.Context) error { return p.Common.configure() }
@@ -162,7 +171,12 @@ func (p *Syslog) Parse(text []byte, emit func(event.Time, []byte) error) error {
 		t, err = p.time3164(ts)
 	} else {
 		var tt time.Time
-		if tt, err = time.Parse(time.RFC3339Nano, ts); err == nil {
+		if p.RFC5424TimeFormat != "" && p.RFC5424TimeFormat != fluentdRFC5424TimeFormat {
+			tt, err = strftime.Parse(p.RFC5424TimeFormat, ts, p.loc)
+		} else {
+			tt, err = time.Parse(time.RFC3339Nano, ts)
+		}
+		if err == nil {
 			t = event.FromStd(tt)
 		}
 	}

@@ -41,6 +41,7 @@ type Common struct {
 	Localtime            bool              `conf:"localtime" desc:"Read times without a zone as local time (the default); false means UTC."`
 	UTC                  bool              `conf:"utc" desc:"Read times without a zone as UTC."`
 	Timezone             string            `conf:"timezone" desc:"The time zone of times without one, as +0900 or a zone name."`
+	Timeout              time.Duration     `conf:"timeout" desc:"Accepted for Fluentd compatibility (its bound on one parse)." ignored:"Go's regular expressions run in time linear in the input, so a parse cannot hang"`
 
 	loc   *time.Location
 	null  *regexp.Regexp

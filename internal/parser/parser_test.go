@@ -1,6 +1,7 @@
 package parser_test
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -138,6 +139,26 @@ func TestSyslogYearAndCurrentTime(t *testing.T) {
 	off, _ := parseAll(t, build(t, "@type none\nestimate_current_event false"), "x")
 	if off[0].time != 0 {
 		t.Errorf("estimate_current_event false gave %v", off[0].time)
+	}
+}
+
+// TestSyslogRFC5424TimeFormat: Fluentd's default rfc5424_time_format
+// reads RFC 3339 times; another format reads times written that way.
+func TestSyslogRFC5424TimeFormat(t *testing.T) {
+	const line = "<14>1 %s web-1 app 42 - - hello"
+	for conf, ts := range map[string]string{
+		"@type syslog\nmessage_format rfc5424":                                             "2026-12-03T09:57:00.123Z",
+		"@type syslog\nmessage_format rfc5424\nrfc5424_time_format %Y-%m-%dT%H:%M:%S.%L%z": "2026-12-03T09:57:00.123+00:00",
+		"@type syslog\nmessage_format rfc5424\nrfc5424_time_format %Y%m%dT%H%M%S.%L%z":     "20261203T095700.123+0000",
+	} {
+		got, err := parseAll(t, build(t, conf), fmt.Sprintf(line, ts))
+		if err != nil {
+			t.Errorf("%q: %v", conf, err)
+			continue
+		}
+		if want := time.Date(2026, 12, 3, 9, 57, 0, 123e6, time.UTC); !got[0].time.Std().Equal(want) {
+			t.Errorf("%q: time %v, want %v", conf, got[0].time.Std().UTC(), want)
+		}
 	}
 }
 

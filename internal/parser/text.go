@@ -34,7 +34,7 @@ type LTSV struct {
 type CSV struct {
 	Keys       []string `conf:"keys,required" desc:"The field names of the columns, in order."`
 	Delimiter  string   `conf:"delimiter" desc:"What separates the fields (\t for a tab)."`
-	ParserType string   `conf:"parser_type" enum:"normal,fast" desc:"Accepted for Fluentd compatibility (normal, fast); one parser serves both." ignored:"one CSV parser serves both"`
+	ParserType string   `conf:"parser_engine" alias:"parser_type" enum:"normal,fast" desc:"Accepted for Fluentd compatibility (normal, fast; parser_type is its old name); one parser serves both." ignored:"one CSV parser serves both"`
 	Common
 
 	tab    bool

@@ -36,3 +36,39 @@ func TestHasTimeDirective(t *testing.T) {
 		}
 	}
 }
+
+// TestParse reads times as Ruby's strptime does for the layouts Fluentd
+// configurations use.
+func TestParse(t *testing.T) {
+	utc := time.UTC
+	for _, tc := range []struct {
+		layout, value string
+		want          time.Time
+	}{
+		{"%Y-%m-%dT%H:%M:%S%z", "2026-12-03T09:57:00+0900", time.Date(2026, 12, 3, 0, 57, 0, 0, utc)},
+		{"%Y%m%dT%H%M%S.%L%z", "20261203T095700.123+0000", time.Date(2026, 12, 3, 9, 57, 0, 123e6, utc)},
+		{"%Y%m%d", "20261203", time.Date(2026, 12, 3, 0, 0, 0, 0, utc)},
+		{"%d/%b/%Y:%H:%M:%S %z", "03/Dec/2026:09:57:00 +0000", time.Date(2026, 12, 3, 9, 57, 0, 0, utc)},
+		{"%Y-%m-%d %H:%M:%S.%N", "2026-12-03 09:57:00.5", time.Date(2026, 12, 3, 9, 57, 0, 5e8, utc)},
+	} {
+		got, err := Parse(tc.layout, tc.value, utc)
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("Parse(%q, %q) = %v, %v; want %v", tc.layout, tc.value, got, err, tc.want)
+		}
+	}
+	if _, err := Parse("%Y-%m-%d", "2026-13-40", utc); err == nil {
+		t.Error("month 13 accepted")
+	}
+}
+
+// FuzzParse: any layout and value give a time or an error, never a panic
+// or a hang.
+func FuzzParse(f *testing.F) {
+	for _, seed := range [][2]string{{"%Y-%m-%dT%H:%M:%S%z", "2026-12-03T09:57:00+0900"}, {"%Y%m%d%H", "2026120309"},
+		{"%d/%b/%Y:%H:%M:%S %z", "03/Dec/2026:09:57:00 +0000"}, {"%s.%N", "1700000000.123"}, {"%b %e %H:%M:%S", "Mar  1 01:02:03"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, layout, value string) {
+		_, _ = Parse(layout, value, time.UTC)
+	})
+}

@@ -46,7 +46,13 @@ func Parse(layout, value string, loc *time.Location) (time.Time, error) {
 		var err error
 		switch d {
 		case 'Y':
-			p.year, v, err = num(v, 1, 5, true)
+			// As Ruby's strptime: a year followed at once by another number
+			// (%Y%m%d) takes four digits, else as many as there are.
+			maxDigits := 5
+			if i+2 < len(layout) && layout[i+1] == '%' && strings.IndexByte("mdHMSjeIklLNy", layout[i+2]) >= 0 {
+				maxDigits = 4
+			}
+			p.year, v, err = num(v, 1, maxDigits, true)
 		case 'C':
 			var cc int
 			cc, v, err = num(v, 1, 2, false)
@@ -170,7 +176,28 @@ func Parse(layout, value string, loc *time.Location) (time.Time, error) {
 	if strings.TrimSpace(v) != "" {
 		return fail(fmt.Sprintf("%q left over", v))
 	}
+	if err := p.check(); err != nil {
+		return fail(err.Error())
+	}
 	return p.time(), nil
+}
+
+// check refuses fields out of range, as Ruby's strptime does, instead of
+// letting time.Date roll month 13 into the next year.
+func (p ptime) check() error {
+	switch {
+	case p.hasUnix:
+		return nil
+	case p.month < 1 || p.month > 12:
+		return fmt.Errorf("month %d", p.month)
+	case p.day < 1 || p.day > 31:
+		return fmt.Errorf("day %d", p.day)
+	case p.yday < 0 || p.yday > 366:
+		return fmt.Errorf("day of year %d", p.yday)
+	case p.hour < 0 || p.hour > 24, p.min < 0 || p.min > 59, p.sec < 0 || p.sec > 60:
+		return fmt.Errorf("time of day %02d:%02d:%02d", p.hour, p.min, p.sec)
+	}
+	return nil
 }
 
 // take returns up to n bytes of *v and advances it past them.
