@@ -245,7 +245,7 @@ func (o *Output) setServers(servers []ServerConfig) error {
 // is kept out, since an empty list would stop every delivery.
 func (o *Output) watchDiscovery() {
 	defer o.wg.Done()
-	every := fileCheckInterval
+	every := o.fileCheck
 	var files []string
 	for _, d := range o.discoveries {
 		if d.srv != nil {

@@ -77,6 +77,7 @@ type Output struct {
 	security    *Security
 	tlsConf     *tls.Config
 	discoveries []discovery
+	fileCheck   time.Duration           // how often file sources are looked at
 	nodes       atomic.Pointer[[]*node] // replaced whole when discovery changes the servers
 	log         *slog.Logger
 	stop        chan struct{}
@@ -148,6 +149,7 @@ func (o *Output) Configure(c *plugin.Context) error {
 			return err
 		}
 	}
+	o.fileCheck = fileCheckInterval
 	for _, el := range o.ServiceDiscovery {
 		d, err := decodeDiscovery(el)
 		if err != nil {
