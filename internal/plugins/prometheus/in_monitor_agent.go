@@ -72,7 +72,7 @@ func (m *MonitorAgent) Run(ctx context.Context, _ plugin.Emitter) error {
 		})
 	}
 	m.log.Info("serving monitor_agent", "addr", m.ln.Addr().String())
-	return serve(ctx, &m.srv, m.ln, h)
+	return serve(ctx, &m.srv, m.ln, h, nil, m.log)
 }
 
 // Close implements plugin.Closer.

@@ -8,8 +8,10 @@ package prometheus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/metrics"
@@ -38,13 +42,27 @@ type Server struct {
 	HealthPath string `conf:"health_path" desc:"The liveness probe: 200 while the process runs."`
 	ReadyPath  string `conf:"ready_path" desc:"The readiness probe: 503 while starting, shutting down, or while a buffer is fuller than ready_buffer_high_water, so that a load balancer sends new connections elsewhere."`
 	// ReadyHighWater is the buffer fill (0 to 1) above which /readyz fails.
-	ReadyHighWater float64 `conf:"ready_buffer_high_water" desc:"The buffer fill (above 0, at most 1) past which the readiness probe fails."`
+	ReadyHighWater  float64         `conf:"ready_buffer_high_water" desc:"The buffer fill (above 0, at most 1) past which the readiness probe fails."`
+	ContentEncoding string          `conf:"content_encoding" enum:"identity,gzip" desc:"gzip compresses every metrics response, as fluent-plugin-prometheus does; identity compresses only for a scraper that asks (Accept-Encoding)."`
+	SSL             *SSLSection     `section:"ssl" desc:"fluent-plugin-prometheus's old TLS section; <transport tls> is the current one."`
+	Transport       *config.Element `section:"transport" desc:"tcp, or tls with the server's certificate, as in Fluentd's HTTP server helper."`
 
-	health  plugin.Health
-	handler http.Handler
-	log     *slog.Logger
-	ln      net.Listener
-	server  transport.HTTPServer
+	tls       transport.Transport
+	tlsConfig *tls.Config
+	health    plugin.Health
+	handler   http.Handler
+	log       *slog.Logger
+	ln        net.Listener
+	server    transport.HTTPServer
+}
+
+// SSLSection is fluent-plugin-prometheus's deprecated <ssl>.
+type SSLSection struct {
+	Enable          bool              `conf:"enable" desc:"Serve over TLS."`
+	CertificatePath string            `conf:"certificate_path" desc:"The PEM certificate (cert_path of <transport tls>)."`
+	PrivateKeyPath  string            `conf:"private_key_path" desc:"The PEM private key."`
+	CAPath          string            `conf:"ca_path" desc:"PEM CA certificates for client certificates."`
+	ExtraConf       map[string]string `conf:"extra_conf" desc:"Accepted for compatibility (WEBrick's options)." ignored:"WEBrick's options have no meaning for Go's TLS server"`
 }
 
 // MetricsHost is the instance whose metrics a prometheus source serves
@@ -74,10 +92,11 @@ type Monitor struct {
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: "prometheus", Summary: "serve metrics for Prometheus",
+		Sections: map[string]plugin.Section{"transport": {New: func() any { t := transport.Default(); return &t }}},
 		// It serves until the drain at shutdown is over.
 		Admin: true, New: func() any {
 			return &Server{Bind: "0.0.0.0", Port: 24231, MetricsPath: "/metrics", AggregatedMetricsPath: "/aggregated_metrics",
-				HealthPath: "/healthz", ReadyPath: "/readyz", ReadyHighWater: 0.8}
+				HealthPath: "/healthz", ReadyPath: "/readyz", ReadyHighWater: 0.8, ContentEncoding: "identity"}
 		}})
 	for _, typ := range []string{"prometheus_monitor", "prometheus_output_monitor"} {
 		plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: typ,
@@ -96,6 +115,26 @@ func (s *Server) Configure(c *plugin.Context) error {
 		return fmt.Errorf("ready_buffer_high_water must be above 0 and at most 1")
 	}
 	s.handler, s.log, s.health = h.MetricsHandler(), c.Logger, c.Host
+	tr := transport.Default()
+	if s.Transport != nil {
+		if err := config.Decode(s.Transport, &tr); err != nil {
+			return err
+		}
+	}
+	if s.SSL != nil && s.SSL.Enable {
+		if (s.SSL.CertificatePath == "") != (s.SSL.PrivateKeyPath == "") {
+			return fmt.Errorf("<ssl>: both certificate_path and private_key_path must be given")
+		}
+		tr.Protocol, tr.CertPath, tr.PrivateKeyPath, tr.CAPath = "tls", s.SSL.CertificatePath, s.SSL.PrivateKeyPath, s.SSL.CAPath
+		if tr.CertPath == "" {
+			tr.Insecure = true // fluent-plugin-prometheus makes a self-signed certificate
+		}
+	}
+	tr.Hostname = c.Hostname
+	if err := tr.Validate(true); err != nil {
+		return err
+	}
+	s.tls = tr
 	if s.Labels != nil {
 		// fluent-plugin-prometheus's prometheus source has no <labels>;
 		// Fluentd warns and goes on, and so does Sluice.
@@ -148,6 +187,11 @@ func parseLabels(sec *config.Element, hostname string) (map[string]string, error
 
 // Init binds the listener, so that a busy port fails the start.
 func (s *Server) Init(context.Context) error {
+	cfg, err := s.tls.ServerConfig()
+	if err != nil {
+		return err
+	}
+	s.tlsConfig = cfg
 	ln, err := listen(s.Bind, s.Port)
 	if err != nil {
 		return err
@@ -162,25 +206,52 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Run implements plugin.Input: it serves until ctx ends.
 func (s *Server) Run(ctx context.Context, _ plugin.Emitter) error {
 	mux := http.NewServeMux()
-	mux.Handle(s.MetricsPath, s.handler)
+	metricsHandler := s.handler
+	if s.ContentEncoding == "gzip" {
+		metricsHandler = gzipAlways(metricsHandler)
+	}
+	mux.Handle(s.MetricsPath, metricsHandler)
 	if s.AggregatedMetricsPath != "" && s.AggregatedMetricsPath != s.MetricsPath {
-		mux.Handle(s.AggregatedMetricsPath, s.handler)
+		mux.Handle(s.AggregatedMetricsPath, metricsHandler)
 	}
 	if s.health != nil {
 		mux.Handle(s.HealthPath, probe(s.health.Live))
 		mux.Handle(s.ReadyPath, probe(func() error { return s.health.Ready(s.ReadyHighWater) }))
 	}
 	s.log.Info("serving metrics", "addr", s.ln.Addr().String(), "path", s.MetricsPath)
-	return serve(ctx, &s.server, s.ln, mux)
+	return serve(ctx, &s.server, s.ln, mux, s.tlsConfig, s.log)
 }
 
 // Close implements plugin.Closer.
 func (s *Server) Close(context.Context) error { return closeServer(&s.server, s.ln) }
 
 // serve serves h on ln until ctx ends, then drains (transport.ServeHTTP).
-func serve(ctx context.Context, srv *transport.HTTPServer, ln net.Listener, h http.Handler) error {
-	return srv.Serve(ctx, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln)
+// The server's own complaints (a failed TLS handshake) go to log, in
+// Sluice's format, not to the standard logger.
+func serve(ctx context.Context, srv *transport.HTTPServer, ln net.Listener, h http.Handler, tlsConfig *tls.Config, log *slog.Logger) error {
+	return srv.Serve(ctx, &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, TLSConfig: tlsConfig,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}, ln)
 }
+
+// gzipAlways compresses every response of h (content_encoding gzip), as
+// fluent-plugin-prometheus does whatever the scraper asked for.
+func gzipAlways(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = r.Clone(r.Context())
+		r.Header.Del("Accept-Encoding") // h writes plain text; this wraps it once
+		w.Header().Set("Content-Encoding", "gzip")
+		zw := gzip.NewWriter(w)
+		defer zw.Close()
+		h.ServeHTTP(gzipResponse{ResponseWriter: w, w: zw}, r)
+	})
+}
+
+type gzipResponse struct {
+	http.ResponseWriter
+	w io.Writer
+}
+
+func (g gzipResponse) Write(b []byte) (int, error) { return g.w.Write(b) }
 
 // closeServer ends what the server still serves and frees its listener,
 // which Run may never have taken (a start that failed later).

@@ -1,12 +1,16 @@
 package prometheus_test
 
 import (
+	"compress/gzip"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -392,5 +396,62 @@ func TestMonitorLabelErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: got %v, want an error with %q", conf, err, want)
 		}
+	}
+}
+
+// TestTLSAndGzipMetrics: <transport tls> serves the metrics over TLS,
+// and content_encoding gzip compresses them even for a scraper that did
+// not ask; fluent-plugin-prometheus's older <ssl> section works too.
+func TestTLSAndGzipMetrics(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := plugintest.WriteCert(t, dir)
+	pem, err := os.ReadFile(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableCompression: true}}
+	defer client.CloseIdleConnections()
+	for name, section := range map[string]string{
+		"transport": "<transport tls>\n    cert_path " + cert + "\n    private_key_path " + key + "\n  </transport>",
+		"ssl":       "<ssl>\n    enable true\n    certificate_path " + cert + "\n    private_key_path " + key + "\n  </ssl>",
+	} {
+		t.Run(name, func(t *testing.T) {
+			port := freePort(t)
+			e := plugintest.Build(t, fmt.Sprintf(`
+<source>
+  @type prometheus
+  bind 127.0.0.1
+  port %d
+  content_encoding gzip
+  %s
+</source>
+<match **>
+  @type null
+</match>`, port, section))
+			stop := plugintest.Start(t, e)
+			defer stop()
+			defer client.CloseIdleConnections()
+			url := fmt.Sprintf("https://127.0.0.1:%d/metrics", port)
+			var resp *http.Response
+			plugintest.WaitFor(t, "the TLS listener", func() bool {
+				var err error
+				resp, err = client.Get(url)
+				return err == nil
+			})
+			defer resp.Body.Close()
+			if resp.Header.Get("Content-Encoding") != "gzip" {
+				t.Fatalf("Content-Encoding %q, want gzip", resp.Header.Get("Content-Encoding"))
+			}
+			zr, err := gzip.NewReader(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(zr)
+			if !strings.Contains(string(body), "# TYPE") {
+				t.Errorf("body is not the metrics: %.200q", body)
+			}
+		})
 	}
 }
