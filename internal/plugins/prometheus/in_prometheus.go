@@ -241,7 +241,7 @@ func gzipAlways(h http.Handler) http.Handler {
 		r.Header.Del("Accept-Encoding") // h writes plain text; this wraps it once
 		w.Header().Set("Content-Encoding", "gzip")
 		zw := gzip.NewWriter(w)
-		defer zw.Close()
+		defer func() { _ = zw.Close() }() // the client has gone if this fails
 		h.ServeHTTP(gzipResponse{ResponseWriter: w, w: zw}, r)
 	})
 }
