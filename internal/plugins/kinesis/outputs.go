@@ -155,8 +155,8 @@ func (c *Shared) Measure(report plugin.Report) {
 // write sends a chunk's undelivered entries to stream.
 func (c *Shared) write(ctx context.Context, ch *plugin.Chunk, stream string, maxRecord, pack int,
 	key func(*event.Entry) string) error {
-	done := loadDone(ch)
-	if n := done.count(); n > 0 {
+	done := plugin.LoadEntrySet(ch, metaDone)
+	if n := done.Count(); n > 0 {
 		plugin.Delivered(ctx, n) // by an earlier write, perhaps before a restart
 	}
 	recs, err := c.build(ctx, ch, &done, maxRecord, pack, key)
@@ -171,7 +171,7 @@ func (c *Shared) write(ctx context.Context, ch *plugin.Chunk, stream string, max
 // for one record goes to <label @ERROR> (splitting a JSON line would give
 // the destination two broken halves), is counted, and is marked delivered
 // so that it is not sent there twice.
-func (c *Shared) build(ctx context.Context, ch *plugin.Chunk, done *doneSet, maxRecord, pack int,
+func (c *Shared) build(ctx context.Context, ch *plugin.Chunk, done *plugin.EntrySet, maxRecord, pack int,
 	key func(*event.Entry) string) ([]record, error) {
 	var recs []record
 	var oversized event.Builder
@@ -179,7 +179,7 @@ func (c *Shared) build(ctx context.Context, ch *plugin.Chunk, done *doneSet, max
 	var scratch []byte
 	r := event.NewReader(ch.Data)
 	for i := 0; r.Next(); i++ {
-		if done.has(i) {
+		if done.Has(i) {
 			continue
 		}
 		e := r.Entry()
@@ -187,7 +187,7 @@ func (c *Shared) build(ctx context.Context, ch *plugin.Chunk, done *doneSet, max
 		scratch, err = c.data(scratch[:0], ch.Key.Tag, e)
 		if err != nil {
 			oversized.AppendRaw(e.Raw)
-			done.add(i)
+			done.Add(i)
 			c.log.Warn("record has no data; sent to @ERROR", "output", c.id, "err", err)
 			continue
 		}
@@ -198,7 +198,7 @@ func (c *Shared) build(ctx context.Context, ch *plugin.Chunk, done *doneSet, max
 		if len(scratch)+len(k) > maxRecord {
 			c.Stats.Oversized.Add(1)
 			oversized.AppendRaw(e.Raw)
-			done.add(i)
+			done.Add(i)
 			c.log.Warn("record larger than the service's per-record limit; sent to @ERROR", "output", c.id,
 				"bytes", len(scratch), "limit", maxRecord)
 			continue
@@ -217,7 +217,7 @@ func (c *Shared) build(ctx context.Context, ch *plugin.Chunk, done *doneSet, max
 		if err := c.errorOut.Emit(ctx, oversized.Stream(ch.Key.Tag)); err != nil {
 			return nil, err
 		}
-		if err := done.save(ch); err != nil {
+		if err := done.Save(ch, metaDone); err != nil {
 			return nil, err
 		}
 	}

@@ -7,11 +7,9 @@ package kinesis
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"math/rand/v2"
 	"net/http"
 	"sync/atomic"
@@ -65,46 +63,10 @@ type sender struct {
 
 const metaDone = "kinesis_done"
 
-// doneSet is the set of a chunk's entries already delivered.
-type doneSet []byte
-
-func loadDone(c *plugin.Chunk) doneSet {
-	if s, _ := c.Meta(metaDone); s != "" {
-		if b, err := base64.StdEncoding.DecodeString(s); err == nil {
-			return b
-		}
-	}
-	return nil
-}
-
-// count is how many entries the set holds.
-func (d doneSet) count() int {
-	n := 0
-	for _, b := range d {
-		n += bits.OnesCount8(b)
-	}
-	return n
-}
-
-func (d doneSet) has(i int) bool { return i/8 < len(d) && d[i/8]&(1<<(i%8)) != 0 }
-
-func (d *doneSet) add(i int) {
-	for len(*d) <= i/8 {
-		*d = append(*d, 0)
-	}
-	(*d)[i/8] |= 1 << (i % 8)
-}
-
-// save keeps the set with the chunk, so that a retry of the chunk (now or
-// after a restart) skips what was delivered.
-func (d doneSet) save(c *plugin.Chunk) error {
-	return c.SaveMeta(metaDone, base64.StdEncoding.EncodeToString(d))
-}
-
 // send delivers recs in batches. When a batch's retries run out it returns
 // an error: the buffer retries the chunk later, and only what is still
 // undelivered goes again.
-func (s *sender) send(ctx context.Context, c *plugin.Chunk, stream string, recs []record, done *doneSet) error {
+func (s *sender) send(ctx context.Context, c *plugin.Chunk, stream string, recs []record, done *plugin.EntrySet) error {
 	for len(recs) > 0 {
 		n, size := 0, 0
 		for n < len(recs) && n < s.maxCount {
@@ -123,7 +85,7 @@ func (s *sender) send(ctx context.Context, c *plugin.Chunk, stream string, recs 
 	return nil
 }
 
-func (s *sender) batch(ctx context.Context, c *plugin.Chunk, stream string, recs []record, done *doneSet) error {
+func (s *sender) batch(ctx context.Context, c *plugin.Chunk, stream string, recs []record, done *plugin.EntrySet) error {
 	pending := recs
 	attempt := 0
 	for {
@@ -144,7 +106,7 @@ func (s *sender) batch(ctx context.Context, c *plugin.Chunk, stream string, recs
 					s.stats.Records.Add(int64(len(pending[i].entries)))
 					s.stats.Bytes.Add(int64(len(pending[i].data)))
 					for _, e := range pending[i].entries {
-						done.add(e)
+						done.Add(e)
 					}
 					continue
 				}
@@ -152,8 +114,8 @@ func (s *sender) batch(ctx context.Context, c *plugin.Chunk, stream string, recs
 				lastCode = code
 			}
 			if delivered > 0 {
-				plugin.Delivered(ctx, done.count())
-				if serr := done.save(c); serr != nil {
+				plugin.Delivered(ctx, done.Count())
+				if serr := done.Save(c, metaDone); serr != nil {
 					return fmt.Errorf("keeping the delivered records with the chunk: %w", serr)
 				}
 				if s.resetBackoff {
