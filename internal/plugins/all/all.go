@@ -2,14 +2,15 @@
 package all
 
 import (
-	_ "github.com/sluice-log/sluice/internal/formatter"          // formatters
-	_ "github.com/sluice-log/sluice/internal/plugins/core"       // null, stdout, copy, relabel
-	_ "github.com/sluice-log/sluice/internal/plugins/file"       // file output
-	_ "github.com/sluice-log/sluice/internal/plugins/forward"    // forward input and output
-	_ "github.com/sluice-log/sluice/internal/plugins/httpio"     // http input
-	_ "github.com/sluice-log/sluice/internal/plugins/kinesis"    // kinesis_firehose, kinesis_streams
-	_ "github.com/sluice-log/sluice/internal/plugins/prometheus" // prometheus sources
-	_ "github.com/sluice-log/sluice/internal/plugins/s3"         // s3 output
-	_ "github.com/sluice-log/sluice/internal/plugins/sample"     // sample input
-	_ "github.com/sluice-log/sluice/internal/plugins/transform"  // grep, record_transformer
+	_ "github.com/sluice-log/sluice/internal/formatter"             // formatters
+	_ "github.com/sluice-log/sluice/internal/plugins/core"          // null, stdout, copy, relabel
+	_ "github.com/sluice-log/sluice/internal/plugins/elasticsearch" // elasticsearch, opensearch and their data streams
+	_ "github.com/sluice-log/sluice/internal/plugins/file"          // file output
+	_ "github.com/sluice-log/sluice/internal/plugins/forward"       // forward input and output
+	_ "github.com/sluice-log/sluice/internal/plugins/httpio"        // http input
+	_ "github.com/sluice-log/sluice/internal/plugins/kinesis"       // kinesis_firehose, kinesis_streams
+	_ "github.com/sluice-log/sluice/internal/plugins/prometheus"    // prometheus sources
+	_ "github.com/sluice-log/sluice/internal/plugins/s3"            // s3 output
+	_ "github.com/sluice-log/sluice/internal/plugins/sample"        // sample input
+	_ "github.com/sluice-log/sluice/internal/plugins/transform"     // grep, record_transformer
 )

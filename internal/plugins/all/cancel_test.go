@@ -46,6 +46,33 @@ var cancelConfs = map[string]string{
   aws_sec_key secret
   check_bucket false
   check_apikey_on_start false`,
+	"elasticsearch": `
+  host {{HOST}}
+  port {{PORT}}
+  verify_es_version_at_startup false
+  request_timeout 600`,
+	"elasticsearch_dynamic": `
+  host {{HOST}}
+  port {{PORT}}
+  verify_es_version_at_startup false
+  request_timeout 600`,
+	"opensearch": `
+  host {{HOST}}
+  port {{PORT}}
+  verify_es_version_at_startup false
+  request_timeout 600`,
+	"elasticsearch_data_stream": `
+  host {{HOST}}
+  port {{PORT}}
+  verify_es_version_at_startup false
+  request_timeout 600
+  data_stream_name logs-app-default`,
+	"opensearch_data_stream": `
+  host {{HOST}}
+  port {{PORT}}
+  verify_es_version_at_startup false
+  request_timeout 600
+  data_stream_name logs-app-default`,
 	"file":           "\n  path {{DIR}}/out",
 	"secondary_file": "\n  directory {{DIR}}",
 	"stdout":         "",
