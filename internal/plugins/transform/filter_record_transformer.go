@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,8 +12,8 @@ import (
 
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/placeholder"
 	"github.com/sluice-log/sluice/internal/plugin"
-	"github.com/sluice-log/sluice/internal/strftime"
 )
 
 // RecordTransformer sets fields from <record>, whose values may use
@@ -43,28 +42,8 @@ type RecordTransformer struct {
 }
 
 type rtField struct {
-	key   string
-	parts []rtPart
-}
-
-type partKind uint8
-
-const (
-	partLit partKind = iota
-	partTag
-	partTagParts
-	partTagPrefix
-	partTagSuffix
-	partHostname
-	partTime
-	partRecord
-)
-
-type rtPart struct {
-	kind partKind
-	lit  string // the literal, or the placeholder as written
-	idx  int
-	path []string
+	key  string
+	tmpl *placeholder.Template
 }
 
 type rtScratch struct{ body, text []byte }
@@ -91,7 +70,7 @@ func (t *RecordTransformer) Configure(c *plugin.Context) error {
 	if t.Record != nil {
 		t.Record.MarkAllUsed()
 		for _, p := range t.Record.Params {
-			parts, err := parseRTTemplate(p.Value)
+			tmpl, err := placeholder.Parse(p.Value)
 			if err != nil {
 				if t.EnableRuby {
 					// enable_ruby: the forms that need no Ruby (record["a"]["b"],
@@ -100,7 +79,7 @@ func (t *RecordTransformer) Configure(c *plugin.Context) error {
 				}
 				return config.Errorf(p.Pos, "%s: %v", p.Key, err)
 			}
-			t.fields = append(t.fields, rtField{key: p.Key, parts: parts})
+			t.fields = append(t.fields, rtField{key: p.Key, tmpl: tmpl})
 			t.skip[p.Key] = true
 		}
 		if len(t.Record.Elements) > 0 {
@@ -109,95 +88,6 @@ func (t *RecordTransformer) Configure(c *plugin.Context) error {
 	}
 	t.pool.New = func() any { return new(rtScratch) }
 	return nil
-}
-
-func parseRTTemplate(s string) ([]rtPart, error) {
-	var parts []rtPart
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			if s != "" {
-				parts = append(parts, rtPart{kind: partLit, lit: s})
-			}
-			return parts, nil
-		}
-		if i > 0 {
-			parts = append(parts, rtPart{kind: partLit, lit: s[:i]})
-		}
-		end := strings.IndexByte(s[i:], '}')
-		if end < 0 {
-			return nil, fmt.Errorf("unclosed ${ in %q", s)
-		}
-		p, err := parsePlaceholder(s[i+2 : i+end])
-		if err != nil {
-			return nil, err
-		}
-		p.lit = s[i : i+end+1]
-		parts = append(parts, p)
-		s = s[i+end+1:]
-	}
-}
-
-func parsePlaceholder(name string) (rtPart, error) {
-	indexed := func(prefix string) (int, bool, error) {
-		if !strings.HasPrefix(name, prefix+"[") || !strings.HasSuffix(name, "]") {
-			return 0, false, nil
-		}
-		n, err := strconv.Atoi(name[len(prefix)+1 : len(name)-1])
-		if err != nil {
-			return 0, true, fmt.Errorf("bad index in ${%s}", name)
-		}
-		return n, true, nil
-	}
-	switch name {
-	case "tag":
-		return rtPart{kind: partTag}, nil
-	case "hostname":
-		return rtPart{kind: partHostname}, nil
-	case "time":
-		return rtPart{kind: partTime}, nil
-	}
-	for _, k := range []struct {
-		prefix string
-		kind   partKind
-	}{{"tag_parts", partTagParts}, {"tag_prefix", partTagPrefix}, {"tag_suffix", partTagSuffix}} {
-		n, ok, err := indexed(k.prefix)
-		if err != nil {
-			return rtPart{}, err
-		}
-		if ok {
-			return rtPart{kind: k.kind, idx: n}, nil
-		}
-	}
-	if strings.HasPrefix(name, "record[") {
-		path, err := parseRecordIndex(name[len("record"):])
-		if err != nil {
-			return rtPart{}, fmt.Errorf("${%s}: %w", name, err)
-		}
-		return rtPart{kind: partRecord, path: path}, nil
-	}
-	if strings.ContainsAny(name, "[]().() ") {
-		return rtPart{}, fmt.Errorf("${%s} is Ruby, which needs enable_ruby (not supported)", name)
-	}
-	return rtPart{kind: partRecord, path: []string{name}}, nil
-}
-
-// parseRecordIndex reads ["a"]['b'] into {"a","b"}.
-func parseRecordIndex(s string) ([]string, error) {
-	var path []string
-	for s != "" {
-		if len(s) < 4 || s[0] != '[' || (s[1] != '"' && s[1] != '\'') {
-			return nil, fmt.Errorf("want [\"key\"]")
-		}
-		q := s[1]
-		end := strings.IndexByte(s[2:], q)
-		if end < 0 || len(s) < end+4 || s[2+end+1] != ']' {
-			return nil, fmt.Errorf("unclosed [\"key\"]")
-		}
-		path = append(path, s[2:2+end])
-		s = s[2+end+2:]
-	}
-	return path, nil
 }
 
 // Filter implements plugin.Filter.
@@ -262,7 +152,7 @@ func (t *RecordTransformer) transform(sc *rtScratch, tag string, e *event.Entry)
 		if raw, ok := t.typed(f, e.Record); ok {
 			body = append(body, raw...)
 		} else {
-			sc.text = t.render(sc.text[:0], f.parts, tag, e)
+			sc.text = f.tmpl.Render(sc.text[:0], tag, t.hostname, e)
 			body = msgp.AppendStringFromBytes(body, sc.text)
 		}
 		n++
@@ -274,61 +164,9 @@ func (t *RecordTransformer) transform(sc *rtScratch, tag string, e *event.Entry)
 // typed returns the raw value when auto_typecast keeps a lone record
 // placeholder's type.
 func (t *RecordTransformer) typed(f rtField, r event.Record) (event.Value, bool) {
-	if !t.AutoTypecast || len(f.parts) != 1 || f.parts[0].kind != partRecord {
+	path, lone := f.tmpl.LoneRecord()
+	if !t.AutoTypecast || !lone {
 		return nil, false
 	}
-	return r.Lookup(f.parts[0].path)
-}
-
-func (t *RecordTransformer) render(dst []byte, parts []rtPart, tag string, e *event.Entry) []byte {
-	for _, p := range parts {
-		switch p.kind {
-		case partLit:
-			dst = append(dst, p.lit...)
-		case partTag:
-			dst = append(dst, tag...)
-		case partHostname:
-			dst = append(dst, t.hostname...)
-		case partTime:
-			dst = strftime.Append(dst, "%Y-%m-%d %H:%M:%S %z", e.Time.Std())
-		case partTagParts, partTagPrefix, partTagSuffix:
-			dst = appendTagPart(dst, tag, p)
-		case partRecord:
-			if v, ok := e.Record.Lookup(p.path); ok {
-				dst = v.AppendText(dst)
-			} else {
-				dst = append(dst, p.lit...)
-			}
-		}
-	}
-	return dst
-}
-
-func appendTagPart(dst []byte, tag string, p rtPart) []byte {
-	parts := strings.Count(tag, ".") + 1
-	i := p.idx
-	if i < 0 {
-		i += parts
-	}
-	if i < 0 || i >= parts {
-		return append(dst, p.lit...)
-	}
-	// Offsets of the i-th part without splitting the tag.
-	start, end := 0, len(tag)
-	for k, pos := 0, 0; k <= i; k++ {
-		start = pos
-		if j := strings.IndexByte(tag[pos:], '.'); j >= 0 {
-			end = pos + j
-			pos = end + 1
-		} else {
-			end = len(tag)
-		}
-	}
-	switch p.kind {
-	case partTagPrefix:
-		return append(dst, tag[:end]...)
-	case partTagSuffix:
-		return append(dst, tag[start:]...)
-	}
-	return append(dst, tag[start:end]...)
+	return r.Lookup(path)
 }
