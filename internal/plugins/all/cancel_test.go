@@ -73,6 +73,15 @@ var cancelConfs = map[string]string{
   verify_es_version_at_startup false
   request_timeout 600
   data_stream_name logs-app-default`,
+	"aws-elasticsearch-service": `
+  verify_es_version_at_startup false
+  request_timeout 600
+  <endpoint>
+    url http://{{ADDR}}
+    region us-east-1
+    access_key_id AKIDTEST
+    secret_access_key secret
+  </endpoint>`,
 	"file":           "\n  path {{DIR}}/out",
 	"secondary_file": "\n  directory {{DIR}}",
 	"stdout":         "",

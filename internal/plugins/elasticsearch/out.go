@@ -22,7 +22,9 @@ import (
 	"github.com/sluice-log/sluice/internal/awsauth"
 	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/placeholder"
 	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/strftime"
 	"github.com/sluice-log/sluice/internal/transport"
 )
 
@@ -46,7 +48,9 @@ type Output struct {
 	skip          map[string]bool // top-level fields left out of documents
 	removeUpdate  map[string]bool
 	unrecoverable map[string]bool
-	indexTmpl     *buffer.Template // index_name, logstash_prefix or data_stream_name
+	indexTmpl     *buffer.Template      // index_name, logstash_prefix or data_stream_name
+	dynamic       *placeholder.Template // elasticsearch_dynamic: the same, per event
+	hostname      string
 	loc           *time.Location
 	query         string
 
@@ -106,6 +110,8 @@ func init() {
 		"elasticsearch_data_stream": "create events in an Elasticsearch data stream",
 		"opensearch":                "index events in OpenSearch (or Amazon OpenSearch Service) through the _bulk API",
 		"opensearch_data_stream":    "create events in an OpenSearch data stream",
+		// fluent-plugin-aws-elasticsearch-service: elasticsearch with <endpoint>.
+		"aws-elasticsearch-service": "index events in Amazon Elasticsearch Service, requests signed with SigV4 (<endpoint>)",
 	}
 	for typ, summary := range summaries {
 		plugin.Register(plugin.Info{Kind: plugin.KindOutput, Type: typ, Summary: summary,
@@ -158,6 +164,14 @@ func (o *Output) Configure(c *plugin.Context) error {
 		tmpl = o.DataStreamName
 	case o.LogstashFormat:
 		tmpl = o.LogstashPrefix
+	}
+	o.hostname = c.Hostname
+	if o.typ == "elasticsearch_dynamic" {
+		// ${record['key']}, ${tag_parts[N]} ... per event; strftime after.
+		if o.dynamic, err = placeholder.Parse(tmpl); err != nil {
+			return fmt.Errorf("index name: %w", err)
+		}
+		tmpl = "" // nothing per chunk
 	}
 	if o.indexTmpl, err = buffer.NewTemplate(tmpl, c.ChunkKeys); err != nil {
 		return fmt.Errorf("index name: %w", err)
@@ -492,7 +506,19 @@ func (w *writer) appendEntry(i int, e *event.Entry) (bool, error) {
 		o.log.Warn("time_key value not readable; the event time is used", "err", terr)
 		ts = e.Time.Std().In(time.Local)
 	}
-	d := doc{index: o.indexFor(w.index, w.prefix, e, ts, w.scratch), typ: o.typeName}
+	index, prefix := w.index, w.prefix
+	if o.dynamic != nil {
+		w.scratch = o.dynamic.Render(w.scratch[:0], w.c.Key.Tag, o.hostname, e)
+		index = string(w.scratch)
+		if strings.IndexByte(index, '%') >= 0 && !o.LogstashFormat {
+			index = strftime.Format(index, ts.UTC())
+		}
+		prefix = index
+		if !o.LogstashFormat {
+			index = strings.ToLower(index)
+		}
+	}
+	d := doc{index: o.indexFor(index, prefix, e, ts, w.scratch), typ: o.typeName}
 	if v, ok := lookupText(e.Record, o.fields.targetType, w.scratch); ok && o.typeName != "" {
 		d.typ = v
 	}

@@ -343,3 +343,22 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("data stream without a name: %v", err)
 	}
 }
+
+// TestDynamicIndexPerEvent: elasticsearch_dynamic names each event's index
+// from its own record and tag.
+func TestDynamicIndexPerEvent(t *testing.T) {
+	s := esfake.New()
+	defer s.Close()
+	c := strings.Replace(conf(s.URL, "index_name logs-${record['kubernetes']['namespace']}-${tag_parts[1]}"), "@type elasticsearch", "@type elasticsearch_dynamic", 1)
+	_, emit, stop := start(t, c)
+	emit("app.api", map[string]any{"kubernetes": map[string]any{"namespace": "Prod"}}, map[string]any{"kubernetes": map[string]any{"namespace": "dev"}})
+	docs := waitDocs(t, s, 2)
+	stop()
+	got := map[string]bool{}
+	for _, d := range docs {
+		got[d.Index] = true
+	}
+	if !got["logs-prod-api"] || !got["logs-dev-api"] {
+		t.Errorf("indexes %v, want logs-prod-api and logs-dev-api", got)
+	}
+}
