@@ -4,6 +4,7 @@
 //
 //	sluice-loadgen send -addr 127.0.0.1:24224 -mode packed -conns 4 -batch 500 -events 10000000 [-pid PID]
 //	sluice-loadgen sink -listen 127.0.0.1:24225      a decoding Go receiver to compare against
+//	sluice-loadgen bulk-sink -listen 127.0.0.1:9200  an Elasticsearch _bulk receiver that counts documents
 //	sluice-loadgen count -glob 'out/*/*.log' -run R -conns 4 -events N -tracer-every K
 package main
 
@@ -22,7 +23,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: sluice-loadgen send|sink|count [flags]")
+		fmt.Fprintln(os.Stderr, "usage: sluice-loadgen send|sink|bulk-sink|count [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -31,6 +32,8 @@ func main() {
 		err = send(os.Args[2:])
 	case "sink":
 		err = sink(os.Args[2:])
+	case "bulk-sink":
+		err = bulkSink(os.Args[2:])
 	case "count":
 		err = count(os.Args[2:])
 	default:
@@ -104,6 +107,35 @@ func sink(args []string) error {
 			n := s.Events.Load()
 			if n != last {
 				fmt.Printf("events=%d rate=%d/s\n", n, n-last)
+				last = n
+			}
+		}
+	}
+}
+
+func bulkSink(args []string) error {
+	fs := flag.NewFlagSet("bulk-sink", flag.ExitOnError)
+	addr := fs.String("listen", "127.0.0.1:9200", "address to listen on")
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
+	s, err := loadgen.ListenBulk(*addr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = s.Close() }()
+	fmt.Println("_bulk sink on", s.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := int64(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if n := s.Docs.Load(); n != last {
+				span := s.Span().Seconds()
+				fmt.Printf("documents=%d bytes=%d span=%.2fs rate=%.0f/s\n", n, s.Bytes.Load(), span, float64(n)/max(span, 0.001))
 				last = n
 			}
 		}

@@ -48,7 +48,7 @@ func lookupText(r event.Record, p []string, scratch []byte) (string, bool) {
 // appendDocument writes the event's document source as JSON: the record
 // without remove_keys (and target_index_key), flattened when asked, with
 // tag_key and @timestamp added.
-func (o *Output) appendDocument(dst []byte, tag string, e *event.Entry, ts time.Time, skip map[string]bool) ([]byte, error) {
+func (o *Output) appendDocument(dst []byte, tag string, e *event.Entry, ts time.Time, skip map[string]bool, stamps *stampCache) ([]byte, error) {
 	dst = append(dst, '{')
 	n := 0
 	var err error
@@ -89,7 +89,7 @@ func (o *Output) appendDocument(dst []byte, tag string, e *event.Entry, ts time.
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `"@timestamp":"`...)
-		dst = o.appendTimestamp(dst, ts)
+		dst = o.appendTimestamp(dst, ts, stamps)
 		dst = append(dst, '"')
 	}
 	return append(dst, '}'), nil
@@ -121,31 +121,88 @@ func (o *Output) appendFlat(dst []byte, n int, prefix string, m event.Value) ([]
 
 // appendTimestamp writes t as ISO 8601 with time_precision fraction
 // digits and the zone's offset, as the plugin's iso8601(time_precision).
-func (o *Output) appendTimestamp(dst []byte, t time.Time) []byte {
-	dst = t.AppendFormat(dst, "2006-01-02T15:04:05")
-	if o.TimePrecision > 0 {
-		frac := strconv.Itoa(t.Nanosecond() + 1e9)[1 : 1+o.TimePrecision]
-		dst = append(append(dst, '.'), frac...)
+// By hand: time.Format costs more than the rest of a small document.
+func (o *Output) appendTimestamp(dst []byte, t time.Time, c *stampCache) []byte {
+	// The events of a chunk mostly share their seconds: the date, time of
+	// day and offset are made once per second.
+	if c == nil || t.Unix() != c.sec || t.Location() != c.loc || len(c.head) == 0 {
+		var head [32]byte
+		h := head[:0]
+		year, month, day := t.Date()
+		hour, minute, sec := t.Clock()
+		h = appendInt(h, year, 4)
+		h = appendInt(append(h, '-'), int(month), 2)
+		h = appendInt(append(h, '-'), day, 2)
+		h = appendInt(append(h, 'T'), hour, 2)
+		h = appendInt(append(h, ':'), minute, 2)
+		h = appendInt(append(h, ':'), sec, 2)
+		_, off := t.Zone()
+		sign := byte('+')
+		if off < 0 {
+			sign, off = '-', -off
+		}
+		z := appendInt(append(make([]byte, 0, 6), sign), off/3600, 2)
+		z = appendInt(append(z, ':'), off%3600/60, 2)
+		if c == nil {
+			c = &stampCache{}
+		}
+		c.sec, c.loc, c.head, c.zone = t.Unix(), t.Location(), append(c.head[:0], h...), z
 	}
-	return t.AppendFormat(dst, "-07:00")
+	dst = append(dst, c.head...)
+	if p := o.TimePrecision; p > 0 {
+		frac := t.Nanosecond()
+		for i := p; i < 9; i++ {
+			frac /= 10
+		}
+		dst = appendInt(append(dst, '.'), frac, p)
+	}
+	return append(dst, c.zone...)
 }
 
-// eventTime is the time the document is dated by: time_key's value (or an
-// @timestamp already in the record) when given, else the event's.
-func (o *Output) eventTime(e *event.Entry, scratch []byte) (time.Time, error) {
-	t := e.Time.Std().In(time.Local)
-	for _, p := range [][]string{o.timestampPath, o.fields.time} {
-		s, ok := lookupText(e.Record, p, scratch)
-		if !ok {
-			continue
+// stampCache is appendTimestamp's last second.
+type stampCache struct {
+	sec        int64
+	loc        *time.Location
+	head, zone []byte
+}
+
+// appendInt writes v, zero-padded to width digits.
+func appendInt(dst []byte, v, width int) []byte {
+	var b [20]byte
+	i := len(b)
+	for v >= 10 || width > 1 {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+		width--
+	}
+	i--
+	b[i] = byte('0' + v)
+	return append(dst, b[i:]...)
+}
+
+// eventTime is the time the document is dated by: an @timestamp already
+// in the record, or time_key's value, when given; else the event's. has
+// reports that the record has its own @timestamp.
+func (o *Output) eventTime(e *event.Entry, scratch []byte) (t time.Time, has bool, err error) {
+	t = e.Time.Std().In(time.Local)
+	if o.addTimestamp {
+		if s, ok := lookupText(e.Record, o.timestampPath, scratch); ok {
+			parsed, err := o.parseTime(s)
+			if err != nil {
+				return t, true, err
+			}
+			return parsed, true, nil
 		}
+	}
+	if s, ok := lookupText(e.Record, o.fields.time, scratch); ok {
 		parsed, err := o.parseTime(s)
 		if err != nil {
-			return t, err
+			return t, false, err
 		}
-		return parsed, nil
+		return parsed, false, nil
 	}
-	return t, nil
+	return t, false, nil
 }
 
 func (o *Output) parseTime(s string) (time.Time, error) {
@@ -162,20 +219,65 @@ func (o *Output) parseTime(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("time %q is neither ISO 8601 nor epoch seconds (set time_key_format)", s)
 }
 
+// indexCache keeps the last daily index name a writer made, so that the
+// events of one day share one string.
+type indexCache struct {
+	buf, tmp []byte
+	name     string
+	prefix   string // of name
+	day      int64  // the UTC day of name, when the date format has nothing finer
+}
+
+// dayLevel reports whether a strftime layout varies by the day at most
+// (%Y.%m.%d, %Y-%j ...), so that a UTC day names one index.
+func dayLevel(layout string) bool {
+	for i := 0; i+1 < len(layout); i++ {
+		if layout[i] != '%' {
+			continue
+		}
+		i++
+		if !strings.ContainsRune("YmdyjbBhaAeCGgUVWuw%", rune(layout[i])) {
+			return false
+		}
+	}
+	return true
+}
+
 // indexFor is the event's index: target_index_key's value, the
 // logstash_format daily index, the data stream, or index_name.
-func (o *Output) indexFor(chunkIndex, chunkPrefix string, e *event.Entry, ts time.Time, scratch []byte) string {
+func (o *Output) indexFor(chunkIndex, chunkPrefix string, e *event.Entry, ts time.Time, scratch []byte, cache *indexCache) string {
 	if v, ok := lookupText(e.Record, o.fields.targetIndex, scratch); ok && v != "" {
 		return strings.ToLower(v)
 	}
-	if o.LogstashFormat && !o.dataStream {
-		d := ts
-		if o.UTCIndex {
-			d = d.UTC()
-		}
-		return strings.ToLower(chunkPrefix + o.LogstashPrefixSeparator + strftime.Format(o.LogstashDateformat, d))
+	if !o.LogstashFormat || o.dataStream {
+		return chunkIndex
 	}
-	return chunkIndex
+	d := ts
+	if o.UTCIndex {
+		d = d.UTC()
+		if o.dailyIndex {
+			day := d.Unix() / 86400
+			if d.Unix() < 0 && d.Unix()%86400 != 0 {
+				day--
+			}
+			if cache.name != "" && day == cache.day && cache.prefix == chunkPrefix {
+				return cache.name
+			}
+			cache.day, cache.prefix = day, chunkPrefix
+		}
+	}
+	if !o.dailyIndex || !o.UTCIndex {
+		cache.prefix = "" // the day is not the key
+	}
+	b := append(append(cache.tmp[:0], chunkPrefix...), o.LogstashPrefixSeparator...)
+	b = strftime.Append(b, o.LogstashDateformat, d)
+	cache.tmp = b
+	if cache.name != "" && string(b) == string(cache.buf) { // compared without allocating
+		return cache.name
+	}
+	cache.buf = append(cache.buf[:0], b...)
+	cache.name = strings.ToLower(string(b))
+	return cache.name
 }
 
 // hashID is a document id from the record's bytes (<hash>): the same

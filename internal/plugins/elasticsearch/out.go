@@ -43,6 +43,7 @@ type Output struct {
 	major         int    // the server's major version
 	typeName      string // the _type sent, or ""
 	addTimestamp  bool
+	dailyIndex    bool // the logstash_format date changes by the day at most
 	timestampPath []string
 	fields        fields
 	skip          map[string]bool // top-level fields left out of documents
@@ -53,6 +54,8 @@ type Output struct {
 	hostname      string
 	loc           *time.Location
 	query         string
+
+	bufs sync.Pool // *writerBufs
 
 	prepMu       sync.Mutex // guards the fields below, and the version fields while unprepared
 	prepared     bool
@@ -187,6 +190,7 @@ func (o *Output) Configure(c *plugin.Context) error {
 		}
 	}
 	o.addTimestamp = o.LogstashFormat || o.IncludeTimestamp || o.dataStream
+	o.dailyIndex = dayLevel(o.LogstashDateformat)
 	if o.addTimestamp {
 		o.timestampPath = []string{"@timestamp"}
 	}
@@ -426,7 +430,18 @@ func (o *Output) Write(ctx context.Context, c *plugin.Chunk) error {
 	if n := done.Count(); n > 0 {
 		plugin.Delivered(ctx, n) // by an earlier write, perhaps before a restart
 	}
-	w := writer{o: o, c: c, done: &done, doneBefore: done.Count()}
+	bufs, _ := o.bufs.Get().(*writerBufs)
+	if bufs == nil {
+		bufs = &writerBufs{}
+	}
+	w := writer{o: o, c: c, done: &done, doneBefore: done.Count(), bufs: bufs, body: bufs.body[:0], docs: bufs.docs[:0], scratch: bufs.scratch}
+	defer func() {
+		// A body the transport may still read (w.body nil) is left to the
+		// garbage collector.
+		bufs.body, bufs.docs, bufs.scratch = w.body, w.docs[:0], w.scratch
+		clear(bufs.docs[:cap(bufs.docs)]) // no event bytes kept past the write
+		o.bufs.Put(bufs)
+	}()
 	var err error
 	if w.index, err = o.indexTmpl.Expand(c.Key, o.loc); err != nil {
 		return fmt.Errorf("index name: %w", err)
@@ -442,8 +457,18 @@ func (o *Output) Write(ctx context.Context, c *plugin.Chunk) error {
 	return err
 }
 
+// writerBufs are the memory one Write uses, kept for the next.
+type writerBufs struct {
+	body    []byte
+	docs    []pending
+	scratch []byte
+	index   indexCache
+	stamps  stampCache
+}
+
 // writer is one Write's state.
 type writer struct {
+	bufs          *writerBufs
 	o             *Output
 	c             *plugin.Chunk
 	done          *plugin.EntrySet
@@ -500,7 +525,7 @@ func (w *writer) run(ctx context.Context) error {
 // false when the event went elsewhere (an update without an id).
 func (w *writer) appendEntry(i int, e *event.Entry) (bool, error) {
 	o := w.o
-	ts, terr := o.eventTime(e, w.scratch)
+	ts, hasStamp, terr := o.eventTime(e, w.scratch)
 	if terr != nil {
 		o.Stats.TimeParseFails.Add(1)
 		o.log.Warn("time_key value not readable; the event time is used", "err", terr)
@@ -518,7 +543,7 @@ func (w *writer) appendEntry(i int, e *event.Entry) (bool, error) {
 			index = strings.ToLower(index)
 		}
 	}
-	d := doc{index: o.indexFor(index, prefix, e, ts, w.scratch), typ: o.typeName}
+	d := doc{index: o.indexFor(index, prefix, e, ts, w.scratch, &w.bufs.index), typ: o.typeName}
 	if v, ok := lookupText(e.Record, o.fields.targetType, w.scratch); ok && o.typeName != "" {
 		d.typ = v
 	}
@@ -548,7 +573,7 @@ func (w *writer) appendEntry(i int, e *event.Entry) (bool, error) {
 	}
 	w.body = appendAction(w.body, op, &d, routingField, parentField)
 	stampTS := ts
-	if _, has := e.Record.Get("@timestamp"); has || (o.TimeKeyExcludeTimestamp && o.fields.time != nil) {
+	if hasStamp || (o.TimeKeyExcludeTimestamp && o.fields.time != nil) {
 		stampTS = time.Time{}
 	}
 	var err error
@@ -570,7 +595,7 @@ func (w *writer) appendEntry(i int, e *event.Entry) (bool, error) {
 func (w *writer) appendDoc(dst []byte, e *event.Entry, ts time.Time, id string, skip map[string]bool) ([]byte, error) {
 	o := w.o
 	start := len(dst)
-	dst, err := o.appendDocument(dst, w.c.Key.Tag, e, ts, skip)
+	dst, err := o.appendDocument(dst, w.c.Key.Tag, e, ts, skip, &w.bufs.stamps)
 	if err != nil || o.Hash == nil {
 		return dst, err
 	}

@@ -362,3 +362,23 @@ func TestDynamicIndexPerEvent(t *testing.T) {
 		t.Errorf("indexes %v, want logs-prod-api and logs-dev-api", got)
 	}
 }
+
+// TestIndexNamesOfSimilarTags: chunks of tags that share a prefix get
+// their own daily index, one after the other on one output.
+func TestIndexNamesOfSimilarTags(t *testing.T) {
+	s := esfake.New()
+	defer s.Close()
+	e, _, stop := start(t, conf(s.URL, "logstash_format true\n  logstash_prefix ${tag}"))
+	day := int64(1764720000)
+	for _, tag := range []string{"app.webx", "app.web", "app.webx"} {
+		plugintest.Must(t, e.Root().Emit(context.Background(), streamAt(t, tag, []int64{day}, map[string]any{"tag": tag})))
+		time.Sleep(100 * time.Millisecond) // one chunk after the other
+	}
+	docs := waitDocs(t, s, 3)
+	stop()
+	for _, d := range docs {
+		if want := d.Source["tag"].(string) + "-2025.12.03"; d.Index != want {
+			t.Errorf("index %q, want %q", d.Index, want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package elasticsearch
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseBulk(t *testing.T) {
@@ -45,4 +46,33 @@ func FuzzParseBulk(f *testing.F) {
 			t.Fatalf("%d items for %d documents", len(items), want)
 		}
 	})
+}
+
+// TestAppendTimestamp: the hand-written ISO 8601 matches time.Format for
+// each precision and zone.
+func TestAppendTimestamp(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("", 9*3600), time.FixedZone("", -(3*3600 + 30*60))}
+	for _, loc := range zones {
+		at := time.Date(2026, 3, 4, 5, 6, 7, 123456789, loc)
+		for p := 0; p <= 9; p++ {
+			o := &Output{Config: Config{TimePrecision: p}}
+			layout := "2006-01-02T15:04:05"
+			if p > 0 {
+				layout += "." + strings.Repeat("0", p)
+			}
+			want := at.Format(layout + "-07:00")
+			if got := string(o.appendTimestamp(nil, at, nil)); got != want {
+				t.Errorf("precision %d: %s, want %s", p, got, want)
+			}
+			var c stampCache
+			for _, t2 := range []time.Time{at, at.Add(time.Millisecond), at.Add(time.Second), at} {
+				if got, want := string(o.appendTimestamp(nil, t2, &c)), string(o.appendTimestamp(nil, t2, nil)); got != want {
+					t.Errorf("cached %s, want %s", got, want)
+				}
+			}
+		}
+	}
+	if got := string(appendInt(nil, 7, 4)); got != "0007" {
+		t.Errorf("appendInt %q", got)
+	}
 }

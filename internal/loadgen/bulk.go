@@ -1,0 +1,84 @@
+package loadgen
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// BulkSink is a minimal Elasticsearch _bulk receiver for benchmarks: it
+// answers GET / with a version and each _bulk request with errors false,
+// counting the documents (two lines each) and nothing more, so that the
+// cost measured is the sender's.
+type BulkSink struct {
+	Docs  atomic.Int64
+	Bytes atomic.Int64
+	first atomic.Int64 // unix nanoseconds of the first document
+	last  atomic.Int64 // and of the latest request
+	srv   *http.Server
+	ln    net.Listener
+}
+
+// ListenBulk starts a BulkSink on addr.
+func ListenBulk(addr string) (*BulkSink, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &BulkSink{ln: ln}
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Addr is the address the sink listens on.
+func (s *BulkSink) Addr() string { return s.ln.Addr().String() }
+
+// Close stops the sink.
+func (s *BulkSink) Close() error { return s.srv.Close() }
+
+// Span is the time from the first document to the latest request.
+func (s *BulkSink) Span() time.Duration {
+	if s.first.Load() == 0 {
+		return 0
+	}
+	return time.Duration(s.last.Load() - s.first.Load())
+}
+
+func (s *BulkSink) serve(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if r.Method == http.MethodGet {
+		_, _ = io.WriteString(w, `{"version":{"number":"8.11.0"}}`)
+		return
+	}
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		body = zr
+	}
+	buf := make([]byte, 256<<10)
+	lines, n := int64(0), int64(0)
+	for {
+		k, err := body.Read(buf)
+		lines += int64(bytes.Count(buf[:k], []byte{'\n'}))
+		n += int64(k)
+		if err != nil {
+			break
+		}
+	}
+	now := time.Now().UnixNano()
+	s.first.CompareAndSwap(0, now)
+	s.last.Store(now)
+	s.Docs.Add(lines / 2)
+	s.Bytes.Add(n)
+	_, _ = io.WriteString(w, `{"took":1,"errors":false,"items":[]}`)
+}
