@@ -74,6 +74,28 @@ type Stats struct {
 	Duplicates     atomic.Int64 // of Refused: 409 on create
 	BytesSent      atomic.Int64 // request bytes before compression
 	TimeParseFails atomic.Int64 // time_key values that could not be read
+	// ByStatus counts documents by the status their item answered:
+	// 2xx, 400, 409, 429, 5xx, other.
+	ByStatus [len(statusClasses)]atomic.Int64
+}
+
+// statusClasses name Stats.ByStatus.
+var statusClasses = [...]string{"2xx", "400", "409", "429", "5xx", "other"}
+
+func statusClass(status int) int {
+	switch {
+	case status >= 200 && status < 300:
+		return 0
+	case status == 400:
+		return 1
+	case status == 409:
+		return 2
+	case status == 429:
+		return 3
+	case status >= 500:
+		return 4
+	}
+	return 5
 }
 
 // metaDone keeps which entries of a chunk were taken.
@@ -413,6 +435,9 @@ func (o *Output) Measure(report plugin.Report) {
 	} {
 		report(m.name, m.help, m.v.Load(), false)
 	}
+	for i, class := range statusClasses {
+		report("es_documents_status_"+class+"_total", "Documents whose _bulk item answered "+class+".", o.Stats.ByStatus[i].Load(), false)
+	}
 }
 
 // pending is one document of the request being built.
@@ -698,11 +723,12 @@ func (w *writer) send(ctx context.Context) error {
 	nTaken := 0
 	for j, d := range w.docs {
 		out := taken
-		var it itemResult
+		it := itemResult{status: 201}
 		if !allTaken {
 			it = items[j]
 			out = o.classify(it, o.op)
 		}
+		o.Stats.ByStatus[statusClass(it.status)].Add(1)
 		switch out {
 		case taken:
 			w.done.Add(d.entry)

@@ -16,6 +16,7 @@ import (
 	"github.com/sluice-log/sluice/internal/engine"
 	"github.com/sluice-log/sluice/internal/esfake"
 	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/plugins/elasticsearch"
 	"github.com/sluice-log/sluice/internal/plugintest"
 )
 
@@ -136,7 +137,7 @@ func TestPartialFailuresExactlyOnce(t *testing.T) {
 		}
 		return 0
 	})
-	_, emit, stop := start(t, conf(s.URL, "write_operation create\n  id_key id"))
+	e, emit, stop := start(t, conf(s.URL, "write_operation create\n  id_key id"))
 	var recs []map[string]any
 	for i := 0; i < 100; i++ {
 		r := map[string]any{"id": fmt.Sprintf("e%03d", i)}
@@ -173,6 +174,13 @@ func TestPartialFailuresExactlyOnce(t *testing.T) {
 		}
 	}
 	mu.Unlock()
+	out := e.Outputs()[0].Plugin.(*elasticsearch.Output)
+	if got := out.Stats.ByStatus[3].Load(); got != 20 { // the ten ids ending in 7, twice each
+		t.Errorf("%d items answered 429, want 20", got)
+	}
+	if out.Stats.Refused.Load() != 5 || out.Stats.Duplicates.Load() != 1 || out.Stats.Retried.Load() != 20 {
+		t.Errorf("refused %d, duplicates %d, retried %d", out.Stats.Refused.Load(), out.Stats.Duplicates.Load(), out.Stats.Retried.Load())
+	}
 	errs := plugintest.Captured("errors")
 	if len(errs) != 5 {
 		t.Fatalf("@ERROR got %d events, want 4 refused and 1 duplicate", len(errs))
@@ -379,6 +387,42 @@ func TestIndexNamesOfSimilarTags(t *testing.T) {
 	for _, d := range docs {
 		if want := d.Source["tag"].(string) + "-2025.12.03"; d.Index != want {
 			t.Errorf("index %q, want %q", d.Index, want)
+		}
+	}
+}
+
+// TestIDsRoutingTimeKeyAndTargetIndex: <hash> gives identical records
+// the same _id (kept in hash_id_key too); routing_key fills routing;
+// time_key (read with time_key_format) dates the daily index and
+// @timestamp; target_index_key's value is the index and leaves the record.
+func TestIDsRoutingTimeKeyAndTargetIndex(t *testing.T) {
+	s := esfake.New()
+	defer s.Close()
+	_, emit, stop := start(t, conf(s.URL, "logstash_format true\n  time_key ts\n  time_key_format %d/%m/%Y %H:%M:%S\n  routing_key user\n  target_index_key dest\n  <hash>\n    hash_id_key doc_hash\n  </hash>"))
+	same := map[string]any{"user": "ann", "ts": "01/02/2026 03:04:05", "v": 1}
+	emit("app.h", same, same, map[string]any{"user": "bob", "ts": "02/02/2026 00:00:00", "dest": "Special-Index"})
+	docs := waitDocs(t, s, 2)
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	docs = s.Docs()
+	if len(docs) != 2 {
+		t.Fatalf("%d documents, want 2 (the identical records share one _id)", len(docs))
+	}
+	for _, d := range docs {
+		if d.ID == "" || d.Source["doc_hash"] != d.ID {
+			t.Errorf("document %+v: _id %q not in doc_hash", d.Source, d.ID)
+		}
+		switch d.Routing {
+		case "ann":
+			if d.Index != "logstash-2026.02.01" || !strings.HasPrefix(d.Source["@timestamp"].(string), "2026-02-01T03:04:05") {
+				t.Errorf("ann: index %q, @timestamp %v", d.Index, d.Source["@timestamp"])
+			}
+		case "bob":
+			if d.Index != "special-index" || d.Source["dest"] != nil {
+				t.Errorf("bob: index %q, record %v", d.Index, d.Source)
+			}
+		default:
+			t.Errorf("routing %q", d.Routing)
 		}
 	}
 }
