@@ -401,10 +401,10 @@ func TestIDsRoutingTimeKeyAndTargetIndex(t *testing.T) {
 	_, emit, stop := start(t, conf(s.URL, "logstash_format true\n  time_key ts\n  time_key_format %d/%m/%Y %H:%M:%S\n  routing_key user\n  target_index_key dest\n  <hash>\n    hash_id_key doc_hash\n  </hash>"))
 	same := map[string]any{"user": "ann", "ts": "01/02/2026 03:04:05", "v": 1}
 	emit("app.h", same, same, map[string]any{"user": "bob", "ts": "02/02/2026 00:00:00", "dest": "Special-Index"})
-	docs := waitDocs(t, s, 2)
+	waitDocs(t, s, 2)
 	time.Sleep(200 * time.Millisecond)
 	stop()
-	docs = s.Docs()
+	docs := s.Docs()
 	if len(docs) != 2 {
 		t.Fatalf("%d documents, want 2 (the identical records share one _id)", len(docs))
 	}
