@@ -14,13 +14,13 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/klauspost/compress/gzip"
+	"github.com/sluice-log/sluice/internal/transport"
 )
 
 // host is one server of the output.
@@ -186,7 +186,7 @@ func (c *client) do(ctx context.Context, method, path, query string, body []byte
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	tb := &trackedBody{Reader: bytes.NewReader(payload), closed: make(chan struct{})}
+	tb := transport.NewTrackedBody(payload)
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), tb)
 	if err != nil {
 		return resp, true, err
@@ -214,7 +214,7 @@ func (c *client) do(ctx context.Context, method, path, query string, body []byte
 	}
 	defer func() {
 		// gzipped: the transport read a copy, never body itself.
-		released = gzipped || tb.wait(time.Second)
+		released = gzipped || tb.Released(time.Second)
 	}()
 	r, err := c.http.Do(req)
 	if err != nil {
@@ -235,35 +235,6 @@ func (c *client) do(ctx context.Context, method, path, query string, body []byte
 	}
 	resp.status, resp.body = r.StatusCode, data
 	return resp, false, nil
-}
-
-// trackedBody tells when the transport has closed a request body.
-type trackedBody struct {
-	*bytes.Reader
-	once   sync.Once
-	closed chan struct{}
-}
-
-func (b *trackedBody) Close() error {
-	b.once.Do(func() { close(b.closed) })
-	return nil
-}
-
-// wait reports whether the body was closed within d.
-func (b *trackedBody) wait(d time.Duration) bool {
-	select {
-	case <-b.closed:
-		return true
-	default:
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-b.closed:
-		return true
-	case <-t.C:
-		return false
-	}
 }
 
 func (c *client) rest(h *host) {

@@ -236,8 +236,9 @@ type Firehose struct {
 
 	stream *buffer.Template
 	loc    *time.Location
-	client firehoseAPI
-	pack   int // join events into records of up to this many bytes
+	client firehoseAPI     // the SDK's; tests give a fake for error shapes
+	direct *putRecordBatch // PutRecordBatch without the SDK's serialisation, when Init built the client
+	pack   int             // join events into records of up to this many bytes
 }
 
 // firehoseAPI is the part of the Firehose client the output uses.
@@ -309,11 +310,15 @@ func (f *Firehose) Init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	f.client = firehose.NewFromConfig(cfg, func(o *firehose.Options) {
+	client := firehose.NewFromConfig(cfg, func(o *firehose.Options) {
 		if f.Endpoint != "" {
 			o.BaseEndpoint = aws.String(f.Endpoint)
 		}
 	})
+	f.client = client
+	if f.direct, err = newPutRecordBatch(ctx, client); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -327,6 +332,9 @@ func (f *Firehose) Write(ctx context.Context, c *plugin.Chunk) error {
 }
 
 func (f *Firehose) put(ctx context.Context, stream string, recs []record) ([]string, error) {
+	if f.direct != nil {
+		return f.direct.put(ctx, stream, recs)
+	}
 	in := &firehose.PutRecordBatchInput{DeliveryStreamName: aws.String(stream), Records: make([]fhtypes.Record, len(recs))}
 	for i, r := range recs {
 		in.Records[i] = fhtypes.Record{Data: r.data}

@@ -177,5 +177,7 @@ func permanent(err error) bool {
 		}
 	}
 	var re *awshttp.ResponseError
-	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusRequestEntityTooLarge
+	var ae *apiError
+	return (errors.As(err, &re) && re.HTTPStatusCode() == http.StatusRequestEntityTooLarge) ||
+		(errors.As(err, &ae) && ae.status == http.StatusRequestEntityTooLarge)
 }

@@ -1,0 +1,50 @@
+package kinesis
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+)
+
+// TestPutRecordBatchAnswers: FailedPutCount is found without decoding the
+// rest; error answers give the code of __type (or x-amzn-ErrorType) and
+// the message, as the SDK would.
+func TestPutRecordBatchAnswers(t *testing.T) {
+	for body, want := range map[string]int{
+		`{"FailedPutCount":0,"Encrypted":false,"RequestResponses":[{"RecordId":"a"}]}`: 0,
+		`{"Encrypted":false,"FailedPutCount": 12,"RequestResponses":[]}`:               12,
+	} {
+		if n, ok := failedPutCount([]byte(body)); !ok || n != want {
+			t.Errorf("%s: %d %v", body, n, ok)
+		}
+	}
+	if _, ok := failedPutCount([]byte(`{"RequestResponses":[]}`)); ok {
+		t.Error("a count found where there is none")
+	}
+	for _, tc := range []struct {
+		header, body, code, msg string
+		status                  int
+	}{
+		{"", `{"__type":"com.amazonaws.firehose.v20150804#ResourceNotFoundException","message":"Firehose s not found"}`, "ResourceNotFoundException", "Firehose s not found", 400},
+		{"ThrottlingException:http://internal.amazon.com/", `{"Message":"Rate exceeded"}`, "ThrottlingException", "Rate exceeded", 400},
+		{"", `<html>bad gateway</html>`, "Bad Gateway", "", 502},
+	} {
+		resp := &http.Response{StatusCode: tc.status, Header: http.Header{}}
+		if tc.header != "" {
+			resp.Header.Set("X-Amzn-Errortype", tc.header)
+		}
+		var err *apiError
+		if !errors.As(answerError(resp, []byte(tc.body)), &err) {
+			t.Fatalf("%s: not an apiError", tc.body)
+		}
+		if err.ErrorCode() != tc.code || err.ErrorMessage() != tc.msg {
+			t.Errorf("%s: code %q message %q", tc.body, err.ErrorCode(), err.ErrorMessage())
+		}
+	}
+	if !permanent(&apiError{status: http.StatusRequestEntityTooLarge, code: "RequestEntityTooLarge"}) {
+		t.Error("a 413 is retried")
+	}
+	if permanent(&apiError{status: 400, code: "ServiceUnavailableException"}) {
+		t.Error("throttling is permanent")
+	}
+}
