@@ -321,6 +321,13 @@ func run(args []string, stdout, stderr io.Writer, checkOnly bool) int {
 	for _, n := range eng.Notices() {
 		logger.Warn(n.Msg, "pos", n.Pos.String())
 	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		bound := eng.MemoryBound()
+		limit, from := memoryLimit(bound, cgroupMemoryLimit("/sys/fs/cgroup"))
+		debug.SetMemoryLimit(limit)
+		logger.Info("Go's memory limit set; set GOMEMLIMIT to choose", "limit_mib", limit>>20, "from", from,
+			"configuration_bound_mib", bound>>20)
+	}
 	if procs, raised := ioHeadroom(os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); raised {
 		runtime.GOMAXPROCS(procs)
 		logger.Debug("GOMAXPROCS raised by one for threads blocked in file I/O; set GOMAXPROCS to choose", "gomaxprocs", procs)

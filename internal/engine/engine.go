@@ -179,6 +179,30 @@ func (e *Engine) Outputs() []OutputInfo {
 	return out
 }
 
+// MemoryOverhead is what the process needs besides its inputs' budgets and
+// its buffers: the runtime, the connections' base buffers, the outputs'
+// per-write scratch and request bodies, and Go's heap between collections
+// (docs/operations.md).
+const MemoryOverhead = 160 << 20
+
+// MemoryBound is the most memory the configuration lets the process hold:
+// each bounded input's budget, each buffer's memory, and MemoryOverhead.
+func (e *Engine) MemoryBound() int64 {
+	g := e.g.Load()
+	total := int64(MemoryOverhead)
+	for _, n := range g.inputs {
+		if m, ok := n.p.(plugin.MemoryBounded); ok {
+			total += m.MemoryBound()
+		}
+	}
+	for _, n := range append(append([]*node(nil), g.outputs...), g.secondaries...) {
+		if n.runtime != nil {
+			total += n.runtime.MemoryBound()
+		}
+	}
+	return total
+}
+
 // Root returns the emitter for events that carry no @label, as an input
 // without @label would use.
 func (e *Engine) Root() plugin.Emitter { return e.rootEntry }

@@ -187,6 +187,16 @@ func safeName(id string) string {
 	return string(out)
 }
 
+// MemoryBound is the most the buffer holds in memory: total_limit_size
+// for a memory buffer; for a file buffer its memory cache and the chunks
+// its flush threads have read in to write out.
+func (r *Runtime) MemoryBound() int64 {
+	if r.cfg.Type == "memory" {
+		return int64(r.cfg.TotalLimitSize)
+	}
+	return int64(r.cfg.MemoryCacheSize) + int64(r.cfg.FlushThreadCount)*int64(r.cfg.ChunkLimitSize)
+}
+
 // Keys returns the parsed chunk keys, for plugins that check templates.
 func (r *Runtime) Keys() buffer.ChunkKeys { return r.keys }
 

@@ -179,6 +179,13 @@ type Context struct {
 	Host Health
 }
 
+// MemoryBounded is an input that holds at most MemoryBound bytes of
+// events at once, whatever its clients do (its shared budgets), so that
+// the engine can bound the whole process (Engine.MemoryBound).
+type MemoryBounded interface {
+	MemoryBound() int64
+}
+
 // Measured is a plugin with counters of its own. The metrics endpoint
 // reports each as sluice_input_NAME or sluice_output_NAME, with plugin_id
 // and type labels, reading them at scrape time.

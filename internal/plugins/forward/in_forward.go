@@ -182,6 +182,13 @@ func (in *Input) Configure(c *plugin.Context) error {
 	return nil
 }
 
+// MemoryBound implements plugin.MemoryBounded: messages still arriving
+// share receive_buffer_limit, and one message may take up to its size and
+// its inflated size.
+func (in *Input) MemoryBound() int64 {
+	return max(int64(in.ReceiveBufferLimit), int64(in.ChunkSizeLimit)+int64(in.MaxDecompressedSize))
+}
+
 // Init binds the TCP listener and the UDP heartbeat socket, so a busy port
 // fails the start, and reads the TLS certificates.
 func (in *Input) Init(context.Context) error {

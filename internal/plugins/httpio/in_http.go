@@ -200,6 +200,13 @@ func (in *Input) Configure(c *plugin.Context) error {
 	return nil
 }
 
+// MemoryBound implements plugin.MemoryBounded: bodies being read share
+// body_buffer_limit, and one body may take twice body_size_limit (the
+// compressed and the inflated copy).
+func (in *Input) MemoryBound() int64 {
+	return max(int64(in.BodyBufferLimit), 2*int64(in.BodySizeLimit))
+}
+
 // Init binds the listener.
 func (in *Input) Init(context.Context) error {
 	cfg, err := in.transport.ServerConfig()
