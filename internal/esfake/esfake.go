@@ -69,6 +69,14 @@ func New() *Server {
 	return s
 }
 
+// NewTLS starts a server on loopback that speaks HTTPS with a
+// certificate of its own (Certificate returns it).
+func NewTLS() *Server {
+	s := &Server{ids: map[string]int{}, resources: map[string][]byte{}, Version: "8.11.0"}
+	s.Server = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	return s
+}
+
 // SetVerdict sets what becomes of each item.
 func (s *Server) SetVerdict(v Verdict) {
 	s.mu.Lock()

@@ -2,6 +2,7 @@ package elasticsearch_test
 
 import (
 	"context"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -423,6 +424,34 @@ func TestIDsRoutingTimeKeyAndTargetIndex(t *testing.T) {
 			}
 		default:
 			t.Errorf("routing %q", d.Routing)
+		}
+	}
+}
+
+// TestTLS: an https host is trusted through ca_file; without it the
+// certificate is refused (and the documents wait), unless ssl_verify false.
+func TestTLS(t *testing.T) {
+	s := esfake.NewTLS()
+	defer s.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		extra string
+		taken bool
+	}{{"ca_file " + ca, true}, {"ssl_verify false", true}, {"", false}} {
+		before := len(s.Docs())
+		_, emit, stop := start(t, "<system>\n  shutdown_timeout 1s\n</system>\n"+conf(s.URL, tc.extra))
+		emit("app.tls", map[string]any{"case": tc.extra})
+		if tc.taken {
+			waitDocs(t, s, before+1)
+		} else {
+			time.Sleep(500 * time.Millisecond)
+		}
+		stop()
+		if got := len(s.Docs()) - before; (got == 1) != tc.taken {
+			t.Errorf("%q: %d documents taken", tc.extra, got)
 		}
 	}
 }
