@@ -74,6 +74,7 @@ type Stats struct {
 	Duplicates     atomic.Int64 // of Refused: 409 on create
 	BytesSent      atomic.Int64 // request bytes before compression
 	TimeParseFails atomic.Int64 // time_key values that could not be read
+	Ambiguous      atomic.Int64 // documents sent again after a request failed without an answer
 	// ByStatus counts documents by the status their item answered:
 	// 2xx, 400, 409, 429, 5xx, other.
 	ByStatus [len(statusClasses)]atomic.Int64
@@ -432,6 +433,7 @@ func (o *Output) Measure(report plugin.Report) {
 		{"es_documents_duplicate_total", "Of the refused documents, those that existed already (409 on create).", &o.Stats.Duplicates},
 		{"es_request_bytes_total", "Bytes of _bulk request bodies, before compression.", &o.Stats.BytesSent},
 		{"es_time_parse_errors_total", "time_key values that could not be read (the event time was used).", &o.Stats.TimeParseFails},
+		{"ambiguous_retries_total", "Documents sent again after a request failed with no answer once it may have reached the cluster: they may arrive twice (unless they have ids).", &o.Stats.Ambiguous},
 	} {
 		report(m.name, m.help, m.v.Load(), false)
 	}
@@ -713,6 +715,11 @@ func (w *writer) send(ctx context.Context) error {
 	}
 	if err != nil {
 		o.Stats.RequestErrors.Add(1)
+		if resp.status == 0 && transport.Ambiguous(err) {
+			// No answer: the cluster may have indexed them. With ids
+			// (id_key, <hash>) a resend overwrites; without, it may double.
+			o.Stats.Ambiguous.Add(int64(len(w.docs)))
+		}
 		return err
 	}
 	items, allTaken, err := parseBulk(resp.body, len(w.docs))

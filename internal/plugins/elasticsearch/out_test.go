@@ -200,7 +200,7 @@ func TestWholeRequestFailureAndSlowServer(t *testing.T) {
 	s := esfake.New()
 	defer s.Close()
 	s.FailWhole(3)
-	_, emit, stop := start(t, conf(s.URL, "request_timeout 0.3\n  id_key id"))
+	e, emit, stop := start(t, conf(s.URL, "request_timeout 0.3\n  id_key id"))
 	var recs []map[string]any
 	for i := 0; i < 50; i++ {
 		recs = append(recs, map[string]any{"id": fmt.Sprint(i)})
@@ -225,6 +225,12 @@ func TestWholeRequestFailureAndSlowServer(t *testing.T) {
 	}
 	if s.Requests() < 5 {
 		t.Errorf("%d requests: the failures were not retried", s.Requests())
+	}
+	// The timed-out requests had no answer: counted as ambiguous; the 503s
+	// were answers and are not.
+	out := e.Outputs()[0].Plugin.(*elasticsearch.Output)
+	if n := out.Stats.Ambiguous.Load(); n < 1 || n > 10 {
+		t.Errorf("%d ambiguous documents, want the slow one's resends only", n)
 	}
 }
 

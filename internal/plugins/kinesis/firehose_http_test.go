@@ -2,6 +2,8 @@ package kinesis
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"testing"
 )
@@ -46,5 +48,11 @@ func TestPutRecordBatchAnswers(t *testing.T) {
 	}
 	if permanent(&apiError{status: 400, code: "ServiceUnavailableException"}) {
 		t.Error("throttling is permanent")
+	}
+	// An answer, even an error, is not ambiguous; a broken read after the
+	// request went out is.
+	if ambiguous(&apiError{status: 500, code: "InternalFailure"}) || !ambiguous(fmt.Errorf("post: %w", &net.OpError{Op: "read", Err: errors.New("reset")})) ||
+		ambiguous(&net.OpError{Op: "dial", Err: errors.New("refused")}) {
+		t.Error("ambiguity misjudged")
 	}
 }

@@ -147,6 +147,7 @@ func (c *Shared) Measure(report plugin.Report) {
 	report("kinesis_records_total", "Events delivered.", s.Records.Load(), false)
 	report("kinesis_bytes_total", "Record bytes delivered.", s.Bytes.Load(), false)
 	report("kinesis_calls_total", "Batch calls made.", s.Calls.Load(), false)
+	report("ambiguous_retries_total", "Records sent again after a call failed with no answer once it may have reached the service: they may arrive twice.", s.Ambiguous.Load(), false)
 	report("kinesis_retried_calls_total", "Batch calls made again for failed records.", s.RetriedCalls.Load(), false)
 	report("kinesis_retried_records_total", "Records sent again after a failure.", s.Retried.Load(), false)
 	report("kinesis_oversized_records_total", "Records over the per-record limit, sent to @ERROR.", s.Oversized.Load(), false)

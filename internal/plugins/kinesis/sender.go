@@ -20,6 +20,7 @@ import (
 
 	"github.com/sluice-log/sluice/internal/backoff"
 	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/transport"
 )
 
 // record is one record to put: its data, partition key (streams), and the
@@ -42,6 +43,10 @@ type Stats struct {
 	RetriedCalls atomic.Int64 // batch calls made again for failed records
 	Retried      atomic.Int64 // records sent again
 	Oversized    atomic.Int64 // records over the per-record limit, sent to @ERROR
+	// Ambiguous counts records sent again after a call that failed with no
+	// answer once it may have reached the service: the ones that may
+	// arrive twice.
+	Ambiguous atomic.Int64
 }
 
 // sender batches records within the service's limits and retries failed
@@ -98,6 +103,11 @@ func (s *sender) batch(ctx context.Context, c *plugin.Chunk, stream string, recs
 				return &plugin.Permanent{Err: err}
 			}
 			failed, lastCode = pending, errorCode(err)
+			if ambiguous(err) {
+				s.stats.Ambiguous.Add(int64(len(pending)))
+				s.log.Warn("a batch call failed without an answer after it may have reached the service; its records are sent again and may arrive twice",
+					"output", s.id, "stream", stream, "records", len(pending), "err", err)
+			}
 		} else {
 			delivered := 0
 			for i, code := range codes {
@@ -155,6 +165,16 @@ func (s *sender) batch(ctx context.Context, c *plugin.Chunk, stream string, recs
 // and the whole.
 func (s *sender) wait(attempt int) time.Duration {
 	return backoff.Exponential{Initial: s.backoffBase, Factor: 2, Max: 5 * time.Second, Low: 0.5, High: 1}.Delay(attempt, rand.Float64())
+}
+
+// ambiguous: no answer came (an answer, even an error, says what became
+// of the call) and the request may have gone out.
+func ambiguous(err error) bool {
+	var api smithy.APIError
+	if errors.As(err, &api) {
+		return false
+	}
+	return transport.Ambiguous(err)
 }
 
 func errorCode(err error) string {
