@@ -5,6 +5,7 @@
 //	sluice-loadgen send -addr 127.0.0.1:24224 -mode packed -conns 4 -batch 500 -events 10000000 [-pid PID]
 //	sluice-loadgen sink -listen 127.0.0.1:24225      a decoding Go receiver to compare against
 //	sluice-loadgen bulk-sink -listen 127.0.0.1:9200  an Elasticsearch _bulk receiver that counts documents
+//	sluice-loadgen firehose-sink -listen 127.0.0.1:4573  a Firehose stand-in that counts records
 //	sluice-loadgen count -glob 'out/*/*.log' -run R -conns 4 -events N -tracer-every K
 package main
 
@@ -23,7 +24,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: sluice-loadgen send|sink|bulk-sink|count [flags]")
+		fmt.Fprintln(os.Stderr, "usage: sluice-loadgen send|sink|bulk-sink|firehose-sink|count [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -34,6 +35,8 @@ func main() {
 		err = sink(os.Args[2:])
 	case "bulk-sink":
 		err = bulkSink(os.Args[2:])
+	case "firehose-sink":
+		err = firehoseSink(os.Args[2:])
 	case "count":
 		err = count(os.Args[2:])
 	default:
@@ -136,6 +139,34 @@ func bulkSink(args []string) error {
 			if n := s.Docs.Load(); n != last {
 				span := s.Span().Seconds()
 				fmt.Printf("documents=%d bytes=%d span=%.2fs rate=%.0f/s\n", n, s.Bytes.Load(), span, float64(n)/max(span, 0.001))
+				last = n
+			}
+		}
+	}
+}
+
+func firehoseSink(args []string) error {
+	fs := flag.NewFlagSet("firehose-sink", flag.ExitOnError)
+	addr := fs.String("listen", "127.0.0.1:4573", "address to listen on")
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
+	s, err := loadgen.ListenFirehose(*addr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = s.Close() }()
+	fmt.Println("Firehose stand-in on", s.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := int64(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if n := s.Records.Load(); n != last {
+				fmt.Printf("records=%d calls=%d rate=%d/s\n", n, s.Calls.Load(), n-last)
 				last = n
 			}
 		}

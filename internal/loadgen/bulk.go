@@ -82,3 +82,61 @@ func (s *BulkSink) serve(w http.ResponseWriter, r *http.Request) {
 	s.Bytes.Add(n)
 	_, _ = io.WriteString(w, `{"took":1,"errors":false,"items":[]}`)
 }
+
+// FirehoseSink is a Kinesis Data Firehose stand-in for benchmarks that
+// costs little CPU: it counts the records of each PutRecordBatch (the
+// occurrences of {"Data": in the body) and answers that all were taken,
+// with a short record id each, without decoding anything.
+type FirehoseSink struct {
+	Records atomic.Int64
+	Calls   atomic.Int64
+	srv     *http.Server
+	ln      net.Listener
+	answer  []byte // the answer for 500 records; shorter ones are cut from it
+	offsets []int  // where the answer for n records ends
+}
+
+// ListenFirehose starts a FirehoseSink on addr.
+func ListenFirehose(addr string) (*FirehoseSink, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &FirehoseSink{ln: ln}
+	s.answer = append(s.answer, `{"FailedPutCount":0,"Encrypted":false,"RequestResponses":[`...)
+	s.offsets = make([]int, 501)
+	s.offsets[0] = len(s.answer)
+	for i := 1; i <= 500; i++ {
+		if i > 1 {
+			s.answer = append(s.answer, ',')
+		}
+		s.answer = append(s.answer, `{"RecordId":"r"}`...)
+		s.offsets[i] = len(s.answer)
+	}
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// Addr is the address the sink listens on.
+func (s *FirehoseSink) Addr() string { return s.ln.Addr().String() }
+
+// Close stops the sink.
+func (s *FirehoseSink) Close() error { return s.srv.Close() }
+
+func (s *FirehoseSink) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	n := bytes.Count(body, []byte(`{"Data":`))
+	if n > 500 {
+		n = 500
+	}
+	s.Records.Add(int64(n))
+	s.Calls.Add(1)
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	_, _ = w.Write(s.answer[:s.offsets[n]])
+	_, _ = io.WriteString(w, "]}")
+}
