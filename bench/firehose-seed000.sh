@@ -1,12 +1,13 @@
 #!/bin/bash
 # Seed 000's pipeline into a Firehose stand-in (docs/benchmarks.md, issue 20). Needs /tmp/sluice-loadgen.
-# usage: fhbench.sh BINARY EVENTS MODE(packed|message)
+# usage: bench/firehose-seed000.sh BINARY EVENTS MODE(packed|message)
 set -e
 bin=$1; n=$2; mode=$3
+repo=$(cd "$(dirname "$0")/.." && pwd)
 rm -rf /tmp/fb && mkdir -p /tmp/fb && cd /tmp/fb
 /tmp/sluice-loadgen firehose-sink -listen 127.0.0.1:4573 > sink.log 2>&1 & sinkpid=$!
 sleep 0.3
-sed 's/^port  24224/port 24224\nbind 127.0.0.1/; s/^port 8888/port 18888/; s/^bind 0.0.0.0/bind 127.0.0.1/' "$(dirname "$0")/../internal/engine/testdata/fargate-firehose.conf" > seed000.conf
+sed 's/^port  24224/port 24224\nbind 127.0.0.1/; s/^port 8888/port 18888/; s/^bind 0.0.0.0/bind 127.0.0.1/' "$repo/internal/engine/testdata/fargate-firehose.conf" > seed000.conf
 AWS_ENDPOINT_URL_FIREHOSE=http://127.0.0.1:4573 AWS_REGION=us-west-2 AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=secret AWS_EC2_METADATA_DISABLED=true \
   $bin -c seed000.conf > sluice.log 2>&1 & pid=$!
 sleep 1.5
