@@ -87,16 +87,11 @@ func send(args []string) error {
 	return err
 }
 
-func sink(args []string) error {
-	fs := flag.NewFlagSet("sink", flag.ExitOnError)
-	addr := fs.String("listen", "127.0.0.1:24225", "address to listen on")
-	_ = fs.Parse(args) // ExitOnError: a bad flag exits
-	s, err := loadgen.Listen(*addr)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = s.Close() }()
-	fmt.Println("decoding sink on", s.Addr())
+// serveSink runs a sink until SIGINT or SIGTERM, printing line() each
+// second in which count() changed.
+func serveSink(what, addr string, closer interface{ Close() error }, count func() int64, line func() string) error {
+	defer func() { _ = closer.Close() }()
+	fmt.Println(what, "on", addr)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	t := time.NewTicker(time.Second)
@@ -107,70 +102,58 @@ func sink(args []string) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			n := s.Events.Load()
-			if n != last {
-				fmt.Printf("events=%d rate=%d/s\n", n, n-last)
+			if n := count(); n != last {
+				fmt.Println(line())
 				last = n
 			}
 		}
 	}
+}
+
+func listenFlag(name, def string, args []string) string {
+	fs := flag.NewFlagSet(name, flag.ExitOnError)
+	addr := fs.String("listen", def, "address to listen on")
+	_ = fs.Parse(args) // ExitOnError: a bad flag exits
+	return *addr
+}
+
+func sink(args []string) error {
+	s, err := loadgen.Listen(listenFlag("sink", "127.0.0.1:24225", args))
+	if err != nil {
+		return err
+	}
+	last := int64(0)
+	return serveSink("decoding sink", s.Addr(), s, s.Events.Load, func() string {
+		n := s.Events.Load()
+		line := fmt.Sprintf("events=%d rate=%d/s", n, n-last)
+		last = n
+		return line
+	})
 }
 
 func bulkSink(args []string) error {
-	fs := flag.NewFlagSet("bulk-sink", flag.ExitOnError)
-	addr := fs.String("listen", "127.0.0.1:9200", "address to listen on")
-	_ = fs.Parse(args) // ExitOnError: a bad flag exits
-	s, err := loadgen.ListenBulk(*addr)
+	s, err := loadgen.ListenBulk(listenFlag("bulk-sink", "127.0.0.1:9200", args))
 	if err != nil {
 		return err
 	}
-	defer func() { _ = s.Close() }()
-	fmt.Println("_bulk sink on", s.Addr())
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	last := int64(0)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if n := s.Docs.Load(); n != last {
-				span := s.Span().Seconds()
-				fmt.Printf("documents=%d bytes=%d span=%.2fs rate=%.0f/s\n", n, s.Bytes.Load(), span, float64(n)/max(span, 0.001))
-				last = n
-			}
-		}
-	}
+	return serveSink("_bulk sink", s.Addr(), s, s.Docs.Load, func() string {
+		span := s.Span().Seconds()
+		return fmt.Sprintf("documents=%d bytes=%d span=%.2fs rate=%.0f/s", s.Docs.Load(), s.Bytes.Load(), span, float64(s.Docs.Load())/max(span, 0.001))
+	})
 }
 
 func firehoseSink(args []string) error {
-	fs := flag.NewFlagSet("firehose-sink", flag.ExitOnError)
-	addr := fs.String("listen", "127.0.0.1:4573", "address to listen on")
-	_ = fs.Parse(args) // ExitOnError: a bad flag exits
-	s, err := loadgen.ListenFirehose(*addr)
+	s, err := loadgen.ListenFirehose(listenFlag("firehose-sink", "127.0.0.1:4573", args))
 	if err != nil {
 		return err
 	}
-	defer func() { _ = s.Close() }()
-	fmt.Println("Firehose stand-in on", s.Addr())
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
 	last := int64(0)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if n := s.Records.Load(); n != last {
-				fmt.Printf("records=%d calls=%d rate=%d/s\n", n, s.Calls.Load(), n-last)
-				last = n
-			}
-		}
-	}
+	return serveSink("Firehose stand-in", s.Addr(), s, s.Records.Load, func() string {
+		n := s.Records.Load()
+		line := fmt.Sprintf("records=%d calls=%d rate=%d/s", n, s.Calls.Load(), n-last)
+		last = n
+		return line
+	})
 }
 
 func count(args []string) error {

@@ -40,14 +40,22 @@ func (f *CSV) Configure(*plugin.Context) error {
 	if len(f.Fields) == 0 {
 		return fmt.Errorf("csv: fields is empty")
 	}
-	for _, name := range f.Fields {
+	var err error
+	f.paths, err = recordPaths("csv", f.Fields)
+	return err
+}
+
+// recordPaths reads field names (a, a.b, $.a.b) into record paths.
+func recordPaths(formatter string, names []string) ([][]string, error) {
+	paths := make([][]string, 0, len(names))
+	for _, name := range names {
 		p, err := buffer.RecordPath(name)
 		if err != nil {
-			return fmt.Errorf("csv: %w", err)
+			return nil, fmt.Errorf("%s: %w", formatter, err)
 		}
-		f.paths = append(f.paths, p)
+		paths = append(paths, p)
 	}
-	return nil
+	return paths, nil
 }
 
 // Format implements plugin.Formatter. Quotes double inside quoted values;

@@ -1,9 +1,6 @@
 package formatter
 
 import (
-	"fmt"
-
-	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
@@ -28,14 +25,9 @@ func (f *TSV) Configure(*plugin.Context) error {
 	if f.Delimiter == `\t` {
 		f.Delimiter = "\t"
 	}
-	for _, name := range f.Keys {
-		p, err := buffer.RecordPath(name)
-		if err != nil {
-			return fmt.Errorf("tsv: %w", err)
-		}
-		f.paths = append(f.paths, p)
-	}
-	return nil
+	var err error
+	f.paths, err = recordPaths("tsv", f.Keys)
+	return err
 }
 
 // Format implements plugin.Formatter.
