@@ -237,9 +237,9 @@ type Firehose struct {
 
 	stream *buffer.Template
 	loc    *time.Location
-	client firehoseAPI     // the SDK's; tests give a fake for error shapes
-	direct *putRecordBatch // PutRecordBatch without the SDK's serialisation, when Init built the client
-	pack   int             // join events into records of up to this many bytes
+	client firehoseAPI // the SDK's; tests give a fake for error shapes
+	direct *jsonAPI    // PutRecordBatch without the SDK's serialisation, when Init built the client
+	pack   int         // join events into records of up to this many bytes
 }
 
 // firehoseAPI is the part of the Firehose client the output uses.
@@ -256,7 +256,8 @@ type Streams struct {
 	stream  *buffer.Template
 	keyPath []string
 	loc     *time.Location
-	client  streamsAPI
+	client  streamsAPI // the SDK's; tests give a fake for error shapes
+	direct  *jsonAPI   // PutRecords without the SDK's serialisation, when Init built the client
 }
 
 type streamsAPI interface {
@@ -334,7 +335,7 @@ func (f *Firehose) Write(ctx context.Context, c *plugin.Chunk) error {
 
 func (f *Firehose) put(ctx context.Context, stream string, recs []record) ([]string, error) {
 	if f.direct != nil {
-		return f.direct.put(ctx, stream, recs)
+		return f.direct.putRecordBatch(ctx, stream, recs)
 	}
 	in := &firehose.PutRecordBatchInput{DeliveryStreamName: aws.String(stream), Records: make([]fhtypes.Record, len(recs))}
 	for i, r := range recs {
@@ -383,12 +384,14 @@ func (s *Streams) Init(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.client = kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
+	client := kinesis.NewFromConfig(cfg, func(o *kinesis.Options) {
 		if s.Endpoint != "" {
 			o.BaseEndpoint = aws.String(s.Endpoint)
 		}
 	})
-	return nil
+	s.client = client
+	s.direct, err = newPutRecords(ctx, client)
+	return err
 }
 
 // Write implements plugin.BufferedOutput.
@@ -419,6 +422,9 @@ func (s *Streams) partitionKey(e *event.Entry) string {
 }
 
 func (s *Streams) put(ctx context.Context, stream string, recs []record) ([]string, error) {
+	if s.direct != nil {
+		return s.direct.putRecords(ctx, stream, recs)
+	}
 	in := &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: make([]kstypes.PutRecordsRequestEntry, len(recs))}
 	for i, r := range recs {
 		in.Records[i] = kstypes.PutRecordsRequestEntry{Data: r.data, PartitionKey: aws.String(r.key)}

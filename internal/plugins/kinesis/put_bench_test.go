@@ -49,7 +49,7 @@ func BenchmarkPutRecordBatch(b *testing.B) {
 			b.Fatal(err)
 		}
 		for i := 0; i < b.N; i += len(recs) {
-			if _, err := p.put(ctx, "s", recs); err != nil {
+			if _, err := p.putRecordBatch(ctx, "s", recs); err != nil {
 				b.Fatal(err)
 			}
 		}

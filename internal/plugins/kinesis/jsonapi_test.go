@@ -8,19 +8,19 @@ import (
 	"testing"
 )
 
-// TestPutRecordBatchAnswers: FailedPutCount is found without decoding the
+// TestJSONAPIAnswers: FailedPutCount is found without decoding the
 // rest; error answers give the code of __type (or x-amzn-ErrorType) and
 // the message, as the SDK would.
-func TestPutRecordBatchAnswers(t *testing.T) {
+func TestJSONAPIAnswers(t *testing.T) {
 	for body, want := range map[string]int{
 		`{"FailedPutCount":0,"Encrypted":false,"RequestResponses":[{"RecordId":"a"}]}`: 0,
 		`{"Encrypted":false,"FailedPutCount": 12,"RequestResponses":[]}`:               12,
 	} {
-		if n, ok := failedPutCount([]byte(body)); !ok || n != want {
+		if n, ok := failedCount([]byte(body), "FailedPutCount"); !ok || n != want {
 			t.Errorf("%s: %d %v", body, n, ok)
 		}
 	}
-	if _, ok := failedPutCount([]byte(`{"RequestResponses":[]}`)); ok {
+	if _, ok := failedCount([]byte(`{"RequestResponses":[]}`), "FailedPutCount"); ok {
 		t.Error("a count found where there is none")
 	}
 	for _, tc := range []struct {
@@ -54,5 +54,20 @@ func TestPutRecordBatchAnswers(t *testing.T) {
 	if ambiguous(&apiError{status: 500, code: "InternalFailure"}) || !ambiguous(fmt.Errorf("post: %w", &net.OpError{Op: "read", Err: errors.New("reset")})) ||
 		ambiguous(&net.OpError{Op: "dial", Err: errors.New("refused")}) {
 		t.Error("ambiguity misjudged")
+	}
+}
+
+// TestResults reads per-record codes when something failed, for both
+// operations' answer shapes.
+func TestResults(t *testing.T) {
+	codes, err := results([]byte(`{"FailedRecordCount":1,"Records":[{"SequenceNumber":"1","ShardId":"s"},{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"slow down"}]}`), 2, "FailedRecordCount", "Records")
+	if err != nil || codes[0] != "" || codes[1] != "ProvisionedThroughputExceededException" {
+		t.Errorf("%v %v", codes, err)
+	}
+	if _, err := results([]byte(`{"FailedPutCount":1,"RequestResponses":[{}]}`), 2, "FailedPutCount", "RequestResponses"); err == nil {
+		t.Error("a short answer accepted")
+	}
+	if codes, err := results([]byte(`{"FailedPutCount":0,"RequestResponses":[]}`), 3, "FailedPutCount", "RequestResponses"); err != nil || len(codes) != 3 {
+		t.Errorf("all taken: %v %v", codes, err)
 	}
 }
