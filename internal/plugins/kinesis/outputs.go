@@ -10,9 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
-	fhtypes "github.com/aws/aws-sdk-go-v2/service/firehose/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	kstypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/sluice-log/sluice/internal/awsauth"
 	"github.com/sluice-log/sluice/internal/buffer"
@@ -237,14 +235,8 @@ type Firehose struct {
 
 	stream *buffer.Template
 	loc    *time.Location
-	client firehoseAPI // the SDK's; tests give a fake for error shapes
-	direct *jsonAPI    // PutRecordBatch without the SDK's serialisation, when Init built the client
-	pack   int         // join events into records of up to this many bytes
-}
-
-// firehoseAPI is the part of the Firehose client the output uses.
-type firehoseAPI interface {
-	PutRecordBatch(context.Context, *firehose.PutRecordBatchInput, ...func(*firehose.Options)) (*firehose.PutRecordBatchOutput, error)
+	direct *jsonAPI // PutRecordBatch, without the SDK's serialisation
+	pack   int      // join events into records of up to this many bytes
 }
 
 // Streams is the kinesis_streams output.
@@ -256,12 +248,7 @@ type Streams struct {
 	stream  *buffer.Template
 	keyPath []string
 	loc     *time.Location
-	client  streamsAPI // the SDK's; tests give a fake for error shapes
-	direct  *jsonAPI   // PutRecords without the SDK's serialisation, when Init built the client
-}
-
-type streamsAPI interface {
-	PutRecords(context.Context, *kinesis.PutRecordsInput, ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error)
+	direct  *jsonAPI // PutRecords, without the SDK's serialisation
 }
 
 var (
@@ -317,11 +304,8 @@ func (f *Firehose) Init(ctx context.Context) error {
 			o.BaseEndpoint = aws.String(f.Endpoint)
 		}
 	})
-	f.client = client
-	if f.direct, err = newPutRecordBatch(ctx, client); err != nil {
-		return err
-	}
-	return nil
+	f.direct, err = newPutRecordBatch(ctx, client)
+	return err
 }
 
 // Write implements plugin.BufferedOutput.
@@ -334,27 +318,7 @@ func (f *Firehose) Write(ctx context.Context, c *plugin.Chunk) error {
 }
 
 func (f *Firehose) put(ctx context.Context, stream string, recs []record) ([]string, error) {
-	if f.direct != nil {
-		return f.direct.putRecordBatch(ctx, stream, recs)
-	}
-	in := &firehose.PutRecordBatchInput{DeliveryStreamName: aws.String(stream), Records: make([]fhtypes.Record, len(recs))}
-	for i, r := range recs {
-		in.Records[i] = fhtypes.Record{Data: r.data}
-	}
-	out, err := f.client.PutRecordBatch(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	codes := make([]string, len(recs))
-	for i, rr := range out.RequestResponses {
-		if i < len(codes) && rr.ErrorCode != nil {
-			codes[i] = aws.ToString(rr.ErrorCode)
-		}
-	}
-	if len(out.RequestResponses) != len(recs) {
-		return nil, fmt.Errorf("PutRecordBatch answered %d results for %d records", len(out.RequestResponses), len(recs))
-	}
-	return codes, nil
+	return f.direct.putRecordBatch(ctx, stream, recs)
 }
 
 // Configure implements plugin.Configurer.
@@ -389,7 +353,6 @@ func (s *Streams) Init(ctx context.Context) error {
 			o.BaseEndpoint = aws.String(s.Endpoint)
 		}
 	})
-	s.client = client
 	s.direct, err = newPutRecords(ctx, client)
 	return err
 }
@@ -422,27 +385,7 @@ func (s *Streams) partitionKey(e *event.Entry) string {
 }
 
 func (s *Streams) put(ctx context.Context, stream string, recs []record) ([]string, error) {
-	if s.direct != nil {
-		return s.direct.putRecords(ctx, stream, recs)
-	}
-	in := &kinesis.PutRecordsInput{StreamName: aws.String(stream), Records: make([]kstypes.PutRecordsRequestEntry, len(recs))}
-	for i, r := range recs {
-		in.Records[i] = kstypes.PutRecordsRequestEntry{Data: r.data, PartitionKey: aws.String(r.key)}
-	}
-	out, err := s.client.PutRecords(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	if len(out.Records) != len(recs) {
-		return nil, fmt.Errorf("PutRecords answered %d results for %d records", len(out.Records), len(recs))
-	}
-	codes := make([]string, len(recs))
-	for i, rr := range out.Records {
-		if rr.ErrorCode != nil {
-			codes[i] = aws.ToString(rr.ErrorCode)
-		}
-	}
-	return codes, nil
+	return s.direct.putRecords(ctx, stream, recs)
 }
 
 func zone(loc *time.Location) *time.Location {

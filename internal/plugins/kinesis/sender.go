@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go"
 
 	"github.com/sluice-log/sluice/internal/backoff"
@@ -196,8 +195,6 @@ func permanent(err error) bool {
 			return true
 		}
 	}
-	var re *awshttp.ResponseError
 	var ae *apiError
-	return (errors.As(err, &re) && re.HTTPStatusCode() == http.StatusRequestEntityTooLarge) ||
-		(errors.As(err, &ae) && ae.status == http.StatusRequestEntityTooLarge)
+	return errors.As(err, &ae) && ae.status == http.StatusRequestEntityTooLarge
 }

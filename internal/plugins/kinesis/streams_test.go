@@ -2,46 +2,70 @@ package kinesis
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"sync"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	kstypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/sluice-log/sluice/internal/buffer"
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
 // partialStreams answers PutRecords like Kinesis Data Streams under
-// throttling: on the first call every other record fails with
-// ProvisionedThroughputExceededException. (kinesalite, which the
-// integration tests use, does not throttle.)
+// throttling, in its JSON wire shape: on the first call every other
+// record fails with ProvisionedThroughputExceededException. (kinesalite,
+// which the integration tests use, does not throttle.)
 type partialStreams struct {
+	mu    sync.Mutex
 	calls [][]string // data of each call's records
 	keys  map[string]string
 }
 
-func (p *partialStreams) PutRecords(_ context.Context, in *kinesis.PutRecordsInput, _ ...func(*kinesis.Options)) (*kinesis.PutRecordsOutput, error) {
+func (p *partialStreams) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Records []struct {
+			Data         []byte `json:"Data"` // base64 in the JSON
+			PartitionKey string `json:"PartitionKey"`
+		} `json:"Records"`
+	}
+	if r.Header.Get("X-Amz-Target") != "Kinesis_20131202.PutRecords" || json.NewDecoder(r.Body).Decode(&in) != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	type result struct {
+		SequenceNumber string `json:",omitempty"`
+		ShardID        string `json:"ShardId,omitempty"`
+		ErrorCode      string `json:",omitempty"`
+		ErrorMessage   string `json:",omitempty"`
+	}
+	var out struct {
+		FailedRecordCount int
+		Records           []result
+	}
 	var call []string
-	out := &kinesis.PutRecordsOutput{}
-	for i, r := range in.Records {
-		call = append(call, string(r.Data))
-		res := kstypes.PutRecordsResultEntry{SequenceNumber: aws.String(fmt.Sprint(i)), ShardId: aws.String("shardId-000000000000")}
+	for i, rec := range in.Records {
+		call = append(call, string(rec.Data))
+		res := result{SequenceNumber: fmt.Sprint(i), ShardID: "shardId-000000000000"}
 		if len(p.calls) == 0 && i%2 == 1 {
-			res = kstypes.PutRecordsResultEntry{ErrorCode: aws.String("ProvisionedThroughputExceededException"),
-				ErrorMessage: aws.String("Rate exceeded for shard shardId-000000000000")}
-			out.FailedRecordCount = aws.Int32(aws.ToInt32(out.FailedRecordCount) + 1)
+			res = result{ErrorCode: "ProvisionedThroughputExceededException", ErrorMessage: "Rate exceeded for shard shardId-000000000000"}
+			out.FailedRecordCount++
 		} else {
-			p.keys[string(r.Data)] = aws.ToString(r.PartitionKey)
+			p.keys[string(rec.Data)] = rec.PartitionKey
 		}
 		out.Records = append(out.Records, res)
 	}
 	p.calls = append(p.calls, call)
-	return out, nil
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	_ = json.NewEncoder(w).Encode(out)
 }
 
 // A chunk whose batch retries run out goes back to the buffer; its next
@@ -49,7 +73,12 @@ func (p *partialStreams) PutRecords(_ context.Context, in *kinesis.PutRecordsInp
 // only the records that failed, with their partition keys.
 func TestStreamsRetriesOnlyFailedRecordsAcrossChunkRetries(t *testing.T) {
 	fake := &partialStreams{keys: map[string]string{}}
-	s := &Streams{Shared: defaultShared(streamsMaxCount, streamsMaxBytes), StreamName: "events", client: fake}
+	srv := httptest.NewServer(fake)
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	s := &Streams{Shared: defaultShared(streamsMaxCount, streamsMaxBytes), StreamName: "events",
+		direct: newJSONAPI(*u, "us-east-1", "kinesis", "Kinesis_20131202.PutRecords",
+			credentials.NewStaticCredentialsProvider("AKIDTEST", "secret", ""), srv.Client())}
 	s.DataKey, s.AppendNewLine = "log", false
 	s.dataPath, _ = buffer.RecordPath("log")
 	s.keyPath, _ = buffer.RecordPath("user")
