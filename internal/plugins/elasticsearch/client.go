@@ -3,9 +3,7 @@ package elasticsearch
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,9 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/klauspost/compress/gzip"
+	"github.com/sluice-log/sluice/internal/awsauth"
 	"github.com/sluice-log/sluice/internal/transport"
 )
 
@@ -43,11 +40,7 @@ type client struct {
 	resurrect time.Duration
 	timeout   time.Duration
 
-	// SigV4 (Amazon OpenSearch Service), when creds is set.
-	creds   aws.CredentialsProvider
-	region  string
-	service string
-	signer  *v4.Signer
+	signer *awsauth.Signer // SigV4 (Amazon OpenSearch Service); nil: unsigned
 }
 
 // parseHosts reads host/port or hosts (and cloud_id) into hosts.
@@ -207,8 +200,8 @@ func (c *client) do(ctx context.Context, method, path, query string, body []byte
 	case h.user != "":
 		req.SetBasicAuth(h.user, h.pass)
 	}
-	if c.creds != nil {
-		if err := c.sign(ctx, req, payload); err != nil {
+	if c.signer != nil {
+		if err := c.signer.Sign(ctx, req, payload); err != nil {
 			return resp, true, err
 		}
 	}
@@ -241,16 +234,4 @@ func (c *client) rest(h *host) {
 	if len(c.hosts) > 1 {
 		h.deadUntil.Store(time.Now().Add(c.resurrect).UnixNano())
 	}
-}
-
-// sign adds AWS SigV4 headers for the domain's service and region.
-func (c *client) sign(ctx context.Context, req *http.Request, payload []byte) error {
-	creds, err := c.creds.Retrieve(ctx)
-	if err != nil {
-		return fmt.Errorf("AWS credentials: %w", err)
-	}
-	sum := sha256.Sum256(payload)
-	hash := hex.EncodeToString(sum[:])
-	req.Header.Set("X-Amz-Content-Sha256", hash)
-	return c.signer.SignHTTP(ctx, creds, req, hash, c.service, c.region, time.Now())
 }

@@ -14,8 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/klauspost/compress/gzip"
 	"github.com/tinylib/msgp/msgp"
 
@@ -374,10 +372,7 @@ func (o *Output) newClient(ctx context.Context) (*client, error) {
 		if err != nil {
 			return nil, err
 		}
-		cl.creds, cl.region, cl.service, cl.signer = cfg.Credentials, cfg.Region, ep.AWSServiceName, v4.NewSigner()
-		if cl.creds == nil {
-			cl.creds = aws.AnonymousCredentials{}
-		}
+		cl.signer = awsauth.NewSigner(cfg.Credentials, ep.AWSServiceName, cfg.Region)
 	}
 	return cl, nil
 }

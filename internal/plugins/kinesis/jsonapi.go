@@ -3,9 +3,7 @@ package kinesis
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,10 +14,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/firehose"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go"
+	"github.com/sluice-log/sluice/internal/awsauth"
+	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/transport"
 )
 
@@ -32,26 +31,22 @@ import (
 // AWS_ENDPOINT_URL_FIREHOSE or _KINESIS, the region's), the credentials
 // and the HTTP client, so that they behave as the SDK does.
 type jsonAPI struct {
-	url     string
-	region  string
-	service string // the SigV4 signing name: firehose, kinesis
-	target  string // X-Amz-Target
-	creds   aws.CredentialsProvider
-	signer  *v4.Signer
-	http    interface {
+	url    string
+	target string // X-Amz-Target
+	signer *awsauth.Signer
+	http   interface {
 		Do(*http.Request) (*http.Response, error)
 	}
 	bodies sync.Pool // *[]byte
 }
 
+// newJSONAPI calls target at uri, signed for service (firehose, kinesis)
+// in region.
 func newJSONAPI(uri url.URL, region, service, target string, creds aws.CredentialsProvider, client interface {
 	Do(*http.Request) (*http.Response, error)
 }) *jsonAPI {
-	if creds == nil {
-		creds = aws.AnonymousCredentials{}
-	}
-	return &jsonAPI{url: strings.TrimSuffix(uri.String(), "/") + "/", region: region, service: service, target: target,
-		creds: creds, signer: v4.NewSigner(), http: client}
+	return &jsonAPI{url: strings.TrimSuffix(uri.String(), "/") + "/", target: target,
+		signer: awsauth.NewSigner(creds, service, region), http: client}
 }
 
 // newPutRecordBatch is Firehose's PutRecordBatch through the client's
@@ -127,7 +122,7 @@ func (p *jsonAPI) put(ctx context.Context, head, stream string, recs []record, k
 		bp = new([]byte)
 	}
 	body := append((*bp)[:0], head...)
-	body = appendJSONString(body, stream)
+	body = event.AppendJSONString(body, []byte(stream))
 	body = append(body, `,"Records":[`...)
 	for i, r := range recs {
 		if i > 0 {
@@ -138,7 +133,7 @@ func (p *jsonAPI) put(ctx context.Context, head, stream string, recs []record, k
 		body = append(body, '"')
 		if keys {
 			body = append(body, `,"PartitionKey":`...)
-			body = appendJSONString(body, r.key)
+			body = event.AppendJSONString(body, []byte(r.key))
 		}
 		body = append(body, '}')
 	}
@@ -152,11 +147,6 @@ func (p *jsonAPI) put(ctx context.Context, head, stream string, recs []record, k
 		return nil, err
 	}
 	return results(answer, len(recs), failedField, resultsField)
-}
-
-func appendJSONString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s) // a string always marshals
-	return append(dst, b...)
 }
 
 // results reads an answer's per-record error codes: none to read when its
@@ -197,14 +187,7 @@ func (p *jsonAPI) call(ctx context.Context, body []byte) (answer []byte, release
 	req.ContentLength = int64(len(body))
 	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	req.Header.Set("X-Amz-Target", p.target)
-	sum := sha256.Sum256(body)
-	hash := hex.EncodeToString(sum[:])
-	req.Header.Set("X-Amz-Content-Sha256", hash)
-	creds, err := p.creds.Retrieve(ctx)
-	if err != nil {
-		return nil, true, fmt.Errorf("AWS credentials: %w", err)
-	}
-	if err := p.signer.SignHTTP(ctx, creds, req, hash, p.service, p.region, time.Now()); err != nil {
+	if err := p.signer.Sign(ctx, req, body); err != nil {
 		return nil, true, err
 	}
 	defer func() { released = tb.Released(time.Second) }()
