@@ -47,8 +47,8 @@ func lookupText(r event.Record, p []string, scratch []byte) (string, bool) {
 
 // appendDocument writes the event's document source as JSON: the record
 // without remove_keys (and target_index_key), flattened when asked, with
-// tag_key and @timestamp added.
-func (o *Output) appendDocument(dst []byte, tag string, e *event.Entry, ts time.Time, skip map[string]bool, stamps *stampCache) ([]byte, error) {
+// tag_key, <hash>'s hash_id_key (id) and @timestamp added.
+func (o *Output) appendDocument(dst []byte, tag string, e *event.Entry, ts time.Time, id string, skip map[string]bool, stamps *stampCache) ([]byte, error) {
 	dst = append(dst, '{')
 	n := 0
 	var err error
@@ -57,15 +57,10 @@ func (o *Output) appendDocument(dst []byte, tag string, e *event.Entry, ts time.
 			return true
 		}
 		if o.FlattenHashes && len(v) > 0 && msgp.NextType(v) == msgp.MapType {
-			dst, n, err = o.appendFlat(dst, n, string(k), v)
+			dst, err = o.appendFlat(dst, &n, string(k), v)
 			return err == nil
 		}
-		if n > 0 {
-			dst = append(dst, ',')
-		}
-		n++
-		dst = event.AppendJSONString(dst, k)
-		dst = append(dst, ':')
+		dst = appendKey(dst, &n, k)
 		dst, err = v.AppendJSON(dst)
 		return err == nil
 	})
@@ -76,47 +71,45 @@ func (o *Output) appendDocument(dst []byte, tag string, e *event.Entry, ts time.
 		return dst, err
 	}
 	if o.IncludeTagKey {
-		if n > 0 {
-			dst = append(dst, ',')
-		}
-		n++
-		dst = event.AppendJSONString(dst, []byte(o.TagKey))
-		dst = append(dst, ':')
-		dst = event.AppendJSONString(dst, []byte(tag))
+		dst = event.AppendJSONString(appendKey(dst, &n, []byte(o.TagKey)), []byte(tag))
+	}
+	if o.Hash != nil {
+		dst = event.AppendJSONString(appendKey(dst, &n, []byte(o.Hash.HashIDKey)), []byte(id))
 	}
 	if o.addTimestamp && !ts.IsZero() {
-		if n > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, `"@timestamp":"`...)
-		dst = o.appendTimestamp(dst, ts, stamps)
-		dst = append(dst, '"')
+		dst = append(appendKey(dst, &n, []byte("@timestamp")), '"')
+		dst = append(o.appendTimestamp(dst, ts, stamps), '"')
 	}
 	return append(dst, '}'), nil
 }
 
+// appendKey writes a field's key, after a comma unless it is the first
+// (*n counts the fields written).
+func appendKey(dst []byte, n *int, key []byte) []byte {
+	if *n > 0 {
+		dst = append(dst, ',')
+	}
+	*n++
+	return append(event.AppendJSONString(dst, key), ':')
+}
+
 // appendFlat writes a map's fields as prefix_key pairs (flatten_hashes).
-func (o *Output) appendFlat(dst []byte, n int, prefix string, m event.Value) ([]byte, int, error) {
+func (o *Output) appendFlat(dst []byte, n *int, prefix string, m event.Value) ([]byte, error) {
 	var err error
 	each := event.Record(m).Each(func(k []byte, v event.Value) bool {
 		key := prefix + o.FlattenHashesSeparator + string(k)
 		if len(v) > 0 && msgp.NextType(v) == msgp.MapType {
-			dst, n, err = o.appendFlat(dst, n, key, v)
+			dst, err = o.appendFlat(dst, n, key, v)
 			return err == nil
 		}
-		if n > 0 {
-			dst = append(dst, ',')
-		}
-		n++
-		dst = event.AppendJSONString(dst, []byte(key))
-		dst = append(dst, ':')
+		dst = appendKey(dst, n, []byte(key))
 		dst, err = v.AppendJSON(dst)
 		return err == nil
 	})
 	if each != nil {
-		return dst, n, each
+		return dst, each
 	}
-	return dst, n, err
+	return dst, err
 }
 
 // appendTimestamp writes t as ISO 8601 with time_precision fraction

@@ -613,23 +613,9 @@ func (w *writer) appendEntry(i int, e *event.Entry) (bool, error) {
 	return true, nil
 }
 
-// appendDoc writes the document, with <hash>'s id field when asked.
+// appendDoc writes the event's document (appendDocument) for this chunk.
 func (w *writer) appendDoc(dst []byte, e *event.Entry, ts time.Time, id string, skip map[string]bool) ([]byte, error) {
-	o := w.o
-	start := len(dst)
-	dst, err := o.appendDocument(dst, w.c.Key.Tag, e, ts, skip, &w.bufs.stamps)
-	if err != nil || o.Hash == nil {
-		return dst, err
-	}
-	// Add "hash_id_key": id before the closing brace.
-	end := len(dst) - 1
-	sep := ","
-	if end == start+1 {
-		sep = ""
-	}
-	tail := append([]byte(sep), event.AppendJSONString(nil, []byte(o.Hash.HashIDKey))...)
-	tail = append(append(tail, ':'), event.AppendJSONString(nil, []byte(id))...)
-	return append(append(dst[:end], tail...), '}'), nil
+	return w.o.appendDocument(dst, w.c.Key.Tag, e, ts, id, skip, &w.bufs.stamps)
 }
 
 // appendUpdate writes an update or upsert body: {"doc": ...} without
