@@ -195,7 +195,7 @@ func (e *Engine) MemoryBound() int64 {
 			total += m.MemoryBound()
 		}
 	}
-	for _, n := range append(append([]*node(nil), g.outputs...), g.secondaries...) {
+	for _, n := range g.outputs { // a <secondary> writes through its primary's buffer
 		if n.runtime != nil {
 			total += n.runtime.MemoryBound()
 		}
