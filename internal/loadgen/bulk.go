@@ -20,27 +20,39 @@ type BulkSink struct {
 	Bytes atomic.Int64
 	first atomic.Int64 // unix nanoseconds of the first document
 	last  atomic.Int64 // and of the latest request
-	srv   *http.Server
-	ln    net.Listener
+	httpSink
 }
 
-// ListenBulk starts a BulkSink on addr.
-func ListenBulk(addr string) (*BulkSink, error) {
+// httpSink is the HTTP server of a sink.
+type httpSink struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+func (h *httpSink) listen(addr string, handler http.HandlerFunc) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s := &BulkSink{ln: ln}
-	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
-	return s, nil
+	h.ln, h.srv = ln, &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = h.srv.Serve(ln) }()
+	return nil
 }
 
 // Addr is the address the sink listens on.
-func (s *BulkSink) Addr() string { return s.ln.Addr().String() }
+func (h *httpSink) Addr() string { return h.ln.Addr().String() }
 
 // Close stops the sink.
-func (s *BulkSink) Close() error { return s.srv.Close() }
+func (h *httpSink) Close() error { return h.srv.Close() }
+
+// ListenBulk starts a BulkSink on addr.
+func ListenBulk(addr string) (*BulkSink, error) {
+	s := &BulkSink{}
+	if err := s.listen(addr, s.serve); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
 
 // Span is the time from the first document to the latest request.
 func (s *BulkSink) Span() time.Duration {
@@ -90,19 +102,14 @@ func (s *BulkSink) serve(w http.ResponseWriter, r *http.Request) {
 type FirehoseSink struct {
 	Records atomic.Int64
 	Calls   atomic.Int64
-	srv     *http.Server
-	ln      net.Listener
 	answer  []byte // the answer for 500 records; shorter ones are cut from it
 	offsets []int  // where the answer for n records ends
+	httpSink
 }
 
 // ListenFirehose starts a FirehoseSink on addr.
 func ListenFirehose(addr string) (*FirehoseSink, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	s := &FirehoseSink{ln: ln}
+	s := &FirehoseSink{}
 	s.answer = append(s.answer, `{"FailedPutCount":0,"Encrypted":false,"RequestResponses":[`...)
 	s.offsets = make([]int, 501)
 	s.offsets[0] = len(s.answer)
@@ -113,16 +120,11 @@ func ListenFirehose(addr string) (*FirehoseSink, error) {
 		s.answer = append(s.answer, `{"RecordId":"r"}`...)
 		s.offsets[i] = len(s.answer)
 	}
-	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
+	if err := s.listen(addr, s.serve); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
-
-// Addr is the address the sink listens on.
-func (s *FirehoseSink) Addr() string { return s.ln.Addr().String() }
-
-// Close stops the sink.
-func (s *FirehoseSink) Close() error { return s.srv.Close() }
 
 func (s *FirehoseSink) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
