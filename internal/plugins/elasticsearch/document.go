@@ -237,13 +237,14 @@ func dayLevel(layout string) bool {
 }
 
 // indexFor is the event's index: target_index_key's value, the
-// logstash_format daily index, the data stream, or index_name.
-func (o *Output) indexFor(chunkIndex, chunkPrefix string, e *event.Entry, ts time.Time, scratch []byte, cache *indexCache) string {
+// logstash_format daily index (base is its prefix), or base itself (the
+// data stream or index_name, lowercased already).
+func (o *Output) indexFor(base string, e *event.Entry, ts time.Time, scratch []byte, cache *indexCache) string {
 	if v, ok := lookupText(e.Record, o.fields.targetIndex, scratch); ok && v != "" {
 		return strings.ToLower(v)
 	}
 	if !o.LogstashFormat || o.dataStream {
-		return chunkIndex
+		return base
 	}
 	d := ts
 	if o.UTCIndex {
@@ -253,16 +254,16 @@ func (o *Output) indexFor(chunkIndex, chunkPrefix string, e *event.Entry, ts tim
 			if d.Unix() < 0 && d.Unix()%86400 != 0 {
 				day--
 			}
-			if cache.name != "" && day == cache.day && cache.prefix == chunkPrefix {
+			if cache.name != "" && day == cache.day && cache.prefix == base {
 				return cache.name
 			}
-			cache.day, cache.prefix = day, chunkPrefix
+			cache.day, cache.prefix = day, base
 		}
 	}
 	if !o.dailyIndex || !o.UTCIndex {
 		cache.prefix = "" // the day is not the key
 	}
-	b := append(append(cache.tmp[:0], chunkPrefix...), o.LogstashPrefixSeparator...)
+	b := append(append(cache.tmp[:0], base...), o.LogstashPrefixSeparator...)
 	b = strftime.Append(b, o.LogstashDateformat, d)
 	cache.tmp = b
 	if cache.name != "" && string(b) == string(cache.buf) { // compared without allocating

@@ -471,7 +471,6 @@ func (o *Output) Write(ctx context.Context, c *plugin.Chunk) error {
 	if !o.LogstashFormat || o.dataStream {
 		w.index = strings.ToLower(w.index)
 	}
-	w.prefix = w.index
 	err = w.run(ctx)
 	if serr := w.finish(ctx); serr != nil && err == nil {
 		err = serr
@@ -495,7 +494,7 @@ type writer struct {
 	c             *plugin.Chunk
 	done          *plugin.EntrySet
 	doneBefore    int
-	index, prefix string
+	index         string // index_name, logstash_prefix or data_stream_name for this chunk
 	body          []byte
 	docs          []pending
 	refused       event.Builder
@@ -553,19 +552,18 @@ func (w *writer) appendEntry(i int, e *event.Entry) (bool, error) {
 		o.log.Warn("time_key value not readable; the event time is used", "err", terr)
 		ts = e.Time.Std().In(time.Local)
 	}
-	index, prefix := w.index, w.prefix
+	base := w.index
 	if o.dynamic != nil {
 		w.scratch = o.dynamic.Render(w.scratch[:0], w.c.Key.Tag, o.hostname, e)
-		index = string(w.scratch)
-		if strings.IndexByte(index, '%') >= 0 && !o.LogstashFormat {
-			index = strftime.Format(index, ts.UTC())
-		}
-		prefix = index
+		base = string(w.scratch)
 		if !o.LogstashFormat {
-			index = strings.ToLower(index)
+			if strings.IndexByte(base, '%') >= 0 {
+				base = strftime.Format(base, ts.UTC())
+			}
+			base = strings.ToLower(base)
 		}
 	}
-	d := doc{index: o.indexFor(index, prefix, e, ts, w.scratch, &w.bufs.index), typ: o.typeName}
+	d := doc{index: o.indexFor(base, e, ts, w.scratch, &w.bufs.index), typ: o.typeName}
 	if v, ok := lookupText(e.Record, o.fields.targetType, w.scratch); ok && o.typeName != "" {
 		d.typ = v
 	}
