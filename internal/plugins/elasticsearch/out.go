@@ -489,19 +489,19 @@ type writerBufs struct {
 
 // writer is one Write's state.
 type writer struct {
-	bufs          *writerBufs
-	o             *Output
-	c             *plugin.Chunk
-	done          *plugin.EntrySet
-	doneBefore    int
-	index         string // index_name, logstash_prefix or data_stream_name for this chunk
-	body          []byte
-	docs          []pending
-	refused       event.Builder
-	retries       int
-	firstRetry    itemResult
-	aborted       error
-	scratch       []byte
+	bufs       *writerBufs
+	o          *Output
+	c          *plugin.Chunk
+	done       *plugin.EntrySet
+	doneBefore int
+	index      string // index_name, logstash_prefix or data_stream_name for this chunk
+	body       []byte
+	docs       []pending
+	refused    event.Builder
+	retries    int
+	firstRetry itemResult
+	aborted    error
+	scratch    []byte
 }
 
 func (w *writer) run(ctx context.Context) error {
