@@ -70,26 +70,9 @@ func firehoseIDs(t *testing.T, records [][]byte, container string) map[string]in
 // delivery streams exactly once while 30% of records fail for a while;
 // health checks must reach neither.
 func TestSeed000EndToEnd(t *testing.T) {
-	for _, port := range []string{"24224", "8888"} {
-		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
-			c.Close()
-			t.Fatalf("port %s is taken; the seed configuration needs it as written", port)
-		}
-	}
-	conf, err := os.ReadFile("../internal/engine/testdata/fargate-firehose.conf")
-	if err != nil {
-		t.Fatal(err)
-	}
 	fake := firehosefake.New()
-	fake.CreateStream("elasticsearch-delivery-stream")
-	fake.CreateStream("s3-delivery-stream")
 	fake.FailRecords(0.3)
-	srv := httptest.NewServer(fake)
-	defer srv.Close()
-
-	in := startSluiceIn(t, t.TempDir(), string(conf),
-		"AWS_ENDPOINT_URL_FIREHOSE="+srv.URL, "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret",
-		"AWS_EC2_METADATA_DISABLED=true")
+	in := startSeed000(t, fake)
 
 	// Docker's fluentd driver is built on fluent-logger-golang.
 	driver, err := fluent.New(fluent.Config{FluentHost: "127.0.0.1", FluentPort: 24224, SubSecondPrecision: true})
@@ -120,6 +103,82 @@ func TestSeed000EndToEnd(t *testing.T) {
 	plugintest.WaitFor(t, "failed records", func() bool { return fake.CallCount() > 4 })
 	time.Sleep(2 * time.Second) // failures for a while: several flushes and retries
 	fake.FailRecords(0)
+	checkSeed000ExactlyOnce(t, fake, in, n)
+	if !strings.Contains(in.Logs(), "Retrying to request batch. Retry count: 1") {
+		t.Errorf("no retry was logged in the plugin's words\n%s", in.Logs())
+	}
+}
+
+// TestSeed000PartialFailuresNoDuplicates is the seed's configuration as
+// written under the failures Firehose shows in production: 30% of records
+// refused for 8 s while 5% of calls are throttled whole, with 20,000
+// records per delivery stream from 4 acked connections (Docker's driver
+// with fluentd-request-ack). Retrying the refused records must never
+// resend an accepted one: each record arrives exactly once.
+func TestSeed000PartialFailuresNoDuplicates(t *testing.T) {
+	fake := firehosefake.New()
+	fake.FailRecords(0.3)
+	fake.ThrottleCalls(0.05)
+	in := startSeed000(t, fake)
+	const conns, n = 4, 20000
+	errs := make(chan error, conns)
+	for c := 0; c < conns; c++ {
+		go func() {
+			driver, err := fluent.New(fluent.Config{FluentHost: "127.0.0.1", FluentPort: 24224,
+				SubSecondPrecision: true, RequestAck: true, Timeout: 10 * time.Second})
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer driver.Close()
+			for i := c; i < n; i += conns {
+				for _, tag := range []string{"frontend-apache", "backend-api"} {
+					if err := driver.Post(tag, dockerRecord(strings.Split(tag, "-")[1], fmt.Sprint(i))); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}
+			errs <- nil
+		}()
+	}
+	failing := time.AfterFunc(8*time.Second, func() { fake.FailRecords(0) })
+	defer failing.Stop()
+	for c := 0; c < conns; c++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkSeed000ExactlyOnce(t, fake, in, n)
+}
+
+// startSeed000 runs shared/compat/fargate-firehose.conf byte for byte
+// against fake, which gets the seed's two delivery streams.
+func startSeed000(t *testing.T, fake *firehosefake.Server) *instance {
+	t.Helper()
+	for _, port := range []string{"24224", "8888"} {
+		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+			c.Close()
+			t.Fatalf("port %s is taken; the seed configuration needs it as written", port)
+		}
+	}
+	conf, err := os.ReadFile("../internal/engine/testdata/fargate-firehose.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.CreateStream("elasticsearch-delivery-stream")
+	fake.CreateStream("s3-delivery-stream")
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
+	return startSluiceIn(t, t.TempDir(), string(conf),
+		"AWS_ENDPOINT_URL_FIREHOSE="+srv.URL, "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret",
+		"AWS_EC2_METADATA_DISABLED=true")
+}
+
+// checkSeed000ExactlyOnce waits for ids 0..n-1 in both delivery streams,
+// stops the instance and checks that each id arrived once.
+func checkSeed000ExactlyOnce(t *testing.T, fake *firehosefake.Server, in *instance, n int) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for len(fake.Records("elasticsearch-delivery-stream")) < n || len(fake.Records("s3-delivery-stream")) < n {
 		if time.Now().After(deadline) {
@@ -131,17 +190,21 @@ func TestSeed000EndToEnd(t *testing.T) {
 	in.Stop()
 	for stream, container := range map[string]string{"elasticsearch-delivery-stream": "apache", "s3-delivery-stream": "api"} {
 		seen := firehoseIDs(t, fake.Records(stream), container)
+		dups := 0
 		for i := 0; i < n; i++ {
 			if c := seen[fmt.Sprint(i)]; c != 1 {
-				t.Errorf("%s: id %d arrived %d times, want exactly once", stream, i, c)
+				dups += max(0, c-1)
+				if c == 0 {
+					t.Errorf("%s: id %d never arrived", stream, i)
+				}
 			}
+		}
+		if dups > 0 {
+			t.Errorf("%s: %d records arrived more than once, want each exactly once", stream, dups)
 		}
 		if len(seen) != n {
 			t.Errorf("%s: %d distinct ids, want %d (health checks must not arrive)", stream, len(seen), n)
 		}
-	}
-	if !strings.Contains(in.Logs(), "Retrying to request batch. Retry count: 1") {
-		t.Errorf("no retry was logged in the plugin's words\n%s", in.Logs())
 	}
 }
 

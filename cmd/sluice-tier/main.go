@@ -1,5 +1,6 @@
 // Command sluice-tier runs the tracer test: a tier of Sluice instances
-// with file buffers behind HAProxy (TCP mode, least connections, health
+// with file buffers (or, with -firehose, seed 000's memory buffers and
+// kinesis_firehose to a faulty stand-in) behind HAProxy (TCP mode, least connections, health
 // checks on /readyz) on loopback, fluent-logger-golang clients with
 // RequestAck sending background traffic and tracers through it, and a
 // rolling deploy, a scale-out and a SIGKILL while they send. It prints the
@@ -43,8 +44,15 @@ func main() {
 	flag.DurationVar(&plan.Window, "window", 10*time.Second, "window over which shares are measured")
 	flag.IntVar(&plan.Windows, "windows", 3, "windows measured after the scale-out")
 	flag.BoolVar(&plan.Kill, "kill", true, "SIGKILL one instance and restart it on its buffer")
+	firehose := flag.Bool("firehose", false, "seed 000's output instead of the file sink: memory buffers and kinesis_firehose to a Firehose stand-in on loopback")
+	var faults tier.FirehoseFaults
+	flag.Float64Var(&faults.FailRecords, "firehose-fail-records", 0.3, "with -firehose: share of records the stand-in refuses")
+	flag.Float64Var(&faults.ThrottleCalls, "firehose-throttle-calls", 0.05, "with -firehose: share of calls the stand-in throttles whole")
 	quiet := flag.Bool("q", false, "no progress lines")
 	flag.Parse()
+	if *firehose {
+		cfg.Firehose = &faults
+	}
 	cfg.BytesPerSec = int(mbps * 1e6)
 	if !*quiet {
 		// stdout: fluent-logger-golang writes its reconnect notices to

@@ -40,6 +40,9 @@ type Server struct {
 	// throttleNext makes the next n calls fail whole with
 	// ServiceUnavailableException. guarded by mu.
 	throttleNext int
+	// throttleRate is the probability that a call fails whole with
+	// ServiceUnavailableException. guarded by mu.
+	throttleRate float64
 
 	Calls int // PutRecordBatch calls, guarded by mu
 
@@ -81,6 +84,15 @@ func (s *Server) Throttle(n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.throttleNext = n
+}
+
+// ThrottleCalls makes each call fail whole with
+// ServiceUnavailableException with the given probability, until set back
+// to 0.
+func (s *Server) ThrottleCalls(rate float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.throttleRate = rate
 }
 
 // CountOnly makes the server count records without keeping them, so that
@@ -204,8 +216,8 @@ func (s *Server) putRecordBatch(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("Request size %d exceeds the limit of %d bytes", total, MaxBytesPerCall))
 		return
 	}
-	if s.throttleNext > 0 {
-		s.throttleNext--
+	if s.throttleNext > 0 || (s.throttleRate > 0 && mrand.Float64() < s.throttleRate) {
+		s.throttleNext = max(0, s.throttleNext-1)
 		awsError(w, http.StatusServiceUnavailable, "ServiceUnavailableException", "Slow down.")
 		return
 	}

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/sluice-log/sluice/internal/loadgen"
 	"github.com/sluice-log/sluice/internal/top"
 )
 
@@ -121,10 +120,10 @@ func Run(cfg Config, plan Plan) (*Report, error) {
 		return nil, err
 	}
 
-	if rep.Tracers, err = countPhases(t.SinkGlob(TracerTag), "tracer", tr.tracers); err != nil {
+	if rep.Tracers, err = countPhases(t, TracerTag, "tracer", tr.tracers); err != nil {
 		return nil, err
 	}
-	if rep.Background, err = countPhases(t.SinkGlob(BackgroundTag), "id", tr.bgAcked); err != nil {
+	if rep.Background, err = countPhases(t, BackgroundTag, "id", tr.bgAcked); err != nil {
 		return nil, err
 	}
 	rep.Failed = tr.failed
@@ -132,9 +131,9 @@ func Run(cfg Config, plan Plan) (*Report, error) {
 }
 
 // countPhases counts, by the phase each was sent in, how often every
-// acknowledged id arrived in the files matching glob (as field).
-func countPhases(glob, field string, acked map[string]string) ([]PhaseCount, error) {
-	seen, err := loadgen.SeenIDs(glob, field)
+// acknowledged id arrived at the tier's sink (as field of tag's events).
+func countPhases(t *Tier, tag, field string, acked map[string]string) ([]PhaseCount, error) {
+	seen, err := t.seen(tag, field)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ func TestCountPhases(t *testing.T) {
 		t.Fatal(err)
 	}
 	acked := map[string]string{"t0-0": "steady", "t0-1": "deploy", "t0-2": "deploy"}
-	got, err := countPhases(filepath.Join(dir, "sink", "*", TracerTag, "*.log"), "tracer", acked)
+	got, err := countPhases(&Tier{cfg: Config{Dir: dir}}, TracerTag, "tracer", acked)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@
 package tier
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,9 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/sluice-log/sluice/internal/firehosefake"
+	"github.com/sluice-log/sluice/internal/loadgen"
 )
 
 // Config describes the tier and its traffic.
@@ -44,8 +48,24 @@ type Config struct {
 	// TracerClients send the tracers, each on its own connection.
 	TracerClients int
 
+	// Firehose, when set, gives every instance seed 000's output instead
+	// of the file sink: a memory buffer with the seed's settings and
+	// kinesis_firehose to a stand-in on loopback (firehosefake, which
+	// speaks PutRecordBatch) that refuses and throttles as set.
+	Firehose *FirehoseFaults
+
 	Log io.Writer // progress; nil for none
 }
+
+// FirehoseFaults are the failures the Firehose stand-in injects for the
+// whole run, drains included.
+type FirehoseFaults struct {
+	FailRecords   float64 // share of records refused (ServiceUnavailableException, InternalFailure)
+	ThrottleCalls float64 // share of calls refused whole (ServiceUnavailableException)
+}
+
+// firehoseStream is the one delivery stream of a tier in Firehose mode.
+const firehoseStream = "tier-delivery-stream"
 
 // instance is one Sluice process and its ports.
 type instance struct {
@@ -64,6 +84,10 @@ type Tier struct {
 	instances []*instance // MaxInstances slots; started ones have cmd != nil
 	haproxy   *exec.Cmd
 	hapExited chan struct{}
+	// firehose and its server are the stand-in when cfg.Firehose is set.
+	firehose    *firehosefake.Server
+	firehoseSrv *http.Server
+	firehoseURL string
 }
 
 // freePort asks the kernel for a free loopback port.
@@ -102,6 +126,11 @@ func Start(cfg Config) (*Tier, error) {
 			return nil, err
 		}
 	}
+	if cfg.Firehose != nil {
+		if err := t.startFirehose(); err != nil {
+			return nil, err
+		}
+	}
 	for _, in := range t.instances[:cfg.Instances] {
 		if err := t.startInstance(in); err != nil {
 			_ = t.Stop() // the start error is the one to report
@@ -121,6 +150,43 @@ func (t *Tier) Addr() (string, int) { return "127.0.0.1", t.lbPort }
 // SinkGlob matches the JSON-lines files every instance wrote for tag.
 func (t *Tier) SinkGlob(tag string) string {
 	return filepath.Join(t.cfg.Dir, "sink", "*", tag, "*.log")
+}
+
+// startFirehose serves the Firehose stand-in on a loopback port.
+func (t *Tier) startFirehose() error {
+	t.firehose = firehosefake.New()
+	t.firehose.CreateStream(firehoseStream)
+	t.firehose.FailRecords(t.cfg.Firehose.FailRecords)
+	t.firehose.ThrottleCalls(t.cfg.Firehose.ThrottleCalls)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	t.firehoseSrv = &http.Server{Handler: t.firehose, ReadHeaderTimeout: 10 * time.Second}
+	t.firehoseURL = "http://" + ln.Addr().String()
+	go func() { _ = t.firehoseSrv.Serve(ln) }() // returns when Stop closes it
+	return nil
+}
+
+// seen counts how often each value of field arrived at the sink, in the
+// records of tag (file sink) or in any record (Firehose, where one
+// delivery stream takes every tag: tracers and background events carry
+// different id fields).
+func (t *Tier) seen(tag, field string) (map[string]int, error) {
+	if t.firehose == nil {
+		return loadgen.SeenIDs(t.SinkGlob(tag), field)
+	}
+	seen := map[string]int{}
+	for _, rec := range t.firehose.Records(firehoseStream) {
+		var v map[string]any
+		if err := json.Unmarshal(rec, &v); err != nil {
+			return nil, fmt.Errorf("firehose record %.80q: %w", rec, err)
+		}
+		if id, ok := v[field].(string); ok {
+			seen[id]++
+		}
+	}
+	return seen, nil
 }
 
 func (t *Tier) logf(format string, args ...any) {
@@ -147,6 +213,23 @@ var sluiceConf = template.Must(template.New("sluice").Parse(`# instance {{.N}}, 
   bind 127.0.0.1
   port {{.HTTPPort}}
 </source>
+{{- if .Firehose}}
+# seed 000's output: memory buffer with the seed's settings.
+<match **>
+  @type kinesis_firehose
+  @id out_sink
+  region us-west-2
+  delivery_stream_name {{.Firehose}}
+  <buffer>
+    flush_interval 1
+    chunk_limit_size 1m
+    flush_thread_interval 0.1
+    flush_thread_burst_interval 0.01
+    flush_thread_count 15
+    total_limit_size 2GB
+  </buffer>
+</match>
+{{- else}}
 <match **>
   @type file
   @id out_sink
@@ -165,6 +248,7 @@ var sluiceConf = template.Must(template.New("sluice").Parse(`# instance {{.N}}, 
     flush_at_shutdown true
   </buffer>
 </match>
+{{- end}}
 `))
 
 func (t *Tier) startInstance(in *instance) error {
@@ -175,7 +259,7 @@ func (t *Tier) startInstance(in *instance) error {
 	}
 	var conf strings.Builder
 	if err := sluiceConf.Execute(&conf, map[string]any{"N": in.n, "Version": in.version, "FwdPort": in.fwdPort,
-		"HTTPPort": in.httpPort, "MaxAge": maxAge, "Dir": t.cfg.Dir}); err != nil {
+		"HTTPPort": in.httpPort, "MaxAge": maxAge, "Dir": t.cfg.Dir, "Firehose": firehoseName(t.cfg)}); err != nil {
 		return err
 	}
 	path := filepath.Join(t.cfg.Dir, "conf", fmt.Sprintf("instance-%d.conf", in.n))
@@ -190,6 +274,10 @@ func (t *Tier) startInstance(in *instance) error {
 	defer logFile.Close()
 	cmd := exec.Command(t.cfg.Sluice, "-c", path)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if t.firehose != nil {
+		cmd.Env = append(os.Environ(), "AWS_ENDPOINT_URL_FIREHOSE="+t.firehoseURL,
+			"AWS_ACCESS_KEY_ID=AKIDTIER", "AWS_SECRET_ACCESS_KEY=tier", "AWS_EC2_METADATA_DISABLED=true")
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -200,6 +288,13 @@ func (t *Tier) startInstance(in *instance) error {
 	}
 	t.logf("instance %d ready (config version %d, pid %d)", in.n, in.version, cmd.Process.Pid)
 	return nil
+}
+
+func firehoseName(cfg Config) string {
+	if cfg.Firehose == nil {
+		return ""
+	}
+	return firehoseStream
 }
 
 // waitReady polls url until it answers 200.
@@ -383,6 +478,10 @@ func (t *Tier) Stop() error {
 			_ = t.haproxy.Process.Kill()
 		}
 		t.haproxy = nil
+	}
+	if t.firehoseSrv != nil {
+		_ = t.firehoseSrv.Close() // after the instances: their drains need it
+		t.firehoseSrv = nil
 	}
 	return errors.Join(errs...)
 }
