@@ -25,6 +25,7 @@ import (
 	"github.com/fluent/fluent-logger-golang/fluent"
 
 	"github.com/sluice-log/sluice/internal/firehosefake"
+	"github.com/sluice-log/sluice/internal/loadgen"
 	"github.com/sluice-log/sluice/internal/plugintest"
 )
 
@@ -112,44 +113,59 @@ func TestSeed000EndToEnd(t *testing.T) {
 // TestSeed000PartialFailuresNoDuplicates is the seed's configuration as
 // written under the failures Firehose shows in production: 30% of records
 // refused for 8 s while 5% of calls are throttled whole, with 20,000
-// records per delivery stream from 4 acked connections (Docker's driver
-// with fluentd-request-ack). Retrying the refused records must never
-// resend an accepted one: each record arrives exactly once.
+// records per delivery stream, each stream's from 4 acked PackedForward
+// connections of the load generator (500 events a message). Retrying the
+// refused records must never resend an accepted one, and nothing may be
+// lost: each record arrives exactly once.
 func TestSeed000PartialFailuresNoDuplicates(t *testing.T) {
 	fake := firehosefake.New()
 	fake.FailRecords(0.3)
 	fake.ThrottleCalls(0.05)
 	in := startSeed000(t, fake)
-	const conns, n = 4, 20000
-	errs := make(chan error, conns)
-	for c := 0; c < conns; c++ {
-		go func() {
-			driver, err := fluent.New(fluent.Config{FluentHost: "127.0.0.1", FluentPort: 24224,
-				SubSecondPrecision: true, RequestAck: true, Timeout: 10 * time.Second})
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer driver.Close()
-			for i := c; i < n; i += conns {
-				for _, tag := range []string{"frontend-apache", "backend-api"} {
-					if err := driver.Post(tag, dockerRecord(strings.Split(tag, "-")[1], fmt.Sprint(i))); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}
-			errs <- nil
-		}()
-	}
 	failing := time.AfterFunc(8*time.Second, func() { fake.FailRecords(0) })
 	defer failing.Stop()
-	for c := 0; c < conns; c++ {
+	const n = 20000
+	streams := map[string]string{"frontend-apache": "elasticsearch-delivery-stream", "backend-api": "s3-delivery-stream"}
+	errs := make(chan error, len(streams))
+	for tag := range streams {
+		go func() {
+			_, err := loadgen.Send(context.Background(), loadgen.SendConfig{Addr: "127.0.0.1:24224", Mode: loadgen.ModePacked,
+				Conns: 4, Batch: 500, Events: n, Ack: true, Tag: tag, TracerEvery: 1, TracerRun: tag})
+			errs <- err
+		}()
+	}
+	for range streams {
 		if err := <-errs; err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v\n%s", err, in.Logs())
 		}
 	}
-	checkSeed000ExactlyOnce(t, fake, in, n)
+	// Every message was acknowledged: the buffer has it all. Stop drains it.
+	in.Stop()
+	for tag, stream := range streams {
+		seen := map[string]int{}
+		for _, r := range fake.Records(stream) {
+			var v struct{ Tracer string }
+			if err := json.Unmarshal(r, &v); err != nil {
+				t.Fatalf("%s: record %q: %v", stream, r, err)
+			}
+			seen[v.Tracer]++
+		}
+		dups, missing := 0, 0
+		for _, id := range loadgen.ExpectedTracers(loadgen.SendConfig{Conns: 4, Events: n, TracerEvery: 1, TracerRun: tag}) {
+			switch c := seen[id]; {
+			case c == 0:
+				missing++
+			case c > 1:
+				dups += c - 1
+			}
+		}
+		if dups > 0 || missing > 0 {
+			t.Errorf("%s: %d records missing and %d duplicated of %d, want each exactly once", stream, missing, dups, n)
+		}
+	}
+	if !strings.Contains(in.Logs(), "Retrying to request batch") {
+		t.Errorf("no batch was retried: the failures did not happen\n%s", in.Logs())
+	}
 }
 
 // startSeed000 runs shared/compat/fargate-firehose.conf byte for byte

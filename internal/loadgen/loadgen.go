@@ -11,6 +11,8 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -243,6 +245,11 @@ func sendConn(ctx context.Context, c net.Conn, cfg SendConfig, id int, events in
 	var r Result
 	reply := make([]byte, 256)
 	ackN := 0
+	// Chunk ids unique to the run, as a client library's random ones are:
+	// two runs at once must not look like one resending the other's chunks.
+	var run [6]byte
+	_, _ = crand.Read(run[:]) // crypto/rand.Read does not fail
+	idPrefix := hex.EncodeToString(run[:]) + "-" + strconv.Itoa(id)
 	waitAck := func(chunk string) error {
 		_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
 		got := 0
@@ -272,7 +279,7 @@ func sendConn(ctx context.Context, c net.Conn, cfg SendConfig, id int, events in
 		chunk := ""
 		if cfg.Ack {
 			ackN++
-			chunk = "c" + strconv.Itoa(id) + "-" + strconv.Itoa(ackN)
+			chunk = idPrefix + "-" + strconv.Itoa(ackN)
 		}
 		msg, size := g.next(n, chunk)
 		if err := write(c, msg); err != nil {
@@ -291,13 +298,13 @@ func sendConn(ctx context.Context, c net.Conn, cfg SendConfig, id int, events in
 	// Barrier: an acked message after everything else.
 	saved := cfg.TracerEvery
 	g.cfg.TracerEvery = 0
-	msg, _ := g.next(1, "final-"+strconv.Itoa(id))
+	msg, _ := g.next(1, idPrefix+"-final")
 	g.cfg.TracerEvery = saved
 	if err := write(c, msg); err != nil {
 		return r, err
 	}
 	r.Tracers = g.tracers
-	return r, waitAck("final-" + strconv.Itoa(id))
+	return r, waitAck(idPrefix + "-final")
 }
 
 // Sink is a minimal Forward server that decodes every record (as a

@@ -77,8 +77,10 @@ type conn struct {
 	batchTag string
 	tags     map[string]string
 	reply    []byte
-	rebuild  event.Builder
-	record   []byte
+	// resendKey is the current chunk's key in the input's ackCache.
+	resendKey []byte
+	rebuild   event.Builder
+	record    []byte
 }
 
 func (in *Input) serve(ctx context.Context, nc net.Conn, out plugin.Emitter) {
@@ -488,7 +490,8 @@ func (c *conn) handle(ctx context.Context, msg []byte, out plugin.Emitter) bool 
 		}
 	}
 	if m.Chunk != nil && in.dedup != nil {
-		switch in.dedup.begin(m.Chunk, time.Now()) {
+		c.resendKey = in.dedup.resendKey(c.resendKey[:0], m)
+		switch in.dedup.begin(c.resendKey, time.Now()) {
 		case chunkDuplicate:
 			in.Stats.DuplicatesSuppressed.Add(int64(m.Count))
 			return c.ack(m.Chunk)
@@ -503,7 +506,7 @@ func (c *conn) handle(ctx context.Context, msg []byte, out plugin.Emitter) bool 
 		err = out.Emit(ctx, event.Stream{Tag: tag, Data: entries, Len: m.Count, Index: m.Index})
 	}
 	if m.Chunk != nil && in.dedup != nil {
-		in.dedup.finish(m.Chunk, err == nil, time.Now())
+		in.dedup.finish(c.resendKey, err == nil, time.Now())
 	}
 	if err != nil {
 		in.Stats.Refused.Add(1)

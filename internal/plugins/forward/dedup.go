@@ -1,17 +1,20 @@
 package forward
 
 import (
+	"encoding/binary"
+	"hash/maphash"
 	"sync"
 	"time"
 )
 
-// ackCache remembers chunk ids acknowledged recently, so that a chunk a
+// ackCache remembers chunks acknowledged recently, so that a chunk a
 // client resends (it missed the ack: a timeout, a closed connection) is
 // acknowledged again without being emitted twice. It is bounded in count
-// (oldest forgotten first) and in age.
+// (oldest forgotten first) and in age. A chunk is known by its resendKey.
 type ackCache struct {
-	max int
-	ttl time.Duration
+	max  int
+	ttl  time.Duration
+	seed maphash.Seed
 
 	mu    sync.Mutex
 	state map[string]ackState // guarded by mu
@@ -35,7 +38,23 @@ func newAckCache(max int, ttl time.Duration) *ackCache {
 	if max <= 0 {
 		return nil
 	}
-	return &ackCache{max: max, ttl: ttl, state: make(map[string]ackState, max), ring: make([]string, 0, max)}
+	return &ackCache{max: max, ttl: ttl, seed: maphash.MakeSeed(), state: make(map[string]ackState, max), ring: make([]string, 0, max)}
+}
+
+// resendKey appends to dst the key of a message: the client's chunk id and
+// a fingerprint of its tag, event count and entries. The id alone is not
+// enough: ids are the client's choice, and two clients that count them
+// alike would have one's chunk acknowledged as the other's resend and
+// dropped. A resend is the same bytes under the same id, so it matches.
+func (c *ackCache) resendKey(dst []byte, m *Message) []byte {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	_, _ = h.Write(m.Tag) // maphash.Hash writes never fail
+	_ = h.WriteByte(0)
+	_, _ = h.Write(m.Entries)
+	dst = append(dst, m.Chunk...)
+	dst = binary.LittleEndian.AppendUint64(dst, h.Sum64())
+	return binary.AppendUvarint(dst, uint64(m.Count))
 }
 
 func (c *ackCache) begin(id []byte, now time.Time) int {

@@ -11,7 +11,7 @@ import (
 // benchLoopback measures in_forward into null on loopback: the generator
 // runs in the same process, on the same two cores, and the clock stops at
 // the receiver's last ack. bytes/s are event bytes.
-func benchLoopback(b *testing.B, mode string, conns, batch int) {
+func benchLoopback(b *testing.B, mode string, conns, batch int, ack bool) {
 	e := plugintest.Build(b, "<source>\n  @type forward\n  bind 127.0.0.1\n  port 0\n</source>\n<match **>\n  @type null\n</match>\n")
 	plugintest.Start(b, e)
 	var addr string
@@ -21,7 +21,7 @@ func benchLoopback(b *testing.B, mode string, conns, batch int) {
 		events = int64(conns * batch)
 	}
 	b.ResetTimer()
-	r, err := loadgen.Send(context.Background(), loadgen.SendConfig{Addr: addr, Mode: mode, Conns: conns, Batch: batch, Events: events})
+	r, err := loadgen.Send(context.Background(), loadgen.SendConfig{Addr: addr, Mode: mode, Conns: conns, Batch: batch, Events: events, Ack: ack})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -29,5 +29,12 @@ func benchLoopback(b *testing.B, mode string, conns, batch int) {
 	b.ReportMetric(r.MBPerSec(), "MB/s")
 }
 
-func BenchmarkLoopbackPackedForward(b *testing.B) { benchLoopback(b, loadgen.ModePacked, 4, 500) }
-func BenchmarkLoopbackMessage(b *testing.B)       { benchLoopback(b, loadgen.ModeMessage, 8, 1) }
+func BenchmarkLoopbackPackedForward(b *testing.B) {
+	benchLoopback(b, loadgen.ModePacked, 4, 500, false)
+}
+func BenchmarkLoopbackMessage(b *testing.B) { benchLoopback(b, loadgen.ModeMessage, 8, 1, false) }
+
+// With acks, every message also goes through duplicate suppression.
+func BenchmarkLoopbackPackedForwardAck(b *testing.B) {
+	benchLoopback(b, loadgen.ModePacked, 4, 500, true)
+}

@@ -138,6 +138,32 @@ func TestDuplicateChunksAreAckedNotEmitted(t *testing.T) {
 	}
 }
 
+// Chunk ids are the client's choice. Two clients whose ids coincide (a
+// generator counting from 1 on each connection, a client library seeded
+// alike) send different messages under one id: both are emitted and
+// acknowledged, neither is taken for the other's resend.
+func TestSameChunkIDOnDifferentMessages(t *testing.T) {
+	_, in, addr := server(t, "dedup-collide", "")
+	msgs := [][]byte{
+		message(t, "frontend", "c0-1", "n", 1),
+		message(t, "backend", "c0-1", "n", 2),
+		message(t, "frontend", "c0-1", "n", 3, "log", "another record under the same tag"),
+	}
+	for _, msg := range msgs {
+		c, err := net.Dial("tcp", addr)
+		plugintest.Must(t, err)
+		c.Write(msg)
+		expectAck(t, c, "c0-1")
+		c.Close()
+	}
+	if n := len(plugintest.Captured("dedup-collide")); n != 3 {
+		t.Errorf("captured %d events, want 3: a chunk id shared by different messages is not a resend", n)
+	}
+	if got := in.Stats.DuplicatesSuppressed.Load(); got != 0 {
+		t.Errorf("suppressed %d, want 0", got)
+	}
+}
+
 func TestMaxConnectionAgeClosesAfterAcks(t *testing.T) {
 	_, in, addr := server(t, "age", "max_connection_age 0.2\nmax_connection_age_jitter 0.05")
 	c, err := net.Dial("tcp", addr)
