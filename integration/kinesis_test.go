@@ -121,10 +121,28 @@ func TestSeed000PartialFailuresNoDuplicates(t *testing.T) {
 	fake := firehosefake.New()
 	fake.FailRecords(0.3)
 	fake.ThrottleCalls(0.05)
-	in := startSeed000(t, fake)
 	failing := time.AfterFunc(8*time.Second, func() { fake.FailRecords(0) })
 	defer failing.Stop()
-	const n = 20000
+	in := seed000Load(t, fake, 20000)
+	if !strings.Contains(in.Logs(), "Retrying to request batch") {
+		t.Errorf("no batch was retried: the failures did not happen\n%s", in.Logs())
+	}
+}
+
+// TestSeed000SustainedLoadNoDuplicates: the same without faults, at the
+// rate the generator and Sluice reach together, 200,000 records per
+// stream. No call may be cut off while the service may still be taking it.
+func TestSeed000SustainedLoadNoDuplicates(t *testing.T) {
+	seed000Load(t, firehosefake.New(), 200000)
+}
+
+// seed000Load sends n records to each of the seed's two delivery streams
+// through startSeed000, from 4 acked PackedForward connections per stream
+// (500 events a message), stops Sluice once every message is acknowledged
+// (the drain delivers the rest) and checks that each record arrived once.
+func seed000Load(t *testing.T, fake *firehosefake.Server, n int64) *instance {
+	t.Helper()
+	in := startSeed000(t, fake)
 	streams := map[string]string{"frontend-apache": "elasticsearch-delivery-stream", "backend-api": "s3-delivery-stream"}
 	errs := make(chan error, len(streams))
 	for tag := range streams {
@@ -139,7 +157,6 @@ func TestSeed000PartialFailuresNoDuplicates(t *testing.T) {
 			t.Fatalf("%v\n%s", err, in.Logs())
 		}
 	}
-	// Every message was acknowledged: the buffer has it all. Stop drains it.
 	in.Stop()
 	for tag, stream := range streams {
 		seen := map[string]int{}
@@ -163,9 +180,7 @@ func TestSeed000PartialFailuresNoDuplicates(t *testing.T) {
 			t.Errorf("%s: %d records missing and %d duplicated of %d, want each exactly once", stream, missing, dups, n)
 		}
 	}
-	if !strings.Contains(in.Logs(), "Retrying to request batch") {
-		t.Errorf("no batch was retried: the failures did not happen\n%s", in.Logs())
-	}
+	return in
 }
 
 // startSeed000 runs shared/compat/fargate-firehose.conf byte for byte
