@@ -82,6 +82,9 @@ var cancelConfs = map[string]string{
     access_key_id AKIDTEST
     secret_access_key secret
   </endpoint>`,
+	"kafka2": `
+  brokers {{ADDR}}
+  default_topic logs`,
 	"file":           "\n  path {{DIR}}/out",
 	"secondary_file": "\n  directory {{DIR}}",
 	"stdout":         "",
