@@ -147,7 +147,7 @@ func (in *instance) Stop() {
 			in.t.Errorf("sluice exited with %v after SIGTERM\n%s", err, in.Logs())
 		}
 	case <-time.After(30 * time.Second):
-		in.t.Fatalf("sluice did not stop after SIGTERM")
+		in.t.Fatalf("sluice did not stop after SIGTERM\n%s", in.Logs())
 	}
 }
 

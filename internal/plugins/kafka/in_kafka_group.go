@@ -213,7 +213,16 @@ func (g *Group) Run(ctx context.Context, out plugin.Emitter) error {
 		if err := client.CommitMarkedOffsets(cctx); err != nil {
 			g.log.Warn("committing the last offsets at shutdown failed; the group will deliver those records again", "input", g.id, "err", err)
 		}
-		client.Close() // leaves the group
+		// Close leaves the group, and leaving waits for a join in progress,
+		// which a dead member's session can hold for its whole timeout: the
+		// wait is bounded, and past it the close finishes on its own.
+		closed := make(chan struct{})
+		go func() { client.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-cctx.Done():
+			g.log.Warn("leaving the consumer group is taking too long; shutting down without waiting (the others get this member's partitions when its session times out)", "input", g.id)
+		}
 	}()
 	for {
 		fetches := client.PollFetches(ctx)
