@@ -106,6 +106,11 @@ func (g *Group) Configure(c *plugin.Context) error {
 			sec.Params = append(sec.Params, &config.Param{Key: "message_key", Value: g.MessageKey, Pos: c.Element.Pos})
 		}
 		sec.Params = append(sec.Params, &config.Param{Key: "@type", Value: typ, Pos: c.Element.Pos})
+		if typ == "json" || typ == "ltsv" || typ == "msgpack" {
+			// The plugin decodes these itself, keeping every field (a time
+			// field too, which time_source record reads).
+			sec.Params = append(sec.Params, &config.Param{Key: "keep_time_key", Value: "true", Pos: c.Element.Pos})
+		}
 		g.parser, err = c.Build.Parser(sec, "json")
 	}
 	if err != nil {

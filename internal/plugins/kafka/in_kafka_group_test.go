@@ -224,3 +224,70 @@ func TestGroupBackpressurePausesFetching(t *testing.T) {
 		t.Errorf("%d records dropped", d)
 	}
 }
+
+// A /regex/ entry subscribes to the topics it matches, beside a plain name;
+// time_source record with time_format takes the event time from the record,
+// and format text puts the whole value in message_key.
+func TestGroupRegexTopicsRecordTimeAndText(t *testing.T) {
+	c := cluster(t, kfake.SeedTopics(1, "audit-eu", "audit-us", "other", "plain"))
+	brokers := c.ListenAddrs()
+	cfg := sarama.NewConfig()
+	cfg.Producer.Return.Successes = true
+	p, err := sarama.NewSyncProducer(brokers, cfg)
+	plugintest.Must(t, err)
+	for _, topic := range []string{"audit-eu", "audit-us", "other", "plain"} {
+		_, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic,
+			Value: sarama.StringEncoder(`{"id":"` + topic + `","time":"2026-12-04 10:20:30"}`)})
+		plugintest.Must(t, err)
+	}
+	p.Close()
+	plugintest.Reset()
+	e := plugintest.Build(t, fmt.Sprintf(`
+<source>
+  @type kafka_group
+  brokers %s
+  consumer_group g5
+  topics /audit-.*/,plain
+  time_source record
+  time_format %%Y-%%m-%%d %%H:%%M:%%S
+  add_suffix in
+</source>
+<source>
+  @type kafka_group
+  brokers %s
+  consumer_group g6
+  topics other
+  format text
+  message_key raw
+</source>
+<match **>
+  @type capture
+  name got
+</match>`, strings.Join(brokers, ","), strings.Join(brokers, ",")))
+	stop := plugintest.Start(t, e)
+	defer stop()
+	plugintest.WaitFor(t, "four events", func() bool { return len(plugintest.Captured("got")) >= 4 })
+	time.Sleep(300 * time.Millisecond)
+	want := time.Date(2026, 12, 4, 10, 20, 30, 0, time.Local)
+	tags := map[string]bool{}
+	for _, ev := range plugintest.Captured("got") {
+		tags[ev.Tag] = true
+		if ev.Tag == "other" {
+			if raw, _ := ev.Record["raw"].(string); !strings.Contains(raw, `"id":"other"`) {
+				t.Errorf("format text: record %v, want the value in raw", ev.Record)
+			}
+			continue
+		}
+		if got := ev.Time.Std(); !got.Equal(want) {
+			t.Errorf("%s: time %v, want the record's %v", ev.Tag, got, want)
+		}
+	}
+	for _, tag := range []string{"audit-eu.in", "audit-us.in", "plain.in", "other"} {
+		if !tags[tag] {
+			t.Errorf("no event tagged %s (got %v)", tag, tags)
+		}
+	}
+	if len(plugintest.Captured("got")) != 4 {
+		t.Errorf("%d events, want 4", len(plugintest.Captured("got")))
+	}
+}
