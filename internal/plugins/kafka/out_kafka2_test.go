@@ -18,6 +18,7 @@ import (
 
 	"github.com/sluice-log/sluice/internal/engine"
 	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/plugin"
 	"github.com/sluice-log/sluice/internal/plugintest"
 )
 
@@ -209,9 +210,17 @@ func TestMessagesLandWhereThePluginPutsThem(t *testing.T) {
 // message.max.bytes) goes to @ERROR, as does one over
 // max_send_limit_bytes; the rest of the chunk is delivered once.
 func TestRefusedMessagesGoToError(t *testing.T) {
+	for _, discard := range []bool{false, true} {
+		t.Run(fmt.Sprintf("discard_kafka_delivery_failed=%v", discard), func(t *testing.T) { testRefused(t, discard) })
+	}
+}
+
+// With discard_kafka_delivery_failed, what the broker refuses is dropped
+// and counted instead; max_send_limit_bytes still sends to @ERROR.
+func testRefused(t *testing.T, discard bool) {
 	c := cluster(t, kfake.SeedTopics(1, "logs"), kfake.BrokerConfigs(map[string]string{"message.max.bytes": "2000"}))
 	brokers := c.ListenAddrs()
-	_, emit := start(t, conf(strings.Join(brokers, ","), "default_topic logs\n  max_send_limit_bytes 5000", "tag"))
+	e, emit := start(t, conf(strings.Join(brokers, ","), fmt.Sprintf("default_topic logs\n  max_send_limit_bytes 5000\n  discard_kafka_delivery_failed %v", discard), "tag"))
 	emit(plugintest.Stream(t, "app.x",
 		map[string]any{"id": "small-1"},
 		map[string]any{"id": "too-big-for-the-broker", "pad": strings.Repeat("b", 3000)},
@@ -223,9 +232,23 @@ func TestRefusedMessagesGoToError(t *testing.T) {
 			t.Errorf("delivered %.60s", m.Value)
 		}
 	}
-	plugintest.WaitFor(t, "two events in @ERROR", func() bool { return len(plugintest.Captured("errors")) == 2 })
+	want := 2
+	if discard {
+		want = 1
+		var discarded int64
+		out := e.Outputs()[0].Plugin.(plugin.Measured)
+		plugintest.WaitFor(t, "one message discarded", func() bool {
+			out.Measure(func(name, _ string, v int64, _ bool) {
+				if name == "kafka_discarded_total" {
+					discarded = v
+				}
+			})
+			return discarded == 1
+		})
+	}
+	plugintest.WaitFor(t, fmt.Sprintf("%d events in @ERROR", want), func() bool { return len(plugintest.Captured("errors")) == want })
 	for _, e := range plugintest.Captured("errors") {
-		if id := e.Record["id"]; id != "too-big-for-the-broker" && id != "over-the-limit" {
+		if id := e.Record["id"]; id != "over-the-limit" && (discard || id != "too-big-for-the-broker") {
 			t.Errorf("@ERROR got %v", id)
 		}
 	}
