@@ -373,3 +373,34 @@ func TestNoTopicIsPermanent(t *testing.T) {
 		t.Errorf("retried %d times; a chunk without a topic cannot succeed", rt.Stats.RetryCount.Load())
 	}
 }
+
+// A chunk whose messages partly fail (one partition's leader refuses them
+// for a while) fails as a whole, and the buffer's retry sends only the
+// messages not yet acknowledged: none of the others twice, even without
+// idempotent.
+func TestPartialFailureRetriesOnlyTheRest(t *testing.T) {
+	c := cluster(t, kfake.SeedTopics(2, "logs"))
+	brokers := c.ListenAddrs()
+	fault := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: "logs", Partitions: []int32{0}, Err: kerr.NotEnoughReplicas, Count: -1})
+	e, emit := start(t, conf(strings.Join(brokers, ","), "default_topic logs\n  max_send_retries 0\n  ack_timeout 0.5\n  partition_key_key pk", "tag"))
+	const n = 100
+	var recs []map[string]any
+	for i := 0; i < n; i++ {
+		recs = append(recs, map[string]any{"id": i, "pk": "k" + strconv.Itoa(i)})
+	}
+	emit(plugintest.Stream(t, "app.x", recs...))
+	rt := e.Outputs()[0].Runtime
+	plugintest.WaitFor(t, "a failed write", func() bool { return rt.Stats.NumErrors.Load() >= 1 })
+	fault.Remove()
+	seen := map[int]int{}
+	for _, m := range consume(t, brokers, "logs", n) {
+		var v struct{ ID int }
+		plugintest.Must(t, json.Unmarshal(m.Value, &v))
+		seen[v.ID]++
+	}
+	for i := 0; i < n; i++ {
+		if seen[i] != 1 {
+			t.Errorf("id %d arrived %d times, want once", i, seen[i])
+		}
+	}
+}
