@@ -2,11 +2,12 @@ package parser
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tinylib/msgp/msgp"
 
@@ -104,83 +105,354 @@ const maxJSONDepth = 100
 
 // JSONToMsgpack transcodes one JSON value to msgpack, keeping the order of
 // object keys (Fluentd keeps it too). Integers stay integers; other numbers
-// become floats. Trailing data other than white space is an error.
+// become floats. Trailing data other than white space is an error. Strings
+// decode as encoding/json decodes them: invalid UTF-8 and lone surrogates
+// become U+FFFD. It scans the bytes once, without encoding/json's tokens
+// (an allocation per token); the tests hold it to encoding/json.
 func JSONToMsgpack(dst, text []byte) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(text))
-	dec.UseNumber()
-	out, err := transcode(dst, dec, 0)
+	s := jsonScanner{in: text}
+	s.space()
+	out, err := s.value(dst, 0)
+	if err == nil {
+		if s.space(); s.pos < len(s.in) {
+			err = errors.New("data after the value")
+		}
+	}
 	if err != nil {
 		return dst, fmt.Errorf("%w: JSON: %v", ErrNoMatch, err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return dst, fmt.Errorf("%w: JSON: data after the value", ErrNoMatch)
 	}
 	return out, nil
 }
 
-func transcode(dst []byte, dec *json.Decoder, depth int) ([]byte, error) {
+type jsonScanner struct {
+	in  []byte
+	pos int
+}
+
+var errJSONEnd = errors.New("unexpected end of JSON input")
+
+func (s *jsonScanner) space() {
+	for s.pos < len(s.in) {
+		switch s.in[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (s *jsonScanner) syntax(what string) error {
+	if s.pos >= len(s.in) {
+		return errJSONEnd
+	}
+	return fmt.Errorf("invalid character %q %s at offset %d", s.in[s.pos], what, s.pos)
+}
+
+func (s *jsonScanner) value(dst []byte, depth int) ([]byte, error) {
 	if depth > maxJSONDepth {
 		return dst, errors.New("nested too deeply")
 	}
-	tok, err := dec.Token()
+	if s.pos >= len(s.in) {
+		return dst, errJSONEnd
+	}
+	switch c := s.in[s.pos]; {
+	case c == '{':
+		return s.object(dst, depth)
+	case c == '[':
+		return s.array(dst, depth)
+	case c == '"':
+		return s.str(dst)
+	case c == '-' || (c >= '0' && c <= '9'):
+		return s.number(dst)
+	case c == 't':
+		return s.literal(dst, "true", msgp.AppendBool(dst, true))
+	case c == 'f':
+		return s.literal(dst, "false", msgp.AppendBool(dst, false))
+	case c == 'n':
+		return s.literal(dst, "null", msgp.AppendNil(dst))
+	}
+	return dst, s.syntax("looking for beginning of value")
+}
+
+func (s *jsonScanner) literal(dst []byte, word string, out []byte) ([]byte, error) {
+	if !bytes.HasPrefix(s.in[s.pos:], []byte(word)) {
+		for i := 0; i < len(word) && s.pos < len(s.in) && s.in[s.pos] == word[i]; i++ {
+			s.pos++
+		}
+		return dst, s.syntax("in literal " + word)
+	}
+	s.pos += len(word)
+	return out, nil
+}
+
+// container writes a map or array header for n elements before the body
+// that starts at dst[start+1:]: one byte was kept for the header, enough
+// for up to 15 elements; more moves the body up.
+func container(dst []byte, start int, n uint32, isMap bool) []byte {
+	var hdr [5]byte
+	var h []byte
+	if isMap {
+		h = msgp.AppendMapHeader(hdr[:0], n)
+	} else {
+		h = msgp.AppendArrayHeader(hdr[:0], n)
+	}
+	if len(h) == 1 {
+		dst[start] = h[0]
+		return dst
+	}
+	body := len(dst) - start - 1
+	dst = append(dst, h[1:]...)
+	copy(dst[start+len(h):], dst[start+1:start+1+body])
+	copy(dst[start:], h)
+	return dst
+}
+
+func (s *jsonScanner) object(dst []byte, depth int) ([]byte, error) {
+	s.pos++ // '{'
+	start := len(dst)
+	dst = append(dst, 0)
+	n := uint32(0)
+	s.space()
+	if s.pos < len(s.in) && s.in[s.pos] == '}' {
+		s.pos++
+		return container(dst, start, 0, true), nil
+	}
+	for {
+		if s.pos >= len(s.in) || s.in[s.pos] != '"' {
+			return dst, s.syntax("looking for beginning of object key string")
+		}
+		var err error
+		if dst, err = s.str(dst); err != nil {
+			return dst, err
+		}
+		s.space()
+		if s.pos >= len(s.in) || s.in[s.pos] != ':' {
+			return dst, s.syntax("after object key")
+		}
+		s.pos++
+		s.space()
+		if dst, err = s.value(dst, depth+1); err != nil {
+			return dst, err
+		}
+		n++
+		s.space()
+		if s.pos >= len(s.in) {
+			return dst, errJSONEnd
+		}
+		switch s.in[s.pos] {
+		case ',':
+			s.pos++
+			s.space()
+		case '}':
+			s.pos++
+			return container(dst, start, n, true), nil
+		default:
+			return dst, s.syntax("after object key:value pair")
+		}
+	}
+}
+
+func (s *jsonScanner) array(dst []byte, depth int) ([]byte, error) {
+	s.pos++ // '['
+	start := len(dst)
+	dst = append(dst, 0)
+	n := uint32(0)
+	s.space()
+	if s.pos < len(s.in) && s.in[s.pos] == ']' {
+		s.pos++
+		return container(dst, start, 0, false), nil
+	}
+	for {
+		var err error
+		if dst, err = s.value(dst, depth+1); err != nil {
+			return dst, err
+		}
+		n++
+		s.space()
+		if s.pos >= len(s.in) {
+			return dst, errJSONEnd
+		}
+		switch s.in[s.pos] {
+		case ',':
+			s.pos++
+			s.space()
+		case ']':
+			s.pos++
+			return container(dst, start, n, false), nil
+		default:
+			return dst, s.syntax("after array element")
+		}
+	}
+}
+
+// str appends the string at s.pos (its opening quote) as msgpack.
+func (s *jsonScanner) str(dst []byte) ([]byte, error) {
+	s.pos++ // '"'
+	begin := s.pos
+	// The common case: no escapes, valid UTF-8, copied as it is.
+	for s.pos < len(s.in) {
+		c := s.in[s.pos]
+		if c == '"' {
+			raw := s.in[begin:s.pos]
+			if utf8.Valid(raw) {
+				s.pos++
+				return msgp.AppendStringFromBytes(dst, raw), nil
+			}
+			break
+		}
+		if c == '\\' || c < 0x20 {
+			break
+		}
+		s.pos++
+	}
+	s.pos = begin
+	var text []byte
+	for {
+		if s.pos >= len(s.in) {
+			return dst, errJSONEnd
+		}
+		c := s.in[s.pos]
+		switch {
+		case c == '"':
+			s.pos++
+			return msgp.AppendStringFromBytes(dst, text), nil
+		case c < 0x20:
+			return dst, s.syntax("in string literal")
+		case c == '\\':
+			s.pos++
+			if s.pos >= len(s.in) {
+				return dst, errJSONEnd
+			}
+			e := s.in[s.pos]
+			s.pos++
+			switch e {
+			case '"', '\\', '/':
+				text = append(text, e)
+			case 'b':
+				text = append(text, '\b')
+			case 'f':
+				text = append(text, '\f')
+			case 'n':
+				text = append(text, '\n')
+			case 'r':
+				text = append(text, '\r')
+			case 't':
+				text = append(text, '\t')
+			case 'u':
+				r, ok := s.hex4()
+				if !ok {
+					return dst, s.syntax("in \\u hexadecimal character escape")
+				}
+				if utf16.IsSurrogate(r) {
+					// A pair makes one rune; anything else is U+FFFD, and
+					// the next escape is read on its own.
+					if s.pos+1 < len(s.in) && s.in[s.pos] == '\\' && s.in[s.pos+1] == 'u' {
+						save := s.pos
+						s.pos += 2
+						if r2, ok := s.hex4(); ok {
+							if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+								text = utf8.AppendRune(text, dec)
+								continue
+							}
+						}
+						s.pos = save
+					}
+					r = utf8.RuneError
+				}
+				text = utf8.AppendRune(text, r)
+			default:
+				s.pos--
+				return dst, s.syntax("in string escape code")
+			}
+		case c < utf8.RuneSelf:
+			text = append(text, c)
+			s.pos++
+		default:
+			r, size := utf8.DecodeRune(s.in[s.pos:])
+			if r == utf8.RuneError && size == 1 {
+				text = utf8.AppendRune(text, utf8.RuneError)
+			} else {
+				text = append(text, s.in[s.pos:s.pos+size]...)
+			}
+			s.pos += size
+		}
+	}
+}
+
+// hex4 reads four hex digits at s.pos.
+func (s *jsonScanner) hex4() (rune, bool) {
+	if s.pos+4 > len(s.in) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s.in[s.pos : s.pos+4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	s.pos += 4
+	return r, true
+}
+
+// number appends the number at s.pos: an int64 when it is an integer that
+// fits, else a float64, as encoding/json's Number gives them.
+func (s *jsonScanner) number(dst []byte) ([]byte, error) {
+	begin := s.pos
+	digits := func() int {
+		n := 0
+		for s.pos < len(s.in) && s.in[s.pos] >= '0' && s.in[s.pos] <= '9' {
+			s.pos++
+			n++
+		}
+		return n
+	}
+	if s.in[s.pos] == '-' {
+		s.pos++
+	}
+	switch {
+	case s.pos < len(s.in) && s.in[s.pos] == '0':
+		s.pos++
+	case digits() == 0:
+		return dst, s.syntax("in numeric literal")
+	}
+	integer := true
+	if s.pos < len(s.in) && s.in[s.pos] == '.' {
+		integer = false
+		s.pos++
+		if digits() == 0 {
+			return dst, s.syntax("after decimal point in numeric literal")
+		}
+	}
+	if s.pos < len(s.in) && (s.in[s.pos] == 'e' || s.in[s.pos] == 'E') {
+		integer = false
+		s.pos++
+		if s.pos < len(s.in) && (s.in[s.pos] == '+' || s.in[s.pos] == '-') {
+			s.pos++
+		}
+		if digits() == 0 {
+			return dst, s.syntax("in exponent of numeric literal")
+		}
+	}
+	text := unsafeString(s.in[begin:s.pos])
+	if integer {
+		if i, err := strconv.ParseInt(text, 10, 64); err == nil {
+			return msgp.AppendInt64(dst, i), nil
+		}
+	}
+	f, err := strconv.ParseFloat(text, 64)
 	if err != nil {
 		return dst, err
 	}
-	switch x := tok.(type) {
-	case json.Delim:
-		var body []byte
-		n := uint32(0)
-		switch x {
-		case '{':
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return dst, err
-				}
-				key, ok := kt.(string)
-				if !ok {
-					return dst, errors.New("object key is not a string")
-				}
-				body = msgp.AppendString(body, key)
-				if body, err = transcode(body, dec, depth+1); err != nil {
-					return dst, err
-				}
-				n++
-			}
-			if _, err := dec.Token(); err != nil { // '}'
-				return dst, err
-			}
-			dst = msgp.AppendMapHeader(dst, n)
-		case '[':
-			for dec.More() {
-				if body, err = transcode(body, dec, depth+1); err != nil {
-					return dst, err
-				}
-				n++
-			}
-			if _, err := dec.Token(); err != nil { // ']'
-				return dst, err
-			}
-			dst = msgp.AppendArrayHeader(dst, n)
-		default:
-			return dst, fmt.Errorf("unexpected %q", x)
-		}
-		return append(dst, body...), nil
-	case string:
-		return msgp.AppendString(dst, x), nil
-	case json.Number:
-		if i, err := strconv.ParseInt(string(x), 10, 64); err == nil {
-			return msgp.AppendInt64(dst, i), nil
-		}
-		f, err := x.Float64()
-		if err != nil {
-			return dst, err
-		}
-		return msgp.AppendFloat64(dst, f), nil
-	case bool:
-		return msgp.AppendBool(dst, x), nil
-	case nil:
-		return msgp.AppendNil(dst), nil
-	}
-	return dst, fmt.Errorf("unexpected token %v", tok)
+	return msgp.AppendFloat64(dst, f), nil
 }
+
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
