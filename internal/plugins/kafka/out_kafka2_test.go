@@ -3,11 +3,13 @@ package kafka_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -402,5 +404,40 @@ func TestPartialFailureRetriesOnlyTheRest(t *testing.T) {
 		if seen[i] != 1 {
 			t.Errorf("id %d arrived %d times, want once", i, seen[i])
 		}
+	}
+}
+
+// The broker drops the connection on produce requests (kfake closes it
+// before applying them): the client reconnects and sends again, and with
+// idempotent every event arrives exactly once.
+func TestIdempotentAcrossDisconnects(t *testing.T) {
+	c := cluster(t, kfake.SeedTopics(1, "logs"))
+	brokers := c.ListenAddrs()
+	var drops atomic.Int32
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if drops.Add(1) <= 3 {
+			c.KeepControl()
+			return nil, errors.New("injected disconnect"), true
+		}
+		return nil, nil, false
+	})
+	_, emit := start(t, conf(strings.Join(brokers, ","), "default_topic logs\n  idempotent true\n  max_send_retries 5", "tag"))
+	const n = 50
+	for i := 0; i < n; i++ {
+		emit(plugintest.Stream(t, "app.x", map[string]any{"id": i}))
+	}
+	seen := map[int]int{}
+	for _, m := range consume(t, brokers, "logs", n) {
+		var v struct{ ID int }
+		plugintest.Must(t, json.Unmarshal(m.Value, &v))
+		seen[v.ID]++
+	}
+	for i := 0; i < n; i++ {
+		if seen[i] != 1 {
+			t.Errorf("id %d arrived %d times", i, seen[i])
+		}
+	}
+	if drops.Load() < 3 {
+		t.Errorf("%d produce requests seen; the disconnects did not happen", drops.Load())
 	}
 }
