@@ -18,12 +18,7 @@ import (
 // lost; none may be duplicated by the deploy; the new instances must carry
 // connections and bytes once a few max_connection_age periods have passed.
 func TestTierTracers(t *testing.T) {
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		if haproxy, err = exec.LookPath("/usr/sbin/haproxy"); err != nil {
-			t.Fatal("haproxy is not installed (scripts/test installs Debian's package)")
-		}
-	}
+	haproxy := haproxyBinary(t)
 	var progress strings.Builder
 	cfg := tier.Config{
 		Sluice: sluiceBinary(t), HAProxy: haproxy, Dir: t.TempDir(),
@@ -71,12 +66,7 @@ func TestTierTracers(t *testing.T) {
 // instance. The goal the seed sets against Fluentd's 2.67 lost and 11.7
 // duplicated per deploy: none lost and none duplicated.
 func TestTierSeed000Deploy(t *testing.T) {
-	haproxy, err := exec.LookPath("haproxy")
-	if err != nil {
-		if haproxy, err = exec.LookPath("/usr/sbin/haproxy"); err != nil {
-			t.Fatal("haproxy is not installed (scripts/test installs Debian's package)")
-		}
-	}
+	haproxy := haproxyBinary(t)
 	var progress strings.Builder
 	cfg := tier.Config{
 		Sluice: sluiceBinary(t), HAProxy: haproxy, Dir: t.TempDir(),
@@ -103,4 +93,16 @@ func TestTierSeed000Deploy(t *testing.T) {
 	if rep.Failed > 0 {
 		t.Errorf("clients gave up on %d posts", rep.Failed)
 	}
+}
+
+// haproxyBinary is Debian's HAProxy, which scripts/test installs.
+func haproxyBinary(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{"haproxy", "/usr/sbin/haproxy"} {
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	t.Fatal("haproxy is not installed (scripts/test installs Debian's package)")
+	return ""
 }

@@ -273,17 +273,7 @@ func TestBrokerOutageHoldsTheBuffer(t *testing.T) {
 	}
 	plugintest.WaitFor(t, "a failed flush", func() bool { return e.Outputs()[0].Runtime.Stats.NumErrors.Load() > 0 })
 	cluster(t, kfake.Ports(port), kfake.SeedTopics(2, "logs"))
-	seen := map[int]int{}
-	for _, m := range consume(t, []string{addr}, "logs", n) {
-		var v struct{ ID int }
-		plugintest.Must(t, json.Unmarshal(m.Value, &v))
-		seen[v.ID]++
-	}
-	for i := 0; i < n; i++ {
-		if seen[i] != 1 {
-			t.Errorf("id %d arrived %d times", i, seen[i])
-		}
-	}
+	expectOnce(t, messageIDs(t, consume(t, []string{addr}, "logs", n)), n)
 }
 
 // A produce request the broker applies but answers with a timeout (a
@@ -311,12 +301,7 @@ func TestIdempotentRetryAfterAnAppliedRequest(t *testing.T) {
 				}
 				want = int(offsets(t, brokers, "logs"))
 			}
-			seen := map[int]int{}
-			for _, m := range consume(t, brokers, "logs", want) {
-				var v struct{ ID int }
-				plugintest.Must(t, json.Unmarshal(m.Value, &v))
-				seen[v.ID]++
-			}
+			seen := messageIDs(t, consume(t, brokers, "logs", want))
 			dups := 0
 			for i := 0; i < n; i++ {
 				if seen[i] == 0 {
@@ -394,17 +379,7 @@ func TestPartialFailureRetriesOnlyTheRest(t *testing.T) {
 	rt := e.Outputs()[0].Runtime
 	plugintest.WaitFor(t, "a failed write", func() bool { return rt.Stats.NumErrors.Load() >= 1 })
 	fault.Remove()
-	seen := map[int]int{}
-	for _, m := range consume(t, brokers, "logs", n) {
-		var v struct{ ID int }
-		plugintest.Must(t, json.Unmarshal(m.Value, &v))
-		seen[v.ID]++
-	}
-	for i := 0; i < n; i++ {
-		if seen[i] != 1 {
-			t.Errorf("id %d arrived %d times, want once", i, seen[i])
-		}
-	}
+	expectOnce(t, messageIDs(t, consume(t, brokers, "logs", n)), n)
 }
 
 // The broker drops the connection on produce requests (kfake closes it
@@ -426,18 +401,30 @@ func TestIdempotentAcrossDisconnects(t *testing.T) {
 	for i := 0; i < n; i++ {
 		emit(plugintest.Stream(t, "app.x", map[string]any{"id": i}))
 	}
+	expectOnce(t, messageIDs(t, consume(t, brokers, "logs", n)), n)
+	if drops.Load() < 3 {
+		t.Errorf("%d produce requests seen; the disconnects did not happen", drops.Load())
+	}
+}
+
+// messageIDs counts the "id" field of JSON message values.
+func messageIDs(t *testing.T, msgs []*sarama.ConsumerMessage) map[int]int {
+	t.Helper()
 	seen := map[int]int{}
-	for _, m := range consume(t, brokers, "logs", n) {
+	for _, m := range msgs {
 		var v struct{ ID int }
 		plugintest.Must(t, json.Unmarshal(m.Value, &v))
 		seen[v.ID]++
 	}
+	return seen
+}
+
+// expectOnce fails for each id in 0..n-1 not seen exactly once.
+func expectOnce(t *testing.T, seen map[int]int, n int) {
+	t.Helper()
 	for i := 0; i < n; i++ {
 		if seen[i] != 1 {
-			t.Errorf("id %d arrived %d times", i, seen[i])
+			t.Errorf("id %d arrived %d times, want once", i, seen[i])
 		}
-	}
-	if drops.Load() < 3 {
-		t.Errorf("%d produce requests seen; the disconnects did not happen", drops.Load())
 	}
 }
