@@ -428,3 +428,38 @@ func expectOnce(t *testing.T, seen map[int]int, n int) {
 		}
 	}
 }
+
+// The partition of a keyed message is the one sarama's partitioners
+// (other authors' code) compute for its partition key: ruby-kafka's
+// unsigned crc32 by default, the Java client's murmur2 when asked.
+func TestPartitionerHashFunctions(t *testing.T) {
+	for _, fn := range []struct {
+		name   string
+		sarama func(string) sarama.Partitioner
+	}{{"crc32", sarama.NewConsistentCRCHashPartitioner}, {"murmur2", sarama.NewMurmur2Partitioner}} {
+		t.Run(fn.name, func(t *testing.T) {
+			c := cluster(t, kfake.SeedTopics(6, "logs"))
+			brokers := c.ListenAddrs()
+			_, emit := start(t, conf(strings.Join(brokers, ","), "default_topic logs\n  partitioner_hash_function "+fn.name, "tag"))
+			const n = 60
+			var recs []map[string]any
+			for i := 0; i < n; i++ {
+				recs = append(recs, map[string]any{"id": i, "partition_key": fmt.Sprintf("tenant-%d", i)})
+			}
+			emit(plugintest.Stream(t, "app.x", recs...))
+			p := fn.sarama("logs")
+			for _, m := range consume(t, brokers, "logs", n) {
+				var v struct {
+					ID  int
+					Key string `json:"partition_key"`
+				}
+				plugintest.Must(t, json.Unmarshal(m.Value, &v))
+				want, err := p.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(v.Key)}, 6)
+				plugintest.Must(t, err)
+				if m.Partition != want {
+					t.Errorf("%s: key %s in partition %d, sarama's %s partitioner says %d", fn.name, v.Key, m.Partition, fn.name, want)
+				}
+			}
+		})
+	}
+}
