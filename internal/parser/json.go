@@ -158,9 +158,9 @@ func (s *jsonScanner) value(dst []byte, depth int) ([]byte, error) {
 	}
 	switch c := s.in[s.pos]; {
 	case c == '{':
-		return s.object(dst, depth)
+		return s.compound(dst, depth, true)
 	case c == '[':
-		return s.array(dst, depth)
+		return s.compound(dst, depth, false)
 	case c == '"':
 		return s.str(dst)
 	case c == '-' || (c >= '0' && c <= '9'):
@@ -208,30 +208,30 @@ func container(dst []byte, start int, n uint32, isMap bool) []byte {
 	return dst
 }
 
-func (s *jsonScanner) object(dst []byte, depth int) ([]byte, error) {
-	s.pos++ // '{'
+// compound appends the object (isMap) or array at s.pos: elements
+// separated by commas up to the closing bracket, an object's element being
+// key:value.
+func (s *jsonScanner) compound(dst []byte, depth int, isMap bool) ([]byte, error) {
+	closer, after := byte(']'), "after array element"
+	if isMap {
+		closer, after = '}', "after object key:value pair"
+	}
+	s.pos++ // '{' or '['
 	start := len(dst)
 	dst = append(dst, 0)
 	n := uint32(0)
 	s.space()
-	if s.pos < len(s.in) && s.in[s.pos] == '}' {
+	if s.pos < len(s.in) && s.in[s.pos] == closer {
 		s.pos++
-		return container(dst, start, 0, true), nil
+		return container(dst, start, 0, isMap), nil
 	}
 	for {
-		if s.pos >= len(s.in) || s.in[s.pos] != '"' {
-			return dst, s.syntax("looking for beginning of object key string")
-		}
 		var err error
-		if dst, err = s.str(dst); err != nil {
-			return dst, err
+		if isMap {
+			if dst, err = s.key(dst); err != nil {
+				return dst, err
+			}
 		}
-		s.space()
-		if s.pos >= len(s.in) || s.in[s.pos] != ':' {
-			return dst, s.syntax("after object key")
-		}
-		s.pos++
-		s.space()
 		if dst, err = s.value(dst, depth+1); err != nil {
 			return dst, err
 		}
@@ -244,46 +244,31 @@ func (s *jsonScanner) object(dst []byte, depth int) ([]byte, error) {
 		case ',':
 			s.pos++
 			s.space()
-		case '}':
+		case closer:
 			s.pos++
-			return container(dst, start, n, true), nil
+			return container(dst, start, n, isMap), nil
 		default:
-			return dst, s.syntax("after object key:value pair")
+			return dst, s.syntax(after)
 		}
 	}
 }
 
-func (s *jsonScanner) array(dst []byte, depth int) ([]byte, error) {
-	s.pos++ // '['
-	start := len(dst)
-	dst = append(dst, 0)
-	n := uint32(0)
+// key appends an object key and steps over the colon after it.
+func (s *jsonScanner) key(dst []byte) ([]byte, error) {
+	if s.pos >= len(s.in) || s.in[s.pos] != '"' {
+		return dst, s.syntax("looking for beginning of object key string")
+	}
+	dst, err := s.str(dst)
+	if err != nil {
+		return dst, err
+	}
 	s.space()
-	if s.pos < len(s.in) && s.in[s.pos] == ']' {
-		s.pos++
-		return container(dst, start, 0, false), nil
+	if s.pos >= len(s.in) || s.in[s.pos] != ':' {
+		return dst, s.syntax("after object key")
 	}
-	for {
-		var err error
-		if dst, err = s.value(dst, depth+1); err != nil {
-			return dst, err
-		}
-		n++
-		s.space()
-		if s.pos >= len(s.in) {
-			return dst, errJSONEnd
-		}
-		switch s.in[s.pos] {
-		case ',':
-			s.pos++
-			s.space()
-		case ']':
-			s.pos++
-			return container(dst, start, n, false), nil
-		default:
-			return dst, s.syntax("after array element")
-		}
-	}
+	s.pos++
+	s.space()
+	return dst, nil
 }
 
 // str appends the string at s.pos (its opening quote) as msgpack.
