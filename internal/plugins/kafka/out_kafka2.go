@@ -119,7 +119,11 @@ func (o *Output) Configure(c *plugin.Context) error {
 		return err
 	}
 	o.f = f
-	o.jsonValue = o.Format == nil || o.Format.Param("@type") == nil || o.Format.Param("@type").Value == "json" || o.Format.Param("@type").Value == "ltsv"
+	formatType := "json"
+	if o.Format != nil && o.Format.Param("@type") != nil {
+		formatType = o.Format.Param("@type").Value
+	}
+	o.jsonValue = formatType == "json" || formatType == "ltsv"
 	o.topicChunk = -1
 	for i, name := range c.ChunkKeys.Names {
 		if name == o.TopicKey {
@@ -135,7 +139,7 @@ func (o *Output) Configure(c *plugin.Context) error {
 		return fmt.Errorf("default_topic must be set when use_default_for_unknown_topic is true")
 	}
 	if o.DefaultTopic == "" && o.Topic == "" && o.topicChunk >= 0 && !c.ChunkKeys.Tag {
-		o.log.Warn("records without a topic field go to a topic named after their tag; set default_topic or chunk by tag too (<buffer topic,tag>)", "output", o.id)
+		o.log.Warn("records without a topic field have no topic: their chunks go to <secondary> or the backup directory; set default_topic or chunk by tag too (<buffer topic,tag>)", "output", o.id)
 	}
 	o.skip = map[string]bool{}
 	if o.ExcludeTopicKey {
@@ -311,9 +315,10 @@ func (o *Output) Write(ctx context.Context, ch *plugin.Chunk) error {
 	}
 	w.produce(ctx, pending)
 	if len(w.redirect) > 0 {
-		// use_default_for_unknown_topic: once more, to default_topic.
+		// use_default_for_unknown_topic: once more, to default_topic. The
+		// chunk's messages share one topic, so one line says it.
+		o.log.Warn(fmt.Sprintf("'%s' topic not found. Retry with '%s' topic", topic, o.DefaultTopic), "output", o.id, "messages", len(w.redirect))
 		for _, rec := range w.redirect {
-			o.log.Warn(fmt.Sprintf("'%s' topic not found. Retry with '%s' topic", rec.Topic, o.DefaultTopic), "output", o.id)
 			rec.Topic = o.DefaultTopic
 		}
 		again := w.redirect

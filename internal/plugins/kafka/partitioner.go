@@ -32,10 +32,9 @@ func newPartitioner(function string, place func(*kgo.Record) *placement) *partit
 		// franz-go's default key hasher is Kafka's murmur2, as the Java
 		// client's; a keyed record through it is the same placement.
 		p.base = kgo.StickyKeyPartitioner(nil)
-		hasher := p.base
-		p.hash = func(key []byte, n int) int {
-			return hasher.ForTopic("").Partition(&kgo.Record{Key: key}, n)
-		}
+		// For a keyed record it only hashes: one serves every topic.
+		keyed := p.base.ForTopic("")
+		p.hash = func(key []byte, n int) int { return keyed.Partition(&kgo.Record{Key: key}, n) }
 	} else {
 		p.hash = func(key []byte, n int) int { return int(crc32.ChecksumIEEE(key) % uint32(n)) }
 		p.base = kgo.StickyKeyPartitioner(p.hash)
