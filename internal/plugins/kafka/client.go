@@ -96,7 +96,7 @@ func (c *Connection) options(log *slog.Logger) ([]kgo.Opt, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, kgo.DialTLSConfig(cfg.Clone()))
+		opts = append(opts, kgo.DialTLSConfig(cfg))
 	}
 	if c.Username != "" {
 		var m sasl.Mechanism
