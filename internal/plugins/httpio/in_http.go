@@ -13,15 +13,16 @@ import (
 	"mime"
 	"mime/multipart"
 	"net"
-	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/valyala/fasthttp"
 
 	"github.com/sluice-log/sluice/internal/budget"
 	"github.com/sluice-log/sluice/internal/config"
@@ -76,7 +77,7 @@ type Input struct {
 	parsers   chan *parserSet // a pool: parsers are not safe for concurrent use
 	custom    bool            // <parse> given
 	budget    *budget.Bytes
-	server    transport.HTTPServer
+	conns     *connSet
 	ln        net.Listener
 	bound     atomic.Pointer[string]
 	emitCtx   context.Context
@@ -118,10 +119,15 @@ func (in *Input) BodyBufferUsed() int64 {
 	return in.budget.Used()
 }
 
+// parserSet is what one request in progress parses with.
 type parserSet struct {
 	custom, json, msgpack plugin.Parser
 	stream                event.Builder
 	record                []byte
+	params                params
+	form                  fasthttp.Args
+	fields                []string // add_http_headers and friends: key, value, ...
+	emitFn                func(event.Time, []byte) error
 }
 
 // emptyGIF is a transparent 1x1 GIF (respond_with_empty_img).
@@ -176,6 +182,7 @@ func (in *Input) Configure(c *plugin.Context) error {
 	in.parsers = make(chan *parserSet, poolSize)
 	for i := 0; i < poolSize; i++ {
 		ps := &parserSet{}
+		ps.emitFn = ps.emit
 		var err error
 		if in.custom {
 			if ps.custom, err = c.Build.Parser(in.Parse, ""); err != nil {
@@ -220,6 +227,7 @@ func (in *Input) Init(context.Context) error {
 	}
 	addr := ln.Addr().String()
 	in.bound.Store(&addr)
+	in.conns = newConnSet(&in.Stats.Connections)
 	in.ln = &limitListener{Listener: ln, in: in}
 	return nil
 }
@@ -236,63 +244,20 @@ func (in *Input) BoundAddr() string {
 // finishes the requests in progress (up to transport.HTTPDrainGrace).
 func (in *Input) Run(ctx context.Context, out plugin.Emitter) error {
 	in.emitCtx = ctx
-	srv := &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { in.serve(w, r, out) }),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       in.RequestTimeout,
-		WriteTimeout:      in.RequestTimeout,
-		IdleTimeout:       in.KeepaliveTimeout,
-		MaxHeaderBytes:    int(in.MaxHeaderSize),
-		TLSConfig:         in.tlsConfig,
-		ErrorLog:          slog.NewLogLogger(in.log.Handler(), slog.LevelDebug),
-	}
-	return in.server.Serve(ctx, srv, in.ln)
+	srv := in.newServer(func(rc *fasthttp.RequestCtx) { in.serve(rc, out) })
+	return srv.serve(ctx, in.ln, in.tlsConfig)
 }
 
 // Close implements plugin.Closer: it ends requests a drain cut short by
 // the shutdown deadline still waits for.
 func (in *Input) Close(context.Context) error {
-	in.server.Close()
 	if in.ln != nil {
 		in.ln.Close()
 	}
+	if in.conns != nil {
+		in.conns.closeAll()
+	}
 	return nil
-}
-
-// limitListener refuses connections past max_connections.
-type limitListener struct {
-	net.Listener
-	in *Input
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if l.in.MaxConnections > 0 && l.in.Stats.Connections.Load() >= int64(l.in.MaxConnections) {
-			l.in.Stats.Overloaded.Add(1)
-			c.Close()
-			continue
-		}
-		l.in.Stats.Connections.Add(1)
-		l.in.transport.Tune(c, 0)
-		return &countedConn{Conn: c, in: l.in}, nil
-	}
-}
-
-type countedConn struct {
-	net.Conn
-	in     *Input
-	closed atomic.Bool
-}
-
-func (c *countedConn) Close() error {
-	if c.closed.CompareAndSwap(false, true) {
-		c.in.Stats.Connections.Add(-1)
-	}
-	return c.Conn.Close()
 }
 
 // httpError is a response status with a message for the client.
@@ -307,81 +272,99 @@ func fail(code int, format string, args ...any) error {
 	return &httpError{code: code, msg: fmt.Sprintf(format, args...)}
 }
 
-func (in *Input) serve(w http.ResponseWriter, r *http.Request, out plugin.Emitter) {
+// respondError answers code with a plain-text body: the status line's
+// text, then msg.
+func respondError(rc *fasthttp.RequestCtx, code int, msg string) {
+	rc.Response.Header.Set(fasthttp.HeaderContentType, "text/plain; charset=utf-8")
+	rc.Response.Header.Set(fasthttp.HeaderXContentTypeOptions, "nosniff")
+	rc.SetStatusCode(code)
+	body := strconv.Itoa(code) + " " + fasthttp.StatusMessage(code) + "\n"
+	if msg != "" {
+		body += msg + "\n"
+	}
+	rc.SetBodyString(body)
+}
+
+func (in *Input) serve(rc *fasthttp.RequestCtx, out plugin.Emitter) {
 	in.Stats.Requests.Add(1)
-	origin := r.Header.Get("Origin")
-	if r.Method == http.MethodOptions {
-		in.preflight(w, r, origin)
+	defer func() {
+		if in.conns.draining.Load() {
+			rc.SetConnectionClose() // the client reconnects, to another instance
+		}
+	}()
+	if rc.IsOptions() {
+		in.preflight(rc)
 		return
 	}
-	if r.Method != http.MethodPost && r.Method != http.MethodPut && r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET, POST, PUT, OPTIONS")
-		http.Error(w, "405 Method Not Allowed", http.StatusMethodNotAllowed)
+	if !rc.IsPost() && !rc.IsPut() && !rc.IsGet() {
+		rc.Response.Header.Set(fasthttp.HeaderAllow, "GET, POST, PUT, OPTIONS")
+		respondError(rc, fasthttp.StatusMethodNotAllowed, "")
 		return
 	}
 	if len(in.CORSAllowOrigins) > 0 {
+		origin := string(rc.Request.Header.Peek(fasthttp.HeaderOrigin))
 		if !in.originAllowed(origin) {
 			in.Stats.Forbidden.Add(1)
-			w.Header().Set("Connection", "close")
-			w.WriteHeader(http.StatusForbidden)
+			rc.SetConnectionClose()
+			rc.SetStatusCode(fasthttp.StatusForbidden)
 			return
 		}
-		in.corsHeaders(w, origin)
+		in.corsHeaders(rc, origin)
 	}
-	n, err := in.handle(r, out)
+	n, err := in.handle(rc, out)
 	if err != nil {
 		var he *httpError
 		if !errors.As(err, &he) {
-			he = &httpError{code: http.StatusInternalServerError, msg: err.Error()}
+			he = &httpError{code: fasthttp.StatusInternalServerError, msg: err.Error()}
 		}
 		switch he.code {
-		case http.StatusBadRequest:
+		case fasthttp.StatusBadRequest:
 			in.Stats.BadRequests.Add(1)
-		case http.StatusRequestEntityTooLarge:
+		case fasthttp.StatusRequestEntityTooLarge:
 			in.Stats.TooLarge.Add(1)
-		case http.StatusServiceUnavailable:
+			rc.SetConnectionClose() // rather than read the rest of the body
+		case fasthttp.StatusServiceUnavailable:
 			in.Stats.Refused.Add(1)
-			w.Header().Set("Retry-After", "1")
+			rc.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 		}
 		if in.DumpErrorLog {
-			in.log.Warn("http request failed", "remote", r.RemoteAddr, "path", r.URL.Path, "status", he.code, "err", he.msg)
+			in.log.Warn("http request failed", "remote", rc.RemoteAddr().String(), "path", string(rc.Path()), "status", he.code, "err", he.msg)
 		}
-		http.Error(w, fmt.Sprintf("%d %s\n%s", he.code, http.StatusText(he.code), he.msg), he.code)
+		respondError(rc, he.code, he.msg)
 		return
 	}
 	in.Stats.Events.Add(int64(n))
 	switch {
 	case in.RespondWithEmptyImg:
-		w.Header().Set("Content-Type", "image/gif; charset=utf-8")
-		_, _ = w.Write(emptyGIF)
+		rc.Response.Header.Set(fasthttp.HeaderContentType, "image/gif; charset=utf-8")
+		rc.SetBody(emptyGIF)
 	case in.Use204Response:
-		w.WriteHeader(http.StatusNoContent)
+		rc.SetStatusCode(fasthttp.StatusNoContent)
 	default:
-		w.Header().Set("Content-Type", "text/plain")
-		w.WriteHeader(http.StatusOK)
+		rc.Response.Header.Set(fasthttp.HeaderContentType, "text/plain")
 	}
 }
 
-func (in *Input) preflight(w http.ResponseWriter, r *http.Request, origin string) {
-	if len(in.CORSAllowOrigins) == 0 || r.Header.Get("Access-Control-Request-Method") != http.MethodPost || !in.originAllowed(origin) {
+func (in *Input) preflight(rc *fasthttp.RequestCtx) {
+	origin := string(rc.Request.Header.Peek(fasthttp.HeaderOrigin))
+	if len(in.CORSAllowOrigins) == 0 || string(rc.Request.Header.Peek(fasthttp.HeaderAccessControlRequestMethod)) != fasthttp.MethodPost || !in.originAllowed(origin) {
 		in.Stats.Forbidden.Add(1)
-		w.WriteHeader(http.StatusForbidden)
+		rc.SetStatusCode(fasthttp.StatusForbidden)
 		return
 	}
-	w.Header().Set("Access-Control-Allow-Methods", "POST")
-	w.Header().Set("Access-Control-Allow-Headers", r.Header.Get("Access-Control-Request-Headers"))
-	in.corsHeaders(w, origin)
-	w.WriteHeader(http.StatusOK)
+	rc.Response.Header.Set(fasthttp.HeaderAccessControlAllowMethods, fasthttp.MethodPost)
+	rc.Response.Header.SetBytesV(fasthttp.HeaderAccessControlAllowHeaders, rc.Request.Header.Peek(fasthttp.HeaderAccessControlRequestHeaders))
+	in.corsHeaders(rc, origin)
 }
 
-func (in *Input) corsHeaders(w http.ResponseWriter, origin string) {
+func (in *Input) corsHeaders(rc *fasthttp.RequestCtx, origin string) {
 	if slices.Contains(in.CORSAllowOrigins, "*") {
-		w.Header().Set("Access-Control-Allow-Origin", "*")
+		rc.Response.Header.Set(fasthttp.HeaderAccessControlAllowOrigin, "*")
 		return
 	}
-	w.Header().Set("Access-Control-Allow-Origin", origin)
+	rc.Response.Header.Set(fasthttp.HeaderAccessControlAllowOrigin, origin)
 	if in.CORSAllowCredentials {
-		w.Header().Set("Access-Control-Allow-Credentials", "true")
+		rc.Response.Header.Set(fasthttp.HeaderAccessControlAllowCredentials, "true")
 	}
 }
 
@@ -406,47 +389,58 @@ func (in *Input) originAllowed(origin string) bool {
 	return false
 }
 
+// params are a request's event parameters: the body's, when it is a form
+// or its Content-Type names it, over the query's.
+type params struct {
+	query *fasthttp.Args
+	form  *fasthttp.Args // the fields of a form body; nil for other bodies
+	named string         // the parameter the whole body is ("json" for application/json)
+	body  []byte
+}
+
+func (p *params) get(key string) ([]byte, bool) {
+	if p.named == key {
+		return p.body, true
+	}
+	if p.form != nil && p.form.Has(key) {
+		return p.form.Peek(key), true
+	}
+	if p.query.Has(key) {
+		return p.query.Peek(key), true
+	}
+	return nil, false
+}
+
 // handle reads, parses and emits one request; it returns how many events
 // were emitted.
-func (in *Input) handle(r *http.Request, out plugin.Emitter) (int, error) {
-	tag := strings.Trim(r.URL.Path, "/")
-	tag = strings.ReplaceAll(tag, "/", ".")
-	query := r.URL.Query()
-	if r.Method == http.MethodGet && (in.custom || !hasEventParam(query)) {
+func (in *Input) handle(rc *fasthttp.RequestCtx, out plugin.Emitter) (int, error) {
+	query := rc.QueryArgs()
+	if rc.IsGet() && (in.custom || !hasEventParam(query)) {
 		return 0, nil // a health check
 	}
+	tag := tagOf(rc.Path())
 	if tag == "" {
-		return 0, fail(http.StatusBadRequest, "the URL path gives the tag, and it is empty")
+		return 0, fail(fasthttp.StatusBadRequest, "the URL path gives the tag, and it is empty")
 	}
-	body, release, err := in.readBody(r)
-	defer release()
+	body, held, err := in.readBody(rc)
+	defer in.releaseBody(held)
 	if err != nil {
 		return 0, err
 	}
 	ps := <-in.parsers
 	defer func() { in.parsers <- ps }()
 	ps.stream.Reset()
-	params := query
-	emit := func(t event.Time, rec []byte) error {
-		if fields := in.extraFields(r, query); len(fields) > 0 {
-			var err error
-			if ps.record, err = event.AppendRecordFields(ps.record[:0], rec, fields...); err != nil {
-				return err
-			}
-			rec = ps.record
-		}
-		ps.stream.Append(eventTime(params, t), rec)
-		return nil
-	}
+	ps.params = params{query: query}
+	ps.fields = in.extraFields(rc, query, ps.fields[:0])
 	if in.custom {
-		if err := ps.custom.Parse(body, emit); err != nil {
-			return 0, fail(http.StatusBadRequest, "%v", err)
+		if err := ps.custom.Parse(body, ps.emitFn); err != nil {
+			return 0, fail(fasthttp.StatusBadRequest, "%v", err)
 		}
 	} else {
-		if params, err = bodyParams(r, body, query); err != nil {
+		if err := bodyParams(rc, body, ps); err != nil {
 			return 0, err
 		}
-		if err := parseDefault(ps, params, emit); err != nil {
+		if err := parseDefault(ps); err != nil {
 			return 0, err
 		}
 	}
@@ -456,146 +450,227 @@ func (in *Input) handle(r *http.Request, out plugin.Emitter) (int, error) {
 	}
 	if err := out.Emit(in.emitCtx, ps.stream.Stream(tag)); err != nil {
 		if errors.Is(err, plugin.ErrOverflow) || errors.Is(err, context.Canceled) {
-			return 0, fail(http.StatusServiceUnavailable, "events not accepted, retry later: %v", err)
+			return 0, fail(fasthttp.StatusServiceUnavailable, "events not accepted, retry later: %v", err)
 		}
-		return 0, fail(http.StatusServiceUnavailable, "events not accepted: %v", err)
+		return 0, fail(fasthttp.StatusServiceUnavailable, "events not accepted: %v", err)
 	}
 	return n, nil
 }
 
-func hasEventParam(q url.Values) bool {
+// tagOf makes the tag of a URL path: /app/events is app.events.
+func tagOf(path []byte) string {
+	tag := strings.Trim(string(path), "/")
+	return strings.ReplaceAll(tag, "/", ".")
+}
+
+// emit adds one parsed event to the request's stream, with the fields
+// add_http_headers, add_query_params and add_remote_addr ask for.
+func (ps *parserSet) emit(t event.Time, rec []byte) error {
+	if len(ps.fields) > 0 {
+		var err error
+		if ps.record, err = event.AppendRecordFields(ps.record[:0], rec, ps.fields...); err != nil {
+			return err
+		}
+		rec = ps.record
+	}
+	ps.stream.Append(ps.params.eventTime(t), rec)
+	return nil
+}
+
+func hasEventParam(q *fasthttp.Args) bool {
 	return q.Has("json") || q.Has("msgpack") || q.Has("ndjson")
 }
+
+// readAhead is how much of a streamed body fasthttp reads before the
+// handler runs (min(Content-Length, 8 KiB)): each connection holds that
+// much outside body_buffer_limit, and a body that fits is not reserved.
+const readAhead = 8 << 10
 
 // budgetPatience is how long a request waits for buffer space.
 const budgetPatience = 10 * time.Second
 
+// heldBody is what a request holds while its body is in use: its share
+// of body_buffer_limit and the pooled buffer the raw bytes are in.
+type heldBody struct {
+	reserved int64
+	raw      *[]byte
+}
+
+// rawBuffers keeps the buffers small bodies are read into; a buffer past
+// maxPooledBody is left to the collector, so that one large body does not
+// stay allocated.
+var rawBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledBody = 64 << 10
+
+func (in *Input) releaseBody(h heldBody) {
+	if h.reserved > 0 {
+		in.budget.Release(h.reserved)
+	}
+	if h.raw != nil && cap(*h.raw) <= maxPooledBody {
+		*h.raw = (*h.raw)[:0]
+		rawBuffers.Put(h.raw)
+	}
+}
+
 // readBody reads the body within body_size_limit and the shared
-// body_buffer_limit, and decodes its Content-Encoding. release gives the
-// memory back.
-func (in *Input) readBody(r *http.Request) (body []byte, release func(), err error) {
+// body_buffer_limit, and decodes its Content-Encoding. The caller gives
+// held back with releaseBody once done with the body, also on an error.
+func (in *Input) readBody(rc *fasthttp.RequestCtx) (body []byte, held heldBody, err error) {
 	limit := int64(in.BodySizeLimit)
+	cl := int64(rc.Request.Header.ContentLength()) // -1: chunked; -2: none
+	if cl > limit {
+		return nil, held, fail(fasthttp.StatusRequestEntityTooLarge, "body larger than body_size_limit (%d bytes)", limit)
+	}
+	stream := rc.RequestBodyStream()
+	if stream == nil || cl == 0 || cl == -2 {
+		return rc.Request.Body(), held, nil // nothing streamed: at most what fasthttp read ahead
+	}
 	reserve := limit
-	if r.ContentLength >= 0 {
-		if r.ContentLength > limit {
-			return nil, func() {}, fail(http.StatusRequestEntityTooLarge, "body larger than body_size_limit (%d bytes)", limit)
+	switch {
+	case cl >= 0 && cl <= readAhead:
+		reserve = 0 // in memory already, held by the connection
+	case cl >= 0:
+		reserve = cl
+	}
+	if reserve > 0 {
+		if err := in.budget.Acquire(rc, reserve, budgetPatience); err != nil {
+			rc.SetConnectionClose() // its body stays unread
+			return nil, held, fail(fasthttp.StatusServiceUnavailable, "too many large requests at once; retry later")
 		}
-		reserve = r.ContentLength
+		held.reserved = reserve
 	}
-	if err := in.budget.Acquire(r.Context(), reserve, budgetPatience); err != nil {
-		return nil, func() {}, fail(http.StatusServiceUnavailable, "too many large requests at once; retry later")
+	held.raw = rawBuffers.Get().(*[]byte)
+	raw, _, err := budget.ReadAll(stream, *held.raw, int(limit), nil) // held already
+	*held.raw = raw
+	switch {
+	case errors.Is(err, budget.ErrTooLarge):
+		return nil, held, fail(fasthttp.StatusRequestEntityTooLarge, "body larger than body_size_limit (%d bytes)", limit)
+	case err != nil:
+		rc.SetConnectionClose()
+		return nil, held, fail(fasthttp.StatusBadRequest, "reading the body: %v", err)
 	}
-	release = func() { in.budget.Release(reserve) }
-	raw, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, release, fail(http.StatusBadRequest, "reading the body: %v", err)
-	}
-	if int64(len(raw)) > limit {
-		return nil, release, fail(http.StatusRequestEntityTooLarge, "body larger than body_size_limit (%d bytes)", limit)
+	encoding := rc.Request.Header.ContentEncoding()
+	if len(encoding) == 0 || bytes.EqualFold(encoding, []byte("identity")) {
+		return raw, held, nil
 	}
 	var dec io.Reader
-	switch strings.ToLower(r.Header.Get("Content-Encoding")) {
-	case "", "identity":
-		return raw, release, nil
-	case "gzip":
+	switch {
+	case bytes.EqualFold(encoding, []byte("gzip")):
 		zr, err := gzip.NewReader(bytes.NewReader(raw))
 		if err != nil {
-			return nil, release, fail(http.StatusBadRequest, "gzip: %v", err)
+			return nil, held, fail(fasthttp.StatusBadRequest, "gzip: %v", err)
 		}
 		dec = zr
-	case "deflate":
+	case bytes.EqualFold(encoding, []byte("deflate")):
 		dec = flate.NewReader(bytes.NewReader(raw))
 	default:
-		return nil, release, fail(http.StatusBadRequest, "Content-Encoding %q is not supported (gzip, deflate)", r.Header.Get("Content-Encoding"))
+		return nil, held, fail(fasthttp.StatusBadRequest, "Content-Encoding %q is not supported (gzip, deflate)", encoding)
 	}
 	// The decoded body is held too: it takes its own share of the budget,
 	// reserved before each growth, so that concurrent compressed requests
 	// stay within body_buffer_limit however far they inflate.
 	body, granted, err := budget.ReadAll(dec, nil, int(limit), func(n int) error {
-		return in.budget.Acquire(r.Context(), int64(n), budgetPatience)
+		return in.budget.Acquire(rc, int64(n), budgetPatience)
 	})
-	compressed := release
-	release = func() {
-		compressed()
-		in.budget.Release(int64(granted))
-	}
+	held.reserved += int64(granted)
 	var refused *budget.Refused
 	switch {
 	case errors.As(err, &refused):
-		return nil, release, fail(http.StatusServiceUnavailable, "too many large requests at once; retry later")
+		return nil, held, fail(fasthttp.StatusServiceUnavailable, "too many large requests at once; retry later")
 	case errors.Is(err, budget.ErrTooLarge):
-		return nil, release, fail(http.StatusRequestEntityTooLarge, "decoded body larger than body_size_limit (%d bytes)", limit)
+		return nil, held, fail(fasthttp.StatusRequestEntityTooLarge, "decoded body larger than body_size_limit (%d bytes)", limit)
 	case err != nil:
-		return nil, release, fail(http.StatusBadRequest, "decoding the body: %v", err)
+		return nil, held, fail(fasthttp.StatusBadRequest, "decoding the body: %v", err)
 	}
-	return body, release, nil
+	return body, held, nil
 }
 
-// bodyParams merges the body into the query's parameters by Content-Type.
-func bodyParams(r *http.Request, body []byte, query url.Values) (url.Values, error) {
-	params := url.Values{}
-	for k, v := range query {
-		params[k] = v
+// mediaType is the Content-Type without its parameters, in lower case.
+func mediaType(ct []byte) string {
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
 	}
-	ct, ctParams, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	switch ct {
+	return strings.ToLower(string(bytes.TrimSpace(ct)))
+}
+
+// bodyParams sets ps.params from the body by Content-Type.
+func bodyParams(rc *fasthttp.RequestCtx, body []byte, ps *parserSet) error {
+	p := &ps.params
+	ct := rc.Request.Header.ContentType()
+	switch mediaType(ct) {
 	case "application/x-www-form-urlencoded":
 		form, err := url.ParseQuery(string(body))
 		if err != nil {
-			return nil, fail(http.StatusBadRequest, "form: %v", err)
+			return fail(fasthttp.StatusBadRequest, "form: %v", err)
 		}
-		for k, v := range form {
-			params[k] = v
+		ps.form.Reset()
+		for k, vs := range form {
+			for _, v := range vs {
+				ps.form.Add(k, v)
+			}
 		}
+		p.form = &ps.form
 	case "multipart/form-data":
+		_, ctParams, err := mime.ParseMediaType(string(ct))
+		if err != nil {
+			return fail(fasthttp.StatusBadRequest, "multipart form: %v", err)
+		}
 		mr := multipart.NewReader(bytes.NewReader(body), ctParams["boundary"])
 		form, err := mr.ReadForm(int64(len(body)) + 1)
 		if err != nil {
-			return nil, fail(http.StatusBadRequest, "multipart form: %v", err)
+			return fail(fasthttp.StatusBadRequest, "multipart form: %v", err)
 		}
 		defer func() { _ = form.RemoveAll() }()
-		for k, v := range form.Value {
-			params[k] = v
+		ps.form.Reset()
+		for k, vs := range form.Value {
+			for _, v := range vs {
+				ps.form.Add(k, v)
+			}
 		}
+		p.form = &ps.form
 	case "application/json", "application/csp-report":
-		params.Set("json", string(body))
+		p.named, p.body = "json", body
 	case "application/msgpack", "application/x-msgpack":
-		params.Set("msgpack", string(body))
+		p.named, p.body = "msgpack", body
 	case "application/x-ndjson":
-		params.Set("ndjson", string(body))
-	}
-	return params, nil
-}
-
-func parseDefault(ps *parserSet, params url.Values, emit func(event.Time, []byte) error) error {
-	switch {
-	case params.Has("msgpack"):
-		if err := ps.msgpack.Parse([]byte(params.Get("msgpack")), emit); err != nil {
-			return fail(http.StatusBadRequest, "msgpack: %v", err)
-		}
-	case params.Has("json"):
-		if err := ps.json.Parse([]byte(params.Get("json")), emit); err != nil {
-			return fail(http.StatusBadRequest, "json: %v", err)
-		}
-	case params.Has("ndjson"):
-		for _, line := range strings.Split(params.Get("ndjson"), "\n") {
-			if line = strings.TrimRight(line, "\r"); strings.TrimSpace(line) == "" {
-				continue
-			}
-			if err := ps.json.Parse([]byte(line), emit); err != nil {
-				return fail(http.StatusBadRequest, "ndjson: %v", err)
-			}
-		}
-	default:
-		return fail(http.StatusBadRequest, "'json', 'ndjson' or 'msgpack' parameter is required")
+		p.named, p.body = "ndjson", body
 	}
 	return nil
 }
 
+func parseDefault(ps *parserSet) error {
+	p := &ps.params
+	if v, ok := p.get("msgpack"); ok {
+		if err := ps.msgpack.Parse(v, ps.emitFn); err != nil {
+			return fail(fasthttp.StatusBadRequest, "msgpack: %v", err)
+		}
+		return nil
+	}
+	if v, ok := p.get("json"); ok {
+		if err := ps.json.Parse(v, ps.emitFn); err != nil {
+			return fail(fasthttp.StatusBadRequest, "json: %v", err)
+		}
+		return nil
+	}
+	if v, ok := p.get("ndjson"); ok {
+		for line := range bytes.SplitSeq(v, []byte("\n")) {
+			if line = bytes.TrimRight(line, "\r"); len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			if err := ps.json.Parse(line, ps.emitFn); err != nil {
+				return fail(fasthttp.StatusBadRequest, "ndjson: %v", err)
+			}
+		}
+		return nil
+	}
+	return fail(fasthttp.StatusBadRequest, "'json', 'ndjson' or 'msgpack' parameter is required")
+}
+
 // eventTime applies the time parameter, which wins over the record's.
-func eventTime(params url.Values, t event.Time) event.Time {
-	if p := params.Get("time"); p != "" {
-		if f, err := strconv.ParseFloat(p, 64); err == nil && f != 0 {
+func (p *params) eventTime(t event.Time) event.Time {
+	if v, ok := p.get("time"); ok && len(v) > 0 {
+		if f, err := strconv.ParseFloat(string(v), 64); err == nil && f != 0 {
 			return event.Time(f * 1e9)
 		}
 		return event.Now()
@@ -606,28 +681,41 @@ func eventTime(params url.Values, t event.Time) event.Time {
 	return t
 }
 
-// extraFields are the HTTP_*, QUERY_* and REMOTE_ADDR fields asked for.
-func (in *Input) extraFields(r *http.Request, query url.Values) []string {
-	var kv []string
+// extraFields appends to kv the HTTP_*, QUERY_* and REMOTE_ADDR fields
+// asked for.
+func (in *Input) extraFields(rc *fasthttp.RequestCtx, query *fasthttp.Args, kv []string) []string {
 	if in.AddHTTPHeaders {
-		for k, v := range r.Header {
-			kv = append(kv, "HTTP_"+strings.ToUpper(strings.ReplaceAll(k, "-", "_")), strings.Join(v, ", "))
+		headers := map[string][]string{}
+		var names []string
+		for k, v := range rc.Request.Header.All() {
+			name := "HTTP_" + strings.ToUpper(strings.ReplaceAll(string(k), "-", "_"))
+			if _, ok := headers[name]; !ok {
+				names = append(names, name)
+			}
+			headers[name] = append(headers[name], string(v))
+		}
+		for _, name := range names {
+			kv = append(kv, name, strings.Join(headers[name], ", "))
 		}
 	}
 	if in.AddQueryParams {
-		for k, v := range query {
-			if len(v) > 0 {
-				kv = append(kv, "QUERY_"+strings.ToUpper(strings.ReplaceAll(k, "-", "_")), v[0])
+		seen := map[string]bool{}
+		for k, v := range query.All() {
+			name := "QUERY_" + strings.ToUpper(strings.ReplaceAll(string(k), "-", "_"))
+			if !seen[name] {
+				seen[name] = true
+				kv = append(kv, name, string(v))
 			}
 		}
 	}
 	if in.AddRemoteAddr {
-		addr := r.RemoteAddr
+		addr := rc.RemoteAddr().String()
 		if host, _, err := net.SplitHostPort(addr); err == nil {
 			addr = host
 		}
-		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
-			addr = strings.TrimSpace(strings.Split(xff[0], ",")[0])
+		if xff := rc.Request.Header.Peek(fasthttp.HeaderXForwardedFor); len(xff) > 0 {
+			first, _, _ := bytes.Cut(xff, []byte(","))
+			addr = string(bytes.TrimSpace(first))
 		}
 		kv = append(kv, "REMOTE_ADDR", addr)
 	}
