@@ -88,6 +88,8 @@ type Regexp struct {
 	Common
 
 	re     *regexp.Regexp
+	simple *simpleMatcher // nil unless re has the shape it matches faster
+	match  []int
 	names  []string
 	fields []field
 	buf    []byte
@@ -119,6 +121,7 @@ func (p *Regexp) Configure(*plugin.Context) error {
 		}
 	}
 	p.re = re
+	p.simple = compileSimple(re)
 	p.names = re.SubexpNames()
 	named := false
 	for _, n := range p.names {
@@ -132,7 +135,15 @@ func (p *Regexp) Configure(*plugin.Context) error {
 
 // Parse implements plugin.Parser.
 func (p *Regexp) Parse(text []byte, emit func(event.Time, []byte) error) error {
-	m := p.re.FindSubmatchIndex(text)
+	var m []int
+	if p.simple != nil {
+		m = p.simple.match(text, p.match)
+		if m != nil {
+			p.match = m
+		}
+	} else {
+		m = p.re.FindSubmatchIndex(text)
+	}
 	if m == nil {
 		return fmt.Errorf("%w: %q", ErrNoMatch, truncate(text))
 	}
