@@ -46,6 +46,9 @@ var cancelConfs = map[string]string{
   aws_sec_key secret
   check_bucket false
   check_apikey_on_start false`,
+	"http": `
+  endpoint http://{{ADDR}}/ingest
+  read_timeout 600`,
 	"elasticsearch": `
   host {{HOST}}
   port {{PORT}}
