@@ -155,3 +155,49 @@ func appendAny(dst []byte, v any) ([]byte, error) {
 	}
 	return msgp.AppendIntf(dst, v)
 }
+
+// AppendWithout appends rec to dst less the fields at paths (each a path
+// of keys, as buffer.RecordPath makes them: {"a"} is a top-level field,
+// {"k8s","labels"} a nested one). A map a path goes through stays, emptied
+// of what the path names, as Fluentd's record accessor deletes.
+func AppendWithout(dst []byte, rec Record, paths [][]string) ([]byte, error) {
+	kept := uint32(0)
+	if err := rec.Each(func(k []byte, _ Value) bool {
+		if !removed(paths, k) {
+			kept++
+		}
+		return true
+	}); err != nil {
+		return dst, err
+	}
+	dst = msgp.AppendMapHeader(dst, kept)
+	var err error
+	_ = rec.Each(func(k []byte, v Value) bool {
+		if removed(paths, k) {
+			return true
+		}
+		dst = msgp.AppendStringFromBytes(dst, k)
+		var sub [][]string
+		for _, p := range paths {
+			if len(p) > 1 && p[0] == string(k) {
+				sub = append(sub, p[1:])
+			}
+		}
+		if sub == nil || msgp.NextType(v) != msgp.MapType {
+			dst = append(dst, v...)
+			return true
+		}
+		dst, err = AppendWithout(dst, Record(v), sub)
+		return err == nil
+	})
+	return dst, err
+}
+
+func removed(paths [][]string, key []byte) bool {
+	for _, p := range paths {
+		if len(p) == 1 && p[0] == string(key) {
+			return true
+		}
+	}
+	return false
+}

@@ -46,6 +46,8 @@ var cancelConfs = map[string]string{
   aws_sec_key secret
   check_bucket false
   check_apikey_on_start false`,
+	"loki": `
+  url http://{{ADDR}}`,
 	"http": `
   endpoint http://{{ADDR}}/ingest
   read_timeout 600`,
