@@ -46,6 +46,10 @@ var cancelConfs = map[string]string{
   aws_sec_key secret
   check_bucket false
   check_apikey_on_start false`,
+	"splunk_hec": `
+  full_url http://{{ADDR}}/services/collector
+  hec_token tok
+  read_timeout 600`,
 	"loki": `
   url http://{{ADDR}}`,
 	"http": `

@@ -175,9 +175,10 @@ func TestHTTPNDJSONWithPlaceholdersAndAuth(t *testing.T) {
 	if strings.Join(msgs, ",") != "one,two" {
 		t.Errorf("body %q", r.body)
 	}
-	if m := metrics(out); m["http_requests_total"] != 1 || m["http_responses_2xx_total"] != 1 {
-		t.Errorf("metrics %v", m)
-	}
+	plugintest.WaitFor(t, "the answer counted", func() bool {
+		m := metrics(out)
+		return m["http_requests_total"] == 1 && m["http_responses_2xx_total"] == 1
+	})
 }
 
 // TestHTTPJSONArrayGzipPut: json_array makes the body one JSON array,

@@ -103,9 +103,7 @@ func TestLokiStreamsLabelsAndLines(t *testing.T) {
 	if !ok || user != "loki-user" || pass != "loki-pass" {
 		t.Errorf("basic auth %q %q", user, pass)
 	}
-	if m := metrics(out); m["http_responses_2xx_total"] != 1 {
-		t.Errorf("metrics %v", m)
-	}
+	plugintest.WaitFor(t, "the answer counted", func() bool { return metrics(out)["http_responses_2xx_total"] == 1 })
 }
 
 func basicAuth(h map[string][]string) (string, string, bool) {
