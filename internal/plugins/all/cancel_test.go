@@ -50,6 +50,11 @@ var cancelConfs = map[string]string{
   full_url http://{{ADDR}}/services/collector
   hec_token tok
   read_timeout 600`,
+	"datadog": `
+  api_key k
+  host {{HOST}}
+  port {{PORT}}
+  use_ssl false`,
 	"loki": `
   url http://{{ADDR}}`,
 	"http": `

@@ -35,6 +35,7 @@ type ClientConfig struct {
 	TLSTimeout     time.Duration // the TLS handshake
 	AnswerTimeout  time.Duration // from the request's end to the answer's headers
 	Gzip           bool          // compress bodies (Content-Encoding: gzip)
+	GzipLevel      int           // 1 (fastest) to 9 (smallest); 0: the library's default
 	Header         http.Header   // sent with every request
 	Basic          *[2]string    // user, password
 	BearerFile     string        // a file holding a bearer token, read before each request (rotated tokens)
@@ -167,11 +168,7 @@ func (c *Client) Do(ctx context.Context, r Request) (Answer, error) {
 			zbuf = new(bytes.Buffer)
 		}
 		zbuf.Reset()
-		zw := gzipWriters.Get().(*gzip.Writer)
-		zw.Reset(zbuf)
-		_, _ = zw.Write(payload)
-		err := zw.Close()
-		gzipWriters.Put(zw)
+		err := c.compress(zbuf, payload)
 		if err != nil {
 			return Answer{}, err
 		}
@@ -225,6 +222,22 @@ func (c *Client) Do(ctx context.Context, r Request) (Answer, error) {
 }
 
 var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
+func (c *Client) compress(dst *bytes.Buffer, payload []byte) error {
+	if c.cfg.GzipLevel != 0 {
+		zw, err := gzip.NewWriterLevel(dst, c.cfg.GzipLevel)
+		if err != nil {
+			return err
+		}
+		_, _ = zw.Write(payload)
+		return zw.Close()
+	}
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(dst)
+	_, _ = zw.Write(payload)
+	return zw.Close()
+}
 
 func (c *Client) count(status int) {
 	switch {
