@@ -8,7 +8,7 @@ import (
 	_ "github.com/sluice-log/sluice/internal/plugins/file"          // file output
 	_ "github.com/sluice-log/sluice/internal/plugins/forward"       // forward input and output
 	_ "github.com/sluice-log/sluice/internal/plugins/httpio"        // http input
-	_ "github.com/sluice-log/sluice/internal/plugins/httpout"       // http, loki, splunk_hec, datadog outputs
+	_ "github.com/sluice-log/sluice/internal/plugins/httpout"       // http, loki, splunk_hec, datadog, cloudwatch_logs
 	_ "github.com/sluice-log/sluice/internal/plugins/kafka"         // kafka2 (rdkafka2)
 	_ "github.com/sluice-log/sluice/internal/plugins/kinesis"       // kinesis_firehose, kinesis_streams
 	_ "github.com/sluice-log/sluice/internal/plugins/prometheus"    // prometheus sources

@@ -55,6 +55,13 @@ var cancelConfs = map[string]string{
   host {{HOST}}
   port {{PORT}}
   use_ssl false`,
+	"cloudwatch_logs": `
+  region us-west-2
+  endpoint http://{{ADDR}}
+  aws_key_id AKIDTEST
+  aws_sec_key secret
+  log_group_name g
+  log_stream_name s`,
 	"loki": `
   url http://{{ADDR}}`,
 	"http": `
