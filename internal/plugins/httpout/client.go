@@ -133,6 +133,36 @@ func orDefault(d, def time.Duration) time.Duration {
 // Close closes idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
+// core is what every output of the package embeds: the client's
+// configuration (set by Configure), the client (made by Init) and its
+// counters.
+type core struct {
+	clientCfg ClientConfig
+	client    *Client
+	stats     Stats
+}
+
+// startClient makes the client from clientCfg.
+func (c *core) startClient() error {
+	cl, err := NewClient(c.clientCfg, &c.stats)
+	if err != nil {
+		return err
+	}
+	c.client = cl
+	return nil
+}
+
+// Measure implements plugin.Measured.
+func (c *core) Measure(report plugin.Report) { c.stats.Measure(report) }
+
+// Close implements plugin.Closer.
+func (c *core) Close(context.Context) error {
+	if c.client != nil {
+		c.client.Close()
+	}
+	return nil
+}
+
 // Request is one call.
 type Request struct {
 	Method      string

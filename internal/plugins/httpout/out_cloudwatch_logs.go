@@ -76,16 +76,14 @@ type CloudWatchLogs struct {
 	Format                    *config.Element   `section:"format" desc:"Accepted for compatibility: the message is JSON or message_keys." ignored:"the message is the record as JSON, or message_keys"`
 	awsauth.Options
 
-	log       *slog.Logger
-	loc       *time.Location
-	group     *buffer.Template
-	stream    *buffer.Template
-	remove    [][]string
-	endpoint  string
-	region    string
-	clientCfg ClientConfig
-	client    *Client
-	stats     Stats
+	core
+	log      *slog.Logger
+	loc      *time.Location
+	group    *buffer.Template
+	stream   *buffer.Template
+	remove   [][]string
+	endpoint string
+	region   string
 
 	mu      sync.Mutex
 	tokens  map[[2]string]string // sequence tokens, for the services that still ask
@@ -198,20 +196,7 @@ func (o *CloudWatchLogs) Init(ctx context.Context) error {
 		return err
 	}
 	o.clientCfg.Signer = awsauth.NewSigner(cfg.Credentials, "logs", o.region)
-	cl, err := NewClient(o.clientCfg, &o.stats)
-	if err != nil {
-		return err
-	}
-	o.client = cl
-	return nil
-}
-
-// Close implements plugin.Closer.
-func (o *CloudWatchLogs) Close(context.Context) error {
-	if o.client != nil {
-		o.client.Close()
-	}
-	return nil
+	return o.startClient()
 }
 
 // Measure implements plugin.Measured.

@@ -58,14 +58,12 @@ type Datadog struct {
 	HTTPProxy        string `conf:"http_proxy" desc:"An HTTP proxy URL for the HTTP intake."`
 	ForceV1Routes    bool   `conf:"force_v1_routes" desc:"Send to the old /v1/input/API_KEY route instead of /api/v2/logs."`
 
-	log       *slog.Logger
-	endpoint  string
-	clientCfg ClientConfig
-	client    *Client
-	tcp       *tcpIntake
-	stats     Stats
-	split     atomic.Int64 // chunks sent in more than one request
-	tooLarge  atomic.Int64 // events over the request size limit, dropped
+	core
+	log      *slog.Logger
+	endpoint string
+	tcp      *tcpIntake
+	split    atomic.Int64 // chunks sent in more than one request
+	tooLarge atomic.Int64 // events over the request size limit, dropped
 }
 
 // The HTTP intake's documented limits.
@@ -137,19 +135,12 @@ func (d *Datadog) Init(context.Context) error {
 	if d.tcp != nil {
 		return nil
 	}
-	cl, err := NewClient(d.clientCfg, &d.stats)
-	if err != nil {
-		return err
-	}
-	d.client = cl
-	return nil
+	return d.startClient()
 }
 
 // Close implements plugin.Closer.
-func (d *Datadog) Close(context.Context) error {
-	if d.client != nil {
-		d.client.Close()
-	}
+func (d *Datadog) Close(ctx context.Context) error {
+	_ = d.core.Close(ctx)
 	if d.tcp != nil {
 		d.tcp.close()
 	}

@@ -55,6 +55,7 @@ type HTTP struct {
 	Format                  *config.Element   `section:"format" desc:"How each event is written into the body; json unless @type says otherwise."`
 	Auth                    *Auth             `section:"auth" desc:"basic authentication, or aws_sigv4 signing."`
 
+	core
 	log         *slog.Logger
 	formatter   plugin.Formatter
 	endpoint    *buffer.Template
@@ -62,9 +63,6 @@ type HTTP struct {
 	loc         *time.Location
 	retryable   map[int]bool
 	method      string
-	clientCfg   ClientConfig
-	client      *Client
-	stats       Stats
 }
 
 // Auth is out_http's <auth> section.
@@ -213,20 +211,7 @@ func (h *HTTP) Init(ctx context.Context) error {
 		}
 		h.clientCfg.Signer = awsauth.NewSigner(cfg.Credentials, a.AWSService, a.AWSRegion)
 	}
-	cl, err := NewClient(h.clientCfg, &h.stats)
-	if err != nil {
-		return err
-	}
-	h.client = cl
-	return nil
-}
-
-// Close implements plugin.Closer.
-func (h *HTTP) Close(context.Context) error {
-	if h.client != nil {
-		h.client.Close()
-	}
-	return nil
+	return h.startClient()
 }
 
 // FormatEntry implements plugin.EntryFormatter: the chunk holds the body
@@ -276,9 +261,4 @@ func (h *HTTP) Write(ctx context.Context, c *plugin.Chunk) error {
 		return nil
 	}
 	return err
-}
-
-// Measure implements plugin.Measured.
-func (h *HTTP) Measure(report plugin.Report) {
-	h.stats.Measure(report)
 }

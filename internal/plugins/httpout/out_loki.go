@@ -62,16 +62,14 @@ type Loki struct {
 	IncludeThreadLabel      bool              `conf:"include_thread_label" desc:"With several flush threads, label each stream with the thread that sends it (fluentd_thread), so that one thread's pushes stay in order."`
 	Label                   *config.Element   `section:"label" desc:"Stream labels from record fields: one line per label, the label name then a field or record accessor ($.kubernetes.pod_name); the name alone takes the field of that name. The fields are left out of the line."`
 
-	log       *slog.Logger
-	push      string
-	tenant    *buffer.Template
-	loc       *time.Location
-	labels    []lokiLabel
-	remove    [][]string // remove_keys, and the label fields
-	threads   chan int   // a slot per flush thread, for fluentd_thread
-	clientCfg ClientConfig
-	client    *Client
-	stats     Stats
+	core
+	log     *slog.Logger
+	push    string
+	tenant  *buffer.Template
+	loc     *time.Location
+	labels  []lokiLabel
+	remove  [][]string // remove_keys, and the label fields
+	threads chan int   // a slot per flush thread, for fluentd_thread
 }
 
 // lokiLabel is one <label> line: the label's name and the field it comes
@@ -195,24 +193,8 @@ func labelName(s string) string {
 
 // Init implements plugin.Initer.
 func (l *Loki) Init(context.Context) error {
-	cl, err := NewClient(l.clientCfg, &l.stats)
-	if err != nil {
-		return err
-	}
-	l.client = cl
-	return nil
+	return l.startClient()
 }
-
-// Close implements plugin.Closer.
-func (l *Loki) Close(context.Context) error {
-	if l.client != nil {
-		l.client.Close()
-	}
-	return nil
-}
-
-// Measure implements plugin.Measured.
-func (l *Loki) Measure(report plugin.Report) { l.stats.Measure(report) }
 
 // lokiStream is one label set's entries.
 type lokiStream struct {

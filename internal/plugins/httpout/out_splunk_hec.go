@@ -78,15 +78,13 @@ type SplunkHEC struct {
 	Fields                *config.Element `section:"fields" desc:"Index-time fields (metric dimensions for metrics): one line per field, its name then the record field; the name alone takes the field of that name. The fields are taken out of the event."`
 	Format                *config.Element `section:"format" desc:"How the event is written; json (without a newline) unless @type says otherwise."`
 	fieldNames, fieldFrom []string
+	core
 	log                   *slog.Logger
 	hostname              string
 	formatter             plugin.Formatter
 	api, ackURL           string
 	keyFields             map[string][]string // index, host, source, sourcetype, time, metric_name, metric_value → path
 	removeKeys            [][]string
-	clientCfg             ClientConfig
-	client                *Client
-	stats                 Stats
 	ackWaits, ackTimeouts atomic.Int64
 	replacement           []byte
 }
@@ -242,20 +240,7 @@ func newUUID() string {
 
 // Init implements plugin.Initer.
 func (s *SplunkHEC) Init(context.Context) error {
-	cl, err := NewClient(s.clientCfg, &s.stats)
-	if err != nil {
-		return err
-	}
-	s.client = cl
-	return nil
-}
-
-// Close implements plugin.Closer.
-func (s *SplunkHEC) Close(context.Context) error {
-	if s.client != nil {
-		s.client.Close()
-	}
-	return nil
+	return s.startClient()
 }
 
 // Measure implements plugin.Measured.
