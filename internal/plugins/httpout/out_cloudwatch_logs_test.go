@@ -14,16 +14,7 @@ import (
 func startCWL(t *testing.T, f *cwlFake, params string) (*engine.Engine, *httpout.CloudWatchLogs) {
 	t.Helper()
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	plugintest.Reset()
-	e := plugintest.Build(t, fmt.Sprintf("<system>\n  shutdown_timeout 0.5\n</system>\n<match app.**>\n  @type cloudwatch_logs\n  region eu-west-1\n  endpoint %s\n  aws_key_id AKIDCWL\n  aws_sec_key secret\n%s\n</match>\n", f.srv.URL, params))
-	plugintest.Start(t, e)
-	for _, p := range e.Outputs() {
-		if o, ok := p.Plugin.(*httpout.CloudWatchLogs); ok {
-			return e, o
-		}
-	}
-	t.Fatal("no cloudwatch_logs output")
-	return nil, nil
+	return startOutput[*httpout.CloudWatchLogs](t, fmt.Sprintf("  @type cloudwatch_logs\n  region eu-west-1\n  endpoint %s\n  aws_key_id AKIDCWL\n  aws_sec_key secret\n%s", f.srv.URL, params))
 }
 
 // TestCloudWatchLogsGroupsStreamsAndOrder: events go to the group in

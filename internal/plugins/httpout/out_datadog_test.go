@@ -15,16 +15,7 @@ import (
 
 func startDD(t *testing.T, params string) (*engine.Engine, *httpout.Datadog) {
 	t.Helper()
-	plugintest.Reset()
-	e := plugintest.Build(t, "<system>\n  shutdown_timeout 0.5\n</system>\n<match app.**>\n  @type datadog\n"+params+"\n</match>\n")
-	plugintest.Start(t, e)
-	for _, p := range e.Outputs() {
-		if d, ok := p.Plugin.(*httpout.Datadog); ok {
-			return e, d
-		}
-	}
-	t.Fatal("no datadog output")
-	return nil, nil
+	return startOutput[*httpout.Datadog](t, "  @type datadog\n"+params)
 }
 
 func ddParams(f *ddFake, extra string) string {

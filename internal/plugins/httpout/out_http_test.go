@@ -112,22 +112,27 @@ const fastBuffer = `
     retry_forever true
   </buffer>`
 
-func startHTTP(t *testing.T, params string) (*engine.Engine, *httpout.HTTP) {
+// startOutput runs "<match app.**>" with params (its @type first) and a
+// short shutdown_timeout (an undeliverable chunk holds the stop that
+// long), and returns the output of type T.
+func startOutput[T any](t *testing.T, params string) (*engine.Engine, T) {
 	t.Helper()
 	plugintest.Reset()
-	// An undeliverable chunk holds the stop for shutdown_timeout.
-	e := plugintest.Build(t, "<system>\n  shutdown_timeout 0.5\n</system>\n<match app.**>\n  @type http\n"+params+"\n</match>\n")
+	e := plugintest.Build(t, "<system>\n  shutdown_timeout 0.5\n</system>\n<match app.**>\n"+params+"\n</match>\n")
 	plugintest.Start(t, e)
-	var out *httpout.HTTP
 	for _, p := range e.Outputs() {
-		if h, ok := p.Plugin.(*httpout.HTTP); ok {
-			out = h
+		if out, ok := p.Plugin.(T); ok {
+			return e, out
 		}
 	}
-	if out == nil {
-		t.Fatal("no http output")
-	}
-	return e, out
+	var zero T
+	t.Fatalf("no %T output", zero)
+	return nil, zero
+}
+
+func startHTTP(t *testing.T, params string) (*engine.Engine, *httpout.HTTP) {
+	t.Helper()
+	return startOutput[*httpout.HTTP](t, "  @type http\n"+params)
 }
 
 func emit(t *testing.T, e *engine.Engine, tag string, recs ...map[string]any) {

@@ -18,16 +18,7 @@ import (
 
 func startLoki(t *testing.T, params string) (*engine.Engine, *httpout.Loki) {
 	t.Helper()
-	plugintest.Reset()
-	e := plugintest.Build(t, "<system>\n  shutdown_timeout 0.5\n</system>\n<match app.**>\n  @type loki\n"+params+"\n</match>\n")
-	plugintest.Start(t, e)
-	for _, p := range e.Outputs() {
-		if l, ok := p.Plugin.(*httpout.Loki); ok {
-			return e, l
-		}
-	}
-	t.Fatal("no loki output")
-	return nil, nil
+	return startOutput[*httpout.Loki](t, "  @type loki\n"+params)
 }
 
 // emitAt emits records at the given times (nanoseconds).

@@ -12,16 +12,7 @@ import (
 
 func startHEC(t *testing.T, f *hecFake, params string) (*engine.Engine, *httpout.SplunkHEC) {
 	t.Helper()
-	plugintest.Reset()
-	e := plugintest.Build(t, fmt.Sprintf("<system>\n  shutdown_timeout 0.5\n</system>\n<match app.**>\n  @type splunk_hec\n  full_url %s/services/collector\n%s\n</match>\n", f.srv.URL, params))
-	plugintest.Start(t, e)
-	for _, p := range e.Outputs() {
-		if s, ok := p.Plugin.(*httpout.SplunkHEC); ok {
-			return e, s
-		}
-	}
-	t.Fatal("no splunk_hec output")
-	return nil, nil
+	return startOutput[*httpout.SplunkHEC](t, fmt.Sprintf("  @type splunk_hec\n  full_url %s/services/collector\n%s", f.srv.URL, params))
 }
 
 // TestSplunkHECEventShape: each event carries host, time (Ruby's float
