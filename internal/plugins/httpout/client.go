@@ -236,7 +236,9 @@ func (c *Client) Do(ctx context.Context, r Request) (Answer, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.stats.Failed.Add(1)
-		if transport.Ambiguous(err) && ctx.Err() == nil {
+		// A write cut off by write_timeout or the shutdown deadline is
+		// retried too: counted as well.
+		if transport.Ambiguous(err) {
 			c.stats.Ambiguous.Add(int64(r.Records))
 		}
 		return Answer{}, fmt.Errorf("%s %s: %w", r.Method, redact(r.URL), err)
