@@ -227,3 +227,10 @@ func (f *cwlFake) got() []cwlGot {
 	defer f.mu.Unlock()
 	return slices.Clone(f.events)
 }
+
+// authAt returns the Authorization header of the i-th request.
+func (f *cwlFake) authAt(i int) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.auth[i]
+}

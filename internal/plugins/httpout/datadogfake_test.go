@@ -162,3 +162,10 @@ func (f *ddTCPFake) got() []string {
 	defer f.mu.Unlock()
 	return slices.Clone(f.lines)
 }
+
+// header returns the headers of the i-th request.
+func (f *ddFake) header(i int) http.Header {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.headers[i]
+}

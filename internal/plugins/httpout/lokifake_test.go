@@ -292,3 +292,10 @@ func (r *fakeRequest) basic() (string, string, bool) {
 	req := &http.Request{Header: r.h}
 	return req.BasicAuth()
 }
+
+// header returns the headers of the i-th request.
+func (f *lokiFake) header(i int) http.Header {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.headers[i]
+}

@@ -46,8 +46,8 @@ func TestCloudWatchLogsGroupsStreamsAndOrder(t *testing.T) {
 	if web == nil || web.retention != 14 || web.tags["team"] != "web" || web.streams["app.svc"] == nil {
 		t.Errorf("group %+v", web)
 	}
-	if !strings.Contains(cwl.auth[0], "Credential=AKIDCWL/") || !strings.Contains(cwl.auth[0], "/eu-west-1/logs/aws4_request") {
-		t.Errorf("Authorization %q", cwl.auth[0])
+	if !strings.Contains(cwl.authAt(0), "Credential=AKIDCWL/") || !strings.Contains(cwl.authAt(0), "/eu-west-1/logs/aws4_request") {
+		t.Errorf("Authorization %q", cwl.authAt(0))
 	}
 }
 

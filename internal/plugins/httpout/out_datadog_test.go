@@ -48,8 +48,8 @@ func TestDatadogEnrichedEvents(t *testing.T) {
 		ev["ddtags"] != "env:prod,team:web,image_name:nginx:1.27,container_name:nginx,kube_namespace:web,pod_name:p-1,container_id:abc123" {
 		t.Errorf("event %v", ev)
 	}
-	if dd.headers[0].Get("Content-Encoding") != "gzip" || dd.headers[0].Get("DD-API-KEY") != "dd-key" {
-		t.Errorf("headers %v", dd.headers[0])
+	if dd.header(0).Get("Content-Encoding") != "gzip" || dd.header(0).Get("DD-API-KEY") != "dd-key" {
+		t.Errorf("headers %v", dd.header(0))
 	}
 }
 

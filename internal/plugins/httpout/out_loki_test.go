@@ -90,7 +90,7 @@ func TestLokiStreamsLabelsAndLines(t *testing.T) {
 	if got[2].labels["pod"] != "p-2" || got[2].line != `log="other pod"` {
 		t.Errorf("p-2's entry: %+v", got[2])
 	}
-	user, pass, ok := basicAuth(loki.headers[0])
+	user, pass, ok := basicAuth(loki.header(0))
 	if !ok || user != "loki-user" || pass != "loki-pass" {
 		t.Errorf("basic auth %q %q", user, pass)
 	}
@@ -122,7 +122,7 @@ func TestLokiProtobufSnappy(t *testing.T) {
 	if got[0].ts != at[1] || got[0].labels["pod"] != "p-1" || got[0].line != `{"kubernetes":{"labels":{"app.kubernetes.io/name":"shop"},"namespace_name":"web"},"log":"first has = and \"quotes\"","stream":"stdout"}` {
 		t.Errorf("first entry %+v", got[0])
 	}
-	if ct := loki.headers[0].Get("Content-Type"); ct != "application/x-protobuf" {
+	if ct := loki.header(0).Get("Content-Type"); ct != "application/x-protobuf" {
 		t.Errorf("Content-Type %q", ct)
 	}
 }
@@ -140,7 +140,7 @@ func TestLokiGzipDropSingleKey(t *testing.T) {
 	if got := loki.got()[0]; got.line != "just this" || len(got.labels) != 0 {
 		t.Errorf("entry %+v", got)
 	}
-	if loki.headers[0].Get("Content-Encoding") != "gzip" {
+	if loki.header(0).Get("Content-Encoding") != "gzip" {
 		t.Error("the body was not gzipped")
 	}
 }

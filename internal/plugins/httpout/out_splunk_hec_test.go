@@ -2,6 +2,7 @@ package httpout_test
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func TestSplunkHECEventShape(t *testing.T) {
 	if rec["log"] != "hello" || rec["cluster"] != nil || rec["pod"] != nil || len(rec) != 2 {
 		t.Errorf("event record %v (the <fields> must be taken out)", rec)
 	}
-	h := hec.headers[0]
+	h := hec.header(0)
 	if h.Get("__splunk_app_name") != "hec_plugin_gem" || h.Get("Content-Type") != "application/json" {
 		t.Errorf("headers %v", h)
 	}
@@ -71,7 +72,7 @@ func TestSplunkHECKeysGzip(t *testing.T) {
 		rec["meta"].(map[string]any)["index"] != nil || rec["meta"].(map[string]any)["team"] != "x" {
 		t.Errorf("event %v, record %v", ev, rec)
 	}
-	if hec.headers[0].Get("Content-Encoding") != "gzip" {
+	if hec.header(0).Get("Content-Encoding") != "gzip" {
 		t.Error("not gzipped")
 	}
 }
@@ -125,14 +126,14 @@ func TestSplunkHECWrongToken(t *testing.T) {
 func TestSplunkHECIndexerAck(t *testing.T) {
 	hec := newHECFake(t, "tok")
 	hec.ack = true
-	var asked int
-	hec.acknowledge = func(int) bool { asked++; return asked >= 3 } // the third query sees it
+	var asked atomic.Int64
+	hec.acknowledge = func(int) bool { return asked.Add(1) >= 3 } // the third query sees it
 	e, out := startHEC(t, hec, "  hec_token tok\n  use_ack true\n  ack_query_interval 0.02"+fastBuffer)
 	emitAt(t, e, "app.ack", []int64{time.Now().UnixNano()}, map[string]any{"n": 1})
-	plugintest.WaitFor(t, "the acknowledgement", func() bool { return metrics(out)["splunk_ack_waits_total"] == 1 && asked >= 3 })
+	plugintest.WaitFor(t, "the acknowledgement", func() bool { return metrics(out)["splunk_ack_waits_total"] == 1 && asked.Load() >= 3 })
 	time.Sleep(100 * time.Millisecond)
-	if hec.postCount() != 1 || hec.headers[0].Get("X-Splunk-Request-Channel") == "" {
-		t.Errorf("%d posts, channel %q", hec.postCount(), hec.headers[0].Get("X-Splunk-Request-Channel"))
+	if hec.postCount() != 1 || hec.header(0).Get("X-Splunk-Request-Channel") == "" {
+		t.Errorf("%d posts, channel %q", hec.postCount(), hec.header(0).Get("X-Splunk-Request-Channel"))
 	}
 
 	never := newHECFake(t, "tok")

@@ -190,3 +190,10 @@ func eventRecord(ev map[string]any) map[string]any {
 	_ = json.NewDecoder(bytes.NewReader([]byte(s))).Decode(&m)
 	return m
 }
+
+// header returns the headers of the i-th request.
+func (f *hecFake) header(i int) http.Header {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.headers[i]
+}

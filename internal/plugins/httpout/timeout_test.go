@@ -42,7 +42,7 @@ func TestTimeoutsRetriedOnceEach(t *testing.T) {
   <buffer>
     flush_interval 0.05
     flush_thread_interval 0.01
-    write_timeout 0.4
+    write_timeout 1
     retry_wait 0.05
     retry_max_interval 0.2
     retry_forever true
