@@ -2,6 +2,7 @@ package httpout_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -227,5 +228,23 @@ func TestLokiThreadLabel(t *testing.T) {
 	plugintest.WaitFor(t, "an entry", func() bool { return len(plain.got()) == 1 })
 	if _, ok := plain.got()[0].labels["fluentd_thread"]; ok {
 		t.Error("fluentd_thread with include_thread_label false")
+	}
+}
+
+// TestLokiTooManyLabelsNotRetried: Loki refuses a stream with more than
+// 15 label names (400); the chunk is not sent again.
+func TestLokiTooManyLabelsNotRetried(t *testing.T) {
+	loki := newLokiFake(t)
+	extra := map[string]string{}
+	for i := range 16 {
+		extra[fmt.Sprintf("l%02d", i)] = "v"
+	}
+	labels, _ := json.Marshal(extra)
+	e, out := startLoki(t, "  url "+loki.srv.URL+"\n  extra_labels "+string(labels)+lokiBuffer)
+	emitAt(t, e, "app.labels", []int64{time.Now().UnixNano()}, map[string]any{"n": 1})
+	plugintest.WaitFor(t, "the refusal", func() bool { return metrics(out)["http_responses_4xx_total"] == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if loki.pushCount() != 1 || len(loki.got()) != 0 {
+		t.Errorf("%d pushes, %d entries", loki.pushCount(), len(loki.got()))
 	}
 }

@@ -178,3 +178,22 @@ func TestSplunkHECMetrics(t *testing.T) {
 		t.Errorf("fields %v", f)
 	}
 }
+
+// TestSplunkHECTooLarge: a body over the HEC's max_content_length is
+// answered 413, a 4xx the plugin consumes: counted, not resent.
+func TestSplunkHECTooLarge(t *testing.T) {
+	hec := newHECFake(t, "tok")
+	hec.maxContent = 10_000
+	e, out := startHEC(t, hec, "  hec_token tok"+fastBuffer)
+	var at []int64
+	var recs []map[string]any
+	for i := range 100 {
+		at = append(at, time.Now().UnixNano())
+		recs = append(recs, map[string]any{"n": i, "pad": "0123456789abcdef0123456789abcdef"})
+	}
+	emitAt(t, e, "app.big", at, recs...)
+	plugintest.WaitFor(t, "the drop", func() bool { return metrics(out)["dropped_records_total"] == 100 })
+	if hec.postCount() != 1 || len(hec.got()) != 0 {
+		t.Errorf("%d posts, %d events", hec.postCount(), len(hec.got()))
+	}
+}
