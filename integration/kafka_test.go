@@ -44,18 +44,32 @@ func startKfake(t *testing.T, topics string, ports ...int) []string {
 	if kfakeErr != nil {
 		t.Fatal(kfakeErr)
 	}
-	cmd := exec.Command(kfakeBin, "-ports", portList, "-topics", topics)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "brokers ") {
-		t.Fatalf("sluice-kfake: %q, %v", line, err)
+	// Fixed ports were chosen free earlier, but a connection's ephemeral
+	// source port (Sluice dialling the brokers that are not up yet, say)
+	// can hold one for a moment: the start is tried again, for a while.
+	var line string
+	for attempt := 0; ; attempt++ {
+		cmd := exec.Command(kfakeBin, "-ports", portList, "-topics", topics)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err = bufio.NewReader(stdout).ReadString('\n')
+		if err == nil && strings.HasPrefix(line, "brokers ") {
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			break
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if attempt == 50 || !strings.Contains(stderr.String(), "address already in use") {
+			t.Fatalf("sluice-kfake: %q, %v\n%s", line, err, stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	return strings.Split(strings.TrimSpace(strings.TrimPrefix(line, "brokers ")), ",")
 }

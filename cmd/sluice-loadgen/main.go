@@ -6,6 +6,7 @@
 //	sluice-loadgen sink -listen 127.0.0.1:24225      a decoding Go receiver to compare against
 //	sluice-loadgen bulk-sink -listen 127.0.0.1:9200  an Elasticsearch _bulk receiver that counts documents
 //	sluice-loadgen firehose-sink -listen 127.0.0.1:4573  a Firehose stand-in that counts records
+//	sluice-loadgen api-sink -listen 127.0.0.1:8080  Loki, HEC, Datadog, CloudWatch Logs and out_http stand-ins that count events
 //	sluice-loadgen count -glob 'out/*/*.log' -run R -conns 4 -events N -tracer-every K
 package main
 
@@ -24,7 +25,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: sluice-loadgen send|sink|bulk-sink|firehose-sink|count [flags]")
+		fmt.Fprintln(os.Stderr, "usage: sluice-loadgen send|sink|bulk-sink|firehose-sink|api-sink|count [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -37,6 +38,8 @@ func main() {
 		err = bulkSink(os.Args[2:])
 	case "firehose-sink":
 		err = firehoseSink(os.Args[2:])
+	case "api-sink":
+		err = apiSink(os.Args[2:])
 	case "count":
 		err = count(os.Args[2:])
 	default:
@@ -151,6 +154,20 @@ func firehoseSink(args []string) error {
 	return serveSink("Firehose stand-in", s.Addr(), s, s.Records.Load, func() string {
 		n := s.Records.Load()
 		line := fmt.Sprintf("records=%d calls=%d rate=%d/s", n, s.Calls.Load(), n-last)
+		last = n
+		return line
+	})
+}
+
+func apiSink(args []string) error {
+	s, err := loadgen.ListenAPI(listenFlag("api-sink", "127.0.0.1:8080", args))
+	if err != nil {
+		return err
+	}
+	last := int64(0)
+	return serveSink("HTTP API stand-in", s.Addr(), s, s.Events.Load, func() string {
+		n := s.Events.Load()
+		line := fmt.Sprintf("records=%d requests=%d bytes=%d rate=%d/s", n, s.Requests.Load(), s.Bytes.Load(), n-last)
 		last = n
 		return line
 	})
