@@ -13,8 +13,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
+
+	"github.com/sluice-log/sluice/internal/transport"
 )
 
 // Options are the credential settings of a plugin. Embed it in a plugin
@@ -224,19 +224,14 @@ func (h HTTP) client() (*awshttp.BuildableClient, error) {
 		}
 	}
 	if h.CADir != "" {
-		entries, err := os.ReadDir(h.CADir)
+		files, err := transport.PEMFiles(h.CADir)
 		if err != nil {
 			return nil, fmt.Errorf("CA directory: %w", err)
 		}
-		for _, e := range entries {
-			if e.Type().IsRegular() && (strings.HasSuffix(e.Name(), ".pem") || strings.HasSuffix(e.Name(), ".crt")) {
-				if err := addPEM(filepath.Join(h.CADir, e.Name())); err != nil {
-					return nil, fmt.Errorf("CA directory: %w", err)
-				}
+		for _, f := range files {
+			if err := addPEM(f); err != nil {
+				return nil, fmt.Errorf("CA directory: %w", err)
 			}
-		}
-		if roots == nil {
-			return nil, fmt.Errorf("CA directory %s holds no .pem or .crt file", h.CADir)
 		}
 	}
 	if roots != nil || !h.VerifyPeer {

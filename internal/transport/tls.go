@@ -16,6 +16,8 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sluice-log/sluice/internal/config"
@@ -242,6 +244,25 @@ func verifyChainOnly(roots *x509.CertPool) func(tls.ConnectionState) error {
 		_, err := cs.PeerCertificates[0].Verify(opts)
 		return err
 	}
+}
+
+// PEMFiles lists the certificate files (.pem, .crt) of a CA directory, as
+// OpenSSL's CApath and Ruby's ca_path take them.
+func PEMFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		if name := e.Name(); e.Type().IsRegular() && (strings.HasSuffix(name, ".pem") || strings.HasSuffix(name, ".crt")) {
+			out = append(out, filepath.Join(dir, name))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no .pem or .crt file", dir)
+	}
+	return out, nil
 }
 
 // LoadPool reads PEM CA certificates; what names the parameter in errors.

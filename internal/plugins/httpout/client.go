@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/klauspost/compress/gzip"
 
@@ -374,6 +375,16 @@ func TLSVersion(v string) string {
 		return "TLSv1_3"
 	}
 	return "TLSv1_2"
+}
+
+// validUTF8 returns b, or a copy with each run of bytes that are not
+// UTF-8 replaced by repl: the APIs take UTF-8 only. Valid text, nearly all
+// of it, is not copied.
+func validUTF8(b []byte, repl string) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	return []byte(strings.ToValidUTF8(string(b), repl))
 }
 
 // readToken reads a bearer token file (Kubernetes service account tokens

@@ -359,7 +359,7 @@ func (o *CloudWatchLogs) message(rec event.Record) ([]byte, error) {
 	if o.MaxMessageLength > 0 && len(msg) > o.MaxMessageLength {
 		msg = msg[:o.MaxMessageLength]
 	}
-	return []byte(strings.ToValidUTF8(string(msg), "\uFFFD")), nil
+	return validUTF8(msg, "\uFFFD"), nil
 }
 
 // batches splits a stream's sorted events at the API's limits. An event

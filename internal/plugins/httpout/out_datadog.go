@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -109,7 +110,7 @@ func (d *Datadog) Configure(c *plugin.Context) error {
 	if d.UseSSL {
 		port, scheme = d.SSLPort, "https"
 	}
-	addr := hostPort(d.Host, port)
+	addr := net.JoinHostPort(d.Host, strconv.Itoa(port))
 	if !d.UseHTTP {
 		d.tcp = &tcpIntake{addr: addr, tls: d.UseSSL, insecure: d.NoSSLValidation, host: d.Host}
 		return nil

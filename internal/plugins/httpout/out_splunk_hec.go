@@ -6,15 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tinylib/msgp/msgp"
 
@@ -86,7 +84,6 @@ type SplunkHEC struct {
 	keyFields             map[string][]string // index, host, source, sourcetype, time, metric_name, metric_value → path
 	removeKeys            [][]string
 	ackWaits, ackTimeouts atomic.Int64
-	replacement           []byte
 }
 
 func init() {
@@ -114,13 +111,12 @@ var (
 func (s *SplunkHEC) Configure(c *plugin.Context) error {
 	s.log = c.Logger
 	s.hostname = c.Hostname
-	s.replacement = []byte(s.NonUTF8Replacement)
 	api := s.FullURL
 	if api == "" {
 		if s.HECHost == "" {
 			return fmt.Errorf("hec_host (or full_url) is required")
 		}
-		api = s.Protocol + "://" + hostPort(s.HECHost, s.HECPort) + "/services/collector"
+		api = s.Protocol + "://" + net.JoinHostPort(s.HECHost, strconv.Itoa(s.HECPort)) + "/services/collector"
 	}
 	u, err := url.Parse(api)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -195,38 +191,13 @@ func (s *SplunkHEC) Configure(c *plugin.Context) error {
 		s.clientCfg.TLS.CAPaths = append(s.clientCfg.TLS.CAPaths, s.CAFile)
 	}
 	if s.CAPath != "" {
-		paths, err := pemFiles(s.CAPath)
+		paths, err := transport.PEMFiles(s.CAPath)
 		if err != nil {
 			return fmt.Errorf("ca_path: %w", err)
 		}
 		s.clientCfg.TLS.CAPaths = append(s.clientCfg.TLS.CAPaths, paths...)
 	}
 	return nil
-}
-
-func hostPort(host string, port int) string {
-	if strings.Contains(host, ":") && !strings.HasPrefix(host, "[") {
-		host = "[" + host + "]"
-	}
-	return host + ":" + strconv.Itoa(port)
-}
-
-// pemFiles lists the PEM files (.pem, .crt) of a CA directory.
-func pemFiles(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, e := range entries {
-		if name := e.Name(); !e.IsDir() && (strings.HasSuffix(name, ".pem") || strings.HasSuffix(name, ".crt")) {
-			out = append(out, filepath.Join(dir, name))
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("no .pem or .crt file in %s", dir)
-	}
-	return out, nil
 }
 
 // newUUID is a random (version 4) UUID.
@@ -448,10 +419,10 @@ func rubyFloat(t event.Time) string {
 // utf8 replaces invalid bytes with non_utf8_replacement_string when
 // coerce_to_utf8 is on.
 func (s *SplunkHEC) utf8(b []byte) []byte {
-	if !s.CoerceToUTF8 || utf8.Valid(b) {
+	if !s.CoerceToUTF8 {
 		return b
 	}
-	return []byte(strings.ToValidUTF8(string(b), string(s.replacement)))
+	return validUTF8(b, s.NonUTF8Replacement)
 }
 
 // Write implements plugin.BufferedOutput.
