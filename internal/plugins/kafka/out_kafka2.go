@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tinylib/msgp/msgp"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -60,8 +59,9 @@ type Output struct {
 	topicChunk int // topic_key's index among the chunk keys, or -1
 	headers    []kgo.RecordHeader
 	fromRecord []recordHeader
-	skip       map[string]bool // fields left out of the message
+	skip       [][]string // top-level fields left out of the message
 	opts       []kgo.Opt
+	giveUp     time.Duration // how long one Write waits for its messages
 	client     *kgo.Client
 	errorOut   plugin.Emitter
 	log        *slog.Logger
@@ -141,18 +141,14 @@ func (o *Output) Configure(c *plugin.Context) error {
 	if o.DefaultTopic == "" && o.Topic == "" && o.topicChunk >= 0 && !c.ChunkKeys.Tag {
 		o.log.Warn("records without a topic field have no topic: their chunks go to <secondary> or the backup directory; set default_topic or chunk by tag too (<buffer topic,tag>)", "output", o.id)
 	}
-	o.skip = map[string]bool{}
-	if o.ExcludeTopicKey {
-		o.skip[o.TopicKey] = true
-	}
-	if o.ExcludePartitionKey {
-		o.skip[o.PartitionKeyKey] = true
-	}
-	if o.ExcludePartition {
-		o.skip[o.PartitionKey] = true
-	}
-	if o.ExcludeMessageKey {
-		o.skip[o.MessageKeyKey] = true
+	o.skip = nil
+	for _, f := range []struct {
+		exclude bool
+		key     string
+	}{{o.ExcludeTopicKey, o.TopicKey}, {o.ExcludePartitionKey, o.PartitionKeyKey}, {o.ExcludePartition, o.PartitionKey}, {o.ExcludeMessageKey, o.MessageKeyKey}} {
+		if f.exclude {
+			o.skip = append(o.skip, []string{f.key})
+		}
 	}
 	for k, v := range o.Headers {
 		o.headers = append(o.headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
@@ -211,8 +207,11 @@ func (o *Output) Configure(c *plugin.Context) error {
 	// A write gives up on a message after about the time ruby-kafka's
 	// retries take (each try up to ack_timeout, a second's backoff between
 	// them), also when no broker answers at all, so that the buffer's own
-	// retries and backoff take over.
-	opts = append(opts, kgo.RecordDeliveryTimeout(time.Duration(o.MaxSendRetries+1)*(ack+time.Second)))
+	// retries and backoff take over. Not with kgo.RecordDeliveryTimeout:
+	// franz-go measures that from the record's timestamp, which
+	// use_event_time sets to the event's time, so that every event older
+	// than the timeout would fail at once, forever.
+	o.giveUp = time.Duration(o.MaxSendRetries+1) * (ack + time.Second)
 	switch o.PartitionerHashFunction {
 	case "crc32", "murmur2":
 	default:
@@ -313,7 +312,11 @@ func (o *Output) Write(ctx context.Context, ch *plugin.Chunk) error {
 	if err := r.Err(); err != nil {
 		return err
 	}
-	w.produce(ctx, pending)
+	// franz-go fails a message whose context is done as it would one timed
+	// out: at a point where no copy can still land.
+	sendCtx, cancel := context.WithTimeout(ctx, o.giveUp)
+	defer cancel()
+	w.produce(sendCtx, pending)
 	if len(w.redirect) > 0 {
 		// use_default_for_unknown_topic: once more, to default_topic. The
 		// chunk's messages share one topic, so one line says it.
@@ -323,7 +326,7 @@ func (o *Output) Write(ctx context.Context, ch *plugin.Chunk) error {
 		}
 		again := w.redirect
 		w.redirect = nil
-		w.produce(ctx, again)
+		w.produce(sendCtx, again)
 	}
 	if len(w.tooLarge) > 1 {
 		// A broker refuses a whole batch over its message.max.bytes: each
@@ -332,7 +335,7 @@ func (o *Output) Write(ctx context.Context, ch *plugin.Chunk) error {
 		again := w.tooLarge
 		w.tooLarge, w.alone = nil, true
 		for _, rec := range again {
-			w.produce(ctx, []*kgo.Record{rec})
+			w.produce(sendCtx, []*kgo.Record{rec})
 		}
 	}
 	for _, rec := range w.tooLarge {
@@ -498,7 +501,11 @@ func (o *Output) record(ctx context.Context, tag, topic string, e *event.Entry, 
 	}
 	record := e.Record
 	if len(o.skip) > 0 {
-		record = without(record, o.skip)
+		kept, err := event.AppendWithout(nil, record, o.skip)
+		if err != nil {
+			return nil, err
+		}
+		record = kept
 	}
 	start := len(*arena)
 	out, err := o.f.Format(*arena, tag, e.Time, record)
@@ -513,26 +520,6 @@ func (o *Output) record(ctx context.Context, tag, topic string, e *event.Entry, 
 	*arena = out
 	rec.Value = out[start:len(out):len(out)]
 	return rec, nil
-}
-
-// without is record less the fields in skip.
-func without(r event.Record, skip map[string]bool) event.Record {
-	kept := 0
-	_ = r.Each(func(k []byte, _ event.Value) bool {
-		if !skip[string(k)] {
-			kept++
-		}
-		return true
-	})
-	out := msgp.AppendMapHeader(make([]byte, 0, len(r)), uint32(kept))
-	_ = r.Each(func(k []byte, v event.Value) bool {
-		if !skip[string(k)] {
-			out = msgp.AppendStringFromBytes(out, k)
-			out = append(out, v...)
-		}
-		return true
-	})
-	return event.Record(out)
 }
 
 func zone(loc *time.Location) *time.Location {

@@ -144,7 +144,10 @@ func TestMessagesLandWhereThePluginPutsThem(t *testing.T) {
 			_, emit := start(t, conf(strings.Join(brokers, ","), extra, "topic,tag"))
 			const n = 60
 			var b event.Builder
-			at := time.Date(2026, 12, 4, 10, 0, 0, 123456000, time.UTC)
+			// Events from long ago, as a backlog or a buffer that waited
+			// out an outage holds: use_event_time puts their time on the
+			// message, and they are delivered all the same.
+			at := time.Date(2024, 2, 29, 10, 0, 0, 123456000, time.UTC)
 			for i := 0; i < n; i++ {
 				r := map[string]any{"id": i, "trace": map[string]any{"id": "t" + strconv.Itoa(i)}}
 				switch i % 3 {
