@@ -47,6 +47,7 @@ type lokiFake struct {
 	entries []lokiEntry
 	last    map[string]int64 // the newest timestamp per stream
 	headers []http.Header
+	sets    [][]string // each push's streams, as canonical label sets
 }
 
 type lokiEntry struct {
@@ -92,6 +93,11 @@ func (f *lokiFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var problems []string
 	oldest := time.Now().Add(-7 * 24 * time.Hour).UnixNano()
+	var sets []string
+	for _, s := range streams {
+		sets = append(sets, canonical(s.labels))
+	}
+	f.sets = append(f.sets, sets)
 	for _, s := range streams {
 		key := canonical(s.labels)
 		if len(s.labels) > 15 {
@@ -278,6 +284,13 @@ func (f *lokiFake) got() []lokiEntry {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.entries)
+}
+
+// streamSets returns each push's streams' label sets.
+func (f *lokiFake) streamSets() [][]string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.sets)
 }
 
 func (f *lokiFake) pushCount() int {

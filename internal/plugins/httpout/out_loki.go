@@ -200,6 +200,7 @@ func (l *Loki) Init(context.Context) error {
 type lokiStream struct {
 	labels  []string // name, value, ... sorted by name
 	key     string   // labels joined, to group by
+	index   int      // among the chunk's streams
 	entries []lokiEntry
 }
 
@@ -250,40 +251,77 @@ func (l *Loki) Write(ctx context.Context, c *plugin.Chunk) error {
 func retryLoki(status int) bool { return status == http.StatusTooManyRequests || status >= 500 }
 
 // streams groups the chunk's events by label set, in the order the sets
-// first appear, each stream's entries sorted by time.
+// first appear, each stream's entries sorted by time. The label values'
+// bytes, as the record holds them, find an event's stream without building
+// its labels: those are built once per distinct set of values.
 func (l *Loki) streams(c *plugin.Chunk, thread int) ([]*lokiStream, error) {
-	byKey := map[string]*lokiStream{}
+	bySet := map[string]*lokiStream{}    // by the sorted labels, joined
+	byValues := map[string]*lokiStream{} // by labelValues
 	var order []*lokiStream
+	var values, scratch, text []byte
+	lines := make([]byte, 0, len(c.Data)) // rendered lines take about what the records did
+	type span struct{ start, end int }
+	var spans [][]span // per stream in order, where its entries' lines are
 	r := c.Entries()
-	var scratch []byte
 	for r.Next() {
 		e := r.Entry()
-		labels := l.labelsOf(e.Record, thread)
-		key := strings.Join(labels, "\x00")
-		s := byKey[key]
+		values = l.labelValues(values[:0], e.Record)
+		s := byValues[string(values)]
 		if s == nil {
-			s = &lokiStream{labels: labels, key: key}
-			byKey[key] = s
-			order = append(order, s)
+			labels := l.labelsOf(e.Record, thread)
+			key := strings.Join(labels, "\x00")
+			if s = bySet[key]; s == nil {
+				s = &lokiStream{labels: labels, key: key, index: len(order)}
+				bySet[key] = s
+				order = append(order, s)
+				spans = append(spans, nil)
+			}
+			byValues[string(values)] = s
 		}
 		var err error
 		scratch, err = event.AppendWithout(scratch[:0], e.Record, l.remove)
 		if err != nil {
 			return nil, fmt.Errorf("record: %w", err)
 		}
-		line, err := l.line(event.Record(scratch))
-		if err != nil {
+		start := len(lines)
+		if lines, text, err = l.line(lines, text, event.Record(scratch)); err != nil {
 			return nil, err
 		}
-		s.entries = append(s.entries, lokiEntry{ts: int64(e.Time), line: line})
+		s.entries = append(s.entries, lokiEntry{ts: int64(e.Time)})
+		spans[s.index] = append(spans[s.index], span{start, len(lines)})
 	}
 	if err := r.Err(); err != nil {
 		return nil, err
 	}
 	for _, s := range order {
+		// The lines' arena is final now: the entries can point into it.
+		for i, sp := range spans[s.index] {
+			s.entries[i].line = lines[sp.start:sp.end:sp.end]
+		}
 		slices.SortStableFunc(s.entries, func(a, b lokiEntry) int { return cmp.Compare(a.ts, b.ts) })
 	}
 	return order, nil
+}
+
+// labelValues appends what decides an event's labels as the record holds
+// it: each label field's string value (or its absence) and, with
+// extract_kubernetes_labels, kubernetes.labels. Two events with the same
+// bytes here have the same labels.
+func (l *Loki) labelValues(dst []byte, rec event.Record) []byte {
+	for _, lb := range l.labels {
+		if v, ok := rec.Lookup(lb.path); ok && msgp.NextType(v) == msgp.StrType {
+			dst = append(dst, 1)
+			dst = append(dst, v...) // a msgpack string carries its length
+		} else {
+			dst = append(dst, 0)
+		}
+	}
+	if l.ExtractKubernetesLabels {
+		if v, ok := rec.Lookup([]string{"kubernetes", "labels"}); ok && msgp.NextType(v) == msgp.MapType {
+			dst = append(dst, v...) // one msgpack value: its own extent
+		}
+	}
+	return dst
 }
 
 // labelsOf returns an event's labels, sorted by name: the record's, then
@@ -321,43 +359,44 @@ func (l *Loki) labelsOf(rec event.Record, thread int) []string {
 	return out
 }
 
-// line renders what is left of the record as the log line.
-func (l *Loki) line(rec event.Record) ([]byte, error) {
+// line appends what is left of the record, as the log line, to dst; text
+// is scratch space, returned for the next line.
+func (l *Loki) line(dst, text []byte, rec event.Record) ([]byte, []byte, error) {
 	if l.DropSingleKey && rec.Len() == 1 {
-		var line []byte
 		_ = rec.Each(func(_ []byte, v event.Value) bool {
-			line = v.AppendText(nil)
+			dst = v.AppendText(dst)
 			return false
 		})
-		return line, nil
+		return dst, text, nil
 	}
 	if l.LineFormat == "json" {
-		return rec.AppendJSON(nil)
+		dst, err := rec.AppendJSON(dst)
+		return dst, text, err
 	}
-	var line []byte
+	start := len(dst)
 	var err error
 	_ = rec.Each(func(k []byte, v event.Value) bool {
-		if len(line) > 0 {
-			line = append(line, ' ')
+		if len(dst) > start {
+			dst = append(dst, ' ')
 		}
-		line = append(line, k...)
-		line = append(line, '=')
-		var text []byte
+		dst = append(dst, k...)
+		dst = append(dst, '=')
+		text = text[:0]
 		switch msgp.NextType(v) {
 		case msgp.MapType, msgp.ArrayType:
 			// Ruby prints its own inspect form here; JSON is the nearest
 			// that other tools read.
-			if text, err = v.AppendJSON(nil); err != nil {
+			if text, err = v.AppendJSON(text); err != nil {
 				return false
 			}
 		case msgp.NilType:
 		default:
-			text = v.AppendText(nil)
+			text = v.AppendText(text)
 		}
-		line = appendKeyValue(line, text)
+		dst = appendKeyValue(dst, text)
 		return true
 	})
-	return line, err
+	return dst, text, err
 }
 
 // appendKeyValue writes a key_value value: backslashes and quotes escaped,
@@ -382,7 +421,15 @@ func appendKeyValue(dst, v []byte) []byte {
 // pushJSON is the JSON push body:
 // {"streams":[{"stream":{labels},"values":[["<ns>","<line>"],...]},...]}.
 func pushJSON(streams []*lokiStream) []byte {
-	b := append([]byte(nil), `{"streams":[`...)
+	size := 16
+	for _, s := range streams {
+		size += 32 + len(s.key)
+		for _, e := range s.entries {
+			size += len(e.line) + 26 // the time, quotes and brackets
+		}
+	}
+	b := make([]byte, 0, size+size/16) // and some escaping
+	b = append(b, `{"streams":[`...)
 	for i, s := range streams {
 		if i > 0 {
 			b = append(b, ',')
@@ -416,27 +463,51 @@ func pushJSON(streams []*lokiStream) []byte {
 // {labels (1) string, entries (2) of EntryAdapter {timestamp (1)
 // google.protobuf.Timestamp {seconds (1), nanos (2)}, line (2)}}. The
 // labels are a label selector: {name="value", ...}.
+// Lengths come first in protobuf, so each message's size is worked out
+// before it is written: the body is written once, into one allocation.
 func pushProtobuf(streams []*lokiStream) []byte {
-	var out, stream, entry, ts []byte
-	for _, s := range streams {
-		stream = protowire.AppendTag(stream[:0], 1, protowire.BytesType)
-		stream = protowire.AppendString(stream, selector(s.labels))
-		for _, e := range s.entries {
-			ts = protowire.AppendTag(ts[:0], 1, protowire.VarintType)
-			ts = protowire.AppendVarint(ts, uint64(e.ts/1e9))
-			if nanos := e.ts % 1e9; nanos != 0 {
-				ts = protowire.AppendTag(ts, 2, protowire.VarintType)
-				ts = protowire.AppendVarint(ts, uint64(nanos))
-			}
-			entry = protowire.AppendTag(entry[:0], 1, protowire.BytesType)
-			entry = protowire.AppendBytes(entry, ts)
-			entry = protowire.AppendTag(entry, 2, protowire.BytesType)
-			entry = protowire.AppendBytes(entry, e.line)
-			stream = protowire.AppendTag(stream, 2, protowire.BytesType)
-			stream = protowire.AppendBytes(stream, entry)
+	tsSize := func(e lokiEntry) int {
+		n := protowire.SizeTag(1) + protowire.SizeVarint(uint64(e.ts/1e9))
+		if nanos := e.ts % 1e9; nanos != 0 {
+			n += protowire.SizeTag(2) + protowire.SizeVarint(uint64(nanos))
 		}
+		return n
+	}
+	entrySize := func(e lokiEntry) int {
+		return protowire.SizeTag(1) + protowire.SizeBytes(tsSize(e)) + protowire.SizeTag(2) + protowire.SizeBytes(len(e.line))
+	}
+	selectors := make([]string, len(streams))
+	sizes := make([]int, len(streams))
+	total := 0
+	for i, s := range streams {
+		selectors[i] = selector(s.labels)
+		n := protowire.SizeTag(1) + protowire.SizeBytes(len(selectors[i]))
+		for _, e := range s.entries {
+			n += protowire.SizeTag(2) + protowire.SizeBytes(entrySize(e))
+		}
+		sizes[i] = n
+		total += protowire.SizeTag(1) + protowire.SizeBytes(n)
+	}
+	out := make([]byte, 0, total)
+	for i, s := range streams {
 		out = protowire.AppendTag(out, 1, protowire.BytesType)
-		out = protowire.AppendBytes(out, stream)
+		out = protowire.AppendVarint(out, uint64(sizes[i]))
+		out = protowire.AppendTag(out, 1, protowire.BytesType)
+		out = protowire.AppendString(out, selectors[i])
+		for _, e := range s.entries {
+			out = protowire.AppendTag(out, 2, protowire.BytesType)
+			out = protowire.AppendVarint(out, uint64(entrySize(e)))
+			out = protowire.AppendTag(out, 1, protowire.BytesType)
+			out = protowire.AppendVarint(out, uint64(tsSize(e)))
+			out = protowire.AppendTag(out, 1, protowire.VarintType)
+			out = protowire.AppendVarint(out, uint64(e.ts/1e9))
+			if nanos := e.ts % 1e9; nanos != 0 {
+				out = protowire.AppendTag(out, 2, protowire.VarintType)
+				out = protowire.AppendVarint(out, uint64(nanos))
+			}
+			out = protowire.AppendTag(out, 2, protowire.BytesType)
+			out = protowire.AppendBytes(out, e.line)
+		}
 	}
 	return out
 }

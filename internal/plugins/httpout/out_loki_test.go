@@ -7,9 +7,12 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tinylib/msgp/msgp"
 
 	"github.com/sluice-log/sluice/internal/engine"
 	"github.com/sluice-log/sluice/internal/event"
@@ -96,6 +99,60 @@ func TestLokiStreamsLabelsAndLines(t *testing.T) {
 		t.Errorf("basic auth %q %q", user, pass)
 	}
 	plugintest.WaitFor(t, "the answer counted", func() bool { return metrics(out)["http_responses_2xx_total"] == 1 })
+}
+
+// TestLokiOneStreamPerLabelSet: a push holds one stream per label set,
+// however the records spell it: kubernetes labels in another order are
+// the same set, and a label field that is not a string is no label, as if
+// it were missing.
+func TestLokiOneStreamPerLabelSet(t *testing.T) {
+	loki := newLokiFake(t)
+	e, _ := startLoki(t, fmt.Sprintf(`
+  url %s
+  extract_kubernetes_labels true
+  remove_keys kubernetes
+  <label>
+    app
+  </label>`+lokiBuffer, loki.srv.URL))
+	rec := func(fields ...any) event.Record { // in this order, as msgpack
+		b := msgp.AppendMapHeader(nil, uint32(len(fields)/2))
+		for i := 0; i < len(fields); i += 2 {
+			b = msgp.AppendString(b, fields[i].(string))
+			switch v := fields[i+1].(type) {
+			case string:
+				b = msgp.AppendString(b, v)
+			case int:
+				b = msgp.AppendInt(b, v)
+			case event.Record:
+				b = append(b, v...)
+			}
+		}
+		return event.Record(b)
+	}
+	xy := rec("x", "1", "y", "2")
+	yx := rec("y", "2", "x", "1")
+	var b event.Builder
+	now := time.Now().UnixNano()
+	for i, r := range []event.Record{
+		rec("app", "shop", "kubernetes", rec("labels", xy), "log", "1"),
+		rec("kubernetes", rec("labels", yx), "app", "shop", "log", "2"),
+		rec("app", 5, "log", "3"),
+		rec("log", "4"),
+		rec("app", "cart", "log", "5"),
+		rec("app", "shop", "log", "6"),
+	} {
+		b.Append(event.Time(now+int64(i)), r)
+	}
+	plugintest.Must(t, e.Root().Emit(context.Background(), b.Stream("app.sets")))
+	plugintest.WaitFor(t, "six entries", func() bool { return len(loki.got()) == 6 })
+	sets := loki.streamSets()
+	if len(sets) != 1 {
+		t.Fatalf("%d pushes, want 1", len(sets))
+	}
+	want := []string{`{app="shop", x="1", y="2"}`, `{}`, `{app="cart"}`, `{app="shop"}`}
+	if !slices.Equal(sets[0], want) {
+		t.Errorf("streams %q, want %q", sets[0], want)
+	}
 }
 
 func basicAuth(h map[string][]string) (string, string, bool) {
