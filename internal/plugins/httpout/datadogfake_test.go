@@ -2,6 +2,7 @@ package httpout_test
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"io"
 	"net"
@@ -36,6 +37,7 @@ type ddFake struct {
 	requests int
 	sizes    []int // entries per accepted request
 	events   []map[string]any
+	dupKeys  []string // top-level keys an entry holds twice (a check on the sender; encoding/json keeps the last)
 	headers  []http.Header
 }
 
@@ -100,10 +102,18 @@ func (f *ddFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ddErrors(w, 413, "Payload too large")
 		return
 	}
-	var logs []map[string]any
-	if err := json.Unmarshal(data, &logs); err != nil {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
 		ddErrors(w, 400, "Malformed payload: "+err.Error())
 		return
+	}
+	logs := make([]map[string]any, len(raw))
+	for i, entry := range raw {
+		if err := json.Unmarshal(entry, &logs[i]); err != nil {
+			ddErrors(w, 400, "Malformed payload: "+err.Error())
+			return
+		}
+		f.dupKeys = append(f.dupKeys, duplicateKeys(entry)...)
 	}
 	if len(logs) > 1000 {
 		ddErrors(w, 400, "Too many log entries in the payload (maximum 1000)")
@@ -114,6 +124,39 @@ func (f *ddFake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_, _ = io.WriteString(w, "{}")
+}
+
+// duplicateKeys returns the top-level keys of a JSON object given more
+// than once.
+func duplicateKeys(obj []byte) []string {
+	d := json.NewDecoder(bytes.NewReader(obj))
+	if _, err := d.Token(); err != nil { // {
+		return nil
+	}
+	seen := map[string]bool{}
+	var dups []string
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			return dups
+		}
+		key, _ := k.(string)
+		if seen[key] {
+			dups = append(dups, key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := d.Decode(&skip); err != nil {
+			return dups
+		}
+	}
+	return dups
+}
+
+func (f *ddFake) duplicated() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.dupKeys)
 }
 
 func (f *ddFake) got() []map[string]any {

@@ -158,78 +158,145 @@ func (d *Datadog) Measure(report plugin.Report) {
 // FormatEntry implements plugin.EntryFormatter: the enriched event as
 // JSON, one per line.
 func (d *Datadog) FormatEntry(dst []byte, tag string, t event.Time, r event.Record) ([]byte, error) {
-	var kv []string
-	setIfAbsent := func(key, value string) {
-		if value == "" {
-			return
-		}
-		if v, ok := r.Get(key); !ok || msgp.NextType(v) == msgp.NilType {
-			kv = append(kv, key, value)
-		}
+	// One pass over the record finds what the enrichment depends on; the
+	// added fields are then written after the record's own JSON, without
+	// building a new record, unless one would replace a field it has.
+	defaults := [...]struct{ key, value string }{
+		{"ddsourcecategory", d.DDSourcecategory}, {"ddsource", d.DDSource}, {"service", d.Service}, {"hostname", d.DDHostname},
 	}
-	setIfAbsent("ddsourcecategory", d.DDSourcecategory)
-	setIfAbsent("ddsource", d.DDSource)
-	setIfAbsent("service", d.Service)
-	setIfAbsent("hostname", d.DDHostname)
+	const tagsField, timeField, tagKeyField = len(defaults), len(defaults) + 1, len(defaults) + 2
+	var keys [tagKeyField + 1]string
+	for i, f := range defaults {
+		keys[i] = f.key
+	}
+	keys[tagsField], keys[timeField] = "ddtags", d.TimestampKey
 	if d.IncludeTagKey {
-		kv = append(kv, d.TagKey, tag)
+		keys[tagKeyField] = d.TagKey
 	}
-	if d.TimestampKey != "" {
-		setIfAbsent(d.TimestampKey, time.Unix(0, int64(t)).UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+	var has, set uint8 // the record has field keys[i]; with a value other than nil
+	var ddtags, kube, docker event.Value
+	if err := r.Each(func(k []byte, v event.Value) bool {
+		switch string(k) {
+		case "kubernetes":
+			if kube == nil {
+				kube = v
+			}
+		case "docker":
+			if docker == nil {
+				docker = v
+			}
+		}
+		for i, key := range keys {
+			if bit := uint8(1) << i; key != "" && has&bit == 0 && string(k) == key {
+				has |= bit
+				if msgp.NextType(v) != msgp.NilType {
+					set |= bit
+					if i == tagsField {
+						ddtags = v
+					}
+				}
+			}
+		}
+		return true
+	}); err != nil {
+		return dst, err
 	}
-	tags := ""
-	if v, ok := r.Get("ddtags"); ok && msgp.NextType(v) != msgp.NilType {
-		tags = v.String()
+	type field struct {
+		key   string
+		value []byte
+	}
+	var added [tagKeyField + 1]field
+	fields := added[:0]
+	var adds uint8 // which keys fields sets
+	for i, f := range defaults {
+		if f.value != "" && set&(1<<i) == 0 {
+			fields = append(fields, field{f.key, []byte(f.value)})
+			adds |= 1 << i
+		}
+	}
+	if d.IncludeTagKey {
+		fields = append(fields, field{d.TagKey, []byte(tag)})
+		adds |= 1 << tagKeyField
+	}
+	if d.TimestampKey != "" && set&(1<<timeField) == 0 {
+		var ts [32]byte
+		fields = append(fields, field{d.TimestampKey, time.Unix(0, int64(t)).UTC().AppendFormat(ts[:0], "2006-01-02T15:04:05.000Z07:00")})
+		adds |= 1 << timeField
+	}
+	var tagBuf [256]byte
+	tags := tagBuf[:0]
+	if ddtags != nil {
+		tags = ddtags.AppendText(tags)
 	} else {
-		tags = d.DDTags
+		tags = append(tags, d.DDTags...)
 	}
-	if ct := containerTags(r); ct != "" {
-		if tags == "" {
-			tags = ct
-		} else {
-			tags += "," + ct
-		}
-	}
-	if tags != "" {
-		kv = append(kv, "ddtags", tags)
-	}
-	rec := r
-	if len(kv) > 0 {
-		b, err := event.AppendRecordFields(nil, r, kv...)
-		if err != nil {
-			return dst, err
-		}
-		rec = event.Record(b)
+	tags = appendContainerTags(tags, kube, docker)
+	if len(tags) > 0 {
+		fields = append(fields, field{"ddtags", tags})
+		adds |= 1 << tagsField
 	}
 	start := len(dst)
 	if !d.UseHTTP {
 		dst = append(dst, d.APIKey...)
 		dst = append(dst, ' ')
 	}
-	dst, err := rec.AppendJSON(dst)
+	if has&adds != 0 {
+		// A field replaced: Fluentd's record[key] = value, as a new record.
+		kv := make([]string, 0, 2*len(fields))
+		for _, f := range fields {
+			kv = append(kv, f.key, string(f.value))
+		}
+		b, err := event.AppendRecordFields(nil, r, kv...)
+		if err != nil {
+			return dst[:start], err
+		}
+		r, fields = event.Record(b), nil
+	}
+	dst, err := r.AppendJSON(dst)
 	if err != nil {
 		return dst[:start], err
+	}
+	if len(fields) > 0 {
+		dst = dst[:len(dst)-1] // the record's closing brace
+		for i, f := range fields {
+			if i > 0 || dst[len(dst)-1] != '{' {
+				dst = append(dst, ',')
+			}
+			dst = event.AppendJSONString(dst, []byte(f.key))
+			dst = append(dst, ':')
+			dst = event.AppendJSONString(dst, f.value)
+		}
+		dst = append(dst, '}')
 	}
 	return append(dst, '\n'), nil
 }
 
-// containerTags are the Kubernetes and Docker tags the Ruby plugin adds:
-// image_name, container_name, kube_namespace, pod_name, container_id.
-func containerTags(r event.Record) string {
-	var tags []string
-	for _, t := range []struct {
-		name string
-		path []string
+// appendContainerTags appends the Kubernetes and Docker tags the Ruby
+// plugin adds (image_name, container_name, kube_namespace, pod_name,
+// container_id) to tags, comma-separated.
+func appendContainerTags(tags []byte, kube, docker event.Value) []byte {
+	for _, t := range [...]struct {
+		name   string
+		parent event.Value
+		key    string
 	}{
-		{"image_name", []string{"kubernetes", "container_image"}}, {"container_name", []string{"kubernetes", "container_name"}},
-		{"kube_namespace", []string{"kubernetes", "namespace_name"}}, {"pod_name", []string{"kubernetes", "pod_name"}},
-		{"container_id", []string{"docker", "container_id"}},
+		{"image_name", kube, "container_image"}, {"container_name", kube, "container_name"},
+		{"kube_namespace", kube, "namespace_name"}, {"pod_name", kube, "pod_name"},
+		{"container_id", docker, "container_id"},
 	} {
-		if v, ok := r.Lookup(t.path); ok && msgp.NextType(v) == msgp.StrType {
-			tags = append(tags, t.name+":"+v.String())
+		if t.parent == nil || msgp.NextType(t.parent) != msgp.MapType {
+			continue
+		}
+		if v, ok := event.Record(t.parent).Get(t.key); ok && msgp.NextType(v) == msgp.StrType {
+			if len(tags) > 0 {
+				tags = append(tags, ',')
+			}
+			tags = append(tags, t.name...)
+			tags = append(tags, ':')
+			tags = v.AppendText(tags)
 		}
 	}
-	return strings.Join(tags, ",")
+	return tags
 }
 
 // Write implements plugin.BufferedOutput.

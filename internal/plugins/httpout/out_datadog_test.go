@@ -53,6 +53,38 @@ func TestDatadogEnrichedEvents(t *testing.T) {
 	}
 }
 
+// TestDatadogFieldsReplacedOnce: a field the enrichment sets that the
+// record already has (the tag_key, a nil hostname, its own ddtags, to
+// which the container tags are added) is replaced, not given twice; a
+// record with none of them, or an empty one, gets the fields added.
+func TestDatadogFieldsReplacedOnce(t *testing.T) {
+	dd := newDDFake(t, "dd-key")
+	e, _ := startDD(t, ddParams(dd, `
+  dd_source nginx
+  dd_tags env:prod
+  include_tag_key true`+fastBuffer))
+	emitAt(t, e, "app.web", []int64{1700000000_123456789, 1700000001_000000000, 1700000002_000000000},
+		map[string]any{"message": "a", "tag": "old", "hostname": nil, "ddtags": "own:1", "@timestamp": "kept",
+			"docker": map[string]any{"container_id": "abc"}},
+		map[string]any{"message": "b", "kubernetes": map[string]any{"pod_name": "p-1", "namespace_name": 7}},
+		map[string]any{})
+	plugintest.WaitFor(t, "three events", func() bool { return len(dd.got()) == 3 })
+	if dups := dd.duplicated(); len(dups) > 0 {
+		t.Errorf("keys given twice: %q", dups)
+	}
+	got := dd.got()
+	if ev := got[0]; ev["tag"] != "app.web" || ev["hostname"] != "test-host" || ev["ddtags"] != "own:1,container_id:abc" ||
+		ev["@timestamp"] != "kept" || ev["ddsource"] != "nginx" || ev["message"] != "a" {
+		t.Errorf("first event %v", ev)
+	}
+	if ev := got[1]; ev["tag"] != "app.web" || ev["ddtags"] != "env:prod,pod_name:p-1" || ev["@timestamp"] != "2023-11-14T22:13:21.000Z" || ev["message"] != "b" {
+		t.Errorf("second event %v", ev)
+	}
+	if ev := got[2]; ev["tag"] != "app.web" || ev["ddsource"] != "nginx" || ev["ddtags"] != "env:prod" || len(ev) != 5 {
+		t.Errorf("empty record became %v", ev)
+	}
+}
+
 // TestDatadogSplitsAtTheIntakeLimits: a chunk of 2,500 events goes out as
 // requests of at most 1,000 entries and 5,000,000 bytes (here the bytes
 // bind: 6 KB events), each accepted by an intake that refuses more.
