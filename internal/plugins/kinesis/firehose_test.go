@@ -243,6 +243,22 @@ func TestFirehosePackRecords(t *testing.T) {
 	}
 }
 
+// A packed record keeps every event's line as the formatter gave it, an
+// empty one too: the newlines the formatter's output ends in are taken
+// off that event's line only, before append_new_line puts one back.
+func TestFirehosePackedLinesKeptApart(t *testing.T) {
+	fake, url := startFake(t, "stream-a")
+	emit, stop := runEngine(t, firehoseConf(url, "pack_records true\n<format>\n  @type single_value\n</format>"))
+	emit(plugintest.Stream(t, "app.a", map[string]any{"message": "first"}, map[string]any{"message": ""},
+		map[string]any{"message": "third"}))
+	plugintest.WaitFor(t, "a record", func() bool { return len(fake.Records("stream-a")) > 0 })
+	stop()
+	recs := fake.Records("stream-a")
+	if len(recs) != 1 || string(recs[0]) != "first\n\nthird\n" {
+		t.Errorf("records %q, want one: \"first\\n\\nthird\\n\"", recs)
+	}
+}
+
 // aggregated_record_size (aws-fluent-plugin-kinesis) joins events into
 // records of at most that many bytes; max_record_size sends a larger event
 // to @ERROR; <inject> writes the time as the plugin does, a string with

@@ -108,12 +108,12 @@ func (s *sender) batch(ctx context.Context, c *plugin.Chunk, stream string, recs
 					"output", s.id, "stream", stream, "records", len(pending), "err", err)
 			}
 		} else {
-			delivered := 0
+			delivered, events, bytes := 0, 0, 0 // counted once per call: flush threads share the counters
 			for i, code := range codes {
 				if code == "" {
 					delivered++
-					s.stats.Records.Add(int64(len(pending[i].entries)))
-					s.stats.Bytes.Add(int64(len(pending[i].data)))
+					events += len(pending[i].entries)
+					bytes += len(pending[i].data)
 					for _, e := range pending[i].entries {
 						done.Add(e)
 					}
@@ -122,6 +122,8 @@ func (s *sender) batch(ctx context.Context, c *plugin.Chunk, stream string, recs
 				failed = append(failed, pending[i])
 				lastCode = code
 			}
+			s.stats.Records.Add(int64(events))
+			s.stats.Bytes.Add(int64(bytes))
 			if delivered > 0 {
 				plugin.Delivered(ctx, done.Count())
 				if serr := done.Save(c, metaDone); serr != nil {
