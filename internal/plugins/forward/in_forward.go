@@ -130,6 +130,13 @@ func (in *Input) Measure(report plugin.Report) {
 // (Fluentd has no bound; Sluice keeps memory bounded).
 const defaultChunkSizeLimit = 64 << 20
 
+// in_forward's defaults that in_unix shares.
+const (
+	defaultAckDedupTTL        = 10 * time.Minute
+	defaultHandshakeTimeout   = 10 * time.Second
+	defaultReceiveBufferLimit = 128 << 20
+)
+
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: "forward", Summary: "receive events over the Forward protocol",
 		Sections: map[string]plugin.Section{
@@ -138,8 +145,8 @@ func init() {
 		},
 		New: func() any {
 			return &Input{Port: 24224, Bind: "0.0.0.0", ChunkSizeLimit: defaultChunkSizeLimit,
-				AckDedupSize: 65536, AckDedupTTL: 10 * time.Minute, MaxDecompressedSize: defaultChunkSizeLimit,
-				HandshakeTimeout: 10 * time.Second, ReceiveBufferLimit: 128 << 20}
+				AckDedupSize: 65536, AckDedupTTL: defaultAckDedupTTL, MaxDecompressedSize: defaultChunkSizeLimit,
+				HandshakeTimeout: defaultHandshakeTimeout, ReceiveBufferLimit: defaultReceiveBufferLimit}
 		}})
 }
 
@@ -230,7 +237,9 @@ func (in *Input) Run(ctx context.Context, out plugin.Emitter) error {
 	go func() {
 		<-ctx.Done()
 		in.ln.Close()
-		in.udp.Close()
+		if in.udp != nil {
+			in.udp.Close()
+		}
 		in.mu.Lock()
 		for c := range in.active {
 			_ = c.SetReadDeadline(time.Now())
@@ -239,8 +248,10 @@ func (in *Input) Run(ctx context.Context, out plugin.Emitter) error {
 		close(stopped)
 	}()
 	var hb sync.WaitGroup
-	hb.Add(1)
-	go func() { defer hb.Done(); in.heartbeats() }()
+	if in.udp != nil { // in_unix has no heartbeats
+		hb.Add(1)
+		go func() { defer hb.Done(); in.heartbeats() }()
+	}
 	defer func() {
 		in.conns.Wait()
 		hb.Wait()
