@@ -188,11 +188,17 @@ func jsonRecords(t *testing.T, pattern string) []map[string]any {
 // pattern (as field "id"), then reports missing and duplicated ids.
 func countByID(t *testing.T, pattern string, want []string, wait time.Duration) (missing, dups []string) {
 	t.Helper()
+	return countByField(t, pattern, "id", want, wait)
+}
+
+// countByField is countByID with the ids in field.
+func countByField(t *testing.T, pattern, field string, want []string, wait time.Duration) (missing, dups []string) {
+	t.Helper()
 	deadline := time.Now().Add(wait)
 	for {
 		seen := map[string]int{}
 		for _, r := range jsonRecords(t, pattern) {
-			if id, ok := r["id"].(string); ok {
+			if id, ok := r[field].(string); ok {
 				seen[id]++
 			}
 		}

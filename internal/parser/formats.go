@@ -128,6 +128,9 @@ type Syslog struct {
 	RFC5424TimeFormat     string `conf:"rfc5424_time_format" desc:"The strftime format of RFC 5424 times; unset, or Fluentd's default %Y-%m-%dT%H:%M:%S.%L%z, reads RFC 3339 times (fractions optional, Z or an offset)."`
 	ParserEngine          string `conf:"parser_engine" alias:"parser_type" enum:"regexp,string" desc:"Accepted for Fluentd compatibility (its regexp or hand-written string parser); Sluice's one parser serves both." ignored:"one syslog parser serves both"`
 	SupportColonlessIdent bool   `conf:"support_colonless_ident" desc:"Accepted for Fluentd compatibility (the string parser's option)." ignored:"an ident without a colon is always read"`
+	// OmitPriority leaves pri out of the record: in_syslog reads the
+	// priority for the tag, and Fluentd's deletes it from the record.
+	OmitPriority bool `conf:"-"`
 	Common
 
 	buf []byte
@@ -188,7 +191,7 @@ func (p *Syslog) Parse(text []byte, emit func(event.Time, []byte) error) error {
 	for _, name := range names {
 		v := m[re.SubexpIndex(name)]
 		if name == "pri" {
-			if v == nil || (format == "rfc3164" && !p.WithPriority) {
+			if v == nil || (format == "rfc3164" && !p.WithPriority) || p.OmitPriority {
 				continue
 			}
 			pri, _ := strconv.Atoi(string(v))

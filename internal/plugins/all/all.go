@@ -11,6 +11,7 @@ import (
 	_ "github.com/sluice-log/sluice/internal/plugins/httpout"       // http, loki, splunk_hec, datadog, cloudwatch_logs
 	_ "github.com/sluice-log/sluice/internal/plugins/kafka"         // kafka2 (rdkafka2)
 	_ "github.com/sluice-log/sluice/internal/plugins/kinesis"       // kinesis_firehose, kinesis_streams
+	_ "github.com/sluice-log/sluice/internal/plugins/netin"         // tcp, udp, syslog
 	_ "github.com/sluice-log/sluice/internal/plugins/prometheus"    // prometheus sources
 	_ "github.com/sluice-log/sluice/internal/plugins/s3"            // s3 output
 	_ "github.com/sluice-log/sluice/internal/plugins/sample"        // sample input

@@ -11,6 +11,7 @@ import (
 	"github.com/sluice-log/sluice/internal/budget"
 	"github.com/sluice-log/sluice/internal/event"
 	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/transport"
 	"github.com/tinylib/msgp/msgp"
 )
 
@@ -114,7 +115,7 @@ func (in *Input) serve(ctx context.Context, nc net.Conn, out plugin.Emitter) {
 		c.nc = tc
 	}
 	if in.SourceHostnameKey != "" {
-		c.hostname = lookupHostname(ctx, c.ip)
+		c.hostname = transport.LookupHostname(ctx, c.ip)
 	}
 	if in.security != nil {
 		c.auth = newServerAuth(in.security, !in.DenyKeepalive)
@@ -162,23 +163,6 @@ func (c *conn) close() {
 			return
 		}
 	}
-}
-
-func lookupHostname(ctx context.Context, ip net.IP) string {
-	if ip == nil {
-		return ""
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	names, err := net.DefaultResolver.LookupAddr(ctx, ip.String())
-	if err != nil || len(names) == 0 {
-		return ip.String()
-	}
-	name := names[0]
-	if len(name) > 1 && name[len(name)-1] == '.' {
-		name = name[:len(name)-1]
-	}
-	return name
 }
 
 func (c *conn) write(b []byte) bool {
