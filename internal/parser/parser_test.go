@@ -241,14 +241,15 @@ func FuzzParsers(f *testing.F) {
 	confs := []string{
 		"@type regexp\nexpression " + seedExpression, "@type json", "@type msgpack", "@type ltsv", "@type csv\nkeys a,b,c",
 		"@type tsv\nkeys a,b", "@type apache2", "@type apache_error", "@type nginx", "@type syslog\nmessage_format auto",
-		"@type none", "@type multiline\nformat1 /^(?<a>.*)$/",
+		"@type none", "@type multiline\nformat1 /^(?<a>.*)$/", "@type cri", "@type cri\nmerge_cri_fields false\nkeep_time_key true",
 	}
 	var parsers []plugin.Parser
 	for _, c := range confs {
 		parsers = append(parsers, build(f, c))
 	}
 	for _, s := range []string{"customer-17/events x", `{"a":[1,{"b":null}]}`, "a:1\tb:2", `1,"2",3`,
-		`1.2.3.4 - - [28/Feb/2013:12:00:00 +0900] "GET / HTTP/1.1" 200 1 "-" "x"`, "<16>1 2013-02-28T12:00:00Z h a - - - m", "\x81\xa1a\x01"} {
+		`1.2.3.4 - - [28/Feb/2013:12:00:00 +0900] "GET / HTTP/1.1" 200 1 "-" "x"`, "<16>1 2013-02-28T12:00:00Z h a - - - m", "\x81\xa1a\x01",
+		"2026-12-06T10:00:00.123456789Z stdout F hello"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, text []byte) {

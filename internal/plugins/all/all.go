@@ -15,5 +15,6 @@ import (
 	_ "github.com/sluice-log/sluice/internal/plugins/prometheus"    // prometheus sources
 	_ "github.com/sluice-log/sluice/internal/plugins/s3"            // s3 output
 	_ "github.com/sluice-log/sluice/internal/plugins/sample"        // sample input
+	_ "github.com/sluice-log/sluice/internal/plugins/tail"          // tail
 	_ "github.com/sluice-log/sluice/internal/plugins/transform"     // grep, record_transformer
 )

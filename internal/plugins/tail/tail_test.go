@@ -1,0 +1,335 @@
+package tail_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/sluice-log/sluice/internal/plugintest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// tailConf is a tail source into capture name; extra goes in <source>.
+func tailConf(path, pos, name, extra string) string {
+	return fmt.Sprintf(`<source>
+  @type tail
+  path %s
+  pos_file %s
+  tag logs.*
+  read_from_head true
+  refresh_interval 0.2s
+  rotate_wait 0.5s
+%s
+  <parse>
+    @type none
+  </parse>
+</source>
+<match **>
+  @type capture
+  name %s
+</match>
+`, path, pos, extra, name)
+}
+
+func appendLines(t *testing.T, path string, lines ...string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	plugintest.Must(t, err)
+	defer f.Close()
+	for _, l := range lines {
+		_, err := f.WriteString(l + "\n")
+		plugintest.Must(t, err)
+	}
+}
+
+func numbered(prefix string, from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("%s %04d", prefix, i))
+	}
+	return out
+}
+
+// messages waits for n events in name and returns their messages.
+func messages(t *testing.T, name string, n int) []string {
+	t.Helper()
+	plugintest.WaitFor(t, fmt.Sprintf("%d events", n), func() bool { return len(plugintest.Captured(name)) >= n })
+	var out []string
+	for _, ev := range plugintest.Captured(name) {
+		out = append(out, fmt.Sprint(ev.Record["message"]))
+	}
+	return out
+}
+
+func requireSame(t *testing.T, got, want []string) {
+	t.Helper()
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %d lines, want %d\n got: %.300q\nwant: %.300q", len(got), len(want), got, want)
+	}
+}
+
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	plugintest.Must(t, err)
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// TestFluentdPosFileTakenOver: a pos_file Fluentd wrote (its format: path,
+// 16 hex digits of position, 16 of inode; an unwatched line of
+// ffffffffffffffff) is read, the file goes on from the position, and the
+// file keeps Fluentd's format, compacted.
+func TestFluentdPosFileTakenOver(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	appendLines(t, log, numbered("old", 0, 10)...)
+	fi, _ := os.Stat(log)
+	pos := filepath.Join(dir, "app.pos")
+	fluentd := fmt.Sprintf("%s\t%016x\t%016x\n%s\tffffffffffffffff\t0000000000000001\n", log, fi.Size(), inode(t, log), filepath.Join(dir, "gone.log"))
+	plugintest.Must(t, os.WriteFile(pos, []byte(fluentd), 0o644))
+
+	stop := plugintest.Start(t, plugintest.Build(t, tailConf(filepath.Join(dir, "*.log"), pos, "pos", "")))
+	appendLines(t, log, numbered("new", 0, 5)...)
+	got := messages(t, "pos", 5)
+	stop()
+	requireSame(t, got, numbered("new", 0, 5))
+	if tag := plugintest.Captured("pos")[0].Tag; tag != "logs."+strings.ReplaceAll(strings.TrimPrefix(log, "/"), "/", ".") {
+		t.Errorf("tag %q", tag)
+	}
+	data, _ := os.ReadFile(pos)
+	fi, _ = os.Stat(log)
+	want := fmt.Sprintf("%s\t%016x\t%016x\n", log, fi.Size(), inode(t, log))
+	if string(data) != want {
+		t.Errorf("pos_file:\n%q\nwant\n%q", data, want)
+	}
+}
+
+// TestRestartNothingLostOrRepeated: a graceful stop mid-file and a start
+// from the pos_file read every line once.
+func TestRestartNothingLostOrRepeated(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	log, pos := filepath.Join(dir, "a.log"), filepath.Join(dir, "a.pos")
+	conf := tailConf(log, pos, "restart", "  read_lines_limit 7")
+	appendLines(t, log, numbered("l", 0, 100)...)
+	stop := plugintest.Start(t, plugintest.Build(t, conf))
+	messages(t, "restart", 100)
+	stop()
+	appendLines(t, log, numbered("l", 100, 150)...)
+	stop = plugintest.Start(t, plugintest.Build(t, conf))
+	appendLines(t, log, numbered("l", 150, 200)...)
+	got := messages(t, "restart", 200)
+	stop()
+	requireSame(t, got, numbered("l", 0, 200))
+}
+
+// TestRotationRenameThenCreate: logrotate's default. Lines written to the
+// old file after the rename (within rotate_wait) are read too; the new
+// file is read from its start.
+func TestRotationRenameThenCreate(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "r.log")
+	appendLines(t, log, numbered("a", 0, 50)...)
+	stop := plugintest.Start(t, plugintest.Build(t, tailConf(log, filepath.Join(dir, "r.pos"), "rot", "")))
+	messages(t, "rot", 50)
+	late, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+	plugintest.Must(t, err)
+	plugintest.Must(t, os.Rename(log, log+".1"))
+	appendLines(t, log, numbered("b", 0, 50)...)
+	for _, l := range numbered("a", 50, 60) {
+		_, _ = late.WriteString(l + "\n")
+	}
+	late.Close()
+	got := messages(t, "rot", 110)
+	stop()
+	var a, b []string
+	for _, m := range got {
+		if strings.HasPrefix(m, "a") {
+			a = append(a, m)
+		} else {
+			b = append(b, m)
+		}
+	}
+	requireSame(t, a, numbered("a", 0, 60))
+	requireSame(t, b, numbered("b", 0, 50))
+}
+
+// TestCopyTruncateAndTruncateInPlace: a file cut to zero is read again
+// from its start.
+func TestCopyTruncateAndTruncateInPlace(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "t.log")
+	appendLines(t, log, numbered("a", 0, 30)...)
+	stop := plugintest.Start(t, plugintest.Build(t, tailConf(log, filepath.Join(dir, "t.pos"), "trunc", "")))
+	messages(t, "trunc", 30)
+	data, _ := os.ReadFile(log)
+	plugintest.Must(t, os.WriteFile(log+".1", data, 0o644)) // copy
+	plugintest.Must(t, os.Truncate(log, 0))                 // truncate
+	appendLines(t, log, numbered("b", 0, 5)...)
+	got := messages(t, "trunc", 35)
+	stop()
+	requireSame(t, got, append(numbered("a", 0, 30), numbered("b", 0, 5)...))
+}
+
+// TestDeleteWhileOpen: a deleted file still being written is read for
+// rotate_wait, then let go; its pos_file line is marked unwatched.
+func TestDeleteWhileOpen(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	log, pos := filepath.Join(dir, "d.log"), filepath.Join(dir, "d.pos")
+	w, err := os.OpenFile(log, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	plugintest.Must(t, err)
+	defer w.Close()
+	_, _ = w.WriteString("before\n")
+	stop := plugintest.Start(t, plugintest.Build(t, tailConf(log, pos, "del", "")))
+	messages(t, "del", 1)
+	plugintest.Must(t, os.Remove(log))
+	_, _ = w.WriteString("after delete\n")
+	got := messages(t, "del", 2)
+	plugintest.WaitFor(t, "the unwatched mark", func() bool {
+		data, _ := os.ReadFile(pos)
+		return strings.Contains(string(data), "\tffffffffffffffff\t")
+	})
+	stop()
+	requireSame(t, got, []string{"before", "after delete"})
+}
+
+// TestSymlinkedPaths: Kubernetes' /var/log/containers holds symlinks to
+// files under /var/log/pods; the tag is the link's path, and a rotation
+// behind the link is followed.
+func TestSymlinkedPaths(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	pods, containers := filepath.Join(dir, "pods", "ns_web_1", "app"), filepath.Join(dir, "containers")
+	plugintest.Must(t, os.MkdirAll(pods, 0o755))
+	plugintest.Must(t, os.MkdirAll(containers, 0o755))
+	target := filepath.Join(pods, "0.log")
+	link := filepath.Join(containers, "web_ns_app-0123.log")
+	appendLines(t, target, numbered("x", 0, 10)...)
+	plugintest.Must(t, os.Symlink(target, link))
+	stop := plugintest.Start(t, plugintest.Build(t, tailConf(filepath.Join(containers, "*.log"), filepath.Join(dir, "k.pos"), "link", "")))
+	messages(t, "link", 10)
+	// The kubelet rotates the target: rename, new file.
+	plugintest.Must(t, os.Rename(target, target+".20261206"))
+	appendLines(t, target, numbered("y", 0, 10)...)
+	got := messages(t, "link", 20)
+	stop()
+	requireSame(t, got, append(numbered("x", 0, 10), numbered("y", 0, 10)...))
+	if tag := plugintest.Captured("link")[0].Tag; !strings.HasSuffix(tag, ".containers.web_ns_app-0123.log") {
+		t.Errorf("tag %q, want the link's path", tag)
+	}
+}
+
+// TestPartialAndLongLines: a last line without its newline waits for it;
+// a line past max_line_size is skipped, the lines around it kept.
+func TestPartialAndLongLines(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "p.log")
+	plugintest.Must(t, os.WriteFile(log, []byte("first\nhal"), 0o644))
+	stop := plugintest.Start(t, plugintest.Build(t, tailConf(log, filepath.Join(dir, "p.pos"), "part", "  max_line_size 100")))
+	messages(t, "part", 1)
+	f, err := os.OpenFile(log, os.O_WRONLY|os.O_APPEND, 0)
+	plugintest.Must(t, err)
+	_, _ = f.WriteString("f done\n" + strings.Repeat("z", 300) + "\nafter long\n" + strings.Repeat("w", 150000) + "\nlast\n")
+	f.Close()
+	got := messages(t, "part", 4)
+	stop()
+	requireSame(t, got, []string{"first", "half done", "after long", "last"})
+}
+
+// TestManyFilesAndLateFiles: two thousand files, and files that appear
+// after the start (read from their beginning whatever read_from_head).
+func TestManyFilesAndLateFiles(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	const files = 2000
+	for i := 0; i < files; i++ {
+		appendLines(t, filepath.Join(dir, fmt.Sprintf("f%04d.log", i)), numbered(fmt.Sprintf("f%04d", i), 0, 3)...)
+	}
+	stop := plugintest.Start(t, plugintest.Build(t, tailConf(filepath.Join(dir, "*.log"), filepath.Join(dir, "m.pos"), "many", "")))
+	messages(t, "many", files*3)
+	appendLines(t, filepath.Join(dir, "late.log"), numbered("late", 0, 3)...)
+	got := messages(t, "many", files*3+3)
+	stop()
+	seen := map[string]int{}
+	for _, m := range got {
+		seen[m]++
+	}
+	for i := 0; i < files; i++ {
+		for _, l := range numbered(fmt.Sprintf("f%04d", i), 0, 3) {
+			if seen[l] != 1 {
+				t.Fatalf("%q seen %d times", l, seen[l])
+			}
+		}
+	}
+	for _, l := range numbered("late", 0, 3) {
+		if seen[l] != 1 {
+			t.Fatalf("late file's %q seen %d times", l, seen[l])
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "m.pos"))
+	if n := strings.Count(string(data), "\n"); n != files+1 {
+		t.Errorf("pos_file has %d lines, want %d", n, files+1)
+	}
+	if !regexp.MustCompile(`(?m)^/.+\tf?[0-9a-f]{16}\t[0-9a-f]{16}$`).Match(data) {
+		t.Errorf("pos_file not in Fluentd's format: %.200q", data)
+	}
+}
+
+// TestRefusedBatchesWait: while the output refuses, the file waits and
+// its lines are offered again; each arrives once.
+func TestRefusedBatchesWait(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "b.log")
+	appendLines(t, log, numbered("l", 0, 40)...)
+	conf := strings.Replace(tailConf(log, filepath.Join(dir, "b.pos"), "bp", "  read_lines_limit 10"), "name bp", "name bp\n  fail 3", 1)
+	stop := plugintest.Start(t, plugintest.Build(t, conf))
+	got := messages(t, "bp", 40)
+	stop()
+	requireSame(t, got, numbered("l", 0, 40))
+}
+
+// TestMultilineAndCRI: a multiline parser groups lines by
+// format_firstline (the last block goes out after
+// multiline_flush_interval); the cri parser gets partial lines joined.
+func TestMultilineAndCRI(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	ml := filepath.Join(dir, "java.log")
+	appendLines(t, ml, "orphan line", "2026-12-06 ERROR boom", "  at A.b", "  at C.d", "2026-12-06 INFO ok")
+	conf := strings.Replace(tailConf(ml, filepath.Join(dir, "j.pos"), "ml", "  multiline_flush_interval 0.3s"),
+		"    @type none", "    @type multiline\n    format_firstline /^\\d{4}-/\n    format1 /^(?<day>\\S+) (?<level>\\S+) (?<message>.*)/", 1)
+	stop := plugintest.Start(t, plugintest.Build(t, conf))
+	got := messages(t, "ml", 2)
+	stop()
+	requireSame(t, got, []string{"boom\n  at A.b\n  at C.d", "ok"})
+
+	plugintest.Reset()
+	cri := filepath.Join(dir, "cri.log")
+	appendLines(t, cri,
+		"2026-12-06T10:00:00.000000001Z stdout P part one, ",
+		"2026-12-06T10:00:00.000000002Z stderr F an error",
+		"2026-12-06T10:00:00.000000003Z stdout P part two, ",
+		"2026-12-06T10:00:00.000000004Z stdout F the end",
+		"2026-12-06T10:00:01Z stdout F whole")
+	conf = strings.Replace(tailConf(cri, filepath.Join(dir, "c.pos"), "cri", ""), "    @type none", "    @type cri", 1)
+	stop = plugintest.Start(t, plugintest.Build(t, conf))
+	got = messages(t, "cri", 3)
+	stop()
+	requireSame(t, got, []string{"an error", "part one, part two, the end", "whole"})
+	if ev := plugintest.Captured("cri")[1]; ev.Record["stream"] != "stdout" || ev.Record["logtag"] != "F" || ev.Time.Std().Nanosecond() != 1 {
+		t.Errorf("joined CRI event %v at %v", ev.Record, ev.Time.Std())
+	}
+}
