@@ -184,6 +184,7 @@ func (fl *follower) readBatch(ctx context.Context, out plugin.Emitter) (lines in
 				if err != nil && !errors.Is(err, io.EOF) {
 					in.log.Warn("read failed", "path", fl.path, "err", err)
 				}
+				fl.release()
 				break
 			}
 			continue
@@ -242,6 +243,16 @@ func (fl *follower) fill() (int, error) {
 		fl.lastData = time.Now()
 	}
 	return n, err
+}
+
+// release gives back the read buffer of a file read to its end, keeping
+// only a partial last line: thousands of quiet files then hold nothing.
+func (fl *follower) release() {
+	if len(fl.buf) == 0 {
+		fl.buf = nil
+	} else if cap(fl.buf) > 4*len(fl.buf) {
+		fl.buf = append([]byte(nil), fl.buf...)
+	}
 }
 
 // throttle is how long to wait before the next read under

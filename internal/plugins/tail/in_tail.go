@@ -197,11 +197,12 @@ func (in *Input) Configure(c *plugin.Context) error {
 	return nil
 }
 
-// MemoryBound implements plugin.MemoryBounded: each follower holds at
-// most one line (or block) of max_line_size, and each parsing worker one
-// batch.
+// MemoryBound implements plugin.MemoryBounded: at most poolSize files are
+// read at once, each into a 64 KiB buffer and a batch of read_lines_limit
+// lines (counted at 1 KiB a line); a file read to its end keeps only its
+// partial last line, which is not in this figure (docs/tail.md).
 func (in *Input) MemoryBound() int64 {
-	return int64(poolSize) * int64(in.ReadLinesLimit) * 1024
+	return int64(poolSize) * (2*readSize + int64(in.ReadLinesLimit)*1024)
 }
 
 // Init opens the pos_file (a bad path fails the start).
