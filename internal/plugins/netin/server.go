@@ -30,6 +30,7 @@ import (
 
 	"github.com/sluice-log/sluice/internal/budget"
 	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/lograte"
 	"github.com/sluice-log/sluice/internal/plugin"
 	"github.com/sluice-log/sluice/internal/transport"
 )
@@ -122,7 +123,7 @@ type server struct {
 	conns       sync.WaitGroup
 	mu          sync.Mutex
 	active      map[net.Conn]struct{} // guarded by mu
-	rare        rareLog
+	rare        lograte.Limiter
 
 	Stats Stats
 }
@@ -321,7 +322,7 @@ func (s *server) frames(ctx context.Context, out plugin.Emitter, f *framer, buf 
 	used, oversized, err := f.split(buf, w.onMessage)
 	if oversized > 0 {
 		s.Stats.Oversized.Add(int64(oversized))
-		if s.rare.allow() {
+		if s.rare.Allow() {
 			s.log.Warn("dropped messages longer than message_length_limit", "peer", src.addr, "limit", f.limit, "count", oversized)
 		}
 	}
@@ -463,7 +464,7 @@ func (w *worker) add(tag string, t event.Time, rec []byte, extra ...string) {
 // unmatched counts a message the parser did not take, and logs some.
 func (w *worker) unmatched(msg []byte, err error) {
 	w.s.Stats.Unmatched.Add(1)
-	if w.s.rare.allow() {
+	if w.s.rare.Allow() {
 		w.s.log.Warn("message not matched by the parser", "peer", w.src.addr, "message", string(head(msg)), "err", err)
 	}
 }
@@ -496,7 +497,7 @@ func (b *batch) flush(ctx context.Context, out plugin.Emitter, s *server) {
 		n := bl.Len()
 		if err := out.Emit(ctx, bl.Stream(tag)); err != nil {
 			s.Stats.Refused.Add(int64(n))
-			if s.rare.allow() {
+			if s.rare.Allow() {
 				s.log.Warn("events not accepted; this protocol has no acknowledgement, so they are lost", "tag", tag, "records", n, "err", err)
 			}
 		} else {
@@ -508,16 +509,4 @@ func (b *batch) flush(ctx context.Context, out plugin.Emitter, s *server) {
 		}
 	}
 	b.order, b.size = b.order[:0], 0
-}
-
-// rareLog lets a repeated warning through once per interval, so that a
-// flood of bad input is counted without flooding the log.
-type rareLog struct{ last atomic.Int64 }
-
-const rareInterval = 10 * time.Second
-
-func (r *rareLog) allow() bool {
-	now := time.Now().UnixNano()
-	last := r.last.Load()
-	return now-last >= int64(rareInterval) && r.last.CompareAndSwap(last, now)
 }

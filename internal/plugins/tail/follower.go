@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-log/sluice/internal/lograte"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
 
@@ -43,7 +44,7 @@ type follower struct {
 	window      time.Time // read_bytes_limit_per_second's current second
 	windowBytes int64
 
-	rare rareLog
+	rare lograte.Limiter
 }
 
 type partial struct {
@@ -221,7 +222,7 @@ func (fl *follower) checkpoint() {
 		return
 	}
 	if err := fl.savePosition(pos); err != nil {
-		if fl.rare.allow() {
+		if fl.rare.Allow() {
 			fl.in.log.Warn("pos_file write failed", "path", fl.path, "err", err)
 		}
 		return
@@ -275,7 +276,7 @@ func (fl *follower) throttle() time.Duration {
 
 func (fl *follower) longLine() {
 	fl.in.Stats.LongLines.Add(1)
-	if fl.rare.allow() {
+	if fl.rare.Allow() {
 		fl.in.log.Warn("skipping a line longer than max_line_size", "path", fl.path, "max_line_size", fl.in.maxLine)
 	}
 }
@@ -369,7 +370,7 @@ func (fl *follower) emit(ctx context.Context, out plugin.Emitter, w *worker) boo
 			return false
 		}
 		fl.in.Stats.EmitRetries.Add(1)
-		if fl.rare.allow() {
+		if fl.rare.Allow() {
 			fl.in.log.Warn("events not accepted; reading this file waits for the output", "path", fl.path, "records", n, "err", err)
 		}
 		t := time.NewTimer(backoff)
@@ -482,7 +483,7 @@ func (fl *follower) rotated(ctx context.Context, out plugin.Emitter) {
 func (fl *follower) reopen() bool {
 	fh, err := os.Open(fl.path)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) && fl.rare.allow() {
+		if !errors.Is(err, fs.ErrNotExist) && fl.rare.Allow() {
 			fl.in.log.Warn("cannot open the file again", "path", fl.path, "err", err)
 		}
 		return false

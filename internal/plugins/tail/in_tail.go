@@ -411,7 +411,7 @@ func (in *Input) parse(w *worker, f *follower, line []byte) {
 // emit_unmatched_lines emits it as {"unmatched_line": LINE}.
 func (in *Input) unmatched(w *worker, f *follower, line []byte, err error) {
 	in.Stats.Unmatched.Add(1)
-	if f.rare.allow() {
+	if f.rare.Allow() {
 		in.log.Warn("line not matched by the parser", "path", f.path, "line", string(line[:min(len(line), 64)]), "err", err)
 	}
 	if in.EmitUnmatchedLines {
@@ -474,13 +474,4 @@ func matchParts(pp, sp []string) (bool, error) {
 		pp, sp = pp[1:], sp[1:]
 	}
 	return len(sp) == 0, nil
-}
-
-// rareLog lets a repeated warning through once per interval.
-type rareLog struct{ last atomic.Int64 }
-
-func (r *rareLog) allow() bool {
-	now := time.Now().UnixNano()
-	last := r.last.Load()
-	return now-last >= int64(10*time.Second) && r.last.CompareAndSwap(last, now)
 }
