@@ -104,7 +104,9 @@ func (e *Engine) MetricPlugins() []metrics.Plugin {
 	for kind, nodes := range map[string][]*node{"input": g.inputs, "output": g.outputs} {
 		for _, n := range nodes {
 			if m, ok := n.p.(plugin.Measured); ok {
-				out = append(out, metrics.Plugin{Kind: kind, ID: n.id, Type: n.typ, Measure: m.Measure})
+				mp := metrics.Plugin{Kind: kind, ID: n.id, Type: n.typ, Measure: m.Measure}
+				mp.Files, _ = n.p.(plugin.FileFollower)
+				out = append(out, mp)
 			}
 		}
 	}

@@ -34,12 +34,14 @@ type Counter struct {
 type Plugin struct {
 	Kind, ID, Type string // Kind: "input" or "output"
 	Measure        func(plugin.Report)
+	// Files is set for an input that follows files (tail).
+	Files plugin.FileFollower
 }
 
 // Monitor is a prometheus_monitor or prometheus_output_monitor source: its
 // family of series and the labels it adds to them.
 type Monitor struct {
-	Family string // "output_status" or "status"
+	Family string // "output_status", "status" or "tail"
 	Labels map[string]string
 }
 
@@ -134,20 +136,49 @@ func descs(series []fluentdSeries, labels []string, extra map[string]string) []*
 	return out
 }
 
-// monitorLabels merges the <labels> of the monitors of each family; ok
-// tells whether a prometheus_monitor is configured.
-func monitorLabels(ms []Monitor) (outputExtra, statusExtra map[string]string, statusOn bool) {
-	outputExtra, statusExtra = map[string]string{}, map[string]string{}
+// monitorLabels merges the <labels> of the monitors of each family; a nil
+// map for status or tail means no such monitor is configured.
+func monitorLabels(ms []Monitor) (outputExtra, statusExtra, tailExtra map[string]string) {
+	outputExtra = map[string]string{}
 	for _, m := range ms {
 		dst := outputExtra
-		if m.Family == "status" {
-			dst, statusOn = statusExtra, true
+		switch m.Family {
+		case "status":
+			if statusExtra == nil {
+				statusExtra = map[string]string{}
+			}
+			dst = statusExtra
+		case "tail":
+			if tailExtra == nil {
+				tailExtra = map[string]string{}
+			}
+			dst = tailExtra
 		}
 		for k, v := range m.Labels {
 			dst[k] = v
 		}
 	}
-	return outputExtra, statusExtra, statusOn
+	return outputExtra, statusExtra, tailExtra
+}
+
+// tailSeries is what prometheus_tail_monitor serves, per file and per
+// source, under fluent-plugin-prometheus's names (all gauges there).
+func (c *collector) tailSeries(ch chan<- prometheus.Metric, p Plugin, extra map[string]string) {
+	fileLabels := append(append([]string(nil), outputLabels...), "path")
+	position := prometheus.NewDesc("fluentd_tail_file_position", "Current position of file.", fileLabels, extra)
+	inode := prometheus.NewDesc("fluentd_tail_file_inode", "Current inode of file.", fileLabels, extra)
+	for _, f := range p.Files.FollowedFiles() {
+		ch <- prometheus.MustNewConstMetric(position, prometheus.GaugeValue, float64(f.Position), p.ID, p.Type, f.Path)
+		ch <- prometheus.MustNewConstMetric(inode, prometheus.GaugeValue, float64(f.Inode), p.ID, p.Type, f.Path)
+	}
+	opened, closed, rotated, throttled := p.Files.FileCounts()
+	for _, s := range []struct {
+		name, help string
+		v          int64
+	}{{"fluentd_tail_file_opened", "Number of opened files.", opened}, {"fluentd_tail_file_closed", "Number of closed files.", closed},
+		{"fluentd_tail_file_rotated", "Number of rotated files.", rotated}, {"fluentd_tail_file_throttled", "Number of times files got throttled.", throttled}} {
+		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(s.name, s.help, outputLabels, extra), prometheus.GaugeValue, float64(s.v), p.ID, p.Type)
+	}
 }
 
 // Sluice's own per-output series.
@@ -178,7 +209,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v int64, o Output) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), o.ID, o.Type)
 	}
-	outputExtra, statusExtra, statusOn := monitorLabels(c.src.MetricMonitors())
+	outputExtra, statusExtra, tailExtra := monitorLabels(c.src.MetricMonitors())
+	statusOn := statusExtra != nil
 	outputDescs := descs(outputStatus, outputLabels, outputExtra)
 	statusDescs := descs(status, ReservedLabels, statusExtra)
 	for _, o := range c.src.MetricOutputs() {
@@ -211,6 +243,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	// the same counter differently, so the first wording is kept.
 	helps := map[string]string{}
 	for _, p := range c.src.MetricPlugins() {
+		if p.Files != nil && tailExtra != nil {
+			c.tailSeries(ch, p, tailExtra)
+		}
 		p.Measure(func(name, help string, v int64, isGauge bool) {
 			name = "sluice_" + p.Kind + "_" + name
 			if h, ok := helps[name]; ok {

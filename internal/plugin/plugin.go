@@ -57,11 +57,28 @@ type Input interface {
 
 // SeriesMonitor is a source that asks for the series one of
 // fluent-plugin-prometheus's monitors serves: family "output_status"
-// (prometheus_output_monitor: fluentd_output_status_*) or "status"
-// (prometheus_monitor: fluentd_status_*), with the labels of its <labels>
-// section added.
+// (prometheus_output_monitor: fluentd_output_status_*), "status"
+// (prometheus_monitor: fluentd_status_*) or "tail"
+// (prometheus_tail_monitor: fluentd_tail_file_*), with the labels of its
+// <labels> section added.
 type SeriesMonitor interface {
 	Series() (family string, labels map[string]string)
+}
+
+// FileFollower is an input that follows files (tail), for
+// prometheus_tail_monitor's series.
+type FileFollower interface {
+	FollowedFiles() []FollowedFile
+	// FileCounts are the files opened, closed and found rotated, and the
+	// reads held back by read_bytes_limit_per_second, since the start.
+	FileCounts() (opened, closed, rotated, throttled int64)
+}
+
+// FollowedFile is one file a FileFollower reads.
+type FollowedFile struct {
+	Path     string
+	Position int64
+	Inode    uint64
 }
 
 // Filter transforms a stream. It returns s itself when nothing changed, or a

@@ -98,7 +98,7 @@ func init() {
 			return &Server{Bind: "0.0.0.0", Port: 24231, MetricsPath: "/metrics", AggregatedMetricsPath: "/aggregated_metrics",
 				HealthPath: "/healthz", ReadyPath: "/readyz", ReadyHighWater: 0.8, ContentEncoding: "identity"}
 		}})
-	for _, typ := range []string{"prometheus_monitor", "prometheus_output_monitor"} {
+	for _, typ := range []string{"prometheus_monitor", "prometheus_output_monitor", "prometheus_tail_monitor"} {
 		plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: typ,
 			Summary: "accepted for fluent-plugin-prometheus configurations; the metrics are always kept",
 			New:     func() any { return &Monitor{Interval: 5 * time.Second, GaugeAll: true} }})
@@ -146,9 +146,13 @@ func (s *Server) Configure(c *plugin.Context) error {
 
 // Configure implements plugin.Configurer.
 func (m *Monitor) Configure(c *plugin.Context) error {
-	m.family = "output_status"
-	if c.Type == "prometheus_monitor" {
+	switch c.Type {
+	case "prometheus_monitor":
 		m.family = "status"
+	case "prometheus_tail_monitor":
+		m.family = "tail"
+	default:
+		m.family = "output_status"
 	}
 	labels, err := parseLabels(m.Labels, c.Hostname)
 	if err != nil {

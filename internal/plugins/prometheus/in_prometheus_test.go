@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/prometheus/common/expfmt"
@@ -453,5 +455,67 @@ func TestTLSAndGzipMetrics(t *testing.T) {
 				t.Errorf("body is not the metrics: %.200q", body)
 			}
 		})
+	}
+}
+
+// TestTailMonitorSeries: with prometheus_tail_monitor, each followed
+// file's position and inode are served under fluent-plugin-prometheus's
+// names, with the path label and the monitor's <labels>; without it
+// they are not.
+func TestTailMonitorSeries(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "app.log")
+	plugintest.Must(t, os.WriteFile(log, []byte("one\ntwo\n"), 0o644))
+	for _, monitor := range []bool{true, false} {
+		port := freePort(t)
+		conf := fmt.Sprintf(`
+<source>
+  @type prometheus
+  bind 127.0.0.1
+  port %d
+</source>
+<source>
+  @type tail
+  @id in_tail_app
+  path %s
+  tag app
+  read_from_head true
+  <parse>
+    @type none
+  </parse>
+</source>
+<match app>
+  @type capture
+  name tailmon
+</match>`, port, log)
+		if monitor {
+			conf += "\n<source>\n  @type prometheus_tail_monitor\n  <labels>\n    node n1\n  </labels>\n</source>\n"
+		}
+		e := plugintest.Build(t, conf)
+		stop := plugintest.Start(t, e)
+		url := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+		plugintest.WaitFor(t, "the metrics listener", func() bool { code, _ := status(t, url); return code == 200 })
+		labels := map[string]string{"plugin_id": "in_tail_app", "type": "tail", "path": log, "node": "n1"}
+		var fams map[string]*dto.MetricFamily
+		if monitor {
+			plugintest.WaitFor(t, "the position after both lines", func() bool {
+				fams = scrape(t, url)
+				return fams["fluentd_tail_file_position"] != nil && value(t, fams, "fluentd_tail_file_position", labels) == 8
+			})
+			fi, _ := os.Stat(log)
+			if got := value(t, fams, "fluentd_tail_file_inode", labels); got != float64(fi.Sys().(*syscall.Stat_t).Ino) {
+				t.Errorf("inode %v", got)
+			}
+			if got := value(t, fams, "fluentd_tail_file_opened", map[string]string{"plugin_id": "in_tail_app", "node": "n1"}); got != 1 {
+				t.Errorf("opened %v", got)
+			}
+		} else {
+			plugintest.WaitFor(t, "the lines", func() bool { return len(plugintest.Captured("tailmon")) >= 2 })
+			if fams = scrape(t, url); fams["fluentd_tail_file_position"] != nil {
+				t.Errorf("tail series served without prometheus_tail_monitor")
+			}
+		}
+		stop()
 	}
 }

@@ -31,6 +31,9 @@ type follower struct {
 	skipping   bool  // dropping a line longer than max_line_size, up to its newline
 	skipStart  int64 // where that line starts
 	saved      int64 // the position last written
+	// What the metrics show, read from other goroutines.
+	shownPos   atomic.Int64
+	shownInode atomic.Uint64
 	draining   bool  // the path is gone: read what is left for rotate_wait, then stop
 	drainUntil time.Time
 	unmatched  atomic.Bool // the manager found the path no longer matched
@@ -87,6 +90,7 @@ func (in *Input) newFollower(path string, startup bool) (*follower, error) {
 		return nil, err
 	}
 	fl.read, fl.saved = start, start
+	in.Stats.Opened.Add(1)
 	if err := fl.savePosition(start); err != nil {
 		in.log.Warn("pos_file write failed", "path", path, "err", err)
 	}
@@ -97,6 +101,8 @@ func (in *Input) newFollower(path string, startup bool) (*follower, error) {
 func (fl *follower) unmatch() { fl.unmatched.Store(true) }
 
 func (fl *follower) savePosition(pos int64) error {
+	fl.shownPos.Store(pos)
+	fl.shownInode.Store(fl.inode)
 	if !fl.persist {
 		return nil
 	}
@@ -122,6 +128,11 @@ func (fl *follower) position() int64 {
 
 func (fl *follower) run(ctx context.Context, out plugin.Emitter) {
 	defer fl.closeFile()
+	defer func() {
+		if ctx.Err() == nil {
+			fl.in.Stats.Closed.Add(1) // closed for good, not by the shutdown
+		}
+	}()
 	poll := minPoll
 	for ctx.Err() == nil {
 		n, wait := fl.readBatch(ctx, out)
@@ -271,6 +282,7 @@ func (fl *follower) throttle() time.Duration {
 	if fl.windowBytes < limit {
 		return 0
 	}
+	fl.in.Stats.Throttled.Add(1)
 	return time.Second - now.Sub(fl.window)
 }
 
@@ -462,6 +474,7 @@ func (fl *follower) rotated(ctx context.Context, out plugin.Emitter) {
 	}
 	in := fl.in
 	in.Stats.Rotations.Add(1)
+	in.Stats.Opened.Add(1)
 	old := &follower{in: in, path: fl.path, tag: fl.tag, f: fl.f, inode: fl.inode, read: fl.read, buf: fl.buf,
 		skipping: fl.skipping, block: fl.block, blockStart: fl.blockStart, partials: fl.partials,
 		draining: true, drainUntil: time.Now().Add(in.RotateWait), lastData: fl.lastData}

@@ -94,8 +94,11 @@ type Stats struct {
 	Events      atomic.Int64
 	Unmatched   atomic.Int64
 	LongLines   atomic.Int64 // skipped past max_line_size
+	Opened      atomic.Int64
+	Closed      atomic.Int64
 	Rotations   atomic.Int64
 	Truncations atomic.Int64
+	Throttled   atomic.Int64 // reads held back by read_bytes_limit_per_second
 	OpenErrors  atomic.Int64
 	EmitRetries atomic.Int64 // batches an output refused, retried
 }
@@ -109,7 +112,10 @@ func (in *Input) Measure(report plugin.Report) {
 	report("events_total", "Events emitted.", s.Events.Load(), false)
 	report("unmatched_total", "Lines (or blocks) the parser did not match.", s.Unmatched.Load(), false)
 	report("long_lines_total", "Lines skipped because they were longer than max_line_size.", s.LongLines.Load(), false)
+	report("files_opened_total", "Files opened to be followed (a rotation opens the new file).", s.Opened.Load(), false)
+	report("files_closed_total", "Files closed for good (read to their end after rotate_wait).", s.Closed.Load(), false)
 	report("rotations_total", "Files found rotated (a new file at the path).", s.Rotations.Load(), false)
+	report("throttled_total", "Reads held back by read_bytes_limit_per_second.", s.Throttled.Load(), false)
 	report("truncations_total", "Files found truncated (copytruncate or truncate in place); read again from the start.", s.Truncations.Load(), false)
 	report("open_errors_total", "Files that matched path but could not be opened.", s.OpenErrors.Load(), false)
 	report("emit_retries_total", "Batches an output refused and that were offered again (the position waits for them).", s.EmitRetries.Load(), false)
@@ -352,6 +358,25 @@ func (in *Input) openFailed(path string, err error) {
 		in.denied[path] = true
 	}
 	in.log.Warn("cannot follow a file", "path", path, "err", err)
+}
+
+// FollowedFiles implements plugin.FileFollower: each path's saved
+// position and inode (prometheus_tail_monitor).
+func (in *Input) FollowedFiles() []plugin.FollowedFile {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	out := make([]plugin.FollowedFile, 0, len(in.watching))
+	for path, f := range in.watching {
+		out = append(out, plugin.FollowedFile{Path: path, Position: f.shownPos.Load(), Inode: f.shownInode.Load()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
+}
+
+// FileCounts implements plugin.FileFollower.
+func (in *Input) FileCounts() (opened, closed, rotated, throttled int64) {
+	s := &in.Stats
+	return s.Opened.Load(), s.Closed.Load(), s.Rotations.Load(), s.Throttled.Load()
 }
 
 // tagOf is the tag of a file's events.
