@@ -28,13 +28,13 @@ type follower struct {
 	buf     []byte // read and not yet taken: the file's bytes from read-len(buf)
 	persist bool   // the position is kept in the pos_file (not for a rotated-away file)
 
-	skipping   bool  // dropping a line longer than max_line_size, up to its newline
-	skipStart  int64 // where that line starts
-	saved      int64 // the position last written
+	skipping  bool  // dropping a line longer than max_line_size, up to its newline
+	skipStart int64 // where that line starts
+	saved     int64 // the position last written
 	// What the metrics show, read from other goroutines.
 	shownPos   atomic.Int64
 	shownInode atomic.Uint64
-	draining   bool  // the path is gone: read what is left for rotate_wait, then stop
+	draining   bool // the path is gone: read what is left for rotate_wait, then stop
 	drainUntil time.Time
 	unmatched  atomic.Bool // the manager found the path no longer matched
 	lastData   time.Time
@@ -46,6 +46,7 @@ type follower struct {
 
 	window      time.Time // read_bytes_limit_per_second's current second
 	windowBytes int64
+	quota       quota // the <group> limit
 
 	rare lograte.Limiter
 }
@@ -70,6 +71,10 @@ func (in *Input) newFollower(path string, startup bool) (*follower, error) {
 		return nil, err
 	}
 	fl := &follower{in: in, path: path, tag: in.tagOf(path), f: fh, inode: inodeOf(fi), persist: in.pos != nil, blockStart: -1, lastData: time.Now()}
+	if in.groups != nil {
+		fl.quota.g = in.groups.of(path)
+		fl.quota.g.join(1)
+	}
 	start := int64(0)
 	known := false
 	if in.pos != nil {
@@ -131,6 +136,9 @@ func (fl *follower) run(ctx context.Context, out plugin.Emitter) {
 	defer func() {
 		if ctx.Err() == nil {
 			fl.in.Stats.Closed.Add(1) // closed for good, not by the shutdown
+		}
+		if fl.persist && fl.quota.g != nil {
+			fl.quota.g.join(-1)
 		}
 	}()
 	poll := minPoll
@@ -200,6 +208,11 @@ func (fl *follower) readBatch(ctx context.Context, out plugin.Emitter) (lines in
 				break
 			}
 			continue
+		}
+		if ok, hold := fl.quota.take(time.Now()); !ok {
+			in.Stats.Throttled.Add(1)
+			wait = hold // the line stays in buf, its position unsaved
+			break
 		}
 		end := taken + i
 		line := fl.buf[taken:end]

@@ -65,6 +65,7 @@ type Input struct {
 	IgnoreRepeatedPermissionError bool            `conf:"ignore_repeated_permission_error" desc:"Log a file that cannot be read for lack of permission once, not at every refresh."`
 	PathTimezone                  string          `conf:"path_timezone" desc:"The time zone of the strftime directives in path (the local zone by default)."`
 	Parse                         *config.Element `section:"parse" desc:"The parser of each line (required); a multiline parser with format_firstline groups lines into blocks first."`
+	Group                         *config.Element `section:"group" desc:"Rate limits by group of files, as Fluentd's <group>: pattern, rate_period, and <rule>s with match (named group to /regexp/, a JSON object) and limit (lines per rate_period for the rule's files together, shared equally; -1 no limit). A file over its share waits for the next period; nothing is dropped."`
 
 	log       *slog.Logger
 	tagPrefix string
@@ -77,6 +78,7 @@ type Input struct {
 	multiline bool
 	firstLine func([]byte) bool
 	cri       bool
+	groups    *groups // nil without <group>
 
 	mu       sync.Mutex
 	watching map[string]*follower // by path, guarded by mu
@@ -133,7 +135,7 @@ const (
 
 func init() {
 	plugin.Register(plugin.Info{Kind: plugin.KindInput, Type: "tail", Summary: "follow files as they grow, across rotation, with Fluentd's pos_file",
-		Sections: map[string]plugin.Section{"parse": {Kind: plugin.KindParser}},
+		Sections: map[string]plugin.Section{"parse": {Kind: plugin.KindParser}, "group": {New: func() any { return newGroupSection() }}},
 		New: func() any {
 			return &Input{PathDelimiter: ",", RefreshInterval: 60 * time.Second, RotateWait: 5 * time.Second, EnableWatchTimer: true,
 				EnableStatWatcher: true, ReadLinesLimit: 1000, ReadBytesLimitPerSecond: -1}
@@ -183,6 +185,13 @@ func (in *Input) Configure(c *plugin.Context) error {
 		if _, err := filepath.Match(strings.ReplaceAll(pattern, "**", "*"), ""); err != nil {
 			return fmt.Errorf("bad glob %q: %w", pattern, err)
 		}
+	}
+	if in.Group != nil {
+		gs, err := newGroups(in.Group)
+		if err != nil {
+			return err
+		}
+		in.groups = gs
 	}
 	in.workers = make(chan *worker, poolSize)
 	for i := 0; i < poolSize; i++ {

@@ -333,3 +333,44 @@ func TestMultilineAndCRI(t *testing.T) {
 		t.Errorf("joined CRI event %v at %v", ev.Record, ev.Time.Std())
 	}
 }
+
+// TestGroupRateLimit: <group> shares a rule's limit among its files; a
+// file over its share waits for the next period, nothing is dropped, and
+// files no rule takes are not limited.
+func TestGroupRateLimit(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	for _, name := range []string{"web_prod_a.log", "api_prod_b.log", "job_dev_c.log"} {
+		appendLines(t, filepath.Join(dir, name), numbered(name, 0, 30)...)
+	}
+	group := fmt.Sprintf(`  <group>
+    pattern /%s\/(?<podname>[^_]+)_(?<namespace>[^_]+)_.*\.log$/
+    rate_period 2s
+    <rule>
+      match {"namespace": "/^prod$/"}
+      limit 20
+    </rule>
+  </group>`, strings.ReplaceAll(dir, "/", `\/`))
+	e := plugintest.Build(t, tailConf(filepath.Join(dir, "*.log"), filepath.Join(dir, "g.pos"), "grp", group))
+	stop := plugintest.Start(t, e)
+	// Within the first period the two prod files read 10 lines each (20
+	// shared by two) and the dev file all 30; a slow machine may be in
+	// the second period when it looks, hence at most 20.
+	plugintest.WaitFor(t, "the first period's lines", func() bool { return len(plugintest.Captured("grp")) >= 50 })
+	perFile := func() map[string]int {
+		n := map[string]int{}
+		for _, ev := range plugintest.Captured("grp") {
+			n[strings.Fields(fmt.Sprint(ev.Record["message"]))[0]]++
+		}
+		return n
+	}
+	first := perFile()
+	if first["web_prod_a.log"] > 20 || first["api_prod_b.log"] > 20 || first["job_dev_c.log"] != 30 {
+		t.Errorf("after the first period: %v", first)
+	}
+	got := messages(t, "grp", 90)
+	stop()
+	if n := perFile(); n["web_prod_a.log"] != 30 || n["api_prod_b.log"] != 30 || len(got) != 90 {
+		t.Errorf("in the end: %v (%d events)", n, len(got))
+	}
+}
