@@ -1,6 +1,7 @@
 package parser_test
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/parser"
 	"github.com/sluice-log/sluice/internal/plugin"
 	"github.com/sluice-log/sluice/internal/plugintest"
 )
@@ -242,6 +244,7 @@ func FuzzParsers(f *testing.F) {
 		"@type regexp\nexpression " + seedExpression, "@type json", "@type msgpack", "@type ltsv", "@type csv\nkeys a,b,c",
 		"@type tsv\nkeys a,b", "@type apache2", "@type apache_error", "@type nginx", "@type syslog\nmessage_format auto",
 		"@type none", "@type multiline\nformat1 /^(?<a>.*)$/", "@type cri", "@type cri\nmerge_cri_fields false\nkeep_time_key true",
+		"@type multi_format\n<pattern>\n  format json\n</pattern>\n<pattern>\n  format syslog\n</pattern>\n<pattern>\n  format none\n</pattern>",
 	}
 	var parsers []plugin.Parser
 	for _, c := range confs {
@@ -265,4 +268,38 @@ func FuzzParsers(f *testing.F) {
 			})
 		}
 	})
+}
+
+// TestMultiFormat: the first <pattern> that matches parses the text; one
+// none at the end takes whatever the others did not.
+func TestMultiFormat(t *testing.T) {
+	p := build(t, `@type multi_format
+<pattern>
+  format json
+  time_key ts
+  time_type float
+</pattern>
+<pattern>
+  format /^(?<level>[A-Z]+) (?<msg>.*)$/
+</pattern>
+<pattern>
+  format none
+</pattern>`)
+	for text, want := range map[string]map[string]any{
+		`{"a":1,"ts":1700000000.5}`: {"a": int64(1)},
+		"WARN disk almost full":     {"level": "WARN", "msg": "disk almost full"},
+		"plain text":                {"message": "plain text"},
+	} {
+		got, err := parseAll(t, p, text)
+		if err != nil || len(got) != 1 || fmt.Sprint(got[0].record) != fmt.Sprint(want) {
+			t.Errorf("%q: %v %v, want %v", text, got, err, want)
+		}
+		if text[0] == '{' && got[0].time != event.Time(1700000000500000000) {
+			t.Errorf("json pattern's time %v", got[0].time)
+		}
+	}
+	strict := build(t, "@type multi_format\n<pattern>\n  format json\n</pattern>")
+	if _, err := parseAll(t, strict, "not json"); !errors.Is(err, parser.ErrNoMatch) {
+		t.Errorf("no pattern matched: %v", err)
+	}
 }
