@@ -27,6 +27,9 @@ type follower struct {
 	read    int64  // the offset of the next byte to read
 	buf     []byte // read and not yet taken: the file's bytes from read-len(buf)
 	persist bool   // the position is kept in the pos_file (not for a rotated-away file)
+	// rotatedAway: a drainer, reading a file rotated away from the path
+	// for rotate_wait. Written under in.mu (the manager reads it).
+	rotatedAway bool
 
 	skipping  bool  // dropping a line longer than max_line_size, up to its newline
 	skipStart int64 // where that line starts
@@ -36,7 +39,8 @@ type follower struct {
 	shownInode atomic.Uint64
 	draining   bool // the path is gone: read what is left for rotate_wait, then stop
 	drainUntil time.Time
-	unmatched  atomic.Bool // the manager found the path no longer matched
+	unmatched  atomic.Bool            // the manager found the path no longer matched
+	adopted    atomic.Pointer[string] // follow_inodes: the new name of a rotated file
 	lastData   time.Time
 
 	// Held back: a multiline block, and CRI partial lines by stream.
@@ -58,9 +62,10 @@ type partial struct {
 }
 
 // newFollower opens path and finds where to start: the pos_file's
-// position when it is for this inode, the end of a file found at start
-// unless read_from_head, else the beginning.
-func (in *Input) newFollower(path string, startup bool) (*follower, error) {
+// position when it is for this inode (with follow_inodes, under any path:
+// inodes holds those), the end of a file found at start unless
+// read_from_head, else the beginning.
+func (in *Input) newFollower(path string, startup bool, inodes map[uint64]int64) (*follower, error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -77,7 +82,9 @@ func (in *Input) newFollower(path string, startup bool) (*follower, error) {
 	}
 	start := int64(0)
 	known := false
-	if in.pos != nil {
+	if pos, ok := inodes[fl.inode]; ok && pos <= fi.Size() {
+		start, known = pos, true
+	} else if in.pos != nil && !in.FollowInodes {
 		if pos, inode, ok := in.pos.get(path); ok {
 			known = true
 			if inode == fl.inode && pos <= fi.Size() {
@@ -104,6 +111,10 @@ func (in *Input) newFollower(path string, startup bool) (*follower, error) {
 
 // unmatch tells the follower that refresh no longer finds its path.
 func (fl *follower) unmatch() { fl.unmatched.Store(true) }
+
+// adopt tells a drainer that refresh found its file under path
+// (follow_inodes): it becomes that path's follower.
+func (fl *follower) adopt(path string) { fl.adopted.Store(&path) }
 
 func (fl *follower) savePosition(pos int64) error {
 	fl.shownPos.Store(pos)
@@ -137,7 +148,7 @@ func (fl *follower) run(ctx context.Context, out plugin.Emitter) {
 		if ctx.Err() == nil {
 			fl.in.Stats.Closed.Add(1) // closed for good, not by the shutdown
 		}
-		if fl.persist && fl.quota.g != nil {
+		if fl.quota.g != nil {
 			fl.quota.g.join(-1)
 		}
 	}()
@@ -421,8 +432,21 @@ func (fl *follower) closeIfDone(ctx context.Context, out plugin.Emitter) bool {
 			return false
 		}
 	}
-	// A drainer (a rotated-away file) only waits out rotate_wait.
-	if fl.persist {
+	if p := fl.adopted.Load(); p != nil && fl.rotatedAway {
+		fl.in.mu.Lock()
+		fl.path, fl.tag, fl.persist, fl.rotatedAway, fl.draining = *p, fl.in.tagOf(*p), fl.in.pos != nil, false, false
+		fl.in.mu.Unlock()
+		fl.unmatched.Store(false)
+		if gs := fl.in.groups; gs != nil {
+			fl.quota = quota{g: gs.of(fl.path)}
+			fl.quota.g.join(1)
+		}
+		fl.saved = -1
+		fl.checkpoint()
+		return false
+	}
+	// A drainer only waits out rotate_wait.
+	if !fl.rotatedAway {
 		fi, err := os.Stat(fl.path)
 		switch {
 		case err == nil && inodeOf(fi) != fl.inode:
@@ -455,7 +479,7 @@ func (fl *follower) closeIfDone(ctx context.Context, out plugin.Emitter) bool {
 	}
 	fl.emitHeld(ctx, out, true)
 	if ctx.Err() == nil && fl.persist {
-		if err := fl.in.pos.unwatch(fl.path); err != nil {
+		if err := fl.in.pos.unwatch(fl.path, fl.inode); err != nil {
 			fl.in.log.Warn("pos_file write failed", "path", fl.path, "err", err)
 		}
 	}
@@ -490,17 +514,26 @@ func (fl *follower) rotated(ctx context.Context, out plugin.Emitter) {
 	in.Stats.Opened.Add(1)
 	old := &follower{in: in, path: fl.path, tag: fl.tag, f: fl.f, inode: fl.inode, read: fl.read, buf: fl.buf,
 		skipping: fl.skipping, block: fl.block, blockStart: fl.blockStart, partials: fl.partials,
-		draining: true, drainUntil: time.Now().Add(in.RotateWait), lastData: fl.lastData}
+		draining: true, drainUntil: time.Now().Add(in.RotateWait), lastData: fl.lastData, rotatedAway: true,
+		// With follow_inodes the pos_file keeps the rotated file's line
+		// (by its inode), so a restart goes on where it was.
+		persist: in.FollowInodes && in.pos != nil, saved: fl.saved}
 	if fl.f == nil { // open_on_every_update: the old file cannot be reached any more
 		old = nil
 	}
+	oldInode := fl.inode
 	fl.f, fl.inode, fl.read, fl.buf, fl.skipping = fh, inodeOf(fi), 0, nil, false
 	fl.block, fl.blockStart, fl.partials = nil, -1, nil
 	_ = fl.savePosition(0)
 	fl.saved = 0
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.byInode[oldInode] == fl {
+		delete(in.byInode, oldInode)
+	}
+	in.byInode[fl.inode] = fl
 	if old != nil {
-		in.wg.Add(1)
-		go func() { defer in.wg.Done(); old.run(ctx, out) }()
+		in.start(ctx, out, old)
 	}
 }
 

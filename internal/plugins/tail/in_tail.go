@@ -48,7 +48,7 @@ type Input struct {
 	ReadFromHead                  bool            `conf:"read_from_head" desc:"Read files found at start that the pos_file does not know from their beginning, instead of from their end. Files that appear later are always read from the beginning."`
 	RefreshInterval               time.Duration   `conf:"refresh_interval" desc:"How often path is expanded again to find new files and drop vanished ones."`
 	RotateWait                    time.Duration   `conf:"rotate_wait" desc:"How long a file that was rotated away or deleted is still read for lines written late, before it is closed."`
-	FollowInodes                  bool            `conf:"follow_inodes" desc:"Accepted for Fluentd compatibility." ignored:"positions are kept by path; a rotated file is read to its end for rotate_wait and not again under its new name only if exclude_path or path leave that name out"`
+	FollowInodes                  bool            `conf:"follow_inodes" desc:"Follow a file by its inode: a rotated file that path still matches under its new name (path app.log*) goes on from where it was, instead of being read again from its start; a file renamed while Sluice was down is found in the pos_file by its inode."`
 	EnableWatchTimer              bool            `conf:"enable_watch_timer" desc:"Accepted for Fluentd compatibility: files are looked at every 50 ms to 1 s (sooner while they grow)." ignored:"Sluice always polls the files it follows"`
 	EnableStatWatcher             bool            `conf:"enable_stat_watcher" desc:"Accepted for Fluentd compatibility (inotify)." ignored:"Sluice polls, 50 ms to 1 s apart, instead of using inotify"`
 	OpenOnEveryUpdate             bool            `conf:"open_on_every_update" desc:"Close each file between reads and open it again when it may have grown, so that it can be deleted or rotated on systems that refuse that for open files."`
@@ -82,6 +82,7 @@ type Input struct {
 
 	mu       sync.Mutex
 	watching map[string]*follower // by path, guarded by mu
+	byInode  map[uint64]*follower // every follower and drainer, guarded by mu
 	denied   map[string]bool      // permission errors logged, guarded by mu
 	wg       sync.WaitGroup
 
@@ -90,7 +91,6 @@ type Input struct {
 
 // Stats are in_tail's counters.
 type Stats struct {
-	Files       atomic.Int64 // followed now
 	Lines       atomic.Int64
 	Bytes       atomic.Int64
 	Events      atomic.Int64
@@ -108,7 +108,10 @@ type Stats struct {
 // Measure implements plugin.Measured.
 func (in *Input) Measure(report plugin.Report) {
 	s := &in.Stats
-	report("files", "Files followed now.", s.Files.Load(), true)
+	in.mu.Lock()
+	files := len(in.watching)
+	in.mu.Unlock()
+	report("files", "Files followed now.", int64(files), true)
 	report("lines_total", "Lines read.", s.Lines.Load(), false)
 	report("bytes_total", "Bytes read.", s.Bytes.Load(), false)
 	report("events_total", "Events emitted.", s.Events.Load(), false)
@@ -208,6 +211,7 @@ func (in *Input) Configure(c *plugin.Context) error {
 		in.workers <- &worker{parser: p}
 	}
 	in.watching = map[string]*follower{}
+	in.byInode = map[uint64]*follower{}
 	in.denied = map[string]bool{}
 	return nil
 }
@@ -228,7 +232,7 @@ func (in *Input) Init(context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(in.PosFile), 0o755); err != nil {
 		return err
 	}
-	pos, err := openPosFile(in.PosFile, 0o644)
+	pos, err := openPosFile(in.PosFile, 0o644, in.FollowInodes)
 	if err != nil {
 		return fmt.Errorf("pos_file: %w", err)
 	}
@@ -327,35 +331,61 @@ func (in *Input) refresh(ctx context.Context, out plugin.Emitter, startup bool) 
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	matched := map[string]bool{}
+	var inodes map[uint64]int64
+	if in.FollowInodes && in.pos != nil {
+		inodes = in.pos.byInode()
+	}
 	for _, p := range paths {
 		matched[p] = true
 		if _, ok := in.watching[p]; ok {
 			continue
 		}
-		f, err := in.newFollower(p, startup)
+		if in.FollowInodes {
+			if fi, err := os.Stat(p); err == nil {
+				if f := in.byInode[inodeOf(fi)]; f != nil {
+					if f.rotatedAway { // a rotated file draining: it goes on under its new name
+						f.adopt(p)
+						in.watching[p] = f
+					}
+					continue // else its follower has not seen the rotation yet
+				}
+			}
+		}
+		f, err := in.newFollower(p, startup, inodes)
 		if err != nil {
 			in.openFailed(p, err)
 			continue
 		}
 		in.watching[p] = f
-		in.Stats.Files.Add(1)
-		in.wg.Add(1)
-		go func() {
-			defer in.wg.Done()
-			f.run(ctx, out)
-			in.mu.Lock()
-			if in.watching[f.path] == f {
-				delete(in.watching, f.path)
-			}
-			in.mu.Unlock()
-			in.Stats.Files.Add(-1)
-		}()
+		in.start(ctx, out, f)
 	}
 	for p, f := range in.watching {
 		if !matched[p] {
 			f.unmatch()
 		}
 	}
+}
+
+// start runs a follower (or a drainer) until it is done; the caller holds
+// mu.
+func (in *Input) start(ctx context.Context, out plugin.Emitter, f *follower) {
+	in.byInode[f.inode] = f
+	in.wg.Add(1)
+	go func() {
+		defer in.wg.Done()
+		f.run(ctx, out)
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		if in.watching[f.path] == f {
+			delete(in.watching, f.path)
+		}
+		if p := f.adopted.Load(); p != nil && in.watching[*p] == f {
+			delete(in.watching, *p) // adopted as it finished
+		}
+		if in.byInode[f.inode] == f {
+			delete(in.byInode, f.inode)
+		}
+	}()
 }
 
 func (in *Input) openFailed(path string, err error) {

@@ -18,11 +18,16 @@ import (
 // The kernel keeps what was written when the process is killed, so no
 // sync is needed for kill -9; a machine crash can lose the last updates,
 // and the files are then read again from the older positions.
+//
+// With follow_inodes a file is known by its inode, as Fluentd keys the
+// file then: two lines may name one path (a rotated file, and the new one
+// at its name), and a line is found by the inode.
 type posFile struct {
 	mu      sync.Mutex
 	f       *os.File
 	size    int64
-	entries map[string]*posEntry // guarded by mu
+	byIno   bool                 // follow_inodes: entries are keyed by inode
+	entries map[string]*posEntry // by key(path, inode), guarded by mu
 }
 
 // posEntry is one file's line in the pos_file.
@@ -40,14 +45,22 @@ const unwatched uint64 = 0xffffffffffffffff
 // tab, 16 hex digits, newline.
 const posLineWidth = 1 + 16 + 1 + 16 + 1
 
+// key is an entry's key: its path, or with follow_inodes its inode.
+func (p *posFile) key(path string, inode uint64) string {
+	if p.byIno {
+		return string(appendHex16(nil, inode))
+	}
+	return path
+}
+
 // openPosFile reads path (written by Fluentd or Sluice), compacts it and
 // keeps it open for updates.
-func openPosFile(path string, perm os.FileMode) (*posFile, error) {
+func openPosFile(path string, perm os.FileMode, byInode bool) (*posFile, error) {
 	data, err := os.ReadFile(path)
 	if err != nil && !os.IsNotExist(err) {
 		return nil, err
 	}
-	p := &posFile{entries: map[string]*posEntry{}}
+	p := &posFile{entries: map[string]*posEntry{}, byIno: byInode}
 	var order []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -56,14 +69,17 @@ func openPosFile(path string, perm os.FileMode) (*posFile, error) {
 		if !ok {
 			continue // Fluentd skips a line it cannot read too
 		}
-		if _, seen := p.entries[e.path]; !seen {
-			order = append(order, e.path)
+		k := p.key(e.path, e.inode)
+		if _, seen := p.entries[k]; !seen {
+			order = append(order, k)
 		}
 		if e.pos < 0 { // unwatched
-			delete(p.entries, e.path)
+			if !p.byIno {
+				delete(p.entries, k)
+			}
 			continue
 		}
-		p.entries[e.path] = e
+		p.entries[k] = e
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, perm)
 	if err != nil {
@@ -120,8 +136,8 @@ func appendHex16(dst []byte, v uint64) []byte {
 // position it has to read again from).
 func (p *posFile) rewrite(order []string) error {
 	var buf []byte
-	for _, path := range order {
-		e, ok := p.entries[path]
+	for _, k := range order {
+		e, ok := p.entries[k]
 		if !ok {
 			continue
 		}
@@ -138,7 +154,7 @@ func (p *posFile) rewrite(order []string) error {
 	return nil
 }
 
-// get returns the entry of path, if the pos_file has one.
+// get returns the entry of path, if the pos_file has one (by path only).
 func (p *posFile) get(path string) (pos int64, inode uint64, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -149,12 +165,33 @@ func (p *posFile) get(path string) (pos int64, inode uint64, ok bool) {
 	return e.pos, e.inode, true
 }
 
-// set records path's position and inode: in place when the path has a
-// line, else as a new line at the end.
+// byInode is each inode's last position, under whatever path
+// (follow_inodes: files renamed while Sluice was down). It is taken once
+// per refresh, before new files' lines replace the entries of their paths.
+func (p *posFile) byInode() map[uint64]int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[uint64]int64, len(p.entries))
+	for _, e := range p.entries {
+		out[e.inode] = e.pos
+	}
+	return out
+}
+
+// set records path's position and inode: in place when the entry has a
+// line under this path, else as a new line at the end (a renamed file's
+// old line, with follow_inodes, is marked unwatched).
 func (p *posFile) set(path string, pos int64, inode uint64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e, ok := p.entries[path]
+	k := p.key(path, inode)
+	e, ok := p.entries[k]
+	if ok && e.path != path {
+		if err := p.markUnwatched(e); err != nil {
+			return err
+		}
+		ok = false
+	}
 	if !ok {
 		e = &posEntry{path: path, offset: p.size, pos: pos, inode: inode}
 		line := appendPosLine(nil, e)
@@ -162,7 +199,7 @@ func (p *posFile) set(path string, pos int64, inode uint64) error {
 			return err
 		}
 		p.size += int64(len(line))
-		p.entries[path] = e
+		p.entries[k] = e
 		return nil
 	}
 	var nums [33]byte
@@ -174,20 +211,25 @@ func (p *posFile) set(path string, pos int64, inode uint64) error {
 	return err
 }
 
-// unwatch marks path as no longer watched, as Fluentd does; compaction
-// removes its line.
-func (p *posFile) unwatch(path string) error {
+// unwatch marks the file as no longer watched, as Fluentd does;
+// compaction removes its line.
+func (p *posFile) unwatch(path string, inode uint64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e, ok := p.entries[path]
-	if !ok {
+	k := p.key(path, inode)
+	e, ok := p.entries[k]
+	if !ok || e.path != path {
 		return nil
 	}
-	var nums [16]byte
-	_, err := p.f.WriteAt(appendHex16(nums[:0], unwatched), e.offset+int64(len(path))+1)
-	delete(p.entries, path)
+	delete(p.entries, k)
 	// The line stays until compaction; a later set for the path appends
 	// a new one, and the reader keeps the last.
+	return p.markUnwatched(e)
+}
+
+func (p *posFile) markUnwatched(e *posEntry) error {
+	var nums [16]byte
+	_, err := p.f.WriteAt(appendHex16(nums[:0], unwatched), e.offset+int64(len(e.path))+1)
 	return err
 }
 
@@ -197,8 +239,8 @@ func (p *posFile) compact() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	order := make([]string, 0, len(p.entries))
-	for path := range p.entries {
-		order = append(order, path)
+	for k := range p.entries {
+		order = append(order, k)
 	}
 	return p.rewrite(order)
 }

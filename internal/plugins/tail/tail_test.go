@@ -374,3 +374,71 @@ func TestGroupRateLimit(t *testing.T) {
 		t.Errorf("in the end: %v (%d events)", n, len(got))
 	}
 }
+
+// TestRotationWithoutPosFile: without a pos_file a rotation is followed
+// all the same.
+func TestRotationWithoutPosFile(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "np.log")
+	appendLines(t, log, numbered("a", 0, 5)...)
+	conf := strings.Replace(tailConf(log, "", "nopos", ""), "  pos_file \n", "", 1)
+	stop := plugintest.Start(t, plugintest.Build(t, conf))
+	messages(t, "nopos", 5)
+	plugintest.Must(t, os.Rename(log, log+".1"))
+	appendLines(t, log, numbered("b", 0, 5)...)
+	got := messages(t, "nopos", 10)
+	stop()
+	requireSame(t, got, append(numbered("a", 0, 5), numbered("b", 0, 5)...))
+}
+
+// TestFollowInodes: with follow_inodes, a rotated file that path still
+// matches goes on from where it was under its new name, also when it was
+// renamed while Sluice was stopped; without it, Fluentd's default, the
+// rotated name is read again from its start.
+func TestFollowInodes(t *testing.T) {
+	for _, follow := range []bool{true, false} {
+		plugintest.Reset()
+		dir := t.TempDir()
+		log, pos := filepath.Join(dir, "app.log"), filepath.Join(dir, "app.pos")
+		extra := ""
+		if follow {
+			extra = "  follow_inodes true"
+		}
+		conf := tailConf(log+"*", pos, "inodes", extra)
+		appendLines(t, log, numbered("a", 0, 10)...)
+		stop := plugintest.Start(t, plugintest.Build(t, conf))
+		messages(t, "inodes", 10)
+		plugintest.Must(t, os.Rename(log, log+".1"))
+		appendLines(t, log, numbered("b", 0, 5)...)
+		appendLines(t, log+".1", numbered("a", 10, 13)...)
+		if !follow {
+			// app.log.1 is read again from its start: a 0-12 twice
+			// (its late lines were read by the drainer too).
+			got := messages(t, "inodes", 31)
+			stop()
+			if n := len(got); n != 31 {
+				t.Errorf("without follow_inodes: %d events, want 31", n)
+			}
+			continue
+		}
+		messages(t, "inodes", 18)
+		stop()
+		// Renamed while stopped: app.log.1 → app.log.2, app.log → app.log.1.
+		plugintest.Must(t, os.Rename(log+".1", log+".2"))
+		plugintest.Must(t, os.Rename(log, log+".1"))
+		appendLines(t, log+".1", numbered("b", 5, 8)...)
+		stop = plugintest.Start(t, plugintest.Build(t, conf))
+		got := messages(t, "inodes", 21)
+		stop()
+		seen := map[string]int{}
+		for _, m := range got {
+			seen[m]++
+		}
+		for _, l := range append(numbered("a", 0, 13), numbered("b", 0, 8)...) {
+			if seen[l] != 1 {
+				t.Errorf("with follow_inodes %q seen %d times (%d events)", l, seen[l], len(got))
+			}
+		}
+	}
+}
