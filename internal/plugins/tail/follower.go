@@ -270,7 +270,12 @@ func (fl *follower) fill() (int, error) {
 	if cap(fl.buf)-len(fl.buf) < readSize {
 		fl.buf = append(make([]byte, 0, len(fl.buf)+readSize), fl.buf...)
 	}
-	n, err := fl.f.Read(fl.buf[len(fl.buf):cap(fl.buf)])
+	room := fl.buf[len(fl.buf):cap(fl.buf)]
+	if limit := int64(fl.in.ReadBytesLimitPerSecond); limit >= 0 {
+		// Read no more than the second has left of the limit.
+		room = room[:min(int64(len(room)), max(1, limit-fl.windowBytes))]
+	}
+	n, err := fl.f.Read(room)
 	fl.buf = fl.buf[:len(fl.buf)+n]
 	fl.read += int64(n)
 	fl.windowBytes += int64(n)

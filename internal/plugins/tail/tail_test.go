@@ -8,9 +8,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/sluice-log/sluice/internal/plugin"
 	"github.com/sluice-log/sluice/internal/plugintest"
 )
 
@@ -441,4 +443,74 @@ func TestFollowInodes(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestParameters: exclude_path, strftime in path, path_key,
+// emit_unmatched_lines, limit_recently_modified, open_on_every_update,
+// read_bytes_limit_per_second, and Docker's json-file lines through the
+// json parser with their time.
+func TestParameters(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	today := filepath.Join(dir, "app-"+time.Now().Format("20060102")+".log")
+	docker := `{"log":"hello from docker\n","stream":"stdout","time":"2026-12-06T10:00:00.123456789Z"}`
+	appendLines(t, today, docker, "not json")
+	appendLines(t, filepath.Join(dir, "app-skip.log"), `{"log":"excluded"}`)
+	old := filepath.Join(dir, "app-old.log")
+	appendLines(t, old, `{"log":"too old"}`)
+	plugintest.Must(t, os.Chtimes(old, time.Now().Add(-2*time.Hour), time.Now().Add(-2*time.Hour)))
+	conf := strings.Replace(tailConf(filepath.Join(dir, "app-%Y%m%d.log")+","+filepath.Join(dir, "app-*.log"), filepath.Join(dir, "p.pos"), "params",
+		`  exclude_path ["`+filepath.Join(dir, "*skip*")+`"]
+  path_key file
+  emit_unmatched_lines true
+  limit_recently_modified 1h
+  open_on_every_update true
+  read_bytes_limit_per_second 8192`), "    @type none", "    @type json\n    time_format %Y-%m-%dT%H:%M:%S.%NZ", 1)
+	e := plugintest.Build(t, conf)
+	stop := plugintest.Start(t, e)
+	got := waitAll(t, "params", 2)
+	if got[0].Record["log"] != "hello from docker\n" || got[0].Record["stream"] != "stdout" || got[0].Record["file"] != today ||
+		got[0].Time.Std().Nanosecond() != 123456789 {
+		t.Errorf("docker line: %v at %v", got[0].Record, got[0].Time.Std())
+	}
+	if got[1].Record["unmatched_line"] != "not json" || got[1].Record["file"] != today {
+		t.Errorf("unmatched line: %v", got[1].Record)
+	}
+	// open_on_every_update: lines appended after a close are read on
+	// reopening; read_bytes_limit_per_second spreads a 30 KiB burst over
+	// seconds: when its first lines are in, most are still to come.
+	var burst []string
+	for i := 0; i < 300; i++ {
+		burst = append(burst, fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, strings.Repeat("p", 80)))
+	}
+	appendLines(t, today, burst...)
+	if early := waitAll(t, "params", 3); len(early) > 2+150 {
+		t.Errorf("%d of the burst's 300 lines read at once, past read_bytes_limit_per_second", len(early)-2)
+	}
+	got = waitAll(t, "params", 302)
+	var throttled int64
+	for _, p := range e.Inputs() {
+		if m, ok := p.(plugin.Measured); ok {
+			m.Measure(func(name, _ string, v int64, _ bool) {
+				if name == "throttled_total" {
+					throttled = v
+				}
+			})
+		}
+	}
+	stop()
+	for _, ev := range got {
+		if s := fmt.Sprint(ev.Record["log"]); s == "excluded" || s == "too old" {
+			t.Errorf("read a file it should not: %v", ev.Record)
+		}
+	}
+	if len(got) != 302 || throttled == 0 {
+		t.Errorf("%d events, throttled %d times; want 302 and some", len(got), throttled)
+	}
+}
+
+func waitAll(t *testing.T, name string, n int) []plugintest.Event {
+	t.Helper()
+	plugintest.WaitFor(t, fmt.Sprintf("%d events", n), func() bool { return len(plugintest.Captured(name)) >= n })
+	return plugintest.Captured(name)
 }
