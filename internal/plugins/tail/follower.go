@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/text/transform"
+
 	"github.com/sluice-log/sluice/internal/lograte"
 	"github.com/sluice-log/sluice/internal/plugin"
 )
@@ -326,6 +328,11 @@ func (fl *follower) longLine() {
 // reassembly when the parser asks for them, else straight to the parser.
 func (fl *follower) take(w *worker, line []byte, start int64) {
 	in := fl.in
+	if w.decoder != nil {
+		// Invalid bytes become U+FFFD; a decoder error is not possible then.
+		w.utf8, _, _ = transform.Append(w.decoder, w.utf8[:0], line)
+		line = w.utf8
+	}
 	if in.cri {
 		var ok bool
 		if line, ok = fl.joinCRI(line, start); !ok {

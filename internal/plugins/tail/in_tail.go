@@ -29,6 +29,9 @@ import (
 	"time"
 
 	"github.com/tinylib/msgp/msgp"
+	"golang.org/x/text/encoding"
+	"golang.org/x/text/encoding/htmlindex"
+	"golang.org/x/text/encoding/ianaindex"
 
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
@@ -59,8 +62,8 @@ type Input struct {
 	PathKey                       string          `conf:"path_key" desc:"Add the file's path to each record under this key."`
 	MaxLineSize                   config.Size     `conf:"max_line_size" desc:"Lines longer than this are skipped, counted and logged. Unset, 16 MiB (Fluentd has no bound; Sluice keeps memory bounded)."`
 	MultilineFlushInterval        time.Duration   `conf:"multiline_flush_interval" desc:"With a multiline parser: emit a block that no new first line has ended once its file has been quiet this long (0: only when the next block starts or the file closes)."`
-	Encoding                      string          `conf:"encoding" desc:"The encoding of the events (UTF-8 or ASCII-8BIT: lines are passed on as read)."`
-	FromEncoding                  string          `conf:"from_encoding" desc:"The encoding of the files (UTF-8 or ASCII-8BIT: lines are passed on as read)."`
+	Encoding                      string          `conf:"encoding" desc:"The encoding of the events: UTF-8 (with from_encoding, the files' lines are converted to it), or ASCII-8BIT (passed on as read)."`
+	FromEncoding                  string          `conf:"from_encoding" desc:"The encoding of the files (Shift_JIS, EUC-JP, ISO-8859-1, Windows-1252, GBK, ... by their IANA or WHATWG names); lines are converted to UTF-8, bytes that are not of the encoding becoming U+FFFD. UTF-16 and UTF-32 files are refused."`
 	EmitUnmatchedLines            bool            `conf:"emit_unmatched_lines" desc:"Emit lines the parser does not match as {\"unmatched_line\": LINE}, instead of dropping them (they are counted either way)."`
 	IgnoreRepeatedPermissionError bool            `conf:"ignore_repeated_permission_error" desc:"Log a file that cannot be read for lack of permission once, not at every refresh."`
 	PathTimezone                  string          `conf:"path_timezone" desc:"The time zone of the strftime directives in path (the local zone by default)."`
@@ -79,6 +82,8 @@ type Input struct {
 	firstLine func([]byte) bool
 	cri       bool
 	groups    *groups // nil without <group>
+	// fromEncoding converts lines to UTF-8 (nil: passed on as read).
+	fromEncoding encoding.Encoding
 
 	mu       sync.Mutex
 	watching map[string]*follower // by path, guarded by mu
@@ -151,12 +156,8 @@ func (in *Input) Configure(c *plugin.Context) error {
 	if in.Parse == nil {
 		return fmt.Errorf("in_tail needs a <parse> section")
 	}
-	for _, enc := range []string{in.Encoding, in.FromEncoding} {
-		switch strings.ToUpper(enc) {
-		case "", "UTF-8", "UTF8", "ASCII-8BIT", "BINARY", "US-ASCII", "ASCII":
-		default:
-			return fmt.Errorf("encoding %q: Sluice passes lines on as read and converts no encodings; only UTF-8 and ASCII-8BIT are accepted", enc)
-		}
+	if err := in.configureEncoding(); err != nil {
+		return err
 	}
 	if in.ReadLinesLimit <= 0 {
 		return fmt.Errorf("read_lines_limit must be positive")
@@ -208,11 +209,45 @@ func (in *Input) Configure(c *plugin.Context) error {
 		if _, ok := p.(*parser.CRI); ok {
 			in.cri = true
 		}
-		in.workers <- &worker{parser: p}
+		w := &worker{parser: p}
+		if in.fromEncoding != nil {
+			w.decoder = in.fromEncoding.NewDecoder()
+		}
+		in.workers <- w
 	}
 	in.watching = map[string]*follower{}
 	in.byInode = map[uint64]*follower{}
 	in.denied = map[string]bool{}
+	return nil
+}
+
+// passThrough are the encodings whose lines are passed on as read.
+var passThrough = map[string]bool{"": true, "UTF-8": true, "UTF8": true, "ASCII-8BIT": true, "BINARY": true, "US-ASCII": true, "ASCII": true}
+
+// configureEncoding finds from_encoding's decoder; encoding must then be
+// UTF-8, what records hold.
+func (in *Input) configureEncoding() error {
+	to, from := strings.ToUpper(in.Encoding), strings.ToUpper(in.FromEncoding)
+	if !passThrough[to] {
+		return fmt.Errorf("encoding %q: events are UTF-8 (or ASCII-8BIT, as read); set from_encoding for the files' encoding", in.Encoding)
+	}
+	if passThrough[from] {
+		return nil
+	}
+	if to == "ASCII-8BIT" || to == "BINARY" {
+		return fmt.Errorf("from_encoding %q with encoding %s: nothing to convert to; set encoding UTF-8", in.FromEncoding, in.Encoding)
+	}
+	if strings.HasPrefix(from, "UTF-16") || strings.HasPrefix(from, "UTF-32") {
+		return fmt.Errorf("from_encoding %q: files whose newline is not the byte \n cannot be split into lines; convert them first", in.FromEncoding)
+	}
+	enc, err := ianaindex.IANA.Encoding(in.FromEncoding)
+	if err != nil || enc == nil {
+		enc, err = htmlindex.Get(in.FromEncoding)
+	}
+	if err != nil || enc == nil {
+		return fmt.Errorf("from_encoding %q: not an encoding Sluice knows", in.FromEncoding)
+	}
+	in.fromEncoding = enc
 	return nil
 }
 
@@ -441,9 +476,11 @@ func inodeOf(fi fs.FileInfo) uint64 {
 
 // worker is what one batch is parsed with.
 type worker struct {
-	parser plugin.Parser
-	batch  event.Builder
-	record []byte
+	parser  plugin.Parser
+	batch   event.Builder
+	record  []byte
+	decoder *encoding.Decoder // from_encoding
+	utf8    []byte            // a line converted by decoder
 }
 
 // unmatchedKey is the start of an unmatched line's record.

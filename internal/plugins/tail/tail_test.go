@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	"golang.org/x/text/encoding/japanese"
 
 	"github.com/sluice-log/sluice/internal/plugin"
 	"github.com/sluice-log/sluice/internal/plugintest"
@@ -513,4 +514,23 @@ func waitAll(t *testing.T, name string, n int) []plugintest.Event {
 	t.Helper()
 	plugintest.WaitFor(t, fmt.Sprintf("%d events", n), func() bool { return len(plugintest.Captured(name)) >= n })
 	return plugintest.Captured(name)
+}
+
+// TestFromEncoding: a Shift_JIS file is read as UTF-8 records, as
+// Fluentd's from_encoding converts; UTF-16 is refused at check.
+func TestFromEncoding(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "sjis.log")
+	sjis, err := japanese.ShiftJIS.NewEncoder().Bytes([]byte("ログ一行目\nエラー発生\n"))
+	plugintest.Must(t, err)
+	plugintest.Must(t, os.WriteFile(log, sjis, 0o644))
+	conf := tailConf(log, filepath.Join(dir, "e.pos"), "enc", "  from_encoding Shift_JIS\n  encoding UTF-8")
+	stop := plugintest.Start(t, plugintest.Build(t, conf))
+	got := messages(t, "enc", 2)
+	stop()
+	requireSame(t, got, []string{"ログ一行目", "エラー発生"})
+	if _, err := plugintest.BuildErr(strings.Replace(conf, "Shift_JIS", "UTF-16LE", 1)); err == nil || !strings.Contains(err.Error(), "UTF-16LE") {
+		t.Errorf("UTF-16 from_encoding: %v, want a refusal", err)
+	}
 }
