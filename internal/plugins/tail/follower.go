@@ -32,6 +32,8 @@ type follower struct {
 	// rotatedAway: a drainer, reading a file rotated away from the path
 	// for rotate_wait. Written under in.mu (the manager reads it).
 	rotatedAway bool
+	wake        chan struct{} // inotify's wake-ups
+	unwatch     func()        // stops them (nil: polled only)
 
 	skipping  bool  // dropping a line longer than max_line_size, up to its newline
 	skipStart int64 // where that line starts
@@ -105,6 +107,7 @@ func (in *Input) newFollower(path string, startup bool, inodes map[uint64]int64)
 	}
 	fl.read, fl.saved = start, start
 	in.Stats.Opened.Add(1)
+	fl.watchFile()
 	if err := fl.savePosition(start); err != nil {
 		in.log.Warn("pos_file write failed", "path", path, "err", err)
 	}
@@ -147,6 +150,11 @@ func (fl *follower) position() int64 {
 func (fl *follower) run(ctx context.Context, out plugin.Emitter) {
 	defer fl.closeFile()
 	defer func() {
+		if fl.unwatch != nil {
+			fl.unwatch()
+		}
+	}()
+	defer func() {
 		if ctx.Err() == nil {
 			fl.in.Stats.Closed.Add(1) // closed for good, not by the shutdown
 		}
@@ -166,14 +174,25 @@ func (fl *follower) run(ctx context.Context, out plugin.Emitter) {
 		}
 		if wait == 0 {
 			fl.flushIdleBlock(ctx, out)
-			if fl.closeIfDone(ctx, out) {
+			switch fl.closeIfDone(ctx, out) {
+			case fileDone:
 				return
+			case fileChanged: // a new or truncated file: read it now
+				poll = minPoll
+				continue
 			}
 			wait = poll
-			poll = min(2*poll, maxPoll)
+			limit := maxPoll
+			if fl.unwatch != nil {
+				limit = maxNotifiedPoll // inotify wakes it; the poll is the safety net
+			}
+			poll = min(2*poll, limit)
 			if fl.in.OpenOnEveryUpdate {
 				fl.closeFile()
 			}
+		}
+		if fl.draining {
+			wait = max(minDrainPoll, min(wait, time.Until(fl.drainUntil))) // the drain ends on time
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -181,8 +200,30 @@ func (fl *follower) run(ctx context.Context, out plugin.Emitter) {
 			t.Stop()
 			return
 		case <-t.C:
+		case <-fl.wake:
+			t.Stop()
+			poll = minPoll
 		}
 	}
+}
+
+// watchFile asks inotify to wake the follower when its file changes;
+// without it (enable_stat_watcher false, or the system's watch limit) the
+// file is polled.
+func (fl *follower) watchFile() {
+	fl.wake = make(chan struct{}, 1)
+	n := fl.in.notify
+	if n == nil {
+		return
+	}
+	stop, err := n.watch(fl.path, fl.wake)
+	if err != nil {
+		if fl.in.notifyRare.Allow() {
+			fl.in.log.Warn("inotify watch failed; the file is polled instead (raise fs.inotify.max_user_watches for many files)", "path", fl.path, "err", err)
+		}
+		return
+	}
+	fl.unwatch = stop
 }
 
 // readBatch reads up to read_lines_limit lines, emits them and saves the
@@ -432,16 +473,22 @@ func (fl *follower) emit(ctx context.Context, out plugin.Emitter, w *worker) boo
 	}
 }
 
+// What closeIfDone found.
+const (
+	fileIdle    = iota // nothing new: wait
+	fileChanged        // rotated or truncated: read the file at the path now
+	fileDone           // closed for good
+)
+
 // closeIfDone looks at the path once the file is read to its end: a new
 // file there (rotation) or a truncated one is read from the start; a
 // deleted or no longer matched one is read for rotate_wait more, then
-// closed and its pos_file line marked unwatched. True: this follower is
-// done.
-func (fl *follower) closeIfDone(ctx context.Context, out plugin.Emitter) bool {
+// closed and its pos_file line marked unwatched.
+func (fl *follower) closeIfDone(ctx context.Context, out plugin.Emitter) int {
 	if fl.f != nil {
 		if fi, err := fl.f.Stat(); err == nil && fi.Size() < fl.read {
 			fl.truncated()
-			return false
+			return fileChanged
 		}
 	}
 	if p := fl.adopted.Load(); p != nil && fl.rotatedAway {
@@ -455,7 +502,7 @@ func (fl *follower) closeIfDone(ctx context.Context, out plugin.Emitter) bool {
 		}
 		fl.saved = -1
 		fl.checkpoint()
-		return false
+		return fileIdle
 	}
 	// A drainer only waits out rotate_wait.
 	if !fl.rotatedAway {
@@ -463,18 +510,18 @@ func (fl *follower) closeIfDone(ctx context.Context, out plugin.Emitter) bool {
 		switch {
 		case err == nil && inodeOf(fi) != fl.inode:
 			fl.rotated(ctx, out)
-			return false
+			return fileChanged
 		case err == nil && !fl.unmatched.Load():
 			fl.draining = false
-			return false
+			return fileIdle
 		}
 	}
 	switch {
 	case !fl.draining:
 		fl.draining, fl.drainUntil = true, time.Now().Add(fl.in.RotateWait)
-		return false
+		return fileIdle
 	case time.Now().Before(fl.drainUntil):
-		return false
+		return fileIdle
 	}
 	// Nothing more will be written to it: what is held is emitted whole,
 	// the last line too even without its newline.
@@ -486,7 +533,7 @@ func (fl *follower) closeIfDone(ctx context.Context, out plugin.Emitter) bool {
 		ok := w.batch.Len() == 0 || fl.emit(ctx, out, w)
 		fl.in.workers <- w
 		if !ok {
-			return true
+			return fileDone
 		}
 	}
 	fl.emitHeld(ctx, out, true)
@@ -495,7 +542,7 @@ func (fl *follower) closeIfDone(ctx context.Context, out plugin.Emitter) bool {
 			fl.in.log.Warn("pos_file write failed", "path", fl.path, "err", err)
 		}
 	}
-	return true
+	return fileDone
 }
 
 func (fl *follower) truncated() {
@@ -529,8 +576,12 @@ func (fl *follower) rotated(ctx context.Context, out plugin.Emitter) {
 		draining: true, drainUntil: time.Now().Add(in.RotateWait), lastData: fl.lastData, rotatedAway: true,
 		// With follow_inodes the pos_file keeps the rotated file's line
 		// (by its inode), so a restart goes on where it was.
-		persist: in.FollowInodes && in.pos != nil, saved: fl.saved}
+		persist: in.FollowInodes && in.pos != nil, saved: fl.saved,
+		wake: fl.wake, unwatch: fl.unwatch} // the watch is on the old file
 	if fl.f == nil { // open_on_every_update: the old file cannot be reached any more
+		if fl.unwatch != nil {
+			fl.unwatch()
+		}
 		old = nil
 	}
 	oldInode := fl.inode
@@ -538,6 +589,8 @@ func (fl *follower) rotated(ctx context.Context, out plugin.Emitter) {
 	fl.block, fl.blockStart, fl.partials = nil, -1, nil
 	_ = fl.savePosition(0)
 	fl.saved = 0
+	fl.unwatch = nil
+	fl.watchFile() // the new file at the path
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.byInode[oldInode] == fl {

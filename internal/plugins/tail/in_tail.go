@@ -35,6 +35,7 @@ import (
 
 	"github.com/sluice-log/sluice/internal/config"
 	"github.com/sluice-log/sluice/internal/event"
+	"github.com/sluice-log/sluice/internal/lograte"
 	"github.com/sluice-log/sluice/internal/parser"
 	"github.com/sluice-log/sluice/internal/plugin"
 	"github.com/sluice-log/sluice/internal/strftime"
@@ -53,7 +54,7 @@ type Input struct {
 	RotateWait                    time.Duration   `conf:"rotate_wait" desc:"How long a file that was rotated away or deleted is still read for lines written late, before it is closed."`
 	FollowInodes                  bool            `conf:"follow_inodes" desc:"Follow a file by its inode: a rotated file that path still matches under its new name (path app.log*) goes on from where it was, instead of being read again from its start; a file renamed while Sluice was down is found in the pos_file by its inode."`
 	EnableWatchTimer              bool            `conf:"enable_watch_timer" desc:"Accepted for Fluentd compatibility: files are looked at every 50 ms to 1 s (sooner while they grow)." ignored:"Sluice always polls the files it follows"`
-	EnableStatWatcher             bool            `conf:"enable_stat_watcher" desc:"Accepted for Fluentd compatibility (inotify)." ignored:"Sluice polls, 50 ms to 1 s apart, instead of using inotify"`
+	EnableStatWatcher             bool            `conf:"enable_stat_watcher" desc:"Wake on inotify's notice that a file changed, so that lines are read as they are written; the files are still polled, every 5 s at most, as a safety net. False, or past the system's watch limit (fs.inotify.max_user_watches): polled 50 ms to 1 s apart."`
 	OpenOnEveryUpdate             bool            `conf:"open_on_every_update" desc:"Close each file between reads and open it again when it may have grown, so that it can be deleted or rotated on systems that refuse that for open files."`
 	ReadLinesLimit                int             `conf:"read_lines_limit" desc:"The most lines read from one file before they are emitted as one batch."`
 	ReadBytesLimitPerSecond       config.Size     `conf:"read_bytes_limit_per_second" desc:"The most bytes read per second from one file (-1: no limit; at least 8192 otherwise, as Fluentd)."`
@@ -70,18 +71,20 @@ type Input struct {
 	Parse                         *config.Element `section:"parse" desc:"The parser of each line (required); a multiline parser with format_firstline groups lines into blocks first."`
 	Group                         *config.Element `section:"group" desc:"Rate limits by group of files, as Fluentd's <group>: pattern, rate_period, and <rule>s with match (named group to /regexp/, a JSON object) and limit (lines per rate_period for the rule's files together, shared equally; -1 no limit). A file over its share waits for the next period; nothing is dropped."`
 
-	log       *slog.Logger
-	tagPrefix string
-	tagSuffix string
-	wildcard  bool
-	maxLine   int
-	loc       *time.Location
-	pos       *posFile
-	workers   chan *worker
-	multiline bool
-	firstLine func([]byte) bool
-	cri       bool
-	groups    *groups // nil without <group>
+	log        *slog.Logger
+	tagPrefix  string
+	tagSuffix  string
+	wildcard   bool
+	maxLine    int
+	loc        *time.Location
+	pos        *posFile
+	workers    chan *worker
+	multiline  bool
+	firstLine  func([]byte) bool
+	cri        bool
+	groups     *groups   // nil without <group>
+	notify     *notifier // inotify (enable_stat_watcher); nil: polling only
+	notifyRare lograte.Limiter
 	// fromEncoding converts lines to UTF-8 (nil: passed on as read).
 	fromEncoding encoding.Encoding
 
@@ -136,9 +139,17 @@ const (
 	defaultMaxLine = 16 << 20
 	readSize       = 64 << 10
 	poolSize       = 8
-	minPoll        = 50 * time.Millisecond
 	maxPoll        = time.Second
 	maxEmitBackoff = 5 * time.Second
+	minDrainPoll   = 10 * time.Millisecond
+)
+
+// How often a file read to its end is looked at again: from minPoll,
+// doubling while it stays quiet, to maxPoll, or to maxNotifiedPoll when
+// inotify watches it (variables for a test that turns polling off).
+var (
+	minPoll         = 50 * time.Millisecond
+	maxNotifiedPoll = 5 * time.Second
 )
 
 func init() {
@@ -259,8 +270,16 @@ func (in *Input) MemoryBound() int64 {
 	return int64(poolSize) * (2*readSize + int64(in.ReadLinesLimit)*1024)
 }
 
-// Init opens the pos_file (a bad path fails the start).
+// Init opens the pos_file (a bad path fails the start) and inotify.
 func (in *Input) Init(context.Context) error {
+	if in.EnableStatWatcher {
+		n, err := newNotifier()
+		if err != nil {
+			in.log.Warn("inotify is not available; files are polled", "err", err)
+		} else {
+			in.notify = n
+		}
+	}
 	if in.PosFile == "" {
 		return nil
 	}
@@ -275,8 +294,14 @@ func (in *Input) Init(context.Context) error {
 	return nil
 }
 
-// Close implements plugin.Closer.
-func (in *Input) Close(context.Context) error { return in.pos.close() }
+// Close implements plugin.Closer; Run has returned, and with it every
+// follower.
+func (in *Input) Close(context.Context) error {
+	if in.notify != nil {
+		in.notify.close()
+	}
+	return in.pos.close()
+}
 
 // paths is the path list with the strftime directives for now.
 func (in *Input) paths(now time.Time) []string {

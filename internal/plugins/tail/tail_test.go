@@ -14,6 +14,7 @@ import (
 	"golang.org/x/text/encoding/japanese"
 
 	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/plugins/tail"
 	"github.com/sluice-log/sluice/internal/plugintest"
 )
 
@@ -533,4 +534,29 @@ func TestFromEncoding(t *testing.T) {
 	if _, err := plugintest.BuildErr(strings.Replace(conf, "Shift_JIS", "UTF-16LE", 1)); err == nil || !strings.Contains(err.Error(), "UTF-16LE") {
 		t.Errorf("UTF-16 from_encoding: %v, want a refusal", err)
 	}
+}
+
+// TestInotifyWakes: with polling of watched files pushed out to an hour,
+// appended lines, a rotation and a truncation are still seen: inotify
+// wakes the follower.
+func TestInotifyWakes(t *testing.T) {
+	plugintest.Reset()
+	defer tail.SetNotifiedPoll(time.Hour, time.Hour)()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "w.log")
+	appendLines(t, log, "first")
+	stop := plugintest.Start(t, plugintest.Build(t, tailConf(log, filepath.Join(dir, "w.pos"), "wake", "")))
+	messages(t, "wake", 1)
+	appendLines(t, log, "appended")
+	messages(t, "wake", 2)
+	plugintest.Must(t, os.Rename(log, log+".1"))
+	appendLines(t, log, "after rotation")
+	messages(t, "wake", 3)
+	// Shorter than what was there: a file refilled past the old position
+	// before anyone looks cannot be told from one that grew.
+	plugintest.Must(t, os.Truncate(log, 0))
+	appendLines(t, log, "cut")
+	got := messages(t, "wake", 4)
+	stop()
+	requireSame(t, got, []string{"first", "appended", "after rotation", "cut"})
 }
