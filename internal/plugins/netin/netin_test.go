@@ -1,8 +1,11 @@
 package netin_test
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"sort"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluice-log/sluice/internal/plugin"
+	"github.com/sluice-log/sluice/internal/plugins/netin"
 	"github.com/sluice-log/sluice/internal/plugintest"
 )
 
@@ -213,5 +217,121 @@ func TestTCPShutdownDrains(t *testing.T) {
 	}
 	if got := plugintest.Captured("drain"); len(got) != 2 {
 		t.Errorf("%d events, want 2 (the partial line is dropped at shutdown)", len(got))
+	}
+}
+
+// TestTLSTransports: syslog and tcp take <transport tls>; a client that
+// speaks plain TCP to a TLS port is counted and closed.
+func TestTLSTransports(t *testing.T) {
+	plugintest.Reset()
+	dir := t.TempDir()
+	cert, key := plugintest.WriteCert(t, dir)
+	tlsSection := fmt.Sprintf("  <transport tls>\n    cert_path %s\n    private_key_path %s\n  </transport>", cert, key)
+	sysAddr, stopSys := start(t, "  @type syslog\n  tag sec\n"+tlsSection, "tls-syslog")
+	tcpAddr, stopTCP := start(t, "  @type tcp\n  tag sec.tcp\n"+tlsSection+"\n  <parse>\n    @type none\n  </parse>", "tls-tcp")
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(cert)
+	pool.AppendCertsFromPEM(pem)
+	for _, addr := range []string{sysAddr, tcpAddr} {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool})
+		plugintest.Must(t, err)
+		_, err = c.Write([]byte("<86>Dec  6 10:00:00 host sshd[7]: accepted over TLS\n"))
+		plugintest.Must(t, err)
+		c.Close()
+	}
+	plain, err := net.Dial("tcp", sysAddr)
+	plugintest.Must(t, err)
+	_, _ = plain.Write([]byte("<86>Dec  6 10:00:00 host sshd[7]: in the clear\n"))
+	_ = plain.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _ = plain.Read(make([]byte, 16)) // the server answers with a TLS alert, then closes
+	plain.Close()
+	sys := waitCount(t, "tls-syslog", 1)
+	raw := waitCount(t, "tls-tcp", 1)
+	stopSys()
+	stopTCP()
+	if sys[0].Tag != "sec.authpriv.info" || sys[0].Record["message"] != "accepted over TLS" {
+		t.Errorf("syslog over TLS: %s %v", sys[0].Tag, sys[0].Record)
+	}
+	if !strings.HasSuffix(fmt.Sprint(raw[0].Record["message"]), "accepted over TLS") {
+		t.Errorf("tcp over TLS: %v", raw[0].Record)
+	}
+	if len(plugintest.Captured("tls-syslog")) != 1 {
+		t.Errorf("the plain-text message got in: %v", plugintest.Captured("tls-syslog"))
+	}
+}
+
+// TestReceiveBufferLimitAcrossConnections: connections that each hold a
+// message still arriving share receive_buffer_limit; one that cannot get
+// its share in time is closed and counted, the others are not hurt, and
+// a client that finishes its message is served.
+func TestReceiveBufferLimitAcrossConnections(t *testing.T) {
+	plugintest.Reset()
+	defer netin.SetBudgetPatience(200 * time.Millisecond)()
+	e := plugintest.Build(t, `<source>
+  @type tcp
+  tag bound
+  bind 127.0.0.1
+  port 0
+  receive_buffer_limit 64k
+  <parse>
+    @type none
+  </parse>
+</source>
+<match **>
+  @type capture
+  name bound
+</match>`)
+	stop := plugintest.Start(t, e)
+	var addr string
+	plugintest.WaitFor(t, "the listener", func() bool { addr = plugintest.BoundAddr(e); return addr != "" })
+	// Two connections each send 24 KiB of one line without its end: each
+	// holds 32 KiB, the whole limit.
+	var holders []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.Dial("tcp", addr)
+		plugintest.Must(t, err)
+		defer c.Close()
+		_, err = c.Write([]byte(strings.Repeat("h", 24<<10)))
+		plugintest.Must(t, err)
+		holders = append(holders, c)
+	}
+	counter := func(name string) int64 {
+		var v int64
+		for _, p := range e.Inputs() {
+			if m, ok := p.(plugin.Measured); ok {
+				m.Measure(func(n, _ string, x int64, _ bool) {
+					if n == name {
+						v = x
+					}
+				})
+			}
+		}
+		return v
+	}
+	plugintest.WaitFor(t, "the holders' growth", func() bool {
+		return netin.ReceiveBufferUsed(e.Inputs()[0].(*netin.TCP)) == 64<<10
+	})
+	// A third connection gets nothing of the budget in time: closed.
+	late, err := net.Dial("tcp", addr)
+	plugintest.Must(t, err)
+	defer late.Close()
+	_ = late.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := late.Read(make([]byte, 1)); err == nil {
+		t.Error("the connection over receive_buffer_limit was not closed")
+	}
+	if n := counter("buffer_full_total"); n < 1 {
+		t.Errorf("buffer_full_total %d, want at least 1", n)
+	}
+	// The holders finish their lines: both are emitted whole.
+	for _, c := range holders {
+		_, err := c.Write([]byte("\n"))
+		plugintest.Must(t, err)
+	}
+	got := waitCount(t, "bound", 2)
+	stop()
+	for _, ev := range got {
+		if len(fmt.Sprint(ev.Record["message"])) != 24<<10 {
+			t.Errorf("a held line arrived cut: %d bytes", len(fmt.Sprint(ev.Record["message"])))
+		}
 	}
 }

@@ -82,9 +82,6 @@ const (
 	// startBuffer is a connection's read buffer; it grows (within
 	// receive_buffer_limit) only while a message longer than it arrives.
 	startBuffer = 16 << 10
-	// budgetPatience is how long a connection waits for its share of
-	// receive_buffer_limit before it is closed.
-	budgetPatience = 10 * time.Second
 	// handshakeTimeout bounds a TLS handshake.
 	handshakeTimeout = 10 * time.Second
 	// maxBatchBytes is where a batch is emitted even before the read
@@ -97,6 +94,10 @@ const (
 	// maxPeers bounds the UDP sources whose names are remembered.
 	maxPeers = 4096
 )
+
+// budgetPatience is how long a connection waits for its share of
+// receive_buffer_limit before it is closed (a variable for tests).
+var budgetPatience = 10 * time.Second
 
 // server is the listener and the connections of one input.
 type server struct {
