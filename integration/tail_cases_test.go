@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -15,8 +16,8 @@ import (
 // through the real binary into a file output: copytruncate, delete while
 // open, a partial last line completed later, an over-long line, a file
 // that appears after the start, a thousand small files, and Kubernetes'
-// symlinks with a rotation behind one. Every line arrives once, in order
-// per file.
+// symlinks with a rotation behind one, and a pos_file in Fluentd's format
+// taken over. Every line arrives once, in order per file.
 func TestTailCasesThroughTheBinary(t *testing.T) {
 	dir := t.TempDir()
 	logs, links, pods := filepath.Join(dir, "logs"), filepath.Join(dir, "containers"), filepath.Join(dir, "pods", "ns_web_0", "app")
@@ -67,6 +68,19 @@ func TestTailCasesThroughTheBinary(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
+	// A pos_file Fluentd left: the file goes on from its position.
+	taken := filepath.Join(logs, "from-fluentd.log")
+	write(taken, lines("fl", 0, 10))
+	half := int64(len(lines("fl", 0, 5)))
+	fi, err := os.Stat(taken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ino := fi.Sys().(*syscall.Stat_t).Ino
+	if err := os.WriteFile(filepath.Join(dir, "logs.pos"), []byte(fmt.Sprintf("%s\t%016x\t%016x\n", taken, half, ino)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	expect(taken, lines("fl", 5, 10))
 	delFile, err := os.OpenFile(del, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
