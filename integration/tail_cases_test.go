@@ -142,7 +142,9 @@ func TestTailCasesThroughTheBinary(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	waitFor("the first lines", func(got map[string][]string) bool { return len(got[ct]) == 20 && len(got[link]) == 10 && len(got[del]) == 1 })
+	waitFor("the first lines", func(got map[string][]string) bool {
+		return len(got[ct]) == 20 && len(got[link]) == 10 && len(got[del]) == 1
+	})
 
 	// copytruncate
 	data, _ := os.ReadFile(ct)
