@@ -29,11 +29,15 @@ FROM scratch
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build --chown=65532:65532 /out/ /
 USER 65532:65532
-# forward (TCP, and UDP for heartbeats), prometheus (/metrics, /healthz, /readyz)
-EXPOSE 24224/tcp 24224/udp 24231/tcp
+# The admin listener (/healthz, /readyz, /metrics) whatever the
+# configuration holds, so that the health check works with any of them;
+# set SLUICE_ADMIN_ADDR empty to turn it off.
+ENV SLUICE_ADMIN_ADDR=0.0.0.0:24232
+# forward (TCP, and UDP for heartbeats), prometheus (/metrics), admin
+EXPOSE 24224/tcp 24224/udp 24231/tcp 24232/tcp
 VOLUME /var/lib/sluice
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["/sluice", "probe", "http://127.0.0.1:24231/healthz"]
+  CMD ["/sluice", "probe", "http://127.0.0.1:24232/healthz"]
 # SIGTERM drains within <system> shutdown_timeout (25 s by default); give
 # the container more than that before SIGKILL (docker stop -t 35).
 STOPSIGNAL SIGTERM

@@ -140,11 +140,20 @@ func TestDockerfile(t *testing.T) {
 	if m := regexp.MustCompile(`(?m)^USER\s+(\d+)`).FindStringSubmatch(df); m == nil || m[1] == "0" {
 		t.Errorf("the image must run as a non-root numeric user, got %v", m)
 	}
-	hc := regexp.MustCompile(`(?m)^\s*CMD \["/sluice", "probe", "http://127\.0\.0\.1:(\d+)/healthz"\]`).FindStringSubmatch(df)
-	if hc == nil || hc[1] != strconv.Itoa(facts.metricsPort) {
-		t.Errorf("HEALTHCHECK must probe /healthz on the configuration's prometheus port %d, got %v", facts.metricsPort, hc)
+	// The health check probes the admin listener the image turns on, so
+	// that it passes whatever configuration is mounted.
+	admin := regexp.MustCompile(`(?m)^ENV SLUICE_ADMIN_ADDR=[^:\s]*:(\d+)$`).FindStringSubmatch(df)
+	if admin == nil {
+		t.Fatal("the image must turn the admin listener on (ENV SLUICE_ADMIN_ADDR=HOST:PORT)")
 	}
-	for _, port := range []string{fmt.Sprintf("%d/tcp", facts.forwardPort), fmt.Sprintf("%d/tcp", facts.metricsPort)} {
+	if admin[1] == strconv.Itoa(facts.metricsPort) || admin[1] == strconv.Itoa(facts.forwardPort) {
+		t.Errorf("the admin port %s must not be one the configuration takes", admin[1])
+	}
+	hc := regexp.MustCompile(`(?m)^\s*CMD \["/sluice", "probe", "http://127\.0\.0\.1:(\d+)/healthz"\]`).FindStringSubmatch(df)
+	if hc == nil || hc[1] != admin[1] {
+		t.Errorf("HEALTHCHECK must probe /healthz on the admin port %s, got %v", admin[1], hc)
+	}
+	for _, port := range []string{fmt.Sprintf("%d/tcp", facts.forwardPort), fmt.Sprintf("%d/tcp", facts.metricsPort), admin[1] + "/tcp"} {
 		if !regexp.MustCompile(`(?m)^EXPOSE .*\b` + regexp.QuoteMeta(port)).MatchString(df) {
 			t.Errorf("EXPOSE lacks %s", port)
 		}

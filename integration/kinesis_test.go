@@ -184,8 +184,9 @@ func seed000Load(t *testing.T, fake *firehosefake.Server, n int64) *instance {
 }
 
 // startSeed000 runs shared/compat/fargate-firehose.conf byte for byte
-// against fake, which gets the seed's two delivery streams.
-func startSeed000(t *testing.T, fake *firehosefake.Server) *instance {
+// against fake, which gets the seed's two delivery streams; env adds to
+// the process's environment.
+func startSeed000(t *testing.T, fake *firehosefake.Server, env ...string) *instance {
 	t.Helper()
 	for _, port := range []string{"24224", "8888"} {
 		if c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
@@ -201,9 +202,9 @@ func startSeed000(t *testing.T, fake *firehosefake.Server) *instance {
 	fake.CreateStream("s3-delivery-stream")
 	srv := httptest.NewServer(fake)
 	t.Cleanup(srv.Close)
-	return startSluiceIn(t, t.TempDir(), string(conf),
-		"AWS_ENDPOINT_URL_FIREHOSE="+srv.URL, "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret",
-		"AWS_EC2_METADATA_DISABLED=true")
+	return startSluiceIn(t, t.TempDir(), string(conf), append([]string{
+		"AWS_ENDPOINT_URL_FIREHOSE=" + srv.URL, "AWS_ACCESS_KEY_ID=AKIDTEST", "AWS_SECRET_ACCESS_KEY=secret",
+		"AWS_EC2_METADATA_DISABLED=true"}, env...)...)
 }
 
 // checkSeed000ExactlyOnce waits for ids 0..n-1 in both delivery streams,

@@ -17,6 +17,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -130,7 +131,35 @@ type options struct {
 	pidFile    string
 	umask      string
 	configType string
+	admin      string   // --admin-addr: the admin listener's host:port
 	ignored    []string // Fluentd flags accepted without effect
+}
+
+// AdminEnv names the environment variable that turns the admin listener
+// on when --admin-addr is not given (the image sets it).
+const AdminEnv = "SLUICE_ADMIN_ADDR"
+
+// adminSource is the admin listener: a prometheus source (/metrics,
+// /healthz, /readyz) added to whatever the configuration holds, so that
+// probes and scrapes work with a configuration that has none. A port the
+// configuration takes as well fails the check, as two sources on one port do.
+func adminSource(addr string) (*config.Element, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--admin-addr %q: want HOST:PORT (0.0.0.0:24232): %w", addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return nil, fmt.Errorf("--admin-addr %q: the port must be 1 to 65535", addr)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	pos := config.Pos{File: "--admin-addr " + addr}
+	el := &config.Element{Name: "source", Pos: pos}
+	for _, kv := range [][2]string{{"@type", "prometheus"}, {"@id", "sluice_admin"}, {"bind", host}, {"port", port}} {
+		el.Params = append(el.Params, &config.Param{Key: kv[0], Value: kv[1], Pos: pos})
+	}
+	return el, nil
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -154,6 +183,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.pidFile, "daemon", "", "write the process id to this file (Sluice does not daemonize)")
 	fs.StringVar(&o.umask, "umask", "", "the file mode creation mask, in octal (0022)")
 	fs.StringVar(&o.configType, "config-file-type", "guess", "guess or v1 (YAML configurations are not read)")
+	fs.StringVar(&o.admin, "admin-addr", os.Getenv(AdminEnv), "serve /healthz, /readyz and /metrics on HOST:PORT whatever the configuration holds (default $"+AdminEnv+"; empty: off)")
 	// Flags Fluentd's images, packages and unit files pass that have no
 	// meaning for one Go process: accepted, and named in a warning.
 	for _, name := range []string{"p", "plugin", "log-rotate-age", "log-rotate-size", "setup", "s", "r", "gemfile", "g"} {
@@ -196,8 +226,22 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-// readConfig parses the configuration file, with -i's text after it.
+// readConfig parses the configuration file, with -i's text after it and
+// the admin listener's source.
 func readConfig(o *options, opts *config.Options) (*config.Element, error) {
+	root, err := readConfigText(o, opts)
+	if err != nil || o.admin == "" {
+		return root, err
+	}
+	admin, err := adminSource(o.admin)
+	if err != nil {
+		return nil, err
+	}
+	root.Elements = append(root.Elements, admin)
+	return root, nil
+}
+
+func readConfigText(o *options, opts *config.Options) (*config.Element, error) {
 	if o.inline == "" {
 		return config.ParseFile(o.config, opts)
 	}
