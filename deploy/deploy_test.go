@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -237,9 +238,20 @@ func TestKubernetesManifests(t *testing.T) {
 	if ports["forward"] != facts.forwardPort || ports["metrics"] != facts.metricsPort {
 		t.Errorf("container ports %v, configuration forward %d metrics %d", ports, facts.forwardPort, facts.metricsPort)
 	}
+	// The probes go to the admin listener, which serves them whatever the
+	// configuration holds; its port is none the configuration takes.
+	adminAddr := ""
+	for _, e := range get(c, "env").([]any) {
+		if get(e, "name") == "SLUICE_ADMIN_ADDR" {
+			adminAddr = fmt.Sprint(get(e, "value"))
+		}
+	}
+	if !strings.HasSuffix(adminAddr, fmt.Sprintf(":%d", ports["admin"])) || ports["admin"] == facts.metricsPort || ports["admin"] == facts.forwardPort {
+		t.Errorf("SLUICE_ADMIN_ADDR %q must listen on the admin container port %d, which the configuration must not take", adminAddr, ports["admin"])
+	}
 	for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz"} {
-		if get(c, probe, "httpGet", "path") != path || get(c, probe, "httpGet", "port") != "metrics" {
-			t.Errorf("%s must GET %s on the metrics port, got %v", probe, path, get(c, probe))
+		if get(c, probe, "httpGet", "path") != path || get(c, probe, "httpGet", "port") != "admin" {
+			t.Errorf("%s must GET %s on the admin port, got %v", probe, path, get(c, probe))
 		}
 	}
 	grace := time.Duration(num(get(pod, "terminationGracePeriodSeconds"))) * time.Second
@@ -350,7 +362,7 @@ func TestECS(t *testing.T) {
 		{"stop timeout", num(get(c, "stopTimeout")), num(get(cc, "StopTimeout"))},
 		{"health check", fmt.Sprint(get(c, "healthCheck", "command")), fmt.Sprint(get(cc, "HealthCheck", "Command"))},
 	}
-	for i := 0; i < 2; i++ {
+	for i := 0; i < 3; i++ {
 		pairs = append(pairs, struct {
 			what   string
 			td, cf any
@@ -369,19 +381,33 @@ func TestECS(t *testing.T) {
 	if stop <= facts.shutdown || stop > 120*time.Second {
 		t.Errorf("stopTimeout %v must be above shutdown_timeout %v and at most Fargate's 120 s", stop, facts.shutdown)
 	}
-	if hc := fmt.Sprint(get(c, "healthCheck", "command")); !strings.Contains(hc, fmt.Sprintf(":%d/healthz", facts.metricsPort)) {
-		t.Errorf("container health check %s must probe /healthz on port %d", hc, facts.metricsPort)
+	// The health checks go to the admin listener (the environment turns
+	// it on), which serves them whatever the configuration holds.
+	adminPort := -1
+	for _, e := range get(c, "environment").([]any) {
+		if get(e, "name") == "SLUICE_ADMIN_ADDR" {
+			if _, p, err := net.SplitHostPort(fmt.Sprint(get(e, "value"))); err == nil {
+				adminPort = num(p)
+			}
+		}
 	}
-	if num(get(c, "portMappings", 0, "containerPort")) != facts.forwardPort || num(get(c, "portMappings", 1, "containerPort")) != facts.metricsPort {
-		t.Errorf("port mappings %v, configuration forward %d metrics %d", get(c, "portMappings"), facts.forwardPort, facts.metricsPort)
+	if adminPort < 0 || adminPort == facts.forwardPort || adminPort == facts.metricsPort {
+		t.Errorf("SLUICE_ADMIN_ADDR must be set to a port the configuration does not take, got %d", adminPort)
+	}
+	if hc := fmt.Sprint(get(c, "healthCheck", "command")); !strings.Contains(hc, fmt.Sprintf(":%d/healthz", adminPort)) {
+		t.Errorf("container health check %s must probe /healthz on the admin port %d", hc, adminPort)
+	}
+	if num(get(c, "portMappings", 0, "containerPort")) != facts.forwardPort || num(get(c, "portMappings", 1, "containerPort")) != facts.metricsPort ||
+		num(get(c, "portMappings", 2, "containerPort")) != adminPort {
+		t.Errorf("port mappings %v, want forward %d, metrics %d, admin %d", get(c, "portMappings"), facts.forwardPort, facts.metricsPort, adminPort)
 	}
 
 	tg := res("TargetGroup")
 	if num(get(tg, "Port")) != facts.forwardPort || get(tg, "Protocol") != "TCP" || get(tg, "TargetType") != "ip" {
 		t.Errorf("target group must be TCP on the forward port with ip targets: %v", tg)
 	}
-	if num(get(tg, "HealthCheckPort")) != facts.metricsPort || get(tg, "HealthCheckPath") != "/readyz" || get(tg, "HealthCheckProtocol") != "HTTP" {
-		t.Errorf("target group health check must GET /readyz on port %d: %v", facts.metricsPort, tg)
+	if num(get(tg, "HealthCheckPort")) != adminPort || get(tg, "HealthCheckPath") != "/readyz" || get(tg, "HealthCheckProtocol") != "HTTP" {
+		t.Errorf("target group health check must GET /readyz on the admin port %d: %v", adminPort, tg)
 	}
 	if l := res("Listener"); num(get(l, "Port")) != facts.forwardPort || get(l, "Protocol") != "TCP" {
 		t.Errorf("listener: %v", l)
