@@ -73,8 +73,7 @@ type Input struct {
 	udp       net.PacketConn
 	bound     atomic.Pointer[string] // the listener's address, once bound
 	conns     sync.WaitGroup
-	mu        sync.Mutex
-	active    map[net.Conn]struct{} // guarded by mu
+	active    transport.ConnSet
 
 	Stats InputStats
 }
@@ -223,7 +222,6 @@ func (in *Input) Init(context.Context) error {
 		return fmt.Errorf("heartbeat socket: %w", err)
 	}
 	in.ln, in.udp = ln, udp
-	in.active = map[net.Conn]struct{}{}
 	bound := ln.Addr().String()
 	in.bound.Store(&bound)
 	return nil
@@ -240,11 +238,7 @@ func (in *Input) Run(ctx context.Context, out plugin.Emitter) error {
 		if in.udp != nil {
 			in.udp.Close()
 		}
-		in.mu.Lock()
-		for c := range in.active {
-			_ = c.SetReadDeadline(time.Now())
-		}
-		in.mu.Unlock()
+		in.active.WakeAll()
 		close(stopped)
 	}()
 	var hb sync.WaitGroup
@@ -286,15 +280,13 @@ func (in *Input) Run(ctx context.Context, out plugin.Emitter) error {
 }
 
 func (in *Input) track(nc net.Conn, open bool) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
 	if open {
-		in.active[nc] = struct{}{}
+		in.active.Add(nc)
 		in.Stats.Connections.Add(1)
 		in.Stats.ConnectionsTotal.Add(1)
 		return
 	}
-	delete(in.active, nc)
+	in.active.Remove(nc)
 	in.Stats.Connections.Add(-1)
 }
 

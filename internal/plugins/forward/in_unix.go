@@ -73,7 +73,6 @@ func (u *Unix) Init(context.Context) error {
 	// it created, made explicit because Close relies on it).
 	ln.(*net.UnixListener).SetUnlinkOnClose(true)
 	u.in.ln = ln
-	u.in.active = map[net.Conn]struct{}{}
 	bound := u.Path
 	u.in.bound.Store(&bound)
 	return nil

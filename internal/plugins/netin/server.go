@@ -122,8 +122,7 @@ type server struct {
 	pc          *net.UDPConn
 	bound       atomic.Pointer[string]
 	conns       sync.WaitGroup
-	mu          sync.Mutex
-	active      map[net.Conn]struct{} // guarded by mu
+	active      transport.ConnSet
 	rare        lograte.Limiter
 
 	Stats Stats
@@ -181,7 +180,6 @@ func (s *server) listen() error {
 		return err
 	}
 	s.ln = ln
-	s.active = map[net.Conn]struct{}{}
 	bound := ln.Addr().String()
 	s.bound.Store(&bound)
 	return nil
@@ -195,11 +193,7 @@ func (s *server) run(ctx context.Context, out plugin.Emitter) error {
 	go func() {
 		<-ctx.Done()
 		s.ln.Close()
-		s.mu.Lock()
-		for c := range s.active {
-			_ = c.SetReadDeadline(time.Now())
-		}
-		s.mu.Unlock()
+		s.active.WakeAll()
 		close(stopped)
 	}()
 	defer func() {
@@ -219,9 +213,6 @@ func (s *server) run(ctx context.Context, out plugin.Emitter) error {
 			return err
 		}
 		s.track(nc, true)
-		if ctx.Err() != nil { // the shutdown set its deadlines already
-			_ = nc.SetReadDeadline(time.Now())
-		}
 		s.conns.Add(1)
 		go func() {
 			defer s.conns.Done()
@@ -232,15 +223,13 @@ func (s *server) run(ctx context.Context, out plugin.Emitter) error {
 }
 
 func (s *server) track(nc net.Conn, open bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if open {
-		s.active[nc] = struct{}{}
+		s.active.Add(nc)
 		s.Stats.Connections.Add(1)
 		s.Stats.ConnectionsTotal.Add(1)
 		return
 	}
-	delete(s.active, nc)
+	s.active.Remove(nc)
 	s.Stats.Connections.Add(-1)
 }
 
