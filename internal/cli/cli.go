@@ -36,8 +36,15 @@ import (
 	"github.com/sluice-log/sluice/internal/top"
 )
 
-// Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
-var Version = ""
+// Version, Commit and BuildDate are set at build time by scripts/release
+// with -ldflags "-X ...cli.Version=v1.2.3 -X ...cli.Commit=... -X
+// ...cli.BuildDate=2026-12-06T21:00:00Z"; a plain go build leaves them
+// empty and the module's and VCS's build information stands in.
+var (
+	Version   = ""
+	Commit    = ""
+	BuildDate = ""
+)
 
 // DefaultConfigPath is Fluentd's default, so a drop-in replacement finds it.
 const DefaultConfigPath = "/etc/fluent/fluent.conf"
@@ -74,7 +81,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   sluice [run] -c FILE [--dry-run] [-v|-vv] [-q|-qq] [-o LOGFILE] [--log-format text|json|logfmt]
-               [-i CONFIG_TEXT] [-d PIDFILE] [--umask 0022] [--version]
+               [-i CONFIG_TEXT] [-d PIDFILE] [--umask 0022] [--admin-addr HOST:PORT] [--version]
                (Fluentd's -p, --no-supervisor, --under-supervisor, --use-v1-config, --log-rotate-*
                and the like are accepted, with a warning)
   sluice check -c FILE     parse, validate and build the pipeline without opening anything
@@ -92,12 +99,19 @@ func usage(w io.Writer) {
 // version: what a bug report needs.
 func versionLine() string {
 	line := version()
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	commit := Commit
+	if bi, ok := debug.ReadBuildInfo(); ok && commit == "" {
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				line += " commit " + s.Value[:12]
+			if s.Key == "vcs.revision" {
+				commit = s.Value
 			}
 		}
+	}
+	if len(commit) >= 12 {
+		line += " commit " + commit[:12]
+	}
+	if BuildDate != "" {
+		line += " built " + BuildDate
 	}
 	return line + " " + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH
 }
