@@ -38,6 +38,7 @@ var kinds = []struct {
 }{
 	{"ConfigMap", "", "v1", corev1.ConfigMap{}},
 	{"Service", "", "v1", corev1.Service{}},
+	{"Pod", "", "v1", corev1.Pod{}}, // the chart's helm test
 	{"ServiceAccount", "", "v1", corev1.ServiceAccount{}},
 	{"StatefulSet", "apps", "v1", appsv1.StatefulSet{}},
 	{"Deployment", "apps", "v1", appsv1.Deployment{}},
