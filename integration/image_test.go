@@ -21,7 +21,7 @@ func TestImageBinaryIsStatic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`CGO_ENABLED=0 go build ([^"]*?)-ldflags`).FindStringSubmatch(string(df))
+	m := regexp.MustCompile(`CGO_ENABLED=0 (?:\w+=\S+ )*go build ([^"]*?)-ldflags`).FindStringSubmatch(string(df))
 	if m == nil {
 		t.Fatal("no `CGO_ENABLED=0 go build ... -ldflags` in the Dockerfile")
 	}

@@ -81,7 +81,7 @@ func TestImageWithPodman(t *testing.T) {
 	}
 	copyFile("/etc/ssl/certs/ca-certificates.crt", filepath.Join(ctxDir, "ca-certificates.crt"))
 	copyFile("../deploy/docker/fluent.conf", filepath.Join(ctxDir, "out/etc/fluent/fluent.conf"))
-	m := regexp.MustCompile(`CGO_ENABLED=0 go build ([^"]*?)-ldflags`).FindStringSubmatch(string(df))
+	m := regexp.MustCompile(`CGO_ENABLED=0 (?:\w+=\S+ )*go build ([^"]*?)-ldflags`).FindStringSubmatch(string(df))
 	if m == nil {
 		t.Fatal("no `CGO_ENABLED=0 go build ... -ldflags` in the Dockerfile")
 	}
