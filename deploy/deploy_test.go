@@ -437,3 +437,12 @@ func TestECS(t *testing.T) {
 		t.Errorf("fluentd-address %q must use the forward port %d", addr, facts.forwardPort)
 	}
 }
+
+// TestChartDashboardIsTheDashboard: the chart ships deploy/grafana's
+// dashboard (a chart reads only its own files), and the two must not
+// drift apart.
+func TestChartDashboardIsTheDashboard(t *testing.T) {
+	if !bytes.Equal(read(t, "grafana/sluice.json"), read(t, "helm/sluice/dashboards/sluice.json")) {
+		t.Error("deploy/helm/sluice/dashboards/sluice.json differs from deploy/grafana/sluice.json: copy it again")
+	}
+}
