@@ -110,7 +110,10 @@ func TestDatadogSplitsAtTheIntakeLimits(t *testing.T) {
 	if len(sizes) < 3 || sizes[0] == 1000 {
 		t.Errorf("requests of %v entries: the 5,000,000-byte limit did not split them", sizes)
 	}
-	plugintest.WaitFor(t, "the split counted", func() bool { return metrics(out)["datadog_split_chunks_total"] == 1 })
+	// Once or more: the 0.05 s flush may cut the 2,500 events into two
+	// chunks while they are being appended (seen under -race), each over
+	// the limits.
+	plugintest.WaitFor(t, "the split counted", func() bool { return metrics(out)["datadog_split_chunks_total"] >= 1 })
 }
 
 // TestDatadogRetrySendsOnlyTheRest: when a chunk's second request fails
