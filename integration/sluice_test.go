@@ -232,7 +232,12 @@ func fileSinkConf(port int, sourceExtra string) string {
   port %d
 %s
 </source>
-<match **>
+`, port, sourceExtra) + fileSinkMatch
+}
+
+// fileSinkMatch writes every event as a JSON line under
+// {{DIR}}/out/<tag>/, flushed every half second.
+const fileSinkMatch = `<match **>
   @type file
   path {{DIR}}/out/${tag}/events
   append true
@@ -246,5 +251,4 @@ func fileSinkConf(port int, sourceExtra string) string {
     flush_interval 0.5
   </buffer>
 </match>
-`, port, sourceExtra)
-}
+`

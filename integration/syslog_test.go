@@ -68,21 +68,7 @@ func TestSyslogFromRealClients(t *testing.T) {
     message_format rfc5424
   </parse>
 </source>
-<match **>
-  @type file
-  path {{DIR}}/out/${tag}/events
-  append true
-  <format>
-    @type json
-  </format>
-  <buffer tag,time>
-    timekey 1d
-    timekey_wait 0
-    flush_mode interval
-    flush_interval 0.5
-  </buffer>
-</match>
-`, udp, tcp, octet))
+`, udp, tcp, octet)+fileSinkMatch)
 	defer in.Stop()
 
 	const n = 200

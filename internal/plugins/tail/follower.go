@@ -263,7 +263,7 @@ func (fl *follower) readBatch(ctx context.Context, out plugin.Emitter) (lines in
 			}
 			continue
 		}
-		if ok, hold := fl.quota.take(time.Now()); !ok {
+		if ok, hold := fl.quota.take(); !ok {
 			in.Stats.Throttled.Add(1)
 			wait = hold // the line stays in buf, its position unsaved
 			break

@@ -146,11 +146,13 @@ type quota struct {
 }
 
 // take reports whether one more line may be read now, and if not, how
-// long until the period ends.
-func (q *quota) take(now time.Time) (bool, time.Duration) {
+// long until the period ends. Without a limit it costs a comparison: it
+// is called for every line.
+func (q *quota) take() (bool, time.Duration) {
 	if q.g == nil || q.g.limit < 0 {
 		return true, 0
 	}
+	now := time.Now()
 	if q.start.IsZero() || now.Sub(q.start) >= q.g.period {
 		q.start, q.lines = now, 0
 	}
